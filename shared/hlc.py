@@ -1,0 +1,206 @@
+"""Hybrid logical clocks: timestamps that sort in causal and (nearly) wall-clock order.
+
+Every field write in GridPatrol carries an HLC timestamp, and merge picks the
+write with the greater one. The clock follows Kulkarni et al., "Logical
+Physical Clocks" (2014): a timestamp is a pair (wall time, counter) that never
+goes backwards on one node, never falls behind the node's physical clock, and
+absorbs every timestamp the node has seen from elsewhere, so a write made after
+seeing another write always sorts after it.
+
+The string form is the wire form and the stored form::
+
+    2026-11-27T19:48:00.123Z-0000-9f86d081884c7d65
+    └─ UTC wall time, ms ──┘ └ctr┘ └─ node (16 hex) ─┘
+
+It is fixed-width, so string order equals timestamp order, and the node id at
+the end makes two timestamps from different nodes never equal.
+
+Hazard: a fast physical clock. A node whose clock runs a day ahead would stamp
+writes that win every conflict for a day. `check_drift` refuses a remote
+timestamp too far ahead of the local physical clock with `ClockDriftError`,
+which carries both times; the server turns it into the `clock_skew` answer and
+the tablet corrects its clock offset (see design.md, "Clock skew").
+
+Hazard: counter overflow. The counter has four hex digits. Should a node stamp
+more than 65,536 writes within one millisecond of stalled wall time, the clock
+moves its logical wall time one millisecond forward instead of overflowing;
+order and uniqueness still hold, and the lead is absorbed by the physical clock
+within milliseconds.
+
+Nothing here reads the real clock unless asked to: the physical clock is an
+injected callable returning Unix time in milliseconds.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Callable
+
+MAX_COUNTER = 0xFFFF
+_PATTERN = re.compile(
+    r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3})Z-([0-9a-f]{4})-([0-9a-f]{16})$"
+)
+_NODE = re.compile(r"^[0-9a-f]{16}$")
+_MIN_MS = 0
+_MAX_MS = 253402300799999  # 9999-12-31T23:59:59.999Z: the string form stays fixed-width
+
+
+class HLCError(ValueError):
+    """A string that is not an HLC timestamp, or a clock used wrongly."""
+
+
+class ClockDriftError(HLCError):
+    """A remote timestamp is further ahead of the local physical clock than allowed."""
+
+    def __init__(self, remote: "HLC", physical_ms: int, max_drift_ms: int):
+        self.remote = remote
+        self.physical_ms = physical_ms
+        self.max_drift_ms = max_drift_ms
+        ahead = remote.wall_ms - physical_ms
+        super().__init__(
+            f"timestamp {remote} is {ahead} ms ahead of the clock here "
+            f"({format_ms(physical_ms)}); at most {max_drift_ms} ms is allowed"
+        )
+
+
+def format_ms(ms: int) -> str:
+    """Unix milliseconds as ISO 8601 UTC with milliseconds and a Z."""
+    dt = datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+def parse_ms(text: str) -> int:
+    """ISO 8601 UTC (with Z and milliseconds) back to Unix milliseconds."""
+    dt = datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+    return int(dt.timestamp()) * 1000 + dt.microsecond // 1000
+
+
+@dataclass(frozen=True, order=True, slots=True)
+class HLC:
+    """One timestamp. Field order is comparison order: wall, counter, node."""
+
+    wall_ms: int
+    counter: int
+    node: str
+
+    def __post_init__(self):
+        if not (_MIN_MS <= self.wall_ms <= _MAX_MS):
+            raise HLCError(f"wall time {self.wall_ms} ms is out of range")
+        if not (0 <= self.counter <= MAX_COUNTER):
+            raise HLCError(f"counter {self.counter} is out of range")
+        if not _NODE.match(self.node):
+            raise HLCError(f"node {self.node!r} is not 16 lowercase hex digits")
+
+    def __str__(self) -> str:
+        return f"{format_ms(self.wall_ms)}-{self.counter:04x}-{self.node}"
+
+    @classmethod
+    def parse(cls, text: str) -> "HLC":
+        """Read the string form; raises HLCError naming what is wrong."""
+        if not isinstance(text, str):
+            raise HLCError(f"an HLC timestamp must be a string, not {type(text).__name__}")
+        match = _PATTERN.match(text)
+        if not match:
+            raise HLCError(f"{text!r} is not an HLC timestamp (like 2026-11-27T19:48:00.123Z-0000-9f86d081884c7d65)")
+        wall, counter, node = match.groups()
+        try:
+            wall_ms = parse_ms(wall + "Z")
+        except ValueError as exc:
+            raise HLCError(f"{text!r} has no valid date: {exc}") from None
+        return cls(wall_ms, int(counter, 16), node)
+
+
+def is_hlc(text: object) -> bool:
+    """Whether text is a well-formed HLC string."""
+    try:
+        HLC.parse(text)  # type: ignore[arg-type]
+    except HLCError:
+        return False
+    return True
+
+
+def system_ms() -> int:
+    """The machine's physical clock in Unix milliseconds."""
+    return time.time_ns() // 1_000_000
+
+
+class Clock:
+    """The HLC of one node. Not thread-safe: callers that share one hold a lock.
+
+    `physical` returns Unix milliseconds; `offset_ms` is added to it, which is
+    how a tablet corrects a clock the server found skewed without touching the
+    device's own clock.
+    """
+
+    def __init__(
+        self,
+        node: str,
+        physical: Callable[[], int] = system_ms,
+        *,
+        max_drift_ms: int | None = None,
+        offset_ms: int = 0,
+        last: HLC | None = None,
+    ):
+        if not _NODE.match(node):
+            raise HLCError(f"node {node!r} is not 16 lowercase hex digits")
+        self.node = node
+        self.physical = physical
+        self.max_drift_ms = max_drift_ms
+        self.offset_ms = offset_ms
+        self._wall = last.wall_ms if last else 0
+        self._counter = last.counter if last else 0
+
+    @property
+    def last(self) -> HLC:
+        """The latest timestamp this clock issued or absorbed."""
+        return HLC(self._wall, self._counter, self.node)
+
+    def physical_ms(self) -> int:
+        """The corrected physical clock."""
+        return self.physical() + self.offset_ms
+
+    def now(self) -> HLC:
+        """A timestamp for a local write: after everything seen, never behind physical time."""
+        pt = self.physical_ms()
+        if pt > self._wall:
+            self._wall, self._counter = pt, 0
+        else:
+            self._tick()
+        return self.last
+
+    def update(self, remote: HLC | str) -> HLC:
+        """Absorb a timestamp received from elsewhere and return one after both."""
+        if isinstance(remote, str):
+            remote = HLC.parse(remote)
+        pt = self.physical_ms()
+        self.check_drift(remote, pt)
+        if pt > self._wall and pt > remote.wall_ms:
+            self._wall, self._counter = pt, 0
+        elif remote.wall_ms > self._wall:
+            self._wall, self._counter = remote.wall_ms, remote.counter
+            self._tick()
+        elif remote.wall_ms == self._wall:
+            self._counter = max(self._counter, remote.counter)
+            self._tick()
+        else:
+            self._tick()
+        return self.last
+
+    def check_drift(self, remote: HLC | str, physical_ms: int | None = None) -> None:
+        """Raise ClockDriftError when remote is further ahead than max_drift_ms."""
+        if self.max_drift_ms is None:
+            return
+        if isinstance(remote, str):
+            remote = HLC.parse(remote)
+        pt = self.physical_ms() if physical_ms is None else physical_ms
+        if remote.wall_ms - pt > self.max_drift_ms:
+            raise ClockDriftError(remote, pt, self.max_drift_ms)
+
+    def _tick(self) -> None:
+        if self._counter < MAX_COUNTER:
+            self._counter += 1
+        else:
+            self._wall, self._counter = self._wall + 1, 0

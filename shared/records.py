@@ -1,0 +1,464 @@
+"""The record kinds both sides agree on, and the wire form of a change.
+
+Every record has a kind, a UUID id made where it was created, a bucket and a
+set of fields. The kind fixes which fields exist, which a new record must
+carry, whether its history is append-only, and which bucket it lives in:
+
+* reference data (grids, categories, units, checklists) lives in ``ref``,
+  written by admins and pulled by every device;
+* field data lives in ``grid:<grid code>``, pulled only by devices of that
+  grid. Event, rental house and patrol carry their ``grid``; case actions,
+  house checks and tenants share the bucket of the record they belong to
+  (``parent``).
+
+Reference records are referred to by their ``code`` (``grid:G-0101``,
+category ``fire_hazard``, unit ``fire``); field records by their id.
+
+Hazard: trusting the wire. Everything a tablet sends passes `load_change`,
+which checks the kind, the id, the bucket, every timestamp and every value
+against the kind's schema, and names the offending field in the error.
+Strings may not contain NUL, which PostgreSQL cannot store.
+
+Hazard: an older app meets a newer server. The server validates strictly, but
+a client keeps unknown fields it receives instead of dropping them, so data
+written by a newer version survives a round trip through an older one.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, Mapping
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from .hlc import HLC, HLCError, parse_ms
+
+__all__ = [
+    "ValidationError", "Kind", "KINDS", "REFERENCE_KINDS", "FIELD_KINDS", "Change",
+    "ChangeSchema", "load_change", "dump_change", "grid_bucket", "bucket_grid", "uuid7",
+    "CASE_ACTIONS", "REF_BUCKET",
+]
+
+REF_BUCKET = "ref"
+CODE_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"
+_CODE = re.compile(rf"^{CODE_PATTERN}$")
+_BUCKET = re.compile(rf"^(ref|grid:{CODE_PATTERN})$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def grid_bucket(grid_code: str) -> str:
+    """The bucket of a grid's field data."""
+    return f"grid:{grid_code}"
+
+
+def bucket_grid(bucket: str) -> str | None:
+    """The grid code of a grid bucket, or None for ``ref``."""
+    return bucket[5:] if bucket.startswith("grid:") else None
+
+
+def uuid7(unix_ms: int, random_bytes: bytes) -> str:
+    """A UUIDv7 string from a time in milliseconds and 10 random bytes (RFC 9562)."""
+    if len(random_bytes) < 10:
+        raise ValueError("uuid7 needs 10 random bytes")
+    value = (unix_ms & ((1 << 48) - 1)) << 80
+    value |= 0x7 << 76
+    value |= (int.from_bytes(random_bytes[:2], "big") & 0x0FFF) << 64
+    value |= 0b10 << 62
+    value |= int.from_bytes(random_bytes[2:10], "big") & ((1 << 62) - 1)
+    return str(uuid.UUID(int=value))
+
+
+# --- value fields -----------------------------------------------------------------------------
+
+class Text(fields.String):
+    """A string without NUL characters."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if "\x00" in text:
+            raise ValidationError("must not contain NUL characters")
+        return text
+
+
+class Code(Text):
+    """A reference code: letters, digits, '_', '.', '-'; at most 64 characters."""
+
+    def __init__(self, **kwargs):
+        super().__init__(validate=validate.Regexp(_CODE, error="is not a code (letters, digits, _ . -)"), **kwargs)
+
+
+class Bool(fields.Field):
+    """A JSON boolean, and only that: 1, "yes" and "true" are refused."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):
+            raise ValidationError("must be true or false")
+        return value
+
+
+class Int(fields.Integer):
+    """A JSON integer (not a float, not a string, not a boolean)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(strict=True, **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, bool):
+            raise ValidationError("must be an integer")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class Number(fields.Float):
+    """A JSON number; booleans and strings are refused."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValidationError("must be a number")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class Instant(Text):
+    """An ISO 8601 UTC time with milliseconds, as HLCs print it: 2026-11-27T19:48:00.123Z."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            parse_ms(text)
+        except ValueError:
+            raise ValidationError("must be an ISO 8601 UTC time like 2026-11-27T19:48:00.123Z") from None
+        return text
+
+
+class Day(Text):
+    """An ISO 8601 date: 2026-11-27."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if not re.match(r"^\d{4}-\d{2}-\d{2}$", text):
+            raise ValidationError("must be a date like 2026-11-27")
+        return text
+
+
+class Id(Text):
+    """A record id: a UUID in canonical lowercase form."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            canonical = str(uuid.UUID(text))
+        except ValueError:
+            raise ValidationError("is not a UUID") from None
+        if canonical != text:
+            raise ValidationError(f"must be written in canonical form: {canonical}")
+        return text
+
+
+def Photos(**kwargs):
+    """A list of photo SHA-256 digests (lowercase hex)."""
+    return fields.List(Text(validate=validate.Regexp(_SHA256, error="is not a SHA-256 digest")),
+                       validate=validate.Length(max=50), **kwargs)
+
+
+def Name(max_length: int = 200, **kwargs):
+    """A short human-readable text."""
+    return Text(validate=validate.Length(min=1, max=max_length), **kwargs)
+
+
+def Note(**kwargs):
+    """A longer free text."""
+    return Text(validate=validate.Length(max=4000), **kwargs)
+
+
+class LocationSchema(Schema):
+    """A position: WGS 84 degrees, the fix's accuracy and where it came from."""
+
+    lat = Number(required=True, validate=validate.Range(-90, 90))
+    lon = Number(required=True, validate=validate.Range(-180, 180))
+    accuracy_m = Number(load_default=None, allow_none=True, validate=validate.Range(min=0))
+    source = Text(required=True, validate=validate.OneOf(["gps", "manual", "last_known"]))
+
+
+class Location(fields.Nested):
+    def __init__(self, **kwargs):
+        super().__init__(LocationSchema, **kwargs)
+
+
+# --- the kinds --------------------------------------------------------------------------------
+
+GRID_TYPES = ["base", "police", "safety", "traffic", "environment", "market", "cleanliness"]
+CASE_ACTIONS = [
+    "dispatch", "rectify", "verify_pass", "verify_fail", "close", "return", "extend",
+    "comment", "handle_on_spot", "mark_duplicate", "supervise",
+]
+
+
+class GridFields(Schema):
+    code = Code(required=True)
+    name = Name(required=True)
+    name_en = Name(allow_none=True)
+    type = Text(validate=validate.OneOf(GRID_TYPES))
+    community = Name(required=True)
+    street = Name(required=True)
+    district = Name(required=True)
+    _deleted = Bool()
+
+
+class CategoryFields(Schema):
+    code = Code(required=True)
+    name = Name(required=True)
+    name_en = Name(allow_none=True)
+    default_unit = Code(allow_none=True)
+    deadline_hours = Int(validate=validate.Range(min=1, max=24 * 365))
+    micro = Bool()
+    duplicate_radius_m = Int(validate=validate.Range(min=0, max=100_000))
+    _deleted = Bool()
+
+
+class UnitFields(Schema):
+    code = Code(required=True)
+    name = Name(required=True)
+    name_en = Name(allow_none=True)
+    _deleted = Bool()
+
+
+class ChecklistItem(Schema):
+    code = Code(required=True)
+    text = Name(required=True, max_length=500)
+    text_en = Name(max_length=500, allow_none=True)
+    category = Code(allow_none=True)  # the event category suggested when the item fails
+
+
+class ChecklistFields(Schema):
+    code = Code(required=True)
+    name = Name(required=True)
+    name_en = Name(allow_none=True)
+    version = Int(required=True, validate=validate.Range(min=1))
+    items = fields.List(fields.Nested(ChecklistItem), required=True, validate=validate.Length(min=1, max=200))
+    _deleted = Bool()
+
+
+class EventFields(Schema):
+    grid = Code(required=True)
+    category = Code(required=True)
+    description = Note(required=True)
+    location = Location(allow_none=True)
+    address = Text(validate=validate.Length(max=500), allow_none=True)
+    photos = Photos()
+    urgent = Bool()
+    micro = Bool()
+    reporter = Id(required=True)
+    reported_at = Instant(required=True)
+    _deleted = Bool()
+
+
+class CaseActionFields(Schema):
+    event = Id(required=True)
+    action = Text(required=True, validate=validate.OneOf(CASE_ACTIONS))
+    actor = Id(required=True)
+    unit = Code(allow_none=True)
+    deadline = Instant(allow_none=True)
+    note = Note(allow_none=True)
+    photos = Photos()
+    stand_in = Bool()  # a supervisor verifying in the reporter's place
+
+
+class RentalHouseFields(Schema):
+    grid = Code(required=True)
+    address = Name(required=True, max_length=500)
+    owner = Name(allow_none=True)
+    owner_phone = Text(validate=validate.Length(max=40), allow_none=True)
+    building_head = Name(allow_none=True)
+    building_head_phone = Text(validate=validate.Length(max=40), allow_none=True)
+    floors = Int(validate=validate.Range(min=0, max=200), allow_none=True)
+    rooms = Int(validate=validate.Range(min=0, max=10_000), allow_none=True)
+    location = Location(allow_none=True)
+    risk_grade = Text(validate=validate.OneOf(["low", "medium", "high"]), allow_none=True)
+    notes = Note(allow_none=True)
+    _deleted = Bool()
+
+
+class CheckAnswer(Schema):
+    item = Code(required=True)
+    result = Text(required=True, validate=validate.OneOf(["pass", "fail", "na"]))
+    note = Note(allow_none=True)
+
+
+class HouseCheckFields(Schema):
+    house = Id(required=True)
+    worker = Id(required=True)
+    checked_at = Instant(required=True)
+    checklist = Code(required=True)
+    checklist_version = Int(required=True, validate=validate.Range(min=1))
+    answers = fields.List(fields.Nested(CheckAnswer), required=True, validate=validate.Length(max=200))
+    photos = Photos()
+    residents_seen = Int(validate=validate.Range(min=0, max=10_000), allow_none=True)
+
+
+class TenantFields(Schema):
+    house = Id(required=True)
+    name = Name(required=True)
+    phone = Text(validate=validate.Length(max=40), allow_none=True)
+    room = Text(validate=validate.Length(max=40), allow_none=True)
+    id_number = Text(validate=validate.Length(max=18), allow_none=True)
+    moved_in = Day(allow_none=True)
+    moved_out = Day(allow_none=True)
+    _deleted = Bool()
+
+
+class TrackPoint(Schema):
+    lat = Number(required=True, validate=validate.Range(-90, 90))
+    lon = Number(required=True, validate=validate.Range(-180, 180))
+    at = Instant(required=True)
+
+
+class PatrolFields(Schema):
+    grid = Code(required=True)
+    worker = Id(required=True)
+    started_at = Instant(required=True)
+    ended_at = Instant(allow_none=True)
+    track = fields.List(fields.Nested(TrackPoint), validate=validate.Length(max=20_000))
+    distance_m = Number(validate=validate.Range(min=0), allow_none=True)
+    note = Note(allow_none=True)
+
+
+@dataclass(frozen=True)
+class Kind:
+    """What a record kind is: its fields, its rules and where it lives."""
+
+    name: str
+    schema: type[Schema]
+    reference: bool = False
+    append_only: bool = False
+    parent: tuple[str, str] | None = None  # (field, kind) whose bucket this record shares
+
+    @cached_property
+    def validator(self) -> Schema:
+        """One schema instance, reused: building marshmallow schemas is not free."""
+        return self.schema()
+
+    @cached_property
+    def fields(self) -> frozenset[str]:
+        """Every field name the kind has."""
+        return frozenset(self.validator.fields)
+
+    @cached_property
+    def required(self) -> frozenset[str]:
+        """The fields a change that creates a record must carry."""
+        return frozenset(name for name, field in self.validator.fields.items() if field.required)
+
+    def bucket_of(self, values: Mapping[str, Any]) -> str | None:
+        """The bucket the values place the record in; None when the parent decides."""
+        if self.reference:
+            return REF_BUCKET
+        if "grid" in self.fields and values.get("grid"):
+            return grid_bucket(values["grid"])
+        return None
+
+
+KINDS: dict[str, Kind] = {
+    kind.name: kind
+    for kind in [
+        Kind("grid", GridFields, reference=True),
+        Kind("category", CategoryFields, reference=True),
+        Kind("unit", UnitFields, reference=True),
+        Kind("checklist", ChecklistFields, reference=True),
+        Kind("event", EventFields),
+        Kind("case_action", CaseActionFields, append_only=True, parent=("event", "event")),
+        Kind("rental_house", RentalHouseFields),
+        Kind("house_check", HouseCheckFields, append_only=True, parent=("house", "rental_house")),
+        Kind("tenant", TenantFields, parent=("house", "rental_house")),
+        Kind("patrol", PatrolFields, append_only=True),
+    ]
+}
+REFERENCE_KINDS = frozenset(k for k, v in KINDS.items() if v.reference)
+FIELD_KINDS = frozenset(k for k, v in KINDS.items() if not v.reference)
+
+
+# --- the wire change --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Change:
+    """One record's writes as they travel: ``fields`` maps name to (value, hlc)."""
+
+    kind: str
+    id: str
+    bucket: str
+    fields: dict[str, tuple[Any, str]]
+
+    @property
+    def values(self) -> dict[str, Any]:
+        """The plain values, without timestamps."""
+        return {name: write[0] for name, write in self.fields.items()}
+
+    def max_hlc(self) -> str:
+        """The latest timestamp among the writes."""
+        return max(write[1] for write in self.fields.values())
+
+
+class WriteField(fields.Field):
+    """A ``[value, hlc]`` pair; the value is checked by the kind's schema afterwards."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, (list, tuple)) or len(value) != 2:
+            raise ValidationError("must be a [value, hlc] pair")
+        try:
+            HLC.parse(value[1])
+        except HLCError as exc:
+            raise ValidationError(str(exc)) from None
+        return (value[0], value[1])
+
+
+class ChangeSchema(Schema):
+    """The wire form of a change: ``{kind, id, bucket, fields: {name: [value, hlc]}}``."""
+
+    kind = Text(required=True, validate=validate.OneOf(sorted(KINDS), error="unknown kind {input!r}"))
+    id = Id(required=True)
+    bucket = Text(required=True, validate=validate.Regexp(_BUCKET, error="must be 'ref' or 'grid:<grid code>'"))
+    fields = fields.Dict(keys=Text(), values=WriteField(), required=True,
+                         validate=validate.Length(min=1, error="a change must set at least one field"))
+
+    @validates_schema(skip_on_field_errors=True)
+    def check_values(self, data, **kwargs):
+        """Check each value against the kind's schema and the bucket against the values."""
+        kind = KINDS[data["kind"]]
+        writes = data["fields"]
+        unknown = sorted(set(writes) - kind.fields)
+        errors: dict[str, Any] = {name: ["unknown field"] for name in unknown}
+        try:
+            kind.validator.load({name: write[0] for name, write in writes.items() if name not in unknown},
+                               partial=True)
+        except ValidationError as exc:
+            errors.update(exc.messages)  # type: ignore[arg-type]
+        if errors:
+            raise ValidationError({"fields": errors})
+        expected = kind.bucket_of({name: write[0] for name, write in writes.items()})
+        if kind.reference and data["bucket"] != REF_BUCKET:
+            raise ValidationError({"bucket": [f"{kind.name} records live in 'ref'"]})
+        if not kind.reference and data["bucket"] == REF_BUCKET:
+            raise ValidationError({"bucket": [f"{kind.name} records live in a grid bucket"]})
+        if expected is not None and expected != data["bucket"]:
+            raise ValidationError({"bucket": [f"must be {expected!r} for grid {writes['grid'][0]!r}"]})
+
+
+_change_schema = ChangeSchema()
+
+
+def load_change(data: Any) -> Change:
+    """Validate one wire change; raises ValidationError whose messages name the field."""
+    if not isinstance(data, dict):
+        raise ValidationError({"_schema": ["a change must be a JSON object"]})
+    loaded = _change_schema.load(data)
+    return Change(loaded["kind"], loaded["id"], loaded["bucket"], dict(loaded["fields"]))
+
+
+def dump_change(change: Change) -> dict[str, Any]:
+    """The wire form of a change."""
+    return {
+        "kind": change.kind,
+        "id": change.id,
+        "bucket": change.bucket,
+        "fields": {name: [value, hlc] for name, (value, hlc) in change.fields.items()},
+    }
