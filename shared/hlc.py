@@ -36,15 +36,18 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Callable
 
 MAX_COUNTER = 0xFFFF
 _PATTERN = re.compile(
-    r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3})Z-([0-9a-f]{4})-([0-9a-f]{16})$"
+    # ASCII digits and \Z, not \d and $: "\n" at the end or a full-width "２０２６" would
+    # parse to a valid HLC while the raw string, which merge compares, sorts elsewhere.
+    r"^([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3})Z-([0-9a-f]{4})-([0-9a-f]{16})\Z"
 )
-_NODE = re.compile(r"^[0-9a-f]{16}$")
+_NODE = re.compile(r"^[0-9a-f]{16}\Z")
 _MIN_MS = 0
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MAX_MS = 253402300799999  # 9999-12-31T23:59:59.999Z: the string form stays fixed-width
 
 
@@ -75,7 +78,8 @@ def format_ms(ms: int) -> str:
 def parse_ms(text: str) -> int:
     """ISO 8601 UTC (with Z and milliseconds) back to Unix milliseconds."""
     dt = datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
-    return int(dt.timestamp()) * 1000 + dt.microsecond // 1000
+    # Integer arithmetic: int(dt.timestamp()) truncates towards zero, wrong before 1970.
+    return (dt - _EPOCH) // timedelta(milliseconds=1)
 
 
 @dataclass(frozen=True, order=True, slots=True)
@@ -104,13 +108,27 @@ class HLC:
             raise HLCError(f"an HLC timestamp must be a string, not {type(text).__name__}")
         match = _PATTERN.match(text)
         if not match:
-            raise HLCError(f"{text!r} is not an HLC timestamp (like 2026-11-27T19:48:00.123Z-0000-9f86d081884c7d65)")
+            raise HLCError(f"{text!r} is not an HLC timestamp: {_what_is_wrong(text)} "
+                           f"(like 2026-11-27T19:48:00.123Z-0000-9f86d081884c7d65)")
         wall, counter, node = match.groups()
         try:
             wall_ms = parse_ms(wall + "Z")
         except ValueError as exc:
             raise HLCError(f"{text!r} has no valid date: {exc}") from None
         return cls(wall_ms, int(counter, 16), node)
+
+
+def _what_is_wrong(text: str) -> str:
+    """Which part of a string that failed _PATTERN is wrong, for the error message."""
+    parts = text.rsplit("-", 2)
+    if len(parts) != 3:
+        return "it needs wall time, counter and node joined by '-'"
+    wall, counter, node = parts
+    if not _NODE.match(node):
+        return f"node {node!r} is not 16 lowercase hex digits"
+    if not re.match(r"^[0-9a-f]{4}\Z", counter):
+        return f"counter {counter!r} is not 4 lowercase hex digits"
+    return f"wall time {wall!r} is not UTC to the millisecond with a Z"
 
 
 def is_hlc(text: object) -> bool:

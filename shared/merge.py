@@ -82,7 +82,9 @@ def merge_record(local: State | None, remote: State, *, append_only: bool = Fals
     wire), and both states belong to the same record.
     """
     local = local or {}
-    state: dict[str, Write] = dict(local)
+    # Every write as a tuple, whichever side it came from: a state read back from JSON holds
+    # lists, and [v, h] != (v, h) would make the merged state depend on argument order.
+    state: dict[str, Write] = {field: tuple(write) for field, write in local.items()}  # type: ignore[misc]
     changed: set[str] = set()
     refused: set[str] = set()
     for field, remote_write in remote.items():

@@ -29,12 +29,13 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
+from datetime import date
 from functools import cached_property
 from typing import Any, Mapping
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from .hlc import HLC, HLCError, parse_ms
+from .hlc import HLC, HLCError, format_ms, parse_ms
 
 __all__ = [
     "ValidationError", "Kind", "KINDS", "REFERENCE_KINDS", "FIELD_KINDS", "Change",
@@ -44,9 +45,10 @@ __all__ = [
 
 REF_BUCKET = "ref"
 CODE_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"
-_CODE = re.compile(rf"^{CODE_PATTERN}$")
-_BUCKET = re.compile(rf"^(ref|grid:{CODE_PATTERN})$")
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+# \Z, not $: $ also matches before a final "\n", which would let "G-0101\n" pass as a code.
+_CODE = re.compile(rf"^{CODE_PATTERN}\Z")
+_BUCKET = re.compile(rf"^(ref|grid:{CODE_PATTERN})\Z")
+_SHA256 = re.compile(r"^[0-9a-f]{64}\Z")
 
 
 def grid_bucket(grid_code: str) -> str:
@@ -126,9 +128,12 @@ class Instant(Text):
     def _deserialize(self, value, attr, data, **kwargs):
         text = super()._deserialize(value, attr, data, **kwargs)
         try:
-            parse_ms(text)
-        except ValueError:
-            raise ValidationError("must be an ISO 8601 UTC time like 2026-11-27T19:48:00.123Z") from None
+            # strptime also takes "2026-1-1T1:1:1.1Z" and microseconds; only the one form sorts as text.
+            canonical = format_ms(parse_ms(text))
+        except (ValueError, OverflowError, OSError):
+            canonical = None
+        if canonical != text:
+            raise ValidationError("must be an ISO 8601 UTC time like 2026-11-27T19:48:00.123Z")
         return text
 
 
@@ -137,8 +142,12 @@ class Day(Text):
 
     def _deserialize(self, value, attr, data, **kwargs):
         text = super()._deserialize(value, attr, data, **kwargs)
-        if not re.match(r"^\d{4}-\d{2}-\d{2}$", text):
+        if not re.match(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}\Z", text):
             raise ValidationError("must be a date like 2026-11-27")
+        try:
+            date.fromisoformat(text)  # 2026-02-30 has the shape but is no date
+        except ValueError:
+            raise ValidationError("must be a date like 2026-11-27") from None
         return text
 
 
@@ -428,8 +437,10 @@ class ChangeSchema(Schema):
         unknown = sorted(set(writes) - kind.fields)
         errors: dict[str, Any] = {name: ["unknown field"] for name in unknown}
         try:
+            # Partial at the top level only (a push carries the fields it changed); partial=True
+            # would propagate into nested values and accept a location without lat and lon.
             kind.validator.load({name: write[0] for name, write in writes.items() if name not in unknown},
-                               partial=True)
+                               partial=tuple(kind.fields))
         except ValidationError as exc:
             errors.update(exc.messages)  # type: ignore[arg-type]
         if errors:

@@ -1,0 +1,43 @@
+"""The GridPatrol sync server: the central case store, the sync API and the pages.
+
+`create_app(config)` is the application factory. Settings come from the
+environment (server/config.py); ``config`` overrides them, which is how tests
+build apps.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from flask import Flask
+
+from . import api, cli, db, errors
+from .clock import ServerClock
+from .config import from_environment
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app from the environment plus ``config``."""
+    app = Flask(__name__)
+    app.config.update(from_environment())
+    if config:
+        app.config.update(config)
+    app.config["MAX_CONTENT_LENGTH"] = app.config["GRIDPATROL_MAX_PUSH_BYTES"]
+    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", _engine_options(app.config["SQLALCHEMY_DATABASE_URI"]))
+    app.json.ensure_ascii = False  # Chinese stays readable in answers
+    app.json.sort_keys = False
+    db.init_app(app)
+    errors.init_app(app)
+    app.extensions["gridpatrol.clock"] = ServerClock(
+        app.config["GRIDPATROL_NODE"], app.config["GRIDPATROL_MAX_DRIFT_SECONDS"] * 1000,
+        physical=app.config.get("GRIDPATROL_PHYSICAL_CLOCK"))
+    app.register_blueprint(api.bp)
+    cli.init_app(app)
+    return app
+
+
+def _engine_options(url: str) -> dict[str, Any]:
+    if url.startswith("sqlite"):
+        # One connection per thread; pushes queue on SQLite's write lock (busy_timeout).
+        return {"connect_args": {"timeout": 30}}
+    return {"pool_pre_ping": True}

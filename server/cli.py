@@ -1,0 +1,133 @@
+"""Command-line administration: ``flask --app server <group> <command>``.
+
+    flask --app server db upgrade                 create or migrate the store
+    flask --app server demo load [--if-empty]     load the demo data set and print its log-ins
+    flask --app server users create NAME --role worker --grid G-0101 [--password ...]
+    flask --app server users list
+    flask --app server grids create G-0401 --name ... --community ... --street ... --district ...
+    flask --app server devices list | revoke DEVICE_ID
+"""
+
+from __future__ import annotations
+
+import secrets
+
+import click
+from flask import Flask
+from flask.cli import AppGroup
+from sqlalchemy import select
+
+from . import accounts, demo, store
+from .db import db
+from .models import ROLES, Device, User
+
+demo_cli = AppGroup("demo", help="The demo data set.")
+users_cli = AppGroup("users", help="Users and their grids.")
+grids_cli = AppGroup("grids", help="Grids (reference data).")
+devices_cli = AppGroup("devices", help="Devices and their tokens.")
+
+
+def print_logins(logins: dict[str, str]) -> None:
+    """Print the demo log-ins as a table."""
+    click.echo("Demo log-ins (shown once; set GRIDPATROL_DEMO_PASSWORD for fixed ones):")
+    for username, password in logins.items():
+        click.echo(f"  {username:<12} {password}")
+
+
+@demo_cli.command("load")
+@click.option("--if-empty", is_flag=True, help="Do nothing when the store already holds data.")
+def demo_load(if_empty: bool) -> None:
+    """Load the demo district, its grids, categories, units and people."""
+    if not demo.is_empty():
+        if if_empty:
+            click.echo("The store already holds data; the demo was not loaded again.")
+            return
+        raise click.ClickException("the store is not empty; the demo loads only into an empty store")
+    print_logins(demo.load())
+
+
+@users_cli.command("create")
+@click.argument("username")
+@click.option("--role", type=click.Choice(ROLES), default="worker", show_default=True)
+@click.option("--name", help="Display name (default: the user name).")
+@click.option("--grid", "grids", multiple=True, help="A grid code; repeat for several.")
+@click.option("--unit", help="The unit code of a unit user.")
+@click.option("--password", help="Default: a random one, printed once.")
+def users_create(username, role, name, grids, unit, password) -> None:
+    """Create a user."""
+    secret = password or secrets.token_urlsafe(9)
+    try:
+        accounts.create_user(username, secret, name=name, role=role, grids=list(grids), unit=unit)
+    except accounts.AccountError as exc:
+        raise click.ClickException(str(exc)) from None
+    db.session.commit()
+    click.echo(f"created {role} {username}" + ("" if password else f" with password {secret}"))
+
+
+@users_cli.command("list")
+def users_list() -> None:
+    """List users with their roles and grids."""
+    for user in db.session.scalars(select(User).order_by(User.username)):
+        click.echo(f"{user.username:<14} {user.role:<11} {','.join(user.grid_codes) or '-':<20} {user.name}")
+
+
+@users_cli.command("grids")
+@click.argument("username")
+@click.argument("grids", nargs=-1)
+def users_grids(username, grids) -> None:
+    """Replace a user's grids (their devices pull a new grid from the start)."""
+    user = db.session.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise click.ClickException(f"no user {username!r}")
+    accounts.assign_grids(user, list(grids))
+    db.session.commit()
+    click.echo(f"{username}: {', '.join(grids) or 'no grids'}")
+
+
+@grids_cli.command("create")
+@click.argument("code")
+@click.option("--name", required=True)
+@click.option("--community", required=True)
+@click.option("--street", required=True)
+@click.option("--district", required=True)
+@click.option("--type", "grid_type", default="base", show_default=True)
+def grids_create(code, name, community, street, district, grid_type) -> None:
+    """Create or update a grid."""
+    from marshmallow import ValidationError
+
+    try:
+        change = store.stamp("grid", demo.ref_id("grid", code), {
+            "code": code, "name": name, "community": community, "street": street, "district": district,
+            "type": grid_type})
+    except ValidationError as exc:
+        raise click.ClickException(store.describe(exc.messages)) from None
+    result = store.write_as_server([change])[0]
+    click.echo(f"grid {code}: {result.status}")
+
+
+@devices_cli.command("list")
+def devices_list() -> None:
+    """List devices, their users, last contact, clock skew and whether they are revoked."""
+    for device in db.session.scalars(select(Device).order_by(Device.created_at)):
+        state = "revoked" if device.revoked_at else "active"
+        skew = "-" if device.clock_skew_ms is None else f"{device.clock_skew_ms / 1000:+.1f}s"
+        click.echo(f"{device.id}  {device.user.username:<12} {device.name:<20} {state:<8} skew {skew}  "
+                   f"last seen {device.last_seen_at or '-'}")
+
+
+@devices_cli.command("revoke")
+@click.argument("device_id")
+def devices_revoke(device_id) -> None:
+    """Revoke a device's token: its next sync asks for a new log-in."""
+    device = db.session.get(Device, device_id)
+    if device is None:
+        raise click.ClickException(f"no device {device_id!r}")
+    accounts.revoke_device(device)
+    db.session.commit()
+    click.echo(f"revoked {device_id}")
+
+
+def init_app(app: Flask) -> None:
+    """Register the command groups."""
+    for group in (demo_cli, users_cli, grids_cli, devices_cli):
+        app.cli.add_command(group)

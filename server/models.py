@@ -1,0 +1,113 @@
+"""The central case store's tables.
+
+All records, of every kind, live in one table: their plain values in
+``field_values``, the HLC of each field's write in ``field_hlcs``, and their
+place in the pull feed in ``position``. The server knows kinds only through
+shared/records.py, so a new kind needs no migration.
+
+The feed position is the heart of change-only pull: a record's position is
+raised every time it changes, and a pull asks for the positions above its
+cursor in one bucket. `feed` holds the last position handed out; its single
+row is also the lock that serialises writers, so positions become visible in
+the order they were handed out (see server/store.py).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from .db import Json, db
+
+ROLES = ("worker", "supervisor", "unit", "admin")
+
+
+def utcnow() -> datetime:
+    """The server's wall clock, timezone-aware."""
+    return datetime.now(timezone.utc)
+
+
+class Record(db.Model):
+    """One record of any kind, with per-field values and timestamps."""
+
+    __tablename__ = "records"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    bucket: Mapped[str] = mapped_column(String(80))
+    field_values: Mapped[dict] = mapped_column(Json)
+    field_hlcs: Mapped[dict] = mapped_column(Json)
+    position: Mapped[int] = mapped_column(BigInteger, unique=True)
+
+    __table_args__ = (
+        Index("ix_records_bucket_position", "bucket", "position"),
+        Index("ix_records_kind", "kind"),
+    )
+
+    def state(self) -> dict:
+        """The record as merge sees it: {field: (value, hlc)}."""
+        return {name: (value, self.field_hlcs[name]) for name, value in self.field_values.items()}
+
+
+class Feed(db.Model):
+    """The last feed position handed out: one row, id 1."""
+
+    __tablename__ = "feed"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    position: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class User(db.Model):
+    """A person who logs in: a grid worker, a supervisor, a unit's user or an admin."""
+
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    username: Mapped[str] = mapped_column(String(80), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16))
+    unit: Mapped[str | None] = mapped_column(String(64), nullable=True)  # the unit code of a unit user
+    password_hash: Mapped[str] = mapped_column(String(256))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    grids: Mapped[list["UserGrid"]] = relationship(back_populates="user", cascade="all, delete-orphan")
+    devices: Mapped[list["Device"]] = relationship(back_populates="user", cascade="all, delete-orphan")
+
+    @property
+    def grid_codes(self) -> list[str]:
+        """The codes of the grids assigned to this user, sorted."""
+        return sorted(g.grid for g in self.grids)
+
+
+class UserGrid(db.Model):
+    """A grid assigned to a user."""
+
+    __tablename__ = "user_grids"
+
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    grid: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+    user: Mapped[User] = relationship(back_populates="grids")
+
+
+class Device(db.Model):
+    """A tablet a user logged in on; it holds a token whose hash is stored here."""
+
+    __tablename__ = "devices"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    node: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # The device clock minus the server clock at its last push (ms); visible to admins.
+    clock_skew_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+    user: Mapped[User] = relationship(back_populates="devices")

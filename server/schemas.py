@@ -1,0 +1,90 @@
+"""The API's request and answer schemas: used to load requests and to generate /api/v1/openapi.json."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, ValidationError, fields, validate
+
+from shared.records import ChangeSchema, Instant, Text
+
+NODE = validate.Regexp(r"^[0-9a-f]{16}$", error="must be 16 lowercase hex digits")
+
+
+class ChangeList(fields.List):
+    """A list of wire changes. Each is validated on its own later, so one bad change never fails the batch."""
+
+    def __init__(self, **kwargs):
+        super().__init__(fields.Nested(ChangeSchema), **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, list):
+            raise ValidationError("must be a list of changes")
+        return value
+
+
+class ErrorBody(Schema):
+    code = fields.String(required=True, metadata={"example": "clock_skew"})
+    message = fields.String(required=True)
+    details = fields.Raw(metadata={"description": "for clock_skew: {server_time}; for invalid input: the fields"})
+
+
+class ErrorSchema(Schema):
+    error = fields.Nested(ErrorBody, required=True)
+
+
+class LoginRequest(Schema):
+    username = Text(required=True, validate=validate.Length(min=1, max=80))
+    password = fields.String(required=True, validate=validate.Length(max=200))
+    device_name = Text(required=True, validate=validate.Length(min=1, max=200))
+    node = Text(required=True, validate=NODE, metadata={"description": "the device's HLC node id"})
+
+
+class UserSchema(Schema):
+    id = fields.String(required=True)
+    name = fields.String(required=True)
+    role = fields.String(required=True, validate=validate.OneOf(["worker", "supervisor", "unit", "admin"]))
+
+
+class LoginAnswer(Schema):
+    token = fields.String(required=True, metadata={"description": "shown once; send as Authorization: Bearer"})
+    user = fields.Nested(UserSchema, required=True)
+    buckets = fields.List(fields.String(), required=True)
+
+
+class PushRequest(Schema):
+    node = Text(required=True, validate=NODE)
+    changes = ChangeList(required=True)
+    sent_at = Instant(metadata={"description": "the device's (corrected) clock when it sent the push; "
+                                               "optional, used to record the device's clock skew"})
+
+
+class PushResult(Schema):
+    kind = fields.String(required=True)
+    id = fields.String(required=True)
+    status = fields.String(required=True, validate=validate.OneOf(["applied", "stale", "rejected"]))
+    reason = fields.String(metadata={"description": "why a change was rejected; shown to the worker"})
+
+
+class PushAnswer(Schema):
+    results = fields.List(fields.Nested(PushResult), required=True)
+    hlc = fields.String(required=True, metadata={"description": "the server's HLC; the device absorbs it"})
+
+
+class PullRequest(Schema):
+    cursors = fields.Dict(keys=Text(), values=Text(allow_none=True), load_default=dict,
+                          metadata={"description": "bucket → cursor from the last answer; a missing bucket "
+                                                   "starts from zero"})
+    limit = fields.Integer(strict=True, validate=validate.Range(min=1), load_default=None)
+
+
+class PullAnswer(Schema):
+    changes = fields.List(fields.Nested(ChangeSchema), required=True)
+    cursors = fields.Dict(keys=fields.String(), values=fields.String(), required=True)
+    more = fields.Boolean(required=True)
+    hlc = fields.String(required=True)
+
+
+class HealthAnswer(Schema):
+    status = fields.String(required=True)
+    engine = fields.String(required=True, metadata={"example": "sqlite"})
+    migration = fields.String(allow_none=True, metadata={"description": "the Alembic revision of the store"})
+    time = fields.String(required=True)

@@ -1,0 +1,333 @@
+"""The central case store: apply pushed changes, serve change-only pulls.
+
+This is the service layer the sync API, the pages and the CLI all call. Views
+only load, call and dump.
+
+Applying a batch (`apply_changes`) happens in one transaction:
+
+1. validate every change (shared/records.py) and check it against the user's
+   role and grids; a bad change is rejected on its own, with a reason, and
+   never fails the batch;
+2. take the feed lock (the single ``feed`` row), so writers queue here;
+3. read the records the batch touches, merge each change into them through
+   shared/merge.py, and note which changed;
+4. write the changed records with fresh feed positions, raise the feed, and
+   commit. Only then does the caller answer.
+
+Hazard: a pull that skips a commit. With plain sequences, a transaction that
+took position 7 can commit after another reader has already seen position 8,
+and a cursor at 8 never sees 7. Here positions are taken under the feed lock
+and the lock is held until commit, so they become visible in the order they
+were handed out: a reader that sees position n sees every position below it.
+The price is that pushes are serialised while they write; a push of 500
+changes holds the lock for milliseconds.
+
+Hazard: replays. A tablet retries a push whose answer it lost. Merge is
+idempotent, so the replay changes nothing and every change comes back `stale`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from marshmallow import ValidationError
+from sqlalchemy import bindparam, select, update
+
+from shared.hlc import HLC
+from shared.merge import merge_record
+from shared.records import KINDS, REF_BUCKET, Change, bucket_grid, grid_bucket, load_change
+
+from .db import db
+from .models import Feed, Record, User
+
+# What each role may do to a case (the case_action's `action`).
+ACTIONS_BY_ROLE = {
+    "worker": {"verify_pass", "verify_fail", "handle_on_spot", "comment"},
+    "unit": {"rectify", "comment"},
+    "supervisor": {"dispatch", "close", "return", "extend", "comment", "mark_duplicate", "supervise",
+                   "verify_pass", "verify_fail"},
+    "admin": {"dispatch", "rectify", "verify_pass", "verify_fail", "close", "return", "extend", "comment",
+              "handle_on_spot", "mark_duplicate", "supervise"},
+}
+
+
+@dataclass(frozen=True)
+class Result:
+    """What became of one pushed change."""
+
+    kind: str
+    id: str
+    status: str  # applied | stale | rejected
+    reason: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The wire form of the result."""
+        body = {"kind": self.kind, "id": self.id, "status": self.status}
+        if self.reason:
+            body["reason"] = self.reason
+        return body
+
+
+def describe(messages: Any, prefix: str = "") -> str:
+    """Flatten marshmallow messages into one line that names each field."""
+    if isinstance(messages, dict):
+        return "; ".join(describe(value, f"{prefix}{key}." if key != "_schema" else prefix)
+                         for key, value in messages.items())
+    if isinstance(messages, list):
+        return "; ".join(describe(m, prefix) if not isinstance(m, str) else f"{prefix.rstrip('.')}: {m}"
+                         if prefix else m for m in messages)
+    return f"{prefix.rstrip('.')}: {messages}" if prefix else str(messages)
+
+
+def readable_buckets(user: User) -> list[str]:
+    """The buckets a user pulls: reference data, then their grids (supervisors and admins: every grid)."""
+    if user.role in ("supervisor", "admin"):
+        grids = db.session.scalars(
+            select(Record.field_values).where(Record.kind == "grid")
+        ).all()
+        codes = sorted({values["code"] for values in grids if not values.get("_deleted")})
+    elif user.role == "worker":
+        codes = user.grid_codes
+    else:
+        codes = []
+    return [REF_BUCKET] + [grid_bucket(code) for code in codes]
+
+
+def _may_write_bucket(user: User | None, bucket: str) -> bool:
+    if user is None:  # the server itself
+        return True
+    if bucket == REF_BUCKET:
+        return user.role == "admin"
+    if user.role in ("supervisor", "admin", "unit"):
+        return True
+    return bucket_grid(bucket) in user.grid_codes
+
+
+def authorize(user: User, change: Change) -> str | None:
+    """Why the user may not push this change, or None when they may."""
+    kind = KINDS[change.kind]
+    if not _may_write_bucket(user, change.bucket):
+        if change.bucket == REF_BUCKET:
+            return "forbidden: only admins change reference data"
+        return f"forbidden: {change.bucket} is not one of your grids"
+    if change.kind == "case_action":
+        action = change.values.get("action")
+        if action is not None and action not in ACTIONS_BY_ROLE[user.role]:
+            return f"forbidden: a {user.role} may not {action}"
+        actor = change.values.get("actor")
+        if actor is not None and actor != user.id:
+            return "forbidden: actor must be the pushing user"
+    elif user.role == "unit" and not kind.reference:
+        return f"forbidden: a unit user may not write {change.kind} records"
+    return None
+
+
+def max_hlc(changes: Iterable[Change]) -> HLC | None:
+    """The latest timestamp of any write in the changes."""
+    latest = max((change.max_hlc() for change in changes), default=None)
+    return HLC.parse(latest) if latest else None
+
+
+def validate_batch(user: User, raw_changes: list[Any]) -> tuple[list[Change | None], dict[int, Result]]:
+    """Load and authorise each change; rejected ones get their Result by index."""
+    changes: list[Change | None] = []
+    rejected: dict[int, Result] = {}
+    for index, raw in enumerate(raw_changes):
+        try:
+            change = load_change(raw)
+        except ValidationError as exc:
+            kind = raw.get("kind") if isinstance(raw, dict) and isinstance(raw.get("kind"), str) else ""
+            rid = raw.get("id") if isinstance(raw, dict) and isinstance(raw.get("id"), str) else ""
+            rejected[index] = Result(kind[:32], rid[:64], "rejected", f"invalid: {describe(exc.messages)}")
+            changes.append(None)
+            continue
+        reason = authorize(user, change)
+        if reason:
+            rejected[index] = Result(change.kind, change.id, "rejected", reason)
+            changes.append(None)
+            continue
+        changes.append(change)
+    return changes, rejected
+
+
+def _lock_feed() -> int:
+    """Take the feed lock for the rest of the transaction; return the last position."""
+    db.session.execute(update(Feed).where(Feed.id == 1).values(position=Feed.position))
+    return db.session.execute(select(Feed.position).where(Feed.id == 1)).scalar_one()
+
+
+def apply_changes(user: User | None, changes: list[Change | None], rejected: dict[int, Result] | None = None) -> list[Result]:
+    """Merge validated changes into the store in one transaction; one Result per change, in order.
+
+    ``changes`` holds None where a change was already rejected (its Result is
+    in ``rejected``). ``user`` None is the server itself. Commits before
+    returning.
+    """
+    rejected = dict(rejected or {})
+    results: list[Result | None] = [rejected.get(i) for i in range(len(changes))]
+    last_position = _lock_feed()
+
+    ids = {c.id for c in changes if c is not None}
+    parent_ids = {c.values[KINDS[c.kind].parent[0]] for c in changes
+                  if c is not None and KINDS[c.kind].parent and KINDS[c.kind].parent[0] in c.fields}
+    held: dict[str, Record] = {}
+    for chunk in _chunks(sorted(ids | parent_ids), 500):
+        for record in db.session.scalars(select(Record).where(Record.id.in_(chunk))):
+            held[record.id] = record
+    states: dict[str, tuple[str, str, dict]] = {rid: (r.kind, r.bucket, r.state()) for rid, r in held.items()}
+    dirty: dict[str, None] = {}  # ordered set of ids to write
+
+    for index, change in enumerate(changes):
+        if change is None:
+            continue
+        kind = KINDS[change.kind]
+        existing = states.get(change.id)
+        if existing and existing[0] != change.kind:
+            results[index] = Result(change.kind, change.id, "rejected",
+                                    f"invalid: id {change.id} is already a {existing[0]} record")
+            continue
+        merged = merge_record(existing[2] if existing else None, change.fields, append_only=kind.append_only)
+        if merged.refused:
+            results[index] = Result(change.kind, change.id, "rejected",
+                                    "append-only: a " + change.kind + " cannot be changed once recorded ("
+                                    + ", ".join(sorted(merged.refused)) + ")")
+            continue
+        missing = kind.required - merged.state.keys()
+        if missing:
+            results[index] = Result(change.kind, change.id, "rejected",
+                                    "invalid: a new record needs " + ", ".join(sorted(missing)))
+            continue
+        bucket = _bucket_of(kind, merged.state, change, states)
+        if isinstance(bucket, Result):
+            results[index] = bucket
+            continue
+        if existing and bucket != existing[1] and not _may_write_bucket(user, existing[1]):
+            results[index] = Result(change.kind, change.id, "rejected",
+                                    f"forbidden: the record lives in {existing[1]}, not one of your grids")
+            continue
+        if not merged.changed:
+            results[index] = Result(change.kind, change.id, "stale")
+            continue
+        states[change.id] = (change.kind, bucket, merged.state)
+        dirty[change.id] = None
+        results[index] = Result(change.kind, change.id, "applied")
+
+    if dirty:
+        inserts, updates = [], []
+        for rid in dirty:
+            last_position += 1
+            kind_name, bucket, state = states[rid]
+            row = {"id": rid, "kind": kind_name, "bucket": bucket, "position": last_position,
+                   "field_values": {f: w[0] for f, w in state.items()},
+                   "field_hlcs": {f: w[1] for f, w in state.items()}}
+            (updates if rid in held else inserts).append(row)
+        if inserts:
+            db.session.execute(Record.__table__.insert(), inserts)
+        if updates:
+            table = Record.__table__
+            db.session.execute(
+                table.update().where(table.c.id == bindparam("rid")).values(
+                    kind=bindparam("kind"), bucket=bindparam("bucket"), position=bindparam("position"),
+                    field_values=bindparam("field_values", type_=table.c.field_values.type),
+                    field_hlcs=bindparam("field_hlcs", type_=table.c.field_hlcs.type)),
+                [{**row, "rid": row["id"]} for row in updates],
+            )
+        db.session.execute(update(Feed).where(Feed.id == 1).values(position=last_position))
+    db.session.commit()
+    return [r for r in results if r is not None]
+
+
+def _bucket_of(kind, state: dict, change: Change, states: dict) -> str | Result:
+    """Where a merged record lives: its grid's bucket, its parent's, or the one the change names."""
+    grid = state.get("grid")
+    if grid is not None and "grid" in kind.fields:
+        return grid_bucket(grid[0])
+    if kind.reference:
+        return REF_BUCKET
+    if kind.parent:
+        field, parent_kind = kind.parent
+        parent_id = state[field][0]
+        parent = states.get(parent_id)
+        if parent is not None:
+            if parent[0] != parent_kind:
+                return Result(change.kind, change.id, "rejected", f"invalid: {field} must be a {parent_kind} id")
+            if parent[1] != change.bucket:
+                return Result(change.kind, change.id, "rejected",
+                              f"invalid: bucket must be {parent[1]}, the bucket of its {parent_kind}")
+            return parent[1]
+    return change.bucket
+
+
+def _chunks(items: list, size: int):
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def record_change(record: Record) -> dict[str, Any]:
+    """A stored record in the wire form of a change: its whole state."""
+    return {"kind": record.kind, "id": record.id, "bucket": record.bucket,
+            "fields": {name: [value, record.field_hlcs[name]] for name, value in record.field_values.items()}}
+
+
+def pull_changes(user: User, cursors: dict[str, str], limit: int) -> dict[str, Any]:
+    """One page of changes in the user's buckets after their cursors.
+
+    Buckets are served in order, ``ref`` first, so a device learns the
+    categories before the events that use them. A bucket missing from
+    ``cursors`` starts from zero; a bucket the user may no longer read is
+    not served and not returned.
+    """
+    changes: list[dict[str, Any]] = []
+    answer_cursors: dict[str, str] = {}
+    more = False
+    for bucket in readable_buckets(user):
+        after = _parse_cursor(cursors.get(bucket))
+        answer_cursors[bucket] = str(after)
+        room = limit - len(changes)
+        if room <= 0:
+            more = more or db.session.execute(
+                select(Record.position).where(Record.bucket == bucket, Record.position > after).limit(1)
+            ).first() is not None
+            continue
+        rows = db.session.scalars(
+            select(Record).where(Record.bucket == bucket, Record.position > after)
+            .order_by(Record.position).limit(room + 1)
+        ).all()
+        if len(rows) > room:
+            rows = rows[:room]
+            more = True
+        for record in rows:
+            changes.append(record_change(record))
+        if rows:
+            answer_cursors[bucket] = str(rows[-1].position)
+    db.session.rollback()  # end the read transaction; nothing was written
+    return {"changes": changes, "cursors": answer_cursors, "more": more}
+
+
+def _parse_cursor(cursor: Any) -> int:
+    if cursor in (None, ""):
+        return 0
+    try:
+        value = int(cursor)
+    except (TypeError, ValueError):
+        raise ValueError(f"cursor {cursor!r} is not one this server gave") from None
+    if value < 0:
+        raise ValueError(f"cursor {cursor!r} is not one this server gave")
+    return value
+
+
+def stamp(kind: str, record_id: str, values: dict[str, Any], bucket: str | None = None) -> Change:
+    """A change that the server itself writes (CLI, demo, pages), stamped with its HLC."""
+    from .clock import server_clock
+
+    hlc = str(server_clock().now())
+    if bucket is None:
+        bucket = KINDS[kind].bucket_of(values) or REF_BUCKET
+    return load_change({"kind": kind, "id": record_id, "bucket": bucket,
+                        "fields": {name: [value, hlc] for name, value in values.items()}})
+
+
+def write_as_server(changes: list[Change]) -> list[Result]:
+    """Apply changes made by the server itself: no role check, same merge and feed."""
+    return apply_changes(None, list(changes))

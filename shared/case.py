@@ -1,0 +1,531 @@
+"""The status of a case: a fold of its case actions in HLC order (巡 → 拨 → 办 → 督).
+
+A case is an event with its workflow. Nobody writes a case's status: every step
+(dispatch, rectify, verify, return, close …) is an append-only ``case_action``
+record, made on a tablet or a web page, and the status is computed from the
+event and all of its actions by `fold_case`. The tablet and the server run the
+same fold over the same records, so they show the same status.
+
+Properties (``tests/shared/test_case.py`` proves them with hypothesis):
+
+* **Deterministic and order-free.** The actions are sorted by ``(hlc, id)``
+  inside the fold and duplicates of one id are dropped, so any replica that
+  holds the same actions, received in any order and any number of times,
+  computes the same state.
+* **Total.** No set of actions makes the fold raise: an unknown action, a
+  malformed timestamp or a missing field is recorded as not applied, with a
+  reason, never thrown.
+* **Nothing is dropped.** Every action appears in the timeline exactly once.
+  One that no longer applies stays there with ``applied=False`` and a reason.
+* **Prefix-stable.** An action later in HLC order never changes how an earlier
+  one was judged, so the timeline a supervisor has read stays true.
+* **Closed is absorbing.** After a case closes only comments still apply.
+
+Hazard: offline concurrency. Two people act on one case without seeing each
+other: a supervisor closes a case in the office while a worker, offline,
+verifies it as failed. HLC order decides who acted first, and the later action
+is kept and marked "superseded: case already closed". Reasons starting with
+``superseded:`` mean "someone acted first"; ``refused:`` means the action could
+never apply (wrong person, no unit, not a micro event, bad timestamp).
+
+Hazard: counting failures twice. "More than three failed verifications" sends
+the case to the unit's assessment and puts it under deadline supervision
+(督办). The count is of *applied* ``verify_fail`` actions, each id once, so a
+replayed push or a fail on a case that was not rectified never counts. The
+fourth failure, and only the fourth, sets the new supervision deadline.
+
+Hazard: reference data changes under old cases. A deadline the action does not
+carry is computed from the category's ``deadline_hours``; an admin who changes
+that figure changes the fallback deadline of every case folded afterwards.
+Pages and tablets should therefore write the deadline into the action when they
+know it; the fallback is for actions that name none.
+
+Hazard: permission. The fold knows only the records. It checks what they can
+prove (the verifier is the event's reporter) and trusts ``stand_in``: the
+server refuses, at push, a ``stand_in`` from anyone who is not a supervisor,
+and every other action from a role that may not take it (design.md,
+principle 5). Roles change over time; folding by today's roles would rewrite
+yesterday's history.
+
+Time: nothing here reads a clock. The time of an action is the wall time of
+its HLC; "now", for ``overdue``, is passed in.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Iterable, Mapping
+
+from .hlc import HLC, HLCError, format_ms, parse_ms
+
+__all__ = [
+    "STATUSES", "OPEN_STATUSES", "RESOLUTIONS", "REASONS", "FAILURES_BEFORE_SUPERVISION",
+    "Action", "TimelineEntry", "CaseState", "fold_case", "is_overdue", "queue_key",
+    "awaiting_verification",
+]
+
+STATUSES = ("reported", "dispatched", "rectified", "returned", "closed")
+OPEN_STATUSES = STATUSES[:-1]
+# How a closed case was closed.
+RESOLUTIONS = ("verified", "handled_on_spot", "closed", "duplicate")
+# "More than three": the fourth failed verification triggers supervision.
+FAILURES_BEFORE_SUPERVISION = 3
+
+_HOUR_MS = 3_600_000
+_MAX_MS = 253402300799999  # 9999-12-31T23:59:59.999Z, as in hlc.py
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
+# Why an action found the case in the wrong state, by the status it found.
+_FOUND = {
+    "reported": "superseded: case not dispatched yet",
+    "dispatched": "superseded: case not rectified yet",
+    "rectified": "superseded: case already rectified, awaiting verification",
+    "returned": "superseded: case returned, not rectified again yet",
+    "closed": "superseded: case already closed",
+}
+SUPERSEDED_DISPATCHED = "superseded: case already dispatched"
+REFUSED_UNKNOWN = "refused: unknown action"
+REFUSED_TIMESTAMP = "refused: malformed timestamp"
+REFUSED_VERIFIER = "refused: only the reporter, or a supervisor standing in, verifies"
+REFUSED_NO_UNIT = "refused: dispatch names no unit"
+REFUSED_NO_DEADLINE = "refused: extend gives no deadline"
+REFUSED_NOT_MICRO = "refused: not a micro event"
+REFUSED_ON_SPOT = "refused: only the reporter handles a micro event on the spot"
+# Every reason a timeline entry can give, for pages that translate them.
+REASONS = (*_FOUND.values(), SUPERSEDED_DISPATCHED, REFUSED_UNKNOWN, REFUSED_TIMESTAMP, REFUSED_VERIFIER,
+           REFUSED_NO_UNIT, REFUSED_NO_DEADLINE, REFUSED_NOT_MICRO, REFUSED_ON_SPOT)
+
+
+@dataclass(frozen=True)
+class Action:
+    """One case action: its record id, the HLC of its creation and its plain field values."""
+
+    id: str
+    hlc: str
+    values: Mapping[str, Any] = field(default_factory=dict, hash=False)
+
+    @classmethod
+    def from_state(cls, id: str, state: Mapping[str, tuple[Any, str]]) -> "Action":
+        """An Action from a stored record state (field -> (value, hlc)), stamped by its ``action`` write."""
+        writes = {name: write for name, write in state.items() if isinstance(write, (tuple, list)) and len(write) == 2}
+        stamps = [write[1] for write in writes.values() if isinstance(write[1], str)]
+        stamp = writes.get("action", (None, None))[1]
+        if not isinstance(stamp, str):
+            stamp = min(stamps, default="")
+        return cls(id, stamp, {name: write[0] for name, write in writes.items()})
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    """One action as the fold judged it.
+
+    ``applied`` is False for an action that no longer applied, with ``reason``
+    saying why; ``stand_in`` marks a verification by a supervisor in the
+    reporter's place; ``status`` is the case's status after this entry.
+    """
+
+    action_id: str
+    hlc: str
+    action: str
+    actor: str | None
+    applied: bool
+    status: str
+    reason: str | None = None
+    stand_in: bool = False
+
+
+@dataclass(frozen=True)
+class CaseState:
+    """The folded state of one case.
+
+    ``status`` is one of STATUSES; a closed case has a ``resolution`` from
+    RESOLUTIONS and ``closed_at``. ``deadline`` and ``closed_at`` are ISO 8601
+    UTC with milliseconds. ``supervised`` is 督办 (by a ``supervise`` action or
+    by the fourth failed verification); ``assessment_flag`` marks the case for
+    the performance assessment of ``assessment_unit``, the unit that held it at
+    the fourth failure. ``overdue`` is only ever True when the fold was given
+    ``now_ms``.
+    """
+
+    status: str = "reported"
+    resolution: str | None = None
+    unit: str | None = None
+    deadline: str | None = None
+    failed_verifications: int = 0
+    supervised: bool = False
+    assessment_flag: bool = False
+    assessment_unit: str | None = None
+    urgent: bool = False
+    micro: bool = False
+    duplicate_of: str | None = None
+    closed_at: str | None = None
+    overdue: bool = False
+    timeline: tuple[TimelineEntry, ...] = ()
+
+    @property
+    def is_open(self) -> bool:
+        """Whether the case is not closed."""
+        return self.status != "closed"
+
+
+# --- reading actions, which may be anything ---------------------------------------------------
+
+@dataclass(frozen=True)
+class _Step:
+    """An action read defensively: every field is of the type the rules expect, or None."""
+
+    id: str
+    hlc: str
+    wall_ms: int | None
+    action: str
+    actor: str | None
+    unit: str | None
+    deadline: str | None
+    note: str | None
+    stand_in: bool
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _canonical(value: Any) -> str:
+    try:
+        return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=repr)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def _format(ms: int) -> str | None:
+    """Unix ms as canonical ISO, or None outside 1970 to 9999, where the form stops being fixed-width."""
+    return format_ms(ms) if 0 <= ms <= _MAX_MS else None
+
+
+def _instant(text: Any) -> str | None:
+    """An ISO time in the canonical fixed-width form, or None when it is not one."""
+    if not isinstance(text, str):
+        return None
+    try:
+        return _format(parse_ms(text))
+    except ValueError:
+        return None
+
+
+def _read(action: Any) -> _Step:
+    raw_id = getattr(action, "id", None)
+    raw_hlc = getattr(action, "hlc", None)
+    values = getattr(action, "values", None)
+    if not isinstance(values, Mapping):
+        values = {}
+    hlc = raw_hlc if isinstance(raw_hlc, str) else ""
+    try:
+        wall_ms: int | None = HLC.parse(hlc).wall_ms
+    except HLCError:
+        wall_ms = None
+    name = values.get("action")
+    return _Step(
+        id=raw_id if isinstance(raw_id, str) else repr(raw_id),
+        hlc=hlc,
+        wall_ms=wall_ms,
+        action=name if isinstance(name, str) else repr(name),
+        actor=_text(values.get("actor")),
+        unit=_text(values.get("unit")),
+        deadline=_instant(values.get("deadline")),
+        note=_text(values.get("note")),
+        stand_in=values.get("stand_in") is True,
+    )
+
+
+def _ordered(actions: Iterable[Action]) -> list[_Step]:
+    """One step per action id, sorted by (hlc, id).
+
+    Of two different actions under one id (which append-only merge should never
+    let happen) the lesser (hlc, values) stands, as in merge: the choice must
+    not depend on arrival order.
+    """
+    chosen: dict[str, tuple[tuple[str, str], _Step]] = {}
+    for action in actions:
+        step = _read(action)
+        rank = (step.hlc, _canonical(getattr(action, "values", None)))
+        held = chosen.get(step.id)
+        if held is None or rank < held[0]:
+            chosen[step.id] = (rank, step)
+    return sorted((step for _, step in chosen.values()), key=lambda step: (step.hlc, step.id))
+
+
+# --- the rules --------------------------------------------------------------------------------
+
+@dataclass
+class _Case:
+    """The state while folding; mutable, never leaves this module."""
+
+    reporter: str | None
+    micro: bool
+    deadline_hours: int | None
+    status: str = "reported"
+    resolution: str | None = None
+    unit: str | None = None
+    deadline: str | None = None
+    failed: int = 0
+    supervised: bool = False
+    assessment_flag: bool = False
+    assessment_unit: str | None = None
+    duplicate_of: str | None = None
+    closed_at: str | None = None
+
+    def new_deadline(self, step: _Step) -> str | None:
+        """The action's deadline; else the category's hours from the action's time; else unchanged."""
+        if step.deadline:
+            return step.deadline
+        if self.deadline_hours is not None and step.wall_ms is not None:
+            computed = _format(step.wall_ms + self.deadline_hours * _HOUR_MS)
+            if computed is not None:
+                return computed
+        return self.deadline
+
+    def close(self, step: _Step, resolution: str) -> None:
+        self.status, self.resolution = "closed", resolution
+        self.closed_at = format_ms(step.wall_ms) if step.wall_ms is not None else None
+
+    def is_reporter(self, step: _Step) -> bool:
+        return self.reporter is not None and step.actor == self.reporter
+
+    def is_verifier(self, step: _Step) -> bool:
+        return step.stand_in or self.is_reporter(step)
+
+
+# Each rule applies the step and returns None, or returns why it does not apply.
+# The fold has already refused unknown actions and bad timestamps, kept comments
+# and superseded everything on a closed case.
+
+def _dispatch(case: _Case, step: _Step) -> str | None:
+    # A second dispatch before rectification reassigns the case (a unit that
+    # refuses it, a wrong unit); after rectification it would erase the work.
+    if case.status not in ("reported", "dispatched", "returned"):
+        return _FOUND[case.status]
+    if step.unit is None:
+        return REFUSED_NO_UNIT
+    case.unit, case.deadline, case.status = step.unit, case.new_deadline(step), "dispatched"
+    return None
+
+
+def _rectify(case: _Case, step: _Step) -> str | None:
+    if case.status not in ("dispatched", "returned"):
+        return _FOUND[case.status]
+    case.status = "rectified"
+    return None
+
+
+def _verify(case: _Case, step: _Step) -> str | None:
+    # Who comes before when: a wrong verifier is wrong in any order.
+    if not case.is_verifier(step):
+        return REFUSED_VERIFIER
+    if case.status != "rectified":
+        return _FOUND[case.status]
+    if step.action == "verify_pass":
+        case.close(step, "verified")
+        return None
+    case.status, case.failed = "returned", case.failed + 1
+    if case.failed == FAILURES_BEFORE_SUPERVISION + 1:
+        case.supervised = case.assessment_flag = True
+        case.assessment_unit = case.unit
+        case.deadline = case.new_deadline(step)
+    elif step.deadline:
+        case.deadline = step.deadline
+    return None
+
+
+def _return(case: _Case, step: _Step) -> str | None:
+    if case.status != "rectified":
+        return _FOUND[case.status]
+    case.status = "returned"
+    return None
+
+
+def _close(case: _Case, step: _Step) -> str | None:
+    case.close(step, "closed")
+    return None
+
+
+def _extend(case: _Case, step: _Step) -> str | None:
+    if case.status == "reported":
+        return _FOUND[case.status]
+    if step.deadline is None:
+        return REFUSED_NO_DEADLINE
+    case.deadline = step.deadline
+    return None
+
+
+def _handle_on_spot(case: _Case, step: _Step) -> str | None:
+    if not case.micro:
+        return REFUSED_NOT_MICRO
+    if not case.is_reporter(step):
+        return REFUSED_ON_SPOT
+    if case.status != "reported":
+        return SUPERSEDED_DISPATCHED
+    case.close(step, "handled_on_spot")
+    return None
+
+
+def _mark_duplicate(case: _Case, step: _Step) -> str | None:
+    found = _UUID.search(step.note or "")
+    case.duplicate_of = found.group(0).lower() if found else None
+    case.close(step, "duplicate")
+    return None
+
+
+def _supervise(case: _Case, step: _Step) -> str | None:
+    case.supervised = True
+    case.deadline = case.new_deadline(step)
+    return None
+
+
+_RULES: dict[str, Callable[[_Case, _Step], str | None]] = {
+    "dispatch": _dispatch,
+    "rectify": _rectify,
+    "verify_pass": _verify,
+    "verify_fail": _verify,
+    "close": _close,
+    "return": _return,
+    "extend": _extend,
+    "comment": lambda case, step: None,
+    "handle_on_spot": _handle_on_spot,
+    "mark_duplicate": _mark_duplicate,
+    "supervise": _supervise,
+}
+
+
+def _judge(case: _Case, step: _Step) -> str | None:
+    """Apply one step; None when it applied, else the reason it did not. Order of checks matters."""
+    rule = _RULES.get(step.action)
+    if rule is None:
+        return REFUSED_UNKNOWN
+    if step.wall_ms is None:
+        return REFUSED_TIMESTAMP
+    if step.action == "comment":
+        return None
+    if case.status == "closed":
+        return _FOUND["closed"]
+    return rule(case, step)
+
+
+def _now_ms(now: int | str | None) -> int | None:
+    if now is None:
+        return None
+    if isinstance(now, bool) or not isinstance(now, (int, str)):
+        raise TypeError(f"now must be Unix milliseconds or an ISO 8601 UTC string, not {type(now).__name__}")
+    return parse_ms(now) if isinstance(now, str) else now
+
+
+def _deadline_hours(category: Mapping[str, Any] | None) -> int | None:
+    hours = category.get("deadline_hours") if isinstance(category, Mapping) else None
+    return hours if isinstance(hours, int) and not isinstance(hours, bool) and hours > 0 else None
+
+
+def fold_case(
+    event: Mapping[str, Any],
+    actions: Iterable[Action],
+    *,
+    now_ms: int | str | None = None,
+    category: Mapping[str, Any] | None = None,
+) -> CaseState:
+    """Fold an event's case actions, in (hlc, id) order, into the case's state.
+
+    ``event`` holds the event record's plain values; the fold reads
+    ``reporter``, ``urgent`` and ``micro`` (only ``True`` counts as true).
+    ``category`` is the event category's plain values; only ``deadline_hours``
+    is read, for deadlines an action does not carry. ``now_ms``, Unix
+    milliseconds or an ISO 8601 UTC string, is needed only for ``overdue``; a
+    malformed ``now_ms`` raises (it is the caller's mistake, not the data's).
+
+    The rules, per action (any action but ``comment`` on a closed case is
+    superseded; an action that does not apply changes nothing):
+
+    ==============  =====================================  ====================================
+    action          applies when                           effect
+    ==============  =====================================  ====================================
+    dispatch        reported, dispatched or returned;      dispatched; unit; new deadline
+                    names a unit                           (re-dispatch reassigns)
+    rectify         dispatched or returned                 rectified
+    verify_pass     rectified; by the reporter or a        closed (verified)
+                    ``stand_in``
+    verify_fail     as verify_pass                         returned; one more failure; the 4th
+                                                           flags the unit's assessment, sets
+                                                           supervised and a new deadline
+    return          rectified                              returned (not a failed verification)
+    close           open                                   closed (closed)
+    extend          dispatched, rectified or returned;     deadline
+                    gives a deadline
+    handle_on_spot  reported; micro event; by the reporter closed (handled_on_spot)
+    mark_duplicate  open                                   closed (duplicate); duplicate_of is
+                                                           the first UUID in the note, if any
+    supervise       open                                   supervised; new deadline
+    comment         always                                 nothing
+    ==============  =====================================  ====================================
+
+    A new deadline is the action's ``deadline``; else the category's
+    ``deadline_hours`` after the action's HLC wall time; else the deadline
+    stays as it was. A ``verify_fail`` other than the 4th changes the deadline
+    only when it carries one.
+    """
+    event = event if isinstance(event, Mapping) else {}
+    case = _Case(
+        reporter=_text(event.get("reporter")),
+        micro=event.get("micro") is True,
+        deadline_hours=_deadline_hours(category),
+    )
+    now = _now_ms(now_ms)
+    timeline = []
+    for step in _ordered(actions):
+        reason = _judge(case, step)
+        timeline.append(TimelineEntry(
+            action_id=step.id,
+            hlc=step.hlc,
+            action=step.action,
+            actor=step.actor,
+            applied=reason is None,
+            status=case.status,
+            reason=reason,
+            stand_in=step.action in ("verify_pass", "verify_fail") and case.is_verifier(step)
+            and not case.is_reporter(step),
+        ))
+    state = CaseState(
+        status=case.status,
+        resolution=case.resolution,
+        unit=case.unit,
+        deadline=case.deadline,
+        failed_verifications=case.failed,
+        supervised=case.supervised,
+        assessment_flag=case.assessment_flag,
+        assessment_unit=case.assessment_unit,
+        urgent=event.get("urgent") is True,
+        micro=case.micro,
+        duplicate_of=case.duplicate_of,
+        closed_at=case.closed_at,
+        timeline=tuple(timeline),
+    )
+    if now is not None and is_overdue(state, now):
+        state = replace(state, overdue=True)
+    return state
+
+
+def is_overdue(state: CaseState, now_ms: int | str) -> bool:
+    """Whether an open case is past its deadline at now_ms (Unix ms or ISO 8601 UTC)."""
+    now, deadline = _now_ms(now_ms), _instant(state.deadline)
+    if now is None or state.status == "closed" or deadline is None:
+        return False
+    return now > parse_ms(deadline)
+
+
+def queue_key(state: CaseState, event: Mapping[str, Any]) -> tuple:
+    """A sort key for work queues: urgent first, then earliest deadline (none last), then earliest reported."""
+    reported_at = _instant(event.get("reported_at")) if isinstance(event, Mapping) else None
+    # Both times are in the canonical fixed-width form, so text order is time order.
+    return (not state.urgent, state.deadline is None, state.deadline or "", reported_at or "")
+
+
+def awaiting_verification(state: CaseState, event: Mapping[str, Any], user_id: str) -> bool:
+    """Whether the case waits for user_id, its reporter, to verify the rectification."""
+    reporter = event.get("reporter") if isinstance(event, Mapping) else None
+    return state.status == "rectified" and bool(user_id) and reporter == user_id
