@@ -1,0 +1,756 @@
+"""The tablet's replica: records, the outbox, cursors and the clock, in one SQLite file.
+
+A worker's capture is safe once `Store.write` returns: the record and its
+outbox entry were committed in one transaction, after the change passed the
+same validation the server applies. Sync (mobile/sync.py) only ever moves
+entries *out* of the outbox after the server has acknowledged them.
+
+What is stored
+--------------
+* ``records``: one row per record, its state as ``{field: [value, hlc]}``.
+  Fields this app version does not know (written by a newer one) are kept as
+  they came and survive every merge.
+* ``outbox``: one row per record with unacknowledged local writes: the set of
+  *pending fields* and a position ``seq`` (the record's first unacknowledged
+  write, so a parent is pushed before the children created after it). A push
+  carries each pending field with the HLC it had when the batch was read; that
+  HLC is the field's version (see the next hazard), so no counter is needed.
+* ``cursors``: the opaque cursor of each bucket, replaced by each pulled page.
+* ``rejected``: changes the server refused, with its reason. They leave the
+  outbox, are never retried by themselves, and stay listable until dismissed.
+* ``meta``: node id, the clock's last HLC and offset, the write/ack floor,
+  server url, device token, user.
+
+Hazard: an edit while its push is in flight. The server acknowledges what it
+was sent, not what the record holds now. `acknowledge` therefore clears a
+pending field only if its HLC is still the one that was pushed. An HLC names
+one write of this node, so an unchanged HLC means an unchanged write (a finer
+test than a per-record version counter: the fields acknowledged unchanged are
+cleared, only the ones edited in flight stay pending and go out next push).
+
+Hazard: a clock that is far ahead. The HLC never goes backwards, so merely
+correcting the offset would not help: every new write would still carry the
+fast time. `restamp_pending` rewinds the clock to the *settled floor* (the
+greatest HLC this store has seen from the server or had acknowledged; every
+write outside the outbox is below it), applies the corrected offset and
+re-stamps the unacknowledged writes in their original order. Nothing that
+left the tablet is re-stamped, so causality with what others saw holds.
+
+Hazard: a restart. The clock's last HLC and offset are stored with every
+write, so after a reboot (even one that resets the device clock to 1970) the
+HLC carries on from where it was and never goes backwards.
+
+Durability: WAL with ``synchronous=FULL``. NORMAL would be faster, but in WAL
+mode it may lose the last commits on power loss, and a tablet whose battery
+dies must not lose a capture the worker saw saved. Writes are human-paced and
+a pulled page is one commit, so one fsync per commit is cheap.
+
+Threads: one connection, guarded by one re-entrant lock, shared by the UI
+thread and the sync thread. The lock also guards the `Clock`, which is not
+thread-safe. Every public method holds it for a short, bounded time (a pulled
+page is bounded by the page limit), so the UI waits at most one page apply.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+
+from shared.hlc import HLC, Clock, format_ms, is_hlc, system_ms
+from shared.merge import canonical, is_deleted, merge_record
+from shared.records import KINDS, Change, ValidationError, dump_change, load_change, uuid7
+
+__all__ = [
+    "Store", "Record", "Outgoing", "Acknowledged", "Rejection", "Counts", "RemoteChangeError",
+    "ValidationError", "SCHEMA_VERSION",
+]
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS records (
+    kind    TEXT NOT NULL,
+    id      TEXT NOT NULL,
+    bucket  TEXT NOT NULL,
+    state   TEXT NOT NULL,              -- JSON {field: [value, hlc]}, unknown fields included
+    deleted INTEGER NOT NULL DEFAULT 0, -- the tombstone, mirrored for queries
+    PRIMARY KEY (kind, id)
+);
+CREATE INDEX IF NOT EXISTS records_by_id ON records (id);
+CREATE INDEX IF NOT EXISTS records_by_bucket ON records (kind, bucket);
+CREATE TABLE IF NOT EXISTS outbox (
+    seq     INTEGER PRIMARY KEY AUTOINCREMENT, -- never reused: a push pages through it
+    kind    TEXT NOT NULL,
+    id      TEXT NOT NULL,
+    fields  TEXT NOT NULL,                     -- JSON sorted list of pending field names
+    UNIQUE (kind, id)
+);
+CREATE TABLE IF NOT EXISTS cursors (
+    bucket TEXT PRIMARY KEY,
+    cursor TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS rejected (
+    seq    INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind   TEXT NOT NULL,
+    id     TEXT NOT NULL,
+    bucket TEXT NOT NULL,
+    fields TEXT NOT NULL,                      -- JSON {field: [value, hlc]} as pushed
+    reason TEXT NOT NULL,
+    at     TEXT NOT NULL                       -- ISO 8601 UTC, the corrected device time
+);
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL                        -- JSON
+);
+"""
+
+
+class RemoteChangeError(ValueError):
+    """A pulled change that is not a change at all; the page is not applied."""
+
+
+@dataclass(frozen=True)
+class Record:
+    """One record as the tablet holds it."""
+
+    kind: str
+    id: str
+    bucket: str
+    state: dict[str, tuple[Any, str]]
+    pending: frozenset[str] = frozenset()
+
+    @property
+    def values(self) -> dict[str, Any]:
+        """The plain values, without timestamps."""
+        return {name: write[0] for name, write in self.state.items()}
+
+    @property
+    def deleted(self) -> bool:
+        """Whether the tombstone is set."""
+        return is_deleted(self.state)
+
+    @property
+    def synced(self) -> bool:
+        """Whether the server has acknowledged every local write of this record."""
+        return not self.pending
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A batch read from the outbox: the changes to push and where the batch ends."""
+
+    changes: list[Change]
+    last_seq: int = 0
+
+    def __len__(self) -> int:
+        return len(self.changes)
+
+    def __iter__(self) -> Iterator[Change]:
+        return iter(self.changes)
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """A change the server refused, kept to be shown to the worker."""
+
+    seq: int
+    kind: str
+    id: str
+    bucket: str
+    fields: dict[str, tuple[Any, str]]
+    reason: str
+    at: str
+
+
+@dataclass(frozen=True)
+class Acknowledged:
+    """What `acknowledge` did with one push answer."""
+
+    applied: int = 0
+    stale: int = 0
+    rejected: list[Rejection] = field(default_factory=list)
+    still_pending: int = 0  # records edited again while the push was in flight
+
+
+@dataclass(frozen=True)
+class Counts:
+    """Numbers for the UI."""
+
+    records: int
+    unsynced: int
+    rejected: int
+
+
+class _StoredClock(Clock):
+    """A Clock whose state is written to the store each time it moves."""
+
+    def __init__(self, store: "Store", **kwargs: Any):
+        super().__init__(**kwargs)
+        self._store = store
+
+    def now(self) -> HLC:
+        """A timestamp for a local write, persisted before it is returned."""
+        with self._store._lock:
+            hlc = super().now()
+            self._store._save_clock()
+            return hlc
+
+    def update(self, remote: HLC | str) -> HLC:
+        """Absorb a remote timestamp, persisted before it is returned."""
+        with self._store._lock:
+            hlc = super().update(remote)
+            self._store._save_clock()
+            return hlc
+
+    def _state(self) -> tuple[int, int, int]:
+        return self._wall, self._counter, self.offset_ms
+
+    def _restore(self, state: tuple[int, int, int]) -> None:
+        self._wall, self._counter, self.offset_ms = state
+
+    def _rewind(self, last: HLC | None, offset_ms: int) -> None:
+        # Deliberately steps back (see "a clock that is far ahead"); only restamp_pending may.
+        self._wall, self._counter = (last.wall_ms, last.counter) if last else (0, 0)
+        self.offset_ms = offset_ms
+
+
+class Store:
+    """The tablet's SQLite replica. Safe to share between the UI and the sync thread."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        physical: Callable[[], int] = system_ms,
+        node: str | None = None,
+        random_bytes: Callable[[int], bytes] = os.urandom,
+    ):
+        self.path = str(path)
+        self._random_bytes = random_bytes
+        self._lock = threading.RLock()
+        # Held by synchronize for a whole sync: two syncs at once would not lose anything, but
+        # the later could save an older page's cursors over the newer ones and pull twice.
+        self.sync_lock = threading.Lock()
+        self._in_transaction = False
+        # isolation_level=None: transactions are begun and ended here, explicitly, never implicitly.
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+        try:
+            self._open(physical, node)
+        except BaseException:
+            self._db.close()
+            raise
+
+    def _open(self, physical: Callable[[], int], node: str | None) -> None:
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        with self._transaction(restore_clock=False):
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise RuntimeError(f"{self.path} was written by a newer app (schema {version}); update the app")
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    self._db.execute(statement)
+            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            stored_node = self._get_meta("node")
+            if stored_node is None:
+                # Generated once: the node id is what makes this device's HLCs unique.
+                stored_node = node or self._random_bytes(8).hex()
+                self._set_meta("node", stored_node)
+            elif node is not None and node != stored_node:
+                raise ValueError(f"this store belongs to node {stored_node}, not {node}")
+            last = self._get_meta("clock_last")
+            self._clock = _StoredClock(
+                self,
+                node=stored_node,
+                physical=physical,
+                offset_ms=int(self._get_meta("offset_ms") or 0),
+                last=HLC.parse(last) if last else None,
+            )
+            self._save_clock()
+
+    # --- plumbing -----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the database connection."""
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _transaction(self, *, restore_clock: bool = True) -> Iterator[sqlite3.Connection]:
+        """One write transaction under the lock; on failure the clock is put back as it was."""
+        with self._lock:
+            if self._in_transaction:
+                raise RuntimeError("nested store transaction")
+            saved = self._clock._state() if restore_clock else None
+            # IMMEDIATE takes the write lock now, so no other connection can make us fail half-way.
+            self._db.execute("BEGIN IMMEDIATE")
+            self._in_transaction = True
+            try:
+                yield self._db
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:  # some errors (disk full, I/O) have rolled back already
+                    self._db.execute("ROLLBACK")
+                # A rewound or advanced clock must not outlive the writes it stamped.
+                if saved is not None:
+                    self._clock._restore(saved)
+                raise
+            finally:
+                self._in_transaction = False
+
+    def _get_meta(self, key: str) -> Any:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def _set_meta(self, key: str, value: Any) -> None:
+        self._db.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, json.dumps(value)),
+        )
+
+    def _save_clock(self) -> None:
+        self._set_meta("clock_last", str(self._clock.last))
+        self._set_meta("offset_ms", self._clock.offset_ms)
+
+    def _raise_floor(self, hlcs: Iterable[str]) -> None:
+        """Remember the greatest HLC that is settled: seen from the server or acknowledged by it."""
+        top = max(hlcs, default=None)
+        if top is None:
+            return
+        floor = self._get_meta("settled_hlc")
+        if floor is None or top > floor:
+            self._set_meta("settled_hlc", top)
+
+    # --- meta ---------------------------------------------------------------------------------
+
+    @property
+    def node(self) -> str:
+        """This device's node id: 16 hex digits, made once."""
+        return self._clock.node
+
+    @property
+    def clock(self) -> Clock:
+        """The device's HLC; every step it takes is persisted."""
+        return self._clock
+
+    def physical_ms(self) -> int:
+        """The corrected physical clock, in Unix milliseconds."""
+        with self._lock:
+            return self._clock.physical_ms()
+
+    def observe(self, hlc: str | None) -> None:
+        """Absorb a timestamp the server sent (a push or pull answer)."""
+        if not hlc:
+            return
+        _check_hlc(hlc)
+        with self._transaction():
+            self._clock.update(hlc)
+            self._raise_floor([hlc])
+
+    def save_login(self, server_url: str, token: str, user: Mapping[str, Any], buckets: Sequence[str] = ()) -> None:
+        """Keep what a successful log-in returned."""
+        with self._transaction():
+            self._set_meta("server_url", server_url)
+            self._set_meta("token", token)
+            self._set_meta("user", dict(user))
+            self._set_meta("buckets", list(buckets))
+
+    def forget_token(self) -> None:
+        """Drop the device token (after a 401); nothing else is touched."""
+        with self._transaction():
+            self._db.execute("DELETE FROM meta WHERE key = 'token'")
+
+    def setting(self, key: str) -> Any:
+        """One stored setting: server_url, token, user, buckets (None when unset)."""
+        with self._lock:
+            return self._get_meta(key)
+
+    @property
+    def server_url(self) -> str | None:
+        """The server this device logged in to."""
+        return self.setting("server_url")
+
+    @property
+    def token(self) -> str | None:
+        """The device token, or None before log-in."""
+        return self.setting("token")
+
+    @property
+    def user(self) -> dict[str, Any] | None:
+        """The logged-in user: {id, name, role}."""
+        return self.setting("user")
+
+    # --- local writes -------------------------------------------------------------------------
+
+    def create(self, kind: str, values: Mapping[str, Any], bucket: str | None = None) -> Change:
+        """Create a record with a new UUIDv7 id; the change's id is the record's."""
+        with self._lock:
+            record_id = uuid7(self._clock.physical_ms(), self._random_bytes(10))
+            return self.write(kind, record_id, values, bucket)
+
+    def delete(self, kind: str, record_id: str) -> Change:
+        """Set the record's tombstone."""
+        return self.write(kind, record_id, {"_deleted": True})
+
+    def write(self, kind: str, record_id: str, values: Mapping[str, Any], bucket: str | None = None) -> Change:
+        """Stamp the given fields and commit record and outbox entry together; raises ValidationError."""
+        spec = KINDS.get(kind)
+        if spec is None:
+            raise ValidationError({"kind": [f"unknown kind {kind!r}"]})
+        if not values:
+            raise ValidationError({"fields": ["a write must set at least one field"]})
+        with self._transaction():
+            row = self._db.execute(
+                "SELECT bucket, state FROM records WHERE kind = ? AND id = ?", (kind, record_id)
+            ).fetchone()
+            local = _load_state(row[1]) if row else None
+            bucket = bucket or self._bucket_for(spec, values, row[0] if row else None, local)
+            hlc = str(self._clock.now())
+            writes = {name: (value, hlc) for name, value in values.items()}
+            change = Change(kind, record_id, bucket, writes)
+            try:
+                # The round trip through JSON is the wire's: it refuses what cannot travel.
+                wire = json.loads(json.dumps(dump_change(change)))
+            except (TypeError, ValueError) as exc:
+                raise ValidationError({"fields": [f"not JSON: {exc}"]}) from None
+            load_change(wire)
+            if local is None:
+                missing = sorted(spec.required - set(values))
+                if missing:
+                    raise ValidationError({"fields": {name: ["required to create the record"] for name in missing}})
+            # Only values that differ are stamped: a form that saves every field must not
+            # override a colleague's concurrent edit of a field this worker never touched.
+            writes = {
+                name: (wire["fields"][name][0], hlc)
+                for name in writes
+                if local is None or name not in local or canonical(local[name][0]) != canonical(values[name])
+            }
+            merged = merge_record(local, writes, append_only=spec.append_only)
+            if merged.refused:
+                raise ValidationError(
+                    {"fields": {name: ["already set; this record is history and cannot be changed"]
+                                for name in sorted(merged.refused)}}
+                )
+            if merged.changed:
+                self._put_record(kind, record_id, bucket, merged.state)
+                self._mark_pending(kind, record_id, merged.changed)
+            return Change(kind, record_id, bucket, {name: writes[name] for name in sorted(merged.changed)})
+
+    def _bucket_for(self, spec: Any, values: Mapping[str, Any], current: str | None,
+                    local: Mapping[str, Any] | None) -> str:
+        """The record's bucket: from its grid, else where it already is, else its parent's."""
+        bucket = spec.bucket_of(values)
+        if bucket:
+            return bucket
+        if current:
+            return current
+        if spec.parent:
+            field_name, parent_kind = spec.parent
+            parent_id = values.get(field_name)
+            if parent_id is None and local:
+                parent_id = local.get(field_name, (None,))[0]
+            row = self._db.execute(
+                "SELECT bucket FROM records WHERE kind = ? AND id = ?", (parent_kind, parent_id)
+            ).fetchone()
+            if row:
+                return row[0]
+            raise ValidationError({"bucket": [f"the {parent_kind} {parent_id!r} is not on this device; "
+                                               "give the bucket explicitly"]})
+        raise ValidationError({"bucket": ["cannot tell the bucket from these values; give it explicitly"]})
+
+    def _put_record(self, kind: str, record_id: str, bucket: str, state: Mapping[str, Any]) -> None:
+        self._db.execute(
+            "INSERT INTO records (kind, id, bucket, state, deleted) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (kind, id) DO UPDATE SET bucket = excluded.bucket, state = excluded.state, "
+            "deleted = excluded.deleted",
+            (kind, record_id, bucket, _dump_state(state), int(is_deleted(state))),
+        )
+
+    def _mark_pending(self, kind: str, record_id: str, names: Iterable[str]) -> None:
+        row = self._db.execute("SELECT fields FROM outbox WHERE kind = ? AND id = ?", (kind, record_id)).fetchone()
+        if row is None:
+            self._db.execute(
+                "INSERT INTO outbox (kind, id, fields) VALUES (?, ?, ?)",
+                (kind, record_id, json.dumps(sorted(set(names)))),
+            )
+        else:
+            # The row keeps its seq: the record goes out where its first unsent write was.
+            pending = set(json.loads(row[0])) | set(names)
+            self._db.execute(
+                "UPDATE outbox SET fields = ? WHERE kind = ? AND id = ?",
+                (json.dumps(sorted(pending)), kind, record_id),
+            )
+
+    # --- reads --------------------------------------------------------------------------------
+
+    def get(self, kind: str | None, record_id: str) -> Record | None:
+        """One record by kind and id (kind None: any kind), or None."""
+        with self._lock:
+            if kind is None:
+                row = self._db.execute(
+                    "SELECT kind, id, bucket, state FROM records WHERE id = ? LIMIT 1", (record_id,)
+                ).fetchone()
+            else:
+                row = self._db.execute(
+                    "SELECT kind, id, bucket, state FROM records WHERE kind = ? AND id = ?", (kind, record_id)
+                ).fetchone()
+            return self._record(row) if row else None
+
+    def query(self, kind: str, bucket: str | None = None, *, include_deleted: bool = False) -> list[Record]:
+        """The records of a kind, optionally of one bucket, by id (UUIDv7: by creation millisecond)."""
+        sql = "SELECT kind, id, bucket, state FROM records WHERE kind = ?"
+        args: list[Any] = [kind]
+        if bucket is not None:
+            sql += " AND bucket = ?"
+            args.append(bucket)
+        if not include_deleted:
+            sql += " AND deleted = 0"
+        with self._lock:
+            return [self._record(row) for row in self._db.execute(sql + " ORDER BY id", args).fetchall()]
+
+    def _record(self, row: Sequence[Any]) -> Record:
+        kind, record_id, bucket, state = row
+        pending = self._db.execute("SELECT fields FROM outbox WHERE kind = ? AND id = ?", (kind, record_id)).fetchone()
+        return Record(kind, record_id, bucket, _load_state(state), frozenset(json.loads(pending[0]) if pending else ()))
+
+    def counts(self) -> Counts:
+        """How many records are held, how many have unsynced writes, how many changes were rejected."""
+        with self._lock:
+            (records,) = self._db.execute("SELECT count(*) FROM records").fetchone()
+            (unsynced,) = self._db.execute("SELECT count(*) FROM outbox").fetchone()
+            (rejected,) = self._db.execute("SELECT count(*) FROM rejected").fetchone()
+            return Counts(records, unsynced, rejected)
+
+    def cursors(self) -> dict[str, str]:
+        """The saved cursor of each bucket."""
+        with self._lock:
+            return dict(self._db.execute("SELECT bucket, cursor FROM cursors ORDER BY bucket").fetchall())
+
+    def rejections(self) -> list[Rejection]:
+        """The changes the server refused, oldest first, with its reasons."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT seq, kind, id, bucket, fields, reason, at FROM rejected ORDER BY seq"
+            ).fetchall()
+        return [Rejection(seq, kind, rid, bucket, _load_state(fields), reason, at)
+                for seq, kind, rid, bucket, fields, reason, at in rows]
+
+    def dismiss_rejection(self, seq: int) -> None:
+        """Forget a rejection the worker has seen."""
+        with self._transaction():
+            self._db.execute("DELETE FROM rejected WHERE seq = ?", (seq,))
+
+    # --- push ---------------------------------------------------------------------------------
+
+    def pending_changes(self, limit: int, *, after_seq: int = 0) -> Outgoing:
+        """The next unacknowledged changes (pending fields only), in the order they were first written."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT o.seq, o.kind, o.id, o.fields, r.bucket, r.state FROM outbox o "
+                "JOIN records r ON r.kind = o.kind AND r.id = o.id "
+                "WHERE o.seq > ? ORDER BY o.seq LIMIT ?",
+                (after_seq, limit),
+            ).fetchall()
+        changes = []
+        for _seq, kind, record_id, names, bucket, state_json in rows:
+            state = _load_state(state_json)
+            writes = {name: state[name] for name in json.loads(names) if name in state}
+            if writes:
+                changes.append(Change(kind, record_id, bucket, writes))
+        return Outgoing(changes, rows[-1][0] if rows else after_seq)
+
+    def acknowledge(self, snapshot: Outgoing | Sequence[Change], results: Sequence[Mapping[str, Any]],
+                    hlc: str | None = None) -> Acknowledged:
+        """Apply a push answer: clear what was acknowledged unchanged, keep rejections, absorb the hlc."""
+        changes = list(snapshot)
+        if hlc:
+            _check_hlc(hlc)
+        if len(results) != len(changes):
+            raise RemoteChangeError(f"the push answer has {len(results)} results for {len(changes)} changes")
+        for change, result in zip(changes, results):
+            if not isinstance(result, Mapping) or result.get("kind") != change.kind or result.get("id") != change.id:
+                raise RemoteChangeError(f"the push answer's result {result!r} does not match {change.kind} {change.id}")
+            if result.get("status") not in ("applied", "stale", "rejected"):
+                raise RemoteChangeError(f"unknown push result status {result.get('status')!r}")
+        applied = stale = still = 0
+        rejected: list[Rejection] = []
+        with self._transaction():
+            at = format_ms(self._clock.physical_ms())
+            for change, result in zip(changes, results):
+                status = result["status"]
+                if status == "rejected":
+                    reason = result.get("reason") or "rejected by the server"
+                    if not isinstance(reason, str):
+                        reason = json.dumps(reason, ensure_ascii=False)
+                    cursor = self._db.execute(
+                        "INSERT INTO rejected (kind, id, bucket, fields, reason, at) VALUES (?, ?, ?, ?, ?, ?)",
+                        (change.kind, change.id, change.bucket, _dump_state(change.fields), reason, at),
+                    )
+                    rejected.append(Rejection(cursor.lastrowid, change.kind, change.id, change.bucket,
+                                              dict(change.fields), reason, at))
+                elif status == "applied":
+                    applied += 1
+                else:
+                    stale += 1
+                # Rejected writes leave the outbox too: retrying them forever would block nothing
+                # but would never succeed; they are listed for the worker instead.
+                if self._settle(change):
+                    still += 1
+            self._raise_floor(change.max_hlc() for change in changes)
+            if hlc:
+                self._clock.update(hlc)
+                self._raise_floor([hlc])
+        return Acknowledged(applied, stale, rejected, still)
+
+    def _settle(self, change: Change) -> bool:
+        """Clear the pushed fields whose write is unchanged; True when the record stays pending."""
+        row = self._db.execute(
+            "SELECT o.fields, r.state FROM outbox o JOIN records r ON r.kind = o.kind AND r.id = o.id "
+            "WHERE o.kind = ? AND o.id = ?",
+            (change.kind, change.id),
+        ).fetchone()
+        if row is None:
+            return False
+        pending, state = set(json.loads(row[0])), _load_state(row[1])
+        for name, (_value, pushed_hlc) in change.fields.items():
+            # Same HLC, same write: an edit made while the push was in flight has a newer one.
+            if name in pending and name in state and state[name][1] == pushed_hlc:
+                pending.discard(name)
+        self._set_pending(change.kind, change.id, pending)
+        return bool(pending)
+
+    def _set_pending(self, kind: str, record_id: str, pending: set[str]) -> None:
+        if pending:
+            self._db.execute("UPDATE outbox SET fields = ? WHERE kind = ? AND id = ?",
+                             (json.dumps(sorted(pending)), kind, record_id))
+        else:
+            self._db.execute("DELETE FROM outbox WHERE kind = ? AND id = ?", (kind, record_id))
+
+    def restamp_pending(self, offset_ms: int) -> int:
+        """Correct the clock offset and re-stamp every unacknowledged write, keeping their order."""
+        with self._transaction():
+            floor = self._get_meta("settled_hlc")
+            self._clock._rewind(HLC.parse(floor) if floor else None, offset_ms)
+            rows = self._db.execute(
+                "SELECT o.kind, o.id, o.fields, r.state FROM outbox o "
+                "JOIN records r ON r.kind = o.kind AND r.id = o.id ORDER BY o.seq"
+            ).fetchall()
+            states = {(kind, rid): _load_state(state) for kind, rid, _names, state in rows}
+            writes = sorted(
+                (states[(kind, rid)][name][1], seq, kind, rid, name)
+                for seq, (kind, rid, names, _state) in enumerate(rows)
+                for name in json.loads(names)
+                if name in states[(kind, rid)]
+            )
+            # One original write (one HLC) gets one fresh HLC, so fields written together stay together.
+            fresh: dict[str, str] = {}
+            for old, _seq, kind, rid, name in writes:
+                if old not in fresh:
+                    fresh[old] = str(self._clock.now())
+                value = states[(kind, rid)][name][0]
+                states[(kind, rid)][name] = (value, fresh[old])
+            for kind, rid, _names, _state in rows:
+                self._db.execute("UPDATE records SET state = ? WHERE kind = ? AND id = ?",
+                                 (_dump_state(states[(kind, rid)]), kind, rid))
+            self._save_clock()
+            return len(fresh)
+
+    # --- pull ---------------------------------------------------------------------------------
+
+    def apply_remote(self, changes: Iterable[Mapping[str, Any] | Change], cursors: Mapping[str, str],
+                     hlc: str | None = None) -> int:
+        """Merge a pulled page and save its cursors in one transaction; returns how many records changed."""
+        remote = [_parse_remote(change) for change in changes]
+        if not isinstance(cursors, Mapping) or not all(
+            isinstance(b, str) and isinstance(c, str) for b, c in cursors.items()
+        ):
+            raise RemoteChangeError("cursors must map bucket names to cursor strings")
+        if hlc:
+            _check_hlc(hlc)
+        changed = 0
+        with self._transaction():
+            for change in remote:
+                if self._merge_remote(change):
+                    changed += 1
+            # The answer lists every bucket the user may pull now: a bucket not in it was taken away.
+            self._db.execute("DELETE FROM cursors")
+            self._db.executemany("INSERT INTO cursors (bucket, cursor) VALUES (?, ?)", sorted(cursors.items()))
+            seen = [change.max_hlc() for change in remote if change.fields]
+            if hlc:
+                seen.append(hlc)
+            if seen:
+                # Absorbing the greatest is enough: a write made after this sorts after all of them.
+                self._clock.update(max(seen))
+                self._raise_floor(seen)
+        return changed
+
+    def _merge_remote(self, change: Change) -> bool:
+        row = self._db.execute(
+            "SELECT bucket, state FROM records WHERE kind = ? AND id = ?", (change.kind, change.id)
+        ).fetchone()
+        local = _load_state(row[1]) if row else None
+        spec = KINDS.get(change.kind)
+        merged = merge_record(local, change.fields, append_only=bool(spec and spec.append_only))
+        if not merged.changed:
+            return False
+        bucket = (spec.bucket_of(_values(merged.state)) if spec else None) or change.bucket
+        self._put_record(change.kind, change.id, bucket, merged.state)
+        pending_row = self._db.execute(
+            "SELECT fields FROM outbox WHERE kind = ? AND id = ?", (change.kind, change.id)
+        ).fetchone()
+        if pending_row:
+            # A local write that lost to a newer remote one has nothing left to say.
+            pending = set(json.loads(pending_row[0])) - set(merged.changed)
+            self._set_pending(change.kind, change.id, pending)
+        return True
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+def _dump_state(state: Mapping[str, Any]) -> str:
+    return json.dumps({name: [write[0], write[1]] for name, write in state.items()},
+                      ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+
+
+def _load_state(text: str) -> dict[str, tuple[Any, str]]:
+    return {name: (write[0], write[1]) for name, write in json.loads(text).items()}
+
+
+def _values(state: Mapping[str, tuple[Any, str]]) -> dict[str, Any]:
+    return {name: write[0] for name, write in state.items()}
+
+
+def _check_hlc(hlc: Any) -> None:
+    if not is_hlc(hlc):
+        raise RemoteChangeError(f"the server sent {hlc!r} as its hlc")
+
+
+def _parse_remote(data: Mapping[str, Any] | Change) -> Change:
+    """Check a pulled change's shape and timestamps, not its values: unknown fields and kinds are kept."""
+    if isinstance(data, Change):
+        return data
+    if not isinstance(data, Mapping):
+        raise RemoteChangeError(f"a change must be an object, not {type(data).__name__}")
+    kind, record_id, bucket, fields = (data.get(k) for k in ("kind", "id", "bucket", "fields"))
+    if not all(isinstance(x, str) and x for x in (kind, record_id, bucket)):
+        raise RemoteChangeError(f"a change needs kind, id and bucket strings: {data!r:.200}")
+    if not isinstance(fields, Mapping):
+        raise RemoteChangeError(f"{kind} {record_id}: fields must be an object")
+    writes: dict[str, tuple[Any, str]] = {}
+    for name, write in fields.items():
+        if not isinstance(write, (list, tuple)) or len(write) != 2 or not is_hlc(write[1]):
+            raise RemoteChangeError(f"{kind} {record_id}: field {name!r} is not a [value, hlc] pair")
+        writes[name] = (write[0], write[1])
+    return Change(kind, record_id, bucket, writes)
+

@@ -1,0 +1,171 @@
+"""The sync protocol, client side: push the outbox, then pull every bucket.
+
+`synchronize` is the protocol; read it top to bottom. It is safe to call at any
+time, from a background thread, as often as wanted, and to interrupt anywhere:
+
+* Nothing leaves the outbox before the server has acknowledged it, and a
+  record edited while its push was in flight stays pending (store.py).
+* A pulled page and its cursor are saved in one transaction, so an
+  interrupted pull resumes at the first page not saved, never skips one.
+* Every call of the protocol is idempotent, so the transport may retry and a
+  sync may repeat whatever the network did.
+
+Hazard: a 401 in the middle of a sync (token revoked while offline). The sync
+stops, reports ``needs_login`` and leaves the outbox exactly as it was; the
+captures wait for the worker to log in again.
+
+Hazard: a device clock far ahead. The server refuses the push with
+``clock_skew`` and its own time. The offset is taken against the midpoint of
+the request (half the round trip is the best estimate of when the server read
+its clock), the unacknowledged writes are re-stamped in their order, and the
+batch is pushed again, a bounded number of times.
+
+Hazard: a rejected change. It leaves the outbox (retrying could never
+succeed and would repeat forever) but is kept in the store with the server's
+reason and listed in the report, so the worker sees it.
+
+Hazard: a push too large for the server (413). The batch is halved and tried
+again, down to a single change.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+from shared.hlc import format_ms
+from shared.records import dump_change
+
+from .store import RemoteChangeError, Rejection, Store
+from .transport import ClockSkew, TooLarge, Transport, TransportError, Unauthorized
+
+__all__ = ["synchronize", "SyncReport", "Progress"]
+
+# progress(phase, done, total): phase "push" or "pull"; a pull's total is None until its last page,
+# because the feed does not say how much is left.
+Progress = Callable[[str, int, Optional[int]], None]
+
+
+@dataclass
+class SyncReport:
+    """What one synchronize did, and why it stopped if it did not finish."""
+
+    pushed: int = 0  # changes acknowledged by the server (applied, stale or rejected)
+    applied: int = 0
+    stale: int = 0
+    rejected: list[Rejection] = field(default_factory=list)
+    still_pending: int = 0  # records edited again while their push was in flight
+    restamped: int = 0  # writes re-stamped after a clock-skew answer
+    clock_offset_ms: int | None = None  # the offset set after a clock-skew answer
+    pulled: int = 0  # remote changes received
+    pages: int = 0
+    needs_login: bool = False
+    error: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """Whether the sync ran to the end."""
+        return not self.needs_login and self.error is None
+
+
+def synchronize(
+    store: Store,
+    transport: Transport,
+    progress: Progress | None = None,
+    *,
+    batch_size: int = 500,
+    page_limit: int = 500,
+    max_skew_retries: int = 2,
+) -> SyncReport:
+    """Push the outbox, then pull every bucket until `more` is false; never raises a transport error."""
+    report = SyncReport()
+    if not store.sync_lock.acquire(blocking=False):
+        report.error = "a sync of this store is already running"
+        return report
+    started = time.monotonic()
+    notify = progress or (lambda phase, done, total: None)
+    try:
+        push(store, transport, report, notify, batch_size=batch_size, max_skew_retries=max_skew_retries)
+        pull(store, transport, report, notify, page_limit=page_limit)
+    except Unauthorized as exc:
+        # Stop, and touch nothing queued: the worker logs in again and the next sync resumes.
+        report.needs_login = True
+        report.error = str(exc)
+    except (TransportError, RemoteChangeError) as exc:
+        report.error = f"{type(exc).__name__}: {exc}"
+    finally:
+        store.sync_lock.release()
+        report.seconds = time.monotonic() - started
+    return report
+
+
+def push(store: Store, transport: Transport, report: SyncReport, notify: Progress, *,
+         batch_size: int, max_skew_retries: int) -> None:
+    """Steps 1 and 2: push the outbox in batches and mark synced what was acknowledged unchanged."""
+    total = store.counts().unsynced
+    notify("push", 0, total)
+    after_seq, done, skew_retries = 0, 0, 0
+    while True:
+        # 1. Read a batch. The outbox is paged by position, so a record edited while in flight
+        #    is pushed again by the next sync, not in a loop by this one.
+        outgoing = store.pending_changes(batch_size, after_seq=after_seq)
+        if not outgoing.changes:
+            if outgoing.last_seq == after_seq:
+                break
+            after_seq = outgoing.last_seq
+            continue
+        physical = store.clock.physical  # raw device clock: the offset is computed against it
+        sent = physical()
+        try:
+            answer = transport.push(store.node, [dump_change(c) for c in outgoing.changes],
+                                    sent_at=format_ms(store.physical_ms()))
+        except ClockSkew as skew:
+            if skew_retries >= max_skew_retries:
+                raise
+            skew_retries += 1
+            # The server read its clock about halfway through the round trip.
+            offset = skew.server_time_ms - (sent + physical()) // 2
+            report.restamped += store.restamp_pending(offset)
+            report.clock_offset_ms = offset
+            continue  # the same batch again, with fresh stamps
+        except TooLarge:
+            if batch_size <= 1:
+                raise
+            batch_size = max(1, batch_size // 2)
+            continue
+        # 2. Mark synced only what was acknowledged and not edited again meanwhile; keep rejections.
+        outcome = store.acknowledge(outgoing, answer.get("results") or [], answer.get("hlc"))
+        report.pushed += len(outgoing.changes)
+        report.applied += outcome.applied
+        report.stale += outcome.stale
+        report.rejected.extend(outcome.rejected)
+        report.still_pending += outcome.still_pending
+        after_seq = outgoing.last_seq
+        done += len(outgoing.changes)
+        notify("push", done, max(total, done))
+
+
+def pull(store: Store, transport: Transport, report: SyncReport, notify: Progress, *, page_limit: int) -> None:
+    """Step 3: pull every bucket page by page; each page and its cursors are saved together."""
+    cursors = store.cursors()
+    notify("pull", 0, None)
+    while True:
+        answer = transport.pull(cursors, page_limit)
+        changes = answer.get("changes") or []
+        new_cursors = answer.get("cursors")
+        if new_cursors is None:
+            raise RemoteChangeError("the pull answer carries no cursors")
+        store.apply_remote(changes, new_cursors, answer.get("hlc"))
+        report.pages += 1
+        report.pulled += len(changes)
+        more = bool(answer.get("more"))
+        if more and not changes and new_cursors == cursors:
+            # A server that says "more" but moves nothing would keep us here forever.
+            raise RemoteChangeError("the pull answer says more but neither sends changes nor moves a cursor")
+        cursors = dict(new_cursors)
+        # The total is unknown until the last page: the feed does not say how much is left.
+        notify("pull", report.pulled, None if more else report.pulled)
+        if not more:
+            break

@@ -1,0 +1,236 @@
+"""The sync transport: the three calls of the wire contract over HTTP, with typed errors.
+
+`synchronize` (mobile/sync.py) talks to a `Transport`: anything with `login`,
+`push` and `pull` taking and returning wire JSON. `HttpTransport` is the real
+one; tests inject an in-memory server or a flaky wrapper instead.
+
+Properties: every call is safe to repeat. A push is idempotent by design
+(merge is), a pull only reads, a log-in at worst registers the device twice.
+So the transport retries *every* method, POST included, with exponential
+backoff, on connection errors, read errors and 502/503/504, through urllib3's
+`Retry`. A 500 is not retried here: it is most likely a bug that would fail
+the same way again, and the next sync retries anyway.
+
+Hazard: a request that reached the server but whose answer was lost. The
+client cannot tell it from one that never arrived, and retries it. That is
+exactly why the protocol is idempotent; nothing here tries to be clever.
+
+Hazard: a slow or dead network on a tablet. Every request has a connect and a
+read timeout, so a sync ends with `TransportError` instead of hanging, and
+request bodies over ~1 KiB are gzip-compressed (the server accepts
+``Content-Encoding: gzip``); JSON of records compresses several-fold.
+
+Errors are typed so the sync loop can decide without parsing messages:
+`Unauthorized` (401: log in again, touch nothing), `ClockSkew` (409
+``clock_skew``: correct the clock and re-stamp), `Rejected` (any other 4xx),
+`HttpError` (5xx after retries), `TransportError` (network failure after
+retries, or an answer that is not the contract's JSON). All derive from
+`TransportError`.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from datetime import datetime, timezone
+from typing import Any, Mapping, Protocol, Sequence
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+__all__ = [
+    "Transport", "HttpTransport", "TransportError", "HttpError", "Rejected", "TooLarge", "Unauthorized",
+    "ClockSkew", "API_PREFIX",
+]
+
+API_PREFIX = "/api/v1"
+RETRY_STATUSES = (502, 503, 504)
+
+
+class TransportError(Exception):
+    """The server could not be reached, or answered outside the contract."""
+
+
+class HttpError(TransportError):
+    """The server answered with an error status and the error shape."""
+
+    def __init__(self, status: int, code: str, message: str, details: Any = None):
+        super().__init__(f"{status} {code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details
+
+
+class Rejected(HttpError):
+    """A 4xx other than 401 and clock skew: the request itself is refused."""
+
+
+class TooLarge(Rejected):
+    """413: the push carried too many changes or too many bytes."""
+
+
+class Unauthorized(HttpError):
+    """401: the device token is missing, unknown or revoked; log in again."""
+
+
+class ClockSkew(HttpError):
+    """409 clock_skew: the push was stamped too far ahead of the server's clock."""
+
+    def __init__(self, server_time_ms: int, message: str = "clock skew", details: Any = None):
+        super().__init__(409, "clock_skew", message, details)
+        self.server_time_ms = server_time_ms
+
+
+class Transport(Protocol):
+    """The calls synchronize needs; HttpTransport and the test fakes implement it."""
+
+    def login(self, username: str, password: str, device_name: str, node: str) -> dict[str, Any]:
+        """Log in; answers {token, user, buckets}."""
+        ...
+
+    def push(self, node: str, changes: Sequence[Mapping[str, Any]], sent_at: str) -> dict[str, Any]:
+        """Push wire changes; answers {results, hlc}."""
+        ...
+
+    def pull(self, cursors: Mapping[str, str], limit: int) -> dict[str, Any]:
+        """Pull one page; answers {changes, cursors, more, hlc}."""
+        ...
+
+
+def parse_server_time(text: Any) -> int:
+    """ISO 8601 UTC (2026-11-27T19:48:00.123Z) to Unix milliseconds."""
+    if not isinstance(text, str):
+        raise ValueError("server_time must be a string")
+    dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    delta = dt - datetime(1970, 1, 1, tzinfo=timezone.utc)
+    return delta.days * 86_400_000 + delta.seconds * 1000 + delta.microseconds // 1000
+
+
+class HttpTransport:
+    """The wire contract over requests, with retries, timeouts and gzip."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str | None = None,
+        *,
+        timeout: float | tuple[float, float] = (10.0, 60.0),
+        retries: int = 5,
+        backoff_factor: float = 0.5,
+        backoff_max: float = 30.0,
+        gzip_min_bytes: int = 1024,
+        user_agent: str = "GridPatrol-mobile/0.1",
+    ):
+        base = base_url.rstrip("/")
+        # Accept both the server root and the API root, so a setting can be either.
+        self.base_url = base if base.endswith(API_PREFIX) else base + API_PREFIX
+        self.token = token
+        self.timeout = timeout
+        self.gzip_min_bytes = gzip_min_bytes
+        retry = Retry(
+            total=retries,
+            connect=retries,
+            read=retries,
+            status=retries,
+            other=0,
+            allowed_methods=None,  # POST too: every call of the contract is idempotent
+            status_forcelist=RETRY_STATUSES,
+            backoff_factor=backoff_factor,
+            backoff_max=backoff_max,
+            respect_retry_after_header=True,
+            raise_on_status=False,  # the last error answer is mapped to a typed error below
+        )
+        self.session = requests.Session()
+        adapter = HTTPAdapter(max_retries=retry)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        self.session.headers.update({"User-Agent": user_agent, "Accept": "application/json"})
+
+    def close(self) -> None:
+        """Close the pooled connections."""
+        self.session.close()
+
+    def __enter__(self) -> "HttpTransport":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def login(self, username: str, password: str, device_name: str, node: str) -> dict[str, Any]:
+        """POST /auth/device; keeps the returned token for the calls that follow."""
+        answer = self._post("/auth/device", {"username": username, "password": password,
+                                             "device_name": device_name, "node": node}, auth=False)
+        token = answer.get("token")
+        if not isinstance(token, str) or not token:
+            raise TransportError("the log-in answer carries no token")
+        self.token = token
+        return answer
+
+    def push(self, node: str, changes: Sequence[Mapping[str, Any]], sent_at: str) -> dict[str, Any]:
+        """POST /sync/push; answers {results, hlc}."""
+        answer = self._post("/sync/push", {"node": node, "changes": list(changes), "sent_at": sent_at})
+        if not isinstance(answer.get("results"), list):
+            raise TransportError("the push answer carries no results list")
+        return answer
+
+    def pull(self, cursors: Mapping[str, str], limit: int) -> dict[str, Any]:
+        """POST /sync/pull; answers {changes, cursors, more, hlc}."""
+        answer = self._post("/sync/pull", {"cursors": dict(cursors), "limit": limit})
+        if not isinstance(answer.get("changes"), list) or not isinstance(answer.get("cursors"), dict):
+            raise TransportError("the pull answer carries no changes list or cursors object")
+        return answer
+
+    def _post(self, path: str, payload: Mapping[str, Any], *, auth: bool = True) -> dict[str, Any]:
+        body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        headers = {"Content-Type": "application/json"}
+        if len(body) > self.gzip_min_bytes:
+            # mtime=0: the same payload compresses to the same bytes, which keeps retries identical.
+            body = gzip.compress(body, compresslevel=6, mtime=0)
+            headers["Content-Encoding"] = "gzip"
+        if auth and self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        try:
+            response = self.session.post(self.base_url + path, data=body, headers=headers, timeout=self.timeout)
+        except requests.RequestException as exc:
+            raise TransportError(f"POST {path}: {exc}") from exc
+        with response:
+            if response.status_code >= 400:
+                raise _error_for(response)
+            try:
+                answer = response.json()
+            except ValueError as exc:
+                raise TransportError(f"POST {path}: the answer is not JSON") from exc
+        if not isinstance(answer, dict):
+            raise TransportError(f"POST {path}: the answer is not a JSON object")
+        return answer
+
+
+def _error_for(response: requests.Response) -> HttpError:
+    """The typed error for an error answer, read from the shared error shape when present."""
+    status = response.status_code
+    code, message, details = "error", response.reason or f"HTTP {status}", None
+    try:
+        error = response.json().get("error")
+    except (ValueError, AttributeError):
+        error = None
+    if isinstance(error, dict):
+        code = str(error.get("code") or code)
+        message = str(error.get("message") or message)
+        details = error.get("details")
+    if status == 401:
+        return Unauthorized(status, code if code != "error" else "unauthorized", message, details)
+    if status == 409 and code == "clock_skew":
+        try:
+            server_ms = parse_server_time((details or {}).get("server_time"))
+        except (ValueError, AttributeError, TypeError):
+            return Rejected(status, code, f"{message} (no usable details.server_time)", details)
+        return ClockSkew(server_ms, message, details)
+    if status == 413:
+        return TooLarge(status, code, message, details)
+    if 400 <= status < 500:
+        return Rejected(status, code, message, details)
+    return HttpError(status, code, message, details)

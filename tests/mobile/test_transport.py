@@ -1,0 +1,198 @@
+"""HttpTransport against a real HTTP server on 127.0.0.1: retries, gzip, timeouts, error mapping,
+and a whole sync over HTTP against the in-memory server."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import socket
+import time
+
+import pytest
+
+from mobile.sync import synchronize
+from mobile.transport import (
+    ClockSkew, HttpError, HttpTransport, Rejected, TooLarge, TransportError, Unauthorized, parse_server_time,
+)
+
+from .conftest import NODE, event_values
+from .fakes import DAY_MS, T0, FakeServer, LocalHttpServer, error_body, serve_fake
+
+PULL_OK = (200, {"changes": [], "cursors": {"ref": "1"}, "more": False, "hlc": None}, {})
+
+
+def scripted(*answers):
+    """A responder that plays answers in order; None drops the connection unanswered."""
+    queue = list(answers)
+
+    def respond(request):
+        return queue.pop(0) if queue else (500, error_body("internal_error", "script exhausted"), {})
+
+    return respond
+
+
+def transport(server: LocalHttpServer, **kwargs) -> HttpTransport:
+    options = {"retries": 3, "backoff_factor": 0, "timeout": (2, 2)}
+    options.update(kwargs)
+    return HttpTransport(server.url, token="tok", **options)
+
+
+@pytest.mark.parametrize("status", [502, 503, 504])
+def test_a_5xx_gateway_answer_is_retried(status):
+    with LocalHttpServer(scripted((status, error_body("unavailable", "busy"), {}), PULL_OK)) as server:
+        with transport(server) as client:
+            assert client.pull({}, 10)["cursors"] == {"ref": "1"}
+    assert len(server.requests) == 2
+
+
+def test_a_dropped_connection_is_retried_even_for_a_push():
+    answer = (200, {"results": [], "hlc": None}, {})
+    with LocalHttpServer(scripted(None, None, answer)) as server:
+        with transport(server) as client:
+            assert client.push(NODE, [], "2026-11-18T11:06:40.000Z") == {"results": [], "hlc": None}
+    assert [r["path"] for r in server.requests] == ["/api/v1/sync/push"] * 3
+    assert server.requests[0]["raw"] == server.requests[2]["raw"]  # the same body each time
+
+
+def test_retries_give_up_with_a_transport_error():
+    with LocalHttpServer(scripted(*[None] * 10)) as server:
+        with transport(server, retries=2) as client:
+            with pytest.raises(TransportError) as caught:
+                client.pull({}, 10)
+    assert type(caught.value) is TransportError
+    assert len(server.requests) == 3
+
+
+def test_a_server_that_stays_unavailable_ends_in_an_http_error():
+    busy = (503, error_body("unavailable", "the store cannot be read"), {})
+    with LocalHttpServer(scripted(*[busy] * 5)) as server:
+        with transport(server, retries=2) as client:
+            with pytest.raises(HttpError) as caught:
+                client.pull({}, 10)
+    assert (caught.value.status, caught.value.code) == (503, "unavailable")
+    assert len(server.requests) == 3
+
+
+def test_a_500_is_not_retried():
+    with LocalHttpServer(scripted((500, error_body("internal_error", "bug"), {}), PULL_OK)) as server:
+        with transport(server) as client, pytest.raises(HttpError):
+            client.pull({}, 10)
+    assert len(server.requests) == 1
+
+
+def test_a_server_that_is_not_there_is_a_transport_error():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with HttpTransport(f"http://127.0.0.1:{port}", retries=1, backoff_factor=0, timeout=(1, 1)) as client:
+        with pytest.raises(TransportError):
+            client.pull({}, 10)
+
+
+def test_a_server_too_slow_to_answer_times_out():
+    def slow(request):
+        time.sleep(0.5)
+        return PULL_OK
+
+    with LocalHttpServer(slow) as server:
+        with transport(server, retries=1, timeout=(1, 0.2)) as client:
+            started = time.monotonic()
+            with pytest.raises(TransportError):
+                client.pull({}, 10)
+            assert time.monotonic() - started < 2
+    assert len(server.requests) == 2
+
+
+def test_large_bodies_are_gzipped_and_small_ones_are_not():
+    ok = (200, {"results": [], "hlc": None}, {})
+    changes = [{"kind": "event", "id": str(i), "bucket": "grid:G-0101",
+                "fields": {"description": ["x" * 100, "h"]}} for i in range(30)]
+    with LocalHttpServer(scripted(ok, ok)) as server:
+        with transport(server) as client:
+            client.push(NODE, changes, "2026-11-18T11:06:40.000Z")
+            client.push(NODE, changes[:1], "2026-11-18T11:06:40.000Z")
+    big, small = server.requests
+    assert big["headers"]["Content-Encoding"] == "gzip"
+    assert json.loads(gzip.decompress(big["raw"]))["changes"] == changes
+    assert len(big["raw"]) < len(json.dumps(changes)) / 4
+    assert "Content-Encoding" not in small["headers"]
+    assert json.loads(small["raw"])["changes"] == changes[:1]
+    assert big["headers"]["Content-Type"] == "application/json"
+
+
+def test_the_token_is_sent_as_a_bearer_and_login_replaces_it():
+    login = (200, {"token": "fresh", "user": {"id": "u1", "name": "Li", "role": "worker"}, "buckets": ["ref"]}, {})
+    with LocalHttpServer(scripted(login, PULL_OK)) as server:
+        with HttpTransport(server.url + "/api/v1/", retries=0) as client:
+            assert client.login("li", "pw", "tablet 7", NODE)["user"]["name"] == "Li"
+            client.pull({"ref": "0"}, 50)
+    first, second = server.requests
+    assert first["path"] == "/api/v1/auth/device" and "Authorization" not in first["headers"]
+    assert first["json"] == {"username": "li", "password": "pw", "device_name": "tablet 7", "node": NODE}
+    assert second["headers"]["Authorization"] == "Bearer fresh"
+    assert second["json"] == {"cursors": {"ref": "0"}, "limit": 50}
+
+
+@pytest.mark.parametrize("status, body, error, code", [
+    (401, error_body("unauthorized", "log in again"), Unauthorized, "unauthorized"),
+    (401, "not json at all", Unauthorized, "unauthorized"),
+    (400, error_body("malformed", "bad JSON"), Rejected, "malformed"),
+    (403, error_body("forbidden", "not yours"), Rejected, "forbidden"),
+    (409, error_body("conflict", "offset mismatch"), Rejected, "conflict"),
+    (409, error_body("clock_skew", "ahead", {"server_time": "bad"}), Rejected, "clock_skew"),
+    (413, error_body("too_large", "at most 500 changes"), TooLarge, "too_large"),
+])
+def test_error_answers_map_to_typed_errors(status, body, error, code):
+    with LocalHttpServer(scripted((status, body, {}))) as server:
+        with transport(server) as client, pytest.raises(error) as caught:
+            client.push(NODE, [], "2026-11-18T11:06:40.000Z")
+    assert (caught.value.status, caught.value.code) == (status, code)
+    assert isinstance(caught.value, TransportError)
+    assert len(server.requests) == 1  # a 4xx is an answer, not a failure: never retried
+
+
+def test_clock_skew_carries_the_server_time():
+    body = error_body("clock_skew", "ahead", {"server_time": "2026-11-27T19:48:00.123Z"})
+    with LocalHttpServer(scripted((409, body, {}))) as server:
+        with transport(server) as client, pytest.raises(ClockSkew) as caught:
+            client.push(NODE, [], "2026-11-28T19:48:00.123Z")
+    assert caught.value.server_time_ms == parse_server_time("2026-11-27T19:48:00.123Z")
+    assert caught.value.server_time_ms % 1000 == 123
+
+
+@pytest.mark.parametrize("text, ms", [
+    ("1970-01-01T00:00:00.000Z", 0),
+    ("2026-11-18T11:06:40.000Z", T0),
+    ("2026-11-18T11:06:40Z", T0),
+    ("2026-11-18T11:06:40.5+00:00", T0 + 500),
+])
+def test_server_time_parses(text, ms):
+    assert parse_server_time(text) == ms
+
+
+def test_an_answer_that_is_not_the_contract_is_a_transport_error():
+    with LocalHttpServer(scripted((200, ["a list"], {}), (200, {"no": "results"}, {}))) as server:
+        with transport(server) as client:
+            with pytest.raises(TransportError):
+                client.pull({}, 10)
+            with pytest.raises(TransportError):
+                client.push(NODE, [], "2026-11-18T11:06:40.000Z")
+
+
+def test_a_whole_sync_over_http(store, device_clock, server_clock):
+    fake = FakeServer(server_clock)
+    device_clock.advance(DAY_MS)  # and with a skewed clock, so the 409 path crosses HTTP too
+    for i in range(3):
+        store.create("event", event_values(description="x" * 400 + str(i)))
+    with serve_fake(fake) as server, HttpTransport(server.url, retries=1, backoff_factor=0) as client:
+        answer = client.login("li", "pw", "tablet", store.node)
+        store.save_login(server.url, answer["token"], answer["user"], answer["buckets"])
+        report = synchronize(store, client, page_limit=2)
+        assert report.ok, report.error
+        assert report.restamped == 3 and report.pulled == 3 and report.pages == 2
+        fake.revoked = True
+        store.create("event", event_values())
+        report = synchronize(store, client)
+    assert report.needs_login and store.counts().unsynced == 1
+    pushes = [r for r in server.requests if r["path"].endswith("push")]
+    assert [p["headers"].get("Content-Encoding") for p in pushes] == ["gzip", "gzip", None]
