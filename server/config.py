@@ -25,13 +25,30 @@ def _int(name: str, default: int) -> int:
         raise RuntimeError(f"{name} must be an integer, not {raw!r}") from None
 
 
+def _local_secret() -> str:
+    """A secret kept in var/secret_key, made on first use, for a server with no GRIDPATROL_SECRET_KEY."""
+    path = VAR / "secret_key"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    VAR.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_hex(32)
+    try:
+        with open(path, "x") as handle:  # "x": two processes starting at once keep the first one's
+            handle.write(secret)
+    except FileExistsError:
+        return path.read_text().strip()
+    return secret
+
+
 def from_environment() -> dict:
     """The settings read from GRIDPATROL_* variables."""
     return {
         # sqlite:///var/gridpatrol.db by default; postgresql+psycopg://user@host/db in production
         "SQLALCHEMY_DATABASE_URI": os.environ.get("GRIDPATROL_DATABASE_URL") or f"sqlite:///{VAR / 'gridpatrol.db'}",
-        # Sessions of the pages are signed with it; a random one means log-ins end when the server restarts.
-        "SECRET_KEY": os.environ.get("GRIDPATROL_SECRET_KEY") or secrets.token_hex(32),
+        # Sessions of the pages are signed with it; every process of one server must share it.
+        "SECRET_KEY": os.environ.get("GRIDPATROL_SECRET_KEY") or _local_secret(),
         # The server's HLC node id (16 hex). Each server process should have its own; random when unset.
         "GRIDPATROL_NODE": os.environ.get("GRIDPATROL_NODE") or secrets.token_hex(8),
         # How far ahead of the server's clock a pushed timestamp may be before the push gets clock_skew.

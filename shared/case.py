@@ -184,6 +184,7 @@ class _Step:
     deadline: str | None
     note: str | None
     stand_in: bool
+    duplicate_of: str | None
 
 
 def _text(value: Any) -> str | None:
@@ -234,6 +235,7 @@ def _read(action: Any) -> _Step:
         deadline=_instant(values.get("deadline")),
         note=_text(values.get("note")),
         stand_in=values.get("stand_in") is True,
+        duplicate_of=_text(values.get("duplicate_of")),
     )
 
 
@@ -369,8 +371,9 @@ def _handle_on_spot(case: _Case, step: _Step) -> str | None:
 
 
 def _mark_duplicate(case: _Case, step: _Step) -> str | None:
+    # The action's own field; actions recorded before it existed named the case in the note.
     found = _UUID.search(step.note or "")
-    case.duplicate_of = found.group(0).lower() if found else None
+    case.duplicate_of = step.duplicate_of or (found.group(0).lower() if found else None)
     case.close(step, "duplicate")
     return None
 
@@ -459,7 +462,8 @@ def fold_case(
                     gives a deadline
     handle_on_spot  reported; micro event; by the reporter closed (handled_on_spot)
     mark_duplicate  open                                   closed (duplicate); duplicate_of is
-                                                           the first UUID in the note, if any
+                                                           the action's duplicate_of, else the
+                                                           first UUID in its note
     supervise       open                                   supervised; new deadline
     comment         always                                 nothing
     ==============  =====================================  ====================================

@@ -272,6 +272,7 @@ class CaseActionFields(Schema):
     note = Note(allow_none=True)
     photos = Photos()
     stand_in = Bool()  # a supervisor verifying in the reporter's place
+    duplicate_of = Id(allow_none=True)  # mark_duplicate: the event this one repeats
 
 
 class RentalHouseFields(Schema):

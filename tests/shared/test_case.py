@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from shared.case import _canonical as canonical  # the fold's own tie-break encoding
 from shared.case import (
     FAILURES_BEFORE_SUPERVISION, REASONS, RESOLUTIONS, STATUSES, Action, CaseState, awaiting_verification,
     fold_case, is_overdue, queue_key,
@@ -530,8 +531,23 @@ def test_two_different_actions_under_one_id_fold_the_same_in_either_order(event,
 
 @given(events, actions_st, categories, st.data())
 def test_a_later_action_never_changes_how_an_earlier_one_was_judged(event, actions, category, data):
-    ordered = sorted(actions, key=lambda a: (a.hlc, a.id))
+    # One action per id, the one the fold keeps (the smaller (hlc, values)): a prefix that held the
+    # other copy of a duplicated id would be judging a different history.
+    kept = {}
+    for action in sorted(actions, key=lambda a: (a.hlc, canonical(a.values)), reverse=True):
+        kept[action.id] = action
+    ordered = sorted(kept.values(), key=lambda a: (a.hlc, a.id))
     k = data.draw(st.integers(0, len(ordered)))
     whole = fold_case(event, ordered, category=category)
     prefix = fold_case(event, ordered[:k], category=category)
     assert prefix.timeline == whole.timeline[:k]
+
+
+def test_mark_duplicate_names_the_original_from_its_field():
+    """The duplicate_of field wins over a UUID mentioned in the note."""
+    original, mentioned = "0193b5c8-0000-7000-8000-000000000001", "0193b5c8-0000-7000-8000-000000000002"
+    event = {"reporter": "r", "reported_at": "2026-11-27T00:00:00.000Z"}
+    action = Action("a1", "2026-11-27T01:00:00.000Z-0000-" + "a" * 16,
+                    {"action": "mark_duplicate", "actor": "s", "duplicate_of": original, "note": f"see {mentioned}"})
+    state = fold_case(event, [action])
+    assert state.status == "closed" and state.duplicate_of == original

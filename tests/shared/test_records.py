@@ -50,7 +50,7 @@ VALID = {
     }),
     "case_action": ("grid:G-0101", {
         "event": EVENT, "action": "dispatch", "actor": USER, "unit": "fire", "deadline": "2026-11-29T19:48:00.000Z",
-        "note": "请两日内清理", "photos": [], "stand_in": False,
+        "note": "请两日内清理", "photos": [], "stand_in": False, "duplicate_of": None,
     }),
     "rental_house": ("grid:G-0101", {
         "grid": "G-0101", "address": "Beishan Rd 12", "owner": "王", "owner_phone": "13800000000",
