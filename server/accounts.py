@@ -80,6 +80,18 @@ def device_for_token(token: str) -> Device | None:
     return device
 
 
+def touch(device: Device, every_seconds: int = 60) -> bool:
+    """Note that the device was seen; True when that needs a write (at most once a minute)."""
+    now = utcnow()
+    seen = device.last_seen_at
+    if seen is not None and seen.tzinfo is None:  # SQLite hands back naive UTC
+        seen = seen.replace(tzinfo=now.tzinfo)
+    if seen is not None and (now - seen).total_seconds() < every_seconds:
+        return False
+    device.last_seen_at = now
+    return True
+
+
 def revoke_device(device: Device) -> None:
     """Stop a device's token from working; the caller commits."""
     device.revoked_at = utcnow()

@@ -8,6 +8,7 @@ document is generated from, so the document cannot drift from the views.
 from __future__ import annotations
 
 import json
+import re
 import zlib
 from functools import wraps
 from typing import Any
@@ -24,20 +25,25 @@ from . import accounts, schemas, store
 from .clock import server_clock
 from .db import db
 from .errors import ApiError
-from .models import utcnow
 
 bp = Blueprint("sync", __name__, url_prefix="/api/v1")
 _DOCUMENTED: list[dict[str, Any]] = []
 
 
 def documented(rule: str, method: str, summary: str, *, request_schema: type[Schema] | None = None,
-               answer: type[Schema] | None = None, errors: tuple[int, ...] = (), auth: bool = True):
-    """Register a view on the blueprint and in the OpenAPI document."""
+               answer: type[Schema] | None = None, errors: tuple[int, ...] = (), auth: bool = True,
+               blueprint: Blueprint | None = None, openapi: dict[str, Any] | None = None):
+    """Register a view on the blueprint (this one unless given) and in the OpenAPI document.
+
+    ``openapi`` is merged into the operation, for what the schemas cannot say: path parameters, a body
+    that is not JSON, an answer other than 200 (its ``responses`` then replace the default 200).
+    """
 
     def decorator(view):
         _DOCUMENTED.append({"rule": rule, "method": method.lower(), "summary": summary, "doc": view.__doc__,
-                            "request": request_schema, "answer": answer, "errors": errors, "auth": auth})
-        bp.add_url_rule(rule, view_func=view, methods=[method])
+                            "request": request_schema, "answer": answer, "errors": errors, "auth": auth,
+                            "openapi": openapi or {}})
+        (blueprint or bp).add_url_rule(rule, view_func=view, methods=[method])
         return view
 
     return decorator
@@ -128,7 +134,7 @@ def push():
     device = g.device
     if body.get("sent_at"):
         device.clock_skew_ms = parse_ms(body["sent_at"]) - clock.physical_ms()
-    device.last_seen_at = utcnow()
+    accounts.touch(device)
     changes, rejected = store.validate_batch(g.user, body["changes"])
     latest = store.max_hlc(c for c in changes if c is not None)
     if latest is not None:
@@ -152,8 +158,8 @@ def pull():
     body = read_json(schemas.PullRequest())
     config = current_app.config
     limit = min(body["limit"] or config["GRIDPATROL_DEFAULT_PULL_LIMIT"], config["GRIDPATROL_MAX_PULL_LIMIT"])
-    g.device.last_seen_at = utcnow()
-    db.session.commit()
+    if accounts.touch(g.device):
+        db.session.commit()
     try:
         answer = store.pull_changes(g.user, body["cursors"], limit)
     except ValueError as exc:
@@ -185,12 +191,15 @@ def build_spec() -> APISpec:
         if entry["answer"] is not None:
             operation["responses"]["200"] = {"description": "OK",
                                              "content": {"application/json": {"schema": entry["answer"]}}}
-        else:
+        elif "responses" not in entry["openapi"]:
             operation["responses"]["200"] = {"description": "OK"}
         for status in entry["errors"] + ((401,) if entry["auth"] and 401 not in entry["errors"] else ()):
             operation["responses"][str(status)] = {"description": "error",
                                                    "content": {"application/json": {"schema": "Error"}}}
         if entry["auth"]:
             operation["security"] = [{"device": []}]
-        spec.path(path="/api/v1" + entry["rule"], operations={entry["method"]: operation})
+        operation.update({**entry["openapi"], "responses": {**entry["openapi"].get("responses", {}),
+                                                            **operation["responses"]}})
+        path = re.sub(r"<(?:[^<>:]+:)?([^<>]+)>", r"{\1}", entry["rule"])  # Flask's <name> is OpenAPI's {name}
+        spec.path(path="/api/v1" + path, operations={entry["method"]: operation})
     return spec

@@ -114,6 +114,7 @@ def state_after(url: str, batches: list[list[dict]]) -> list[dict]:
             results = apply_raw(batch)
             assert not [r for r in results if r.status == "rejected"]
             states.append(stored_state())
+        db.session.remove()  # return the session's connection before the pool closes them all
         db.engine.dispose()
     return states
 
