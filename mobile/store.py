@@ -207,16 +207,11 @@ class _StoredClock(Clock):
             self._store._save_clock()
             return hlc
 
-    def _state(self) -> tuple[int, int, int]:
-        return self._wall, self._counter, self.offset_ms
+    def _state(self) -> tuple[HLC, int]:
+        return self.last, self.offset_ms
 
-    def _restore(self, state: tuple[int, int, int]) -> None:
-        self._wall, self._counter, self.offset_ms = state
-
-    def _rewind(self, last: HLC | None, offset_ms: int) -> None:
-        # Deliberately steps back (see "a clock that is far ahead"); only restamp_pending may.
-        self._wall, self._counter = (last.wall_ms, last.counter) if last else (0, 0)
-        self.offset_ms = offset_ms
+    def _restore(self, state: tuple[HLC, int]) -> None:
+        self.rewind(*state)
 
 
 class Store:
@@ -641,7 +636,7 @@ class Store:
         """Correct the clock offset and re-stamp every unacknowledged write, keeping their order."""
         with self._transaction():
             floor = self._get_meta("settled_hlc")
-            self._clock._rewind(HLC.parse(floor) if floor else None, offset_ms)
+            self._clock.rewind(HLC.parse(floor) if floor else None, offset_ms)
             rows = self._db.execute(
                 "SELECT o.kind, o.id, o.fields, r.state FROM outbox o "
                 "JOIN records r ON r.kind = o.kind AND r.id = o.id ORDER BY o.seq"

@@ -217,6 +217,18 @@ class Clock:
         if remote.wall_ms - pt > self.max_drift_ms:
             raise ClockDriftError(remote, pt, self.max_drift_ms)
 
+    def rewind(self, last: HLC | None, offset_ms: int | None = None) -> None:
+        """Set the clock back to ``last`` (and a new offset): the one sanctioned step backwards.
+
+        Only for a node whose clock was found far ahead: it rewinds to the
+        greatest timestamp others have seen from it, corrects its offset, and
+        re-stamps the writes nobody has seen yet (mobile/store.py). Any other
+        use breaks monotonicity.
+        """
+        self._wall, self._counter = (last.wall_ms, last.counter) if last else (0, 0)
+        if offset_ms is not None:
+            self.offset_ms = offset_ms
+
     def _tick(self) -> None:
         if self._counter < MAX_COUNTER:
             self._counter += 1

@@ -346,3 +346,13 @@ def test_clock_is_monotonic_never_behind_physical_and_passes_what_it_absorbs(ops
         assert got.node == A
         assert clock.last == got
         previous = got
+
+
+def test_rewind_steps_back_to_the_given_timestamp_and_offset():
+    """rewind is the one way back: the next now() follows the rewound state, not the old one."""
+    physical = [5_000]
+    clock = Clock("a" * 16, lambda: physical[0])
+    clock.update(HLC(9_000_000, 3, "b" * 16))
+    clock.rewind(HLC(4_000, 2, "a" * 16), offset_ms=-100)
+    assert clock.last == HLC(4_000, 2, "a" * 16)
+    assert clock.now() == HLC(4_900, 0, "a" * 16)
