@@ -49,8 +49,8 @@ def from_environment() -> dict:
         "SQLALCHEMY_DATABASE_URI": os.environ.get("GRIDPATROL_DATABASE_URL") or f"sqlite:///{VAR / 'gridpatrol.db'}",
         # Sessions of the pages are signed with it; every process of one server must share it.
         "SECRET_KEY": os.environ.get("GRIDPATROL_SECRET_KEY") or _local_secret(),
-        # The server's HLC node id (16 hex). Each server process should have its own; random when unset.
-        "GRIDPATROL_NODE": os.environ.get("GRIDPATROL_NODE") or secrets.token_hex(8),
+        # The server's HLC node id (16 hex). Unset: each process makes its own (server/clock.py).
+        "GRIDPATROL_NODE": os.environ.get("GRIDPATROL_NODE") or None,
         # How far ahead of the server's clock a pushed timestamp may be before the push gets clock_skew.
         "GRIDPATROL_MAX_DRIFT_SECONDS": _int("GRIDPATROL_MAX_DRIFT_SECONDS", 300),
         # Limits of one push: the body (after gzip decoding) and the number of changes.
@@ -60,4 +60,6 @@ def from_environment() -> dict:
         "GRIDPATROL_MAX_PULL_LIMIT": _int("GRIDPATROL_MAX_PULL_LIMIT", 1000),
         "GRIDPATROL_DEFAULT_PULL_LIMIT": _int("GRIDPATROL_DEFAULT_PULL_LIMIT", 500),
         "GRIDPATROL_PHOTO_DIR": os.environ.get("GRIDPATROL_PHOTO_DIR") or str(VAR / "photos"),
+        # The largest photo an upload may declare (413 above it); the app makes 1920 px JPEGs of ~0.5 MB.
+        "GRIDPATROL_MAX_PHOTO_BYTES": _int("GRIDPATROL_MAX_PHOTO_BYTES", 15 * 1024 * 1024),
     }
