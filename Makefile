@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PORT   := $(or $(GRIDPATROL_PORT),5000)
 EXTRAS := server,pg,dev
 
-.PHONY: run test test-fast app reset bench clean
+.PHONY: run test test-fast app reset bench clean system-deps
 
 # The venv is rebuilt when pyproject.toml changes.
 $(VENV)/.installed-$(EXTRAS): pyproject.toml
@@ -27,12 +27,17 @@ run: $(VENV)/.installed-$(EXTRAS)
 	@echo ""
 	$(BIN)/gunicorn --bind 127.0.0.1:$(PORT) --workers 2 --threads 4 --access-logfile - 'server:create_app()'
 
+## system-deps: Debian's chromium and CJK fonts for the browser test (in CI a failure here fails the run;
+## elsewhere the browser test skips and says so)
+system-deps:
+	bash scripts/install-system-deps.sh || [ "$$CI" != "true" ]
+
 ## test: the whole suite (PostgreSQL tests run when 127.0.0.1:5432 answers; in CI they must)
-test: $(VENV)/.installed-$(EXTRAS)
+test: $(VENV)/.installed-$(EXTRAS) system-deps
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 ## test-fast: skip the slow drills (CI always runs them)
-test-fast: $(VENV)/.installed-$(EXTRAS)
+test-fast: $(VENV)/.installed-$(EXTRAS) system-deps
 	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
 
 ## app: the field app against the local server
