@@ -24,6 +24,11 @@ Hazard: a rejected change. It leaves the outbox (retrying could never
 succeed and would repeat forever) but is kept in the store with the server's
 reason and listed in the report, so the worker sees it.
 
+Hazard: photos. They are not records: when a `PhotoQueue` is given, a photos
+phase runs between push and pull (mobile/photos.py), so records go first and
+small. It reports its failures in ``report.photos`` and never raises, except
+a 401, so a photo that will not go up never holds back records.
+
 Hazard: a push too large for the server (413). The batch is halved and tried
 again, down to a single change.
 """
@@ -37,13 +42,14 @@ from typing import Callable, Optional
 from shared.hlc import format_ms
 from shared.records import dump_change
 
+from .photos import PhotoQueue, PhotoUploadResult, upload_photos
 from .store import RemoteChangeError, Rejection, Store
 from .transport import ClockSkew, TooLarge, Transport, TransportError, Unauthorized
 
 __all__ = ["synchronize", "SyncReport", "Progress"]
 
-# progress(phase, done, total): phase "push" or "pull"; a pull's total is None until its last page,
-# because the feed does not say how much is left.
+# progress(phase, done, total): phase "push" or "pull" (changes), or "photos" (bytes); a pull's total is
+# None until its last page, because the feed does not say how much is left.
 Progress = Callable[[str, int, Optional[int]], None]
 
 
@@ -63,6 +69,7 @@ class SyncReport:
     needs_login: bool = False
     error: str | None = None
     seconds: float = 0.0
+    photos: PhotoUploadResult | None = None  # the photos phase, when a photo queue was given
 
     @property
     def ok(self) -> bool:
@@ -78,6 +85,7 @@ def synchronize(
     batch_size: int = 500,
     page_limit: int = 500,
     max_skew_retries: int = 2,
+    photos: PhotoQueue | None = None,
 ) -> SyncReport:
     """Push the outbox, then pull every bucket until `more` is false; never raises a transport error."""
     report = SyncReport()
@@ -88,6 +96,8 @@ def synchronize(
     notify = progress or (lambda phase, done, total: None)
     try:
         push(store, transport, report, notify, batch_size=batch_size, max_skew_retries=max_skew_retries)
+        if photos is not None:
+            report.photos = upload_photos(photos, transport, notify)  # raises only Unauthorized
         pull(store, transport, report, notify, page_limit=page_limit)
     except Unauthorized as exc:
         # Stop, and touch nothing queued: the worker logs in again and the next sync resumes.
@@ -119,8 +129,10 @@ def push(store: Store, transport: Transport, report: SyncReport, notify: Progres
         physical = store.clock.physical  # raw device clock: the offset is computed against it
         sent = physical()
         try:
+            # sent_at is the device's own clock, not the corrected one: from it the server records
+            # the device's skew for admins, which the correction would otherwise hide after one push.
             answer = transport.push(store.node, [dump_change(c) for c in outgoing.changes],
-                                    sent_at=format_ms(store.physical_ms()))
+                                    sent_at=format_ms(sent))
         except ClockSkew as skew:
             if skew_retries >= max_skew_retries:
                 raise

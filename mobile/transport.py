@@ -20,6 +20,10 @@ read timeout, so a sync ends with `TransportError` instead of hanging, and
 request bodies over ~1 KiB are gzip-compressed (the server accepts
 ``Content-Encoding: gzip``); JSON of records compresses several-fold.
 
+The photo calls (`PhotoTransport`: which photos the server lacks, how many
+bytes of one it holds, append at that offset) go through the same error
+mapping, but a photo append is never retried blindly (see `upload_session`).
+
 Errors are typed so the sync loop can decide without parsing messages:
 `Unauthorized` (401: log in again, touch nothing), `ClockSkew` (409
 ``clock_skew``: correct the clock and re-stamp), `Rejected` (any other 4xx),
@@ -41,7 +45,7 @@ from urllib3.util.retry import Retry
 
 __all__ = [
     "Transport", "HttpTransport", "TransportError", "HttpError", "Rejected", "TooLarge", "Unauthorized",
-    "ClockSkew", "API_PREFIX",
+    "ClockSkew", "API_PREFIX", "PhotoTransport",
 ]
 
 API_PREFIX = "/api/v1"
@@ -99,6 +103,22 @@ class Transport(Protocol):
         ...
 
 
+class PhotoTransport(Protocol):
+    """The photo calls the photo queue needs (mobile/photos.py); HttpTransport implements them."""
+
+    def photos_missing(self, hashes: Sequence[str]) -> list[str]:
+        """Which of the hashes the server does not hold complete."""
+        ...
+
+    def photo_offset(self, sha256: str) -> tuple[int, int | None]:
+        """(bytes held, declared length or None); (0, None) when the server holds nothing."""
+        ...
+
+    def photo_append(self, sha256: str, offset: int, length: int, data: bytes) -> int:
+        """Append data at offset to a photo of length bytes; answers the new offset."""
+        ...
+
+
 def parse_server_time(text: Any) -> int:
     """ISO 8601 UTC (2026-11-27T19:48:00.123Z) to Unix milliseconds."""
     if not isinstance(text, str):
@@ -149,10 +169,18 @@ class HttpTransport:
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.session.headers.update({"User-Agent": user_agent, "Accept": "application/json"})
+        # Photo appends go without read or status retries: a blind retry would resend a chunk the
+        # server partly holds and get 409. The photo queue asks HEAD and resumes instead.
+        self.upload_session = requests.Session()
+        upload_adapter = HTTPAdapter(max_retries=retry.new(read=0, status=0))
+        self.upload_session.mount("http://", upload_adapter)
+        self.upload_session.mount("https://", upload_adapter)
+        self.upload_session.headers.update(self.session.headers)
 
     def close(self) -> None:
         """Close the pooled connections."""
         self.session.close()
+        self.upload_session.close()
 
     def __enter__(self) -> "HttpTransport":
         return self
@@ -184,6 +212,43 @@ class HttpTransport:
             raise TransportError("the pull answer carries no changes list or cursors object")
         return answer
 
+    def photos_missing(self, hashes: Sequence[str]) -> list[str]:
+        """POST /photos/missing; answers the hashes the server does not hold complete."""
+        answer = self._post("/photos/missing", {"sha256": list(hashes)})
+        missing = answer.get("missing")
+        if not isinstance(missing, list) or not all(isinstance(h, str) for h in missing):
+            raise TransportError("the missing answer carries no list of hashes")
+        return missing
+
+    def photo_offset(self, sha256: str) -> tuple[int, int | None]:
+        """HEAD /photos/<sha256>; answers (bytes held, declared length or None), (0, None) when none."""
+        response = self._send(self.session, "HEAD", f"/photos/{sha256}", {})
+        with response:
+            if response.status_code == 404:
+                return 0, None
+            if response.status_code >= 400:
+                raise _error_for(response)
+            return _header_int(response, "Upload-Offset"), _header_int(response, "Upload-Length", required=False)
+
+    def photo_append(self, sha256: str, offset: int, length: int, data: bytes) -> int:
+        """PATCH /photos/<sha256> at offset; answers the new offset (length: the server checked the photo)."""
+        headers = {"Content-Type": "application/offset+octet-stream", "Upload-Offset": str(offset),
+                   "Upload-Length": str(length), "Tus-Resumable": "1.0.0"}
+        response = self._send(self.upload_session, "PATCH", f"/photos/{sha256}", headers, data)
+        with response:
+            if response.status_code >= 400:
+                raise _error_for(response)
+            return _header_int(response, "Upload-Offset")
+
+    def _send(self, session: requests.Session, method: str, path: str, headers: dict[str, str],
+              data: bytes | None = None) -> requests.Response:
+        if self.token:
+            headers = {**headers, "Authorization": f"Bearer {self.token}"}
+        try:
+            return session.request(method, self.base_url + path, data=data, headers=headers, timeout=self.timeout)
+        except requests.RequestException as exc:
+            raise TransportError(f"{method} {path}: {exc}") from exc
+
     def _post(self, path: str, payload: Mapping[str, Any], *, auth: bool = True) -> dict[str, Any]:
         body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         headers = {"Content-Type": "application/json"}
@@ -207,6 +272,15 @@ class HttpTransport:
         if not isinstance(answer, dict):
             raise TransportError(f"POST {path}: the answer is not a JSON object")
         return answer
+
+
+def _header_int(response: requests.Response, name: str, *, required: bool = True) -> int | None:
+    raw = response.headers.get(name)
+    if raw is None and not required:
+        return None
+    if raw is None or not raw.isdigit():
+        raise TransportError(f"the answer's {name} header is {raw!r}, not a number of bytes")
+    return int(raw)
 
 
 def _error_for(response: requests.Response) -> HttpError:

@@ -53,7 +53,7 @@ class LoginAnswer(Schema):
 class PushRequest(Schema):
     node = Text(required=True, validate=NODE)
     changes = ChangeList(required=True)
-    sent_at = Instant(metadata={"description": "the device's (corrected) clock when it sent the push; "
+    sent_at = Instant(metadata={"description": "the device's own clock (not corrected) when it sent the push; "
                                                "optional, used to record the device's clock skew"})
 
 

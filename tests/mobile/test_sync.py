@@ -44,13 +44,15 @@ def test_a_sync_pushes_the_outbox_and_marks_it_synced(store, server):
     assert server_values(server, changes[0]) == event_values(description="n0")
 
 
-def test_the_push_carries_node_and_the_corrected_time(store, server, device_clock):
+def test_the_push_carries_node_and_the_device_clock_uncorrected(store, server, device_clock):
+    # sent_at is the device's own clock, so the server can show admins how far off it is even after
+    # the tablet corrected its offset (with the corrected time it would see 0 from then on).
     store.create("event", event_values())
     store.restamp_pending(-1234)
     synchronize(store, server)
     [push] = server.pushes()
     assert push["node"] == NODE
-    assert push["sent_at"] == format_ms(T0 - 1234) == "2026-11-18T11:06:38.766Z"
+    assert push["sent_at"] == format_ms(T0) == "2026-11-18T11:06:40.000Z"
 
 
 def test_pushing_again_after_a_lost_answer_changes_nothing(store, server):

@@ -1,0 +1,388 @@
+"""What the photo tests share: real JPEGs made with Pillow, the API as a transport, a live server, a cutting proxy."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from PIL import ExifTags, Image
+
+from mobile.transport import (ClockSkew, HttpError, Rejected, TooLarge, Unauthorized, parse_server_time)
+
+PASSWORD = "demo-pass"
+LIMIT = 2 * 1024 * 1024  # GRIDPATROL_MAX_PHOTO_BYTES in these tests: 413 is cheap to reach
+OCTET = "application/offset+octet-stream"
+
+
+# --- images ---------------------------------------------------------------------------------------
+
+def make_jpeg(width: int = 64, height: int = 48, *, orientation: int | None = None, taken: str | None = None,
+              zone: str | None = None, gps: bool = False, make: str | None = "ACME Camera",
+              noise: bool = False, quality: int = 90, seed: int = 0) -> bytes:
+    """A real JPEG: left half red, right half blue (or noise), with the EXIF asked for."""
+    if noise:
+        image = Image.frombytes("RGB", (width, height), random.Random(seed).randbytes(width * height * 3))
+    else:
+        image = Image.new("RGB", (width, height), (0, 0, 255))
+        image.paste((255, 0, 0), (0, 0, width // 2, height))
+    exif = Image.Exif()
+    if orientation:
+        exif[ExifTags.Base.Orientation] = orientation
+    if make:
+        exif[ExifTags.Base.Make] = make
+        exif[ExifTags.Base.Model] = "X100"
+        exif[ExifTags.Base.Software] = "firmware 1.2"
+        exif.get_ifd(ExifTags.IFD.Exif)[ExifTags.Base.BodySerialNumber] = "SN-123456"
+    if taken:
+        exif.get_ifd(ExifTags.IFD.Exif)[ExifTags.Base.DateTimeOriginal] = taken
+    if zone:
+        exif.get_ifd(ExifTags.IFD.Exif)[ExifTags.Base.OffsetTimeOriginal] = zone
+    if gps:
+        exif.get_ifd(ExifTags.IFD.GPSInfo).update(
+            {1: "N", 2: (22.0, 32.0, 35.16), 3: "E", 4: (114.0, 3.0, 28.44)})
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=quality, exif=exif.tobytes())
+    return out.getvalue()
+
+
+def sha(data: bytes) -> str:
+    """The SHA-256 name of some bytes."""
+    return hashlib.sha256(data).hexdigest()
+
+
+# --- the server in process ------------------------------------------------------------------------
+
+def login(client, username: str) -> str:
+    """A device token for a demo user."""
+    answer = client.post("/api/v1/auth/device", json={"username": username, "password": PASSWORD,
+                                                      "device_name": f"{username}'s tablet", "node": "ab" * 8})
+    assert answer.status_code == 200, answer.json
+    return answer.json["token"]
+
+
+def bearer(token: str) -> dict[str, str]:
+    """The Authorization header."""
+    return {"Authorization": f"Bearer {token}"}
+
+
+def upload(client, token: str, data: bytes, *, name: str | None = None, chunk: int | None = None):
+    """Upload bytes with HEAD and PATCHes; answers the last PATCH's response."""
+    name = name or sha(data)
+    offset = 0
+    head = client.head(f"/api/v1/photos/{name}", headers=bearer(token))
+    if head.status_code == 200:
+        offset = int(head.headers["Upload-Offset"])
+    while True:
+        piece = data[offset:offset + chunk] if chunk else data[offset:]
+        answer = client.patch(f"/api/v1/photos/{name}", data=piece, headers={
+            **bearer(token), "Content-Type": OCTET, "Upload-Offset": str(offset), "Upload-Length": str(len(data))})
+        if answer.status_code != 204:
+            return answer
+        offset = int(answer.headers["Upload-Offset"])
+        if offset >= len(data):
+            return answer
+
+
+def user_id(username: str) -> str:
+    """A demo user's id (inside the app context)."""
+    from sqlalchemy import select
+
+    from server.db import db
+    from server.models import User
+
+    return db.session.scalar(select(User.id).where(User.username == username))
+
+
+def put_record(kind: str, values: dict[str, Any], bucket: str | None = None) -> str:
+    """Store a record as the server itself would; answers its id."""
+    import os
+
+    from server import store
+    from shared.records import uuid7
+
+    record_id = uuid7(1_795_000_000_000, os.urandom(10))
+    results = store.write_as_server([store.stamp(kind, record_id, values, bucket)])
+    assert results[0].status == "applied", results
+    return record_id
+
+
+def put_event(grid: str, photos: Sequence[str], *, reporter: str = "worker1", **extra: Any) -> str:
+    """An event in the grid referring to the photos."""
+    return put_record("event", {"grid": grid, "category": "fire_hazard", "description": "楼道堆物",
+                                "photos": list(photos), "reporter": user_id(reporter),
+                                "reported_at": "2026-11-18T08:00:00.000Z", **extra})
+
+
+def put_action(event_id: str, action: str, grid: str, *, actor: str = "supervisor1", unit: str | None = None,
+               photos: Sequence[str] = ()) -> str:
+    """A case action on an event."""
+    values: dict[str, Any] = {"event": event_id, "action": action, "actor": user_id(actor), "photos": list(photos)}
+    if unit:
+        values["unit"] = unit
+    return put_record("case_action", values, f"grid:{grid}")
+
+
+def _raise_for(response) -> None:
+    """The transport's typed error for an error answer of the test client."""
+    status = response.status_code
+    if status < 400:
+        return
+    error = (response.get_json(silent=True) or {}).get("error") or {}
+    code, message, details = error.get("code", "error"), error.get("message", ""), error.get("details")
+    if status == 401:
+        raise Unauthorized(status, code, message, details)
+    if status == 409 and code == "clock_skew":
+        raise ClockSkew(parse_server_time(details["server_time"]), message, details)
+    if status == 413:
+        raise TooLarge(status, code, message, details)
+    if status < 500:
+        raise Rejected(status, code, message, details)
+    raise HttpError(status, code, message, details)
+
+
+class AppTransport:
+    """The whole wire contract (records and photos) over the Flask test client: the real server, no network."""
+
+    def __init__(self, client, token: str | None = None):
+        self.client = client
+        self.token = token
+        self.calls: list[tuple[str, Any]] = []
+        self.appended = 0  # body bytes of every PATCH
+
+    def _headers(self) -> dict[str, str]:
+        return bearer(self.token) if self.token else {}
+
+    def login(self, username: str, password: str, device_name: str, node: str) -> dict[str, Any]:
+        answer = self.client.post("/api/v1/auth/device", json={"username": username, "password": password,
+                                                               "device_name": device_name, "node": node})
+        _raise_for(answer)
+        self.token = answer.json["token"]
+        return answer.json
+
+    def push(self, node: str, changes: Sequence[Mapping[str, Any]], sent_at: str) -> dict[str, Any]:
+        self.calls.append(("push", len(changes)))
+        answer = self.client.post("/api/v1/sync/push", json={"node": node, "changes": list(changes),
+                                                             "sent_at": sent_at}, headers=self._headers())
+        _raise_for(answer)
+        return answer.json
+
+    def pull(self, cursors: Mapping[str, str], limit: int) -> dict[str, Any]:
+        self.calls.append(("pull", limit))
+        answer = self.client.post("/api/v1/sync/pull", json={"cursors": dict(cursors), "limit": limit},
+                                  headers=self._headers())
+        _raise_for(answer)
+        return answer.json
+
+    def photos_missing(self, hashes: Sequence[str]) -> list[str]:
+        self.calls.append(("missing", len(hashes)))
+        answer = self.client.post("/api/v1/photos/missing", json={"sha256": list(hashes)}, headers=self._headers())
+        _raise_for(answer)
+        return answer.json["missing"]
+
+    def photo_offset(self, sha256: str) -> tuple[int, int | None]:
+        self.calls.append(("head", sha256))
+        answer = self.client.head(f"/api/v1/photos/{sha256}", headers=self._headers())
+        if answer.status_code == 404:
+            return 0, None
+        _raise_for(answer)
+        length = answer.headers.get("Upload-Length")
+        return int(answer.headers["Upload-Offset"]), int(length) if length is not None else None
+
+    def photo_append(self, sha256: str, offset: int, length: int, data: bytes) -> int:
+        self.calls.append(("patch", (sha256, offset, len(data))))
+        self.appended += len(data)
+        answer = self.client.patch(f"/api/v1/photos/{sha256}", data=data, headers={
+            **self._headers(), "Content-Type": OCTET, "Upload-Offset": str(offset), "Upload-Length": str(length)})
+        _raise_for(answer)
+        return int(answer.headers["Upload-Offset"])
+
+
+# --- the server over real sockets ---------------------------------------------------------------
+
+class LiveServer:
+    """The app behind werkzeug's threaded server on 127.0.0.1, in a thread."""
+
+    def __init__(self, app):
+        from werkzeug.serving import make_server
+
+        self.httpd = make_server("127.0.0.1", 0, app, threaded=True)
+        self.port = self.httpd.server_port
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+
+    def __enter__(self) -> "LiveServer":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(5)
+
+
+class CuttingProxy:
+    """A TCP proxy to 127.0.0.1:port that cuts the connection in use after every ``every`` bytes the client sent.
+
+    ``sent`` counts every byte the client sent through it (headers, bodies, retries): the cost of the uploads.
+    """
+
+    def __init__(self, port: int, every: int = 256 * 1024):
+        self.upstream = port
+        self.every = every
+        self.budget = every
+        self.sent = 0
+        self.cuts = 0
+        self.lock = threading.Lock()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.closing = False
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+
+    def __enter__(self) -> "CuttingProxy":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.closing = True
+        self.listener.close()
+        self.thread.join(5)
+
+    def _accept(self) -> None:
+        while not self.closing:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(("127.0.0.1", self.upstream))
+            pumps = [2]  # the second pump to end closes both sockets
+
+            def run(pump, client=client, server=server, pumps=pumps):
+                try:
+                    pump(client, server)
+                finally:
+                    with self.lock:
+                        pumps[0] -= 1
+                        last = pumps[0] == 0
+                    if last:
+                        self._cut(client, server)
+
+            threading.Thread(target=run, args=(self._upstream,), daemon=True).start()
+            threading.Thread(target=run, args=(self._downstream,), daemon=True).start()
+
+    @staticmethod
+    def _cut(*sockets: socket.socket) -> None:
+        for sock in sockets:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            sock.close()
+
+    def _upstream(self, client: socket.socket, server: socket.socket) -> None:
+        try:
+            while True:
+                with self.lock:
+                    want = min(65536, self.budget)
+                data = client.recv(want)  # never more than the budget: the cut falls on the exact byte
+                if not data:
+                    server.shutdown(socket.SHUT_WR)
+                    return
+                server.sendall(data)
+                with self.lock:
+                    self.sent += len(data)
+                    self.budget -= len(data)
+                    cut = self.budget <= 0
+                    if cut:
+                        self.budget = self.every
+                        self.cuts += 1
+                if cut:
+                    self._cut(client, server)
+                    return
+        except OSError:
+            self._cut(client, server)
+
+    def _downstream(self, client: socket.socket, server: socket.socket) -> None:
+        try:
+            while True:
+                data = server.recv(65536)
+                if not data:
+                    client.shutdown(socket.SHUT_WR)
+                    return
+                client.sendall(data)
+        except OSError:
+            self._cut(client, server)
+
+
+class GunicornServer:
+    """The server as a real gunicorn process group on a free port, to be SIGKILLed and started again."""
+
+    def __init__(self, database_url: str, photo_dir: Path, log_path: Path):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self.env = {**os.environ, "GRIDPATROL_DATABASE_URL": database_url, "GRIDPATROL_SECRET_KEY": "photos",
+                    "GRIDPATROL_VAR_DIR": str(log_path.parent), "GRIDPATROL_PHOTO_DIR": str(photo_dir)}
+        self.env.pop("GRIDPATROL_NODE", None)
+        self.process: subprocess.Popen | None = None
+        self.kills = 0
+
+    def start(self, timeout: float = 30.0) -> None:
+        """Start gunicorn and wait until /api/v1/health answers."""
+        import requests
+
+        with open(self.log_path, "ab") as log:
+            # Its own session: killpg reaches the master and every worker, as a power cut would.
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{self.port}", "--workers", "2",
+                 "--threads", "4", "--timeout", "60", "--graceful-timeout", "2", "server:create_app()"],
+                cwd=Path(__file__).resolve().parents[2], env=self.env, stdin=subprocess.DEVNULL,
+                stdout=log, stderr=log, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"gunicorn exited with {self.process.returncode}; see {self.log_path}")
+            try:
+                if requests.get(self.url + "/api/v1/health", timeout=1).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"gunicorn did not answer in {timeout} s; see {self.log_path}")
+            time.sleep(0.05)
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group: no request or write gets to finish."""
+        process, self.process = self.process, None
+        if process is not None:
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            process.wait()
+            self.kills += 1
+
+    def stop(self) -> None:
+        """End the server for good."""
+        process, self.process = self.process, None
+        if process is None:
+            return
+        try:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        except ProcessLookupError:
+            process.wait()

@@ -1,0 +1,131 @@
+"""Proof "killed mid-upload": the server process is SIGKILLed while photos are being appended, and restarted.
+
+A tablet (Store, PhotoQueue, HttpTransport, synchronize, in this process)
+uploads 30 photos of about 500 KB to gunicorn. A killer thread waits until a
+PATCH is in flight, waits a random few milliseconds more, SIGKILLs gunicorn's
+whole process group (master and workers: no request, write or rename gets to
+finish) and starts it again, five times. The kill can land while the body
+streams in, during the hash check, or between the rename and the answer.
+
+The tablet syncs until nothing is left. Then, read from the photo folder
+directly: every photo is there, hashes to its name and decodes; no file in
+the store is anything else; nothing of an upload is left behind; and the
+tablet has let go of every photo.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import threading
+import time
+
+import pytest
+from PIL import Image
+
+from mobile.photos import PhotoQueue
+from mobile.store import Store
+from mobile.sync import synchronize
+from mobile.transport import HttpTransport
+
+from .helpers import GunicornServer, make_jpeg, user_id
+
+pytestmark = pytest.mark.slow
+
+PHOTOS = 30
+KILLS = 5
+DEADLINE_SECONDS = 240
+
+
+class Watched:
+    """Passes calls through; `in_flight` is set while a photo append is on its way."""
+
+    def __init__(self, inner: HttpTransport):
+        self.inner = inner
+        self.in_flight = threading.Event()
+
+    def photo_append(self, *args, **kwargs):
+        self.in_flight.set()
+        try:
+            return self.inner.photo_append(*args, **kwargs)
+        finally:
+            self.in_flight.clear()
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+def test_a_server_killed_during_uploads_keeps_no_corrupt_or_partial_photo(app, tokens, database_url, tmp_path):
+    photo_dir = tmp_path / "server-photos"
+    server = GunicornServer(database_url, photo_dir, tmp_path / "gunicorn.log")
+    server.start()
+    killed_mid_append = 0
+    stop = threading.Event()
+
+    def killer() -> None:
+        nonlocal killed_mid_append
+        rng = random.Random(7)
+        while server.kills < KILLS and not stop.is_set():
+            if not transport.in_flight.wait(0.5):
+                continue
+            time.sleep(rng.uniform(0, 0.015))
+            killed_mid_append += transport.in_flight.is_set()
+            server.kill()
+            time.sleep(rng.uniform(0.1, 0.5))
+            server.start()
+
+    try:
+        with Store(tmp_path / "tablet.db") as store, \
+                HttpTransport(server.url, tokens["worker1"], timeout=(2, 15), retries=8,
+                              backoff_factor=0.2) as http:
+            transport = Watched(http)
+            queue = PhotoQueue(store, tmp_path / "tablet-photos")
+            names = []
+            for n in range(PHOTOS):
+                name = queue.capture(make_jpeg(1000, 750, noise=True, quality=92, seed=100 + n))
+                store.create("event", {"grid": "G-0101", "category": "fire_hazard", "description": f"照片 {n}",
+                                       "photos": [name], "reporter": user_id("worker1"),
+                                       "reported_at": "2026-11-18T08:00:00.000Z"})
+                names.append(name)
+            thread = threading.Thread(target=killer, daemon=True)
+            thread.start()
+            deadline = time.monotonic() + DEADLINE_SECONDS
+            syncs = 0
+            while True:
+                report = synchronize(store, transport, photos=queue)
+                syncs += 1
+                done = report.ok and report.photos is not None and not report.photos.failed \
+                    and not queue.to_upload() and not any(queue.path(name).exists() for name in names)
+                if done and server.kills >= KILLS:
+                    break
+                assert time.monotonic() < deadline, f"unfinished after {syncs} syncs: {report}"
+                if done:  # everything went up before the killer was through: capture more, go on
+                    extra = queue.capture(make_jpeg(1000, 750, noise=True, quality=92, seed=1000 + syncs))
+                    store.create("event", {"grid": "G-0101", "category": "fire_hazard", "description": "more",
+                                           "photos": [extra], "reporter": user_id("worker1"),
+                                           "reported_at": "2026-11-18T08:00:00.000Z"})
+                    names.append(extra)
+            stop.set()
+            thread.join(60)
+    finally:
+        stop.set()
+        server.stop()
+
+    print(f"\n{len(names)} photos, {server.kills} kills ({killed_mid_append} with an append in flight), "
+          f"{syncs} syncs")
+    assert server.kills >= KILLS and killed_mid_append >= 1, (server.kills, killed_mid_append)
+    # Every photo the tablet let go of is on the server, whole.
+    for name in names:
+        path = photo_dir / name[:2] / name[2:4] / name
+        assert path.is_file(), f"{name} is missing"
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == name
+        with Image.open(path) as image:
+            image.load()
+    # No photo in the store is anything but a verified photo, and no upload is left half-done.
+    for path in photo_dir.rglob("*"):
+        relative = path.relative_to(photo_dir)
+        if path.is_dir() or relative.parts[0] in ("uploads", "variants"):
+            continue
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == path.name, f"{relative} is corrupt"
+    leftovers = [p for p in (photo_dir / "uploads").rglob("*") if p.is_file()]
+    assert not leftovers, leftovers
