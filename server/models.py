@@ -77,6 +77,23 @@ class User(db.Model):
     grids: Mapped[list["UserGrid"]] = relationship(back_populates="user", cascade="all, delete-orphan")
     devices: Mapped[list["Device"]] = relationship(back_populates="user", cascade="all, delete-orphan")
 
+    # Flask-Login's user interface (the pages' sessions), without a schema change.
+    is_anonymous = False
+
+    @property
+    def is_authenticated(self) -> bool:
+        """Flask-Login: a loaded user is a logged-in one."""
+        return True
+
+    @property
+    def is_active(self) -> bool:
+        """Flask-Login: a deactivated user's page session ends at their next request."""
+        return bool(self.active)
+
+    def get_id(self) -> str:
+        """Flask-Login: what the session keeps."""
+        return self.id
+
     @property
     def grid_codes(self) -> list[str]:
         """The codes of the grids assigned to this user, sorted."""
