@@ -21,6 +21,7 @@ run: $(VENV)/.installed-$(EXTRAS)
 	$(BIN)/flask --app server demo load --if-empty
 	@echo ""
 	@echo "GridPatrol is serving on http://127.0.0.1:$(PORT)"
+	@echo "  pages:   http://127.0.0.1:$(PORT)/   (supervisor1, unit1, admin)"
 	@echo "  health:  http://127.0.0.1:$(PORT)/api/v1/health"
 	@echo "  API doc: http://127.0.0.1:$(PORT)/api/v1/openapi.json"
 	@echo "  (log-ins are printed above when the demo is first loaded; 'make reset' starts over)"
