@@ -5,7 +5,7 @@
     flask --app server users create NAME --role worker --grid G-0101 [--password ...]
     flask --app server users list
     flask --app server grids create G-0401 --name ... --community ... --street ... --district ...
-    flask --app server devices list | revoke DEVICE_ID
+    flask --app server devices create USERNAME --name NAME | list | revoke DEVICE_ID
 """
 
 from __future__ import annotations
@@ -103,6 +103,22 @@ def grids_create(code, name, community, street, district, grid_type) -> None:
         raise click.ClickException(store.describe(exc.messages)) from None
     result = store.write_as_server([change])[0]
     click.echo(f"grid {code}: {result.status}")
+
+
+@devices_cli.command("create")
+@click.argument("username")
+@click.option("--name", "device_name", required=True, help="What the tablet is called, e.g. 东湖一网格-平板2.")
+@click.option("--node", help="The tablet's HLC node id (16 hex); random by default.")
+def devices_create(username, device_name, node) -> None:
+    """Register a device for a user and print its token once (for provisioning a tablet)."""
+    user = db.session.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise click.ClickException(f"no user {username!r}")
+    node = node or secrets.token_hex(8)
+    if len(node) != 16 or any(c not in "0123456789abcdef" for c in node):
+        raise click.ClickException("--node must be 16 lowercase hex digits")
+    device, token = accounts.register_device(user, device_name, node)
+    click.echo(f"device {device.id} for {username}; token (shown once): {token}")
 
 
 @devices_cli.command("list")
