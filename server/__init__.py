@@ -11,7 +11,7 @@ from typing import Any, Mapping
 
 from flask import Flask
 
-from . import api, cli, db, errors, photos
+from . import api, cli, db, errors, pages, photos
 from .clock import ServerClock
 from .config import from_environment
 
@@ -32,10 +32,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         app.config["GRIDPATROL_NODE"], app.config["GRIDPATROL_MAX_DRIFT_SECONDS"] * 1000,
         physical=app.config.get("GRIDPATROL_PHYSICAL_CLOCK"))
     app.register_blueprint(api.bp)
-    # The supervisor and unit pages (blueprint `cases`), with log-in, CSRF and languages.
-    from . import pages
-    pages.init_app(app)
     app.register_blueprint(photos.bp)
+    pages.init_app(app)  # the supervisor and unit pages, with log-in, CSRF and languages
     cli.init_app(app)
     return app
 

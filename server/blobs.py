@@ -4,6 +4,7 @@ A photo is named by the SHA-256 of its bytes. The store answers three kinds of
 question, and nothing in the server reaches the bytes any other way:
 
 * reading: `has`, `size`, `open`, `read` a complete blob;
+* writing a whole blob at once: `put` (a page's upload), through an upload session;
 * uploading: `status` (how many bytes of an unfinished upload are held, and the
   length it declared), and `upload(sha256)`, a locked `UploadSession` that
   appends at the offset held, and on `finish` verifies the SHA-256 and lets
@@ -51,6 +52,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import hashlib
+import io
 import os
 import re
 import tempfile
@@ -185,6 +187,22 @@ class BlobStore(ABC):
     def missing(self, hashes: list[str]) -> list[str]:
         """The hashes of ``hashes`` not held complete, in the order given, each once."""
         return [sha for sha in dict.fromkeys(hashes) if not self.has(sha)]
+
+    def put(self, data: bytes, check: Callable[[BinaryIO], None] | None = None) -> str:
+        """Keep a whole blob given at once (a page's upload); returns its SHA-256.
+
+        The same path as a resumable upload, so the hash is verified and ``check`` runs before the
+        blob becomes visible, as in `UploadSession.finish`. Bytes of an unfinished upload of the same
+        hash (a tablet's, cut off) are replaced: here the whole photo is at hand.
+        """
+        sha256 = hashlib.sha256(data).hexdigest()
+        with self.upload(sha256) as session:
+            if session.complete:
+                return sha256
+            session.discard()
+            session.append(io.BytesIO(data).read, len(data))
+            session.finish(check)
+        return sha256
 
     @abstractmethod
     def status(self, sha256: str, *, settle_seconds: float = 0.0) -> UploadStatus | None:

@@ -364,19 +364,30 @@ def suggested_deadline(reference: Reference, case: Case, now_ms: int) -> str | N
 
 def record_action(user: User, case: Case, action: str, *, unit: str | None = None,
                   deadline: str | None = None, note: str | None = None,
-                  duplicate_of: str | None = None) -> store.Result:
+                  duplicate_of: str | None = None, photos: Iterable[bytes] = ()) -> store.Result:
     """Record a page action as a server-stamped case_action, applied as the user; returns its Result.
 
     ``action`` is any page action but ``verify``, which carries a verdict
     and goes through `record_verification`. Raises ActionNotAllowed for a role
-    that may not, ActionDoesNotApply for a case in the wrong state.
+    that may not, ActionDoesNotApply for a case in the wrong state. ``photos``
+    are whole images already checked by the form; they are kept in the blob
+    store by their SHA-256 (verified again there) and the action lists those.
     """
     if action not in PAGE_ACTIONS.get(user.role, ()) or action == "verify":
         raise ActionNotAllowed(action)
     if action not in available_actions(user, case):
         raise ActionDoesNotApply(action)
-    values = {"action": action, "unit": unit, "deadline": deadline, "note": note, "duplicate_of": duplicate_of}
+    values = {"action": action, "unit": unit, "deadline": deadline, "note": note, "duplicate_of": duplicate_of,
+              "photos": keep_photos(photos) or None}
     return _write(user, case, values)
+
+
+def keep_photos(photos: Iterable[bytes]) -> list[str]:
+    """Keep whole photos in the blob store; their hashes, in order, each once."""
+    from .photos import blob_store, check_image
+
+    blobs = blob_store()
+    return list(dict.fromkeys(blobs.put(data, check=check_image) for data in photos))
 
 
 def record_verification(user: User, case: Case, passed: bool, note: str | None = None) -> store.Result:

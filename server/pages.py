@@ -15,6 +15,7 @@ saving, so no time-zone database is needed).
 
 from __future__ import annotations
 
+import io
 import os
 import re
 from datetime import datetime, timedelta, timezone
@@ -28,8 +29,9 @@ from flask_babel import get_locale, gettext as _, lazy_gettext as _l
 from flask_login import LoginManager, current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
 from flask_wtf.csrf import CSRFError, CSRFProtect
+from flask_wtf.file import MultipleFileField
 from wtforms import DateTimeLocalField, HiddenField, PasswordField, RadioField, SelectField, StringField, TextAreaField
-from wtforms.validators import DataRequired, InputRequired, Length, Optional, Regexp
+from wtforms.validators import DataRequired, InputRequired, Length, Optional, Regexp, ValidationError
 
 from shared.case import REASONS
 from shared.hlc import format_ms, parse_ms
@@ -40,6 +42,7 @@ from .accounts import authenticate
 from .clock import server_clock
 from .db import db
 from .models import User
+from .photos import NotAnImage, TooManyPixels, check_image, max_photo_bytes
 
 bp = Blueprint("cases", __name__)
 csrf = CSRFProtect()
@@ -59,6 +62,7 @@ def choice(value: str, label: Any):
     return _SelectChoice(value, label) if _SelectChoice is not None else (value, label)
 
 
+MAX_RECTIFY_PHOTOS = 10  # photos one rectification may carry; bounds the request body with the photo limit
 _UUID = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z"
 _OFFSET = re.compile(r"^([+-])(\d{2}):(\d{2})\Z")
 
@@ -126,6 +130,34 @@ class NoteForm(FlaskForm):
     note = TextAreaField(_l("Note"), validators=[Optional(), Length(max=4000)])
 
 
+class RectifyForm(NoteForm):
+    """Rectify: an optional note and optional photos of the work done."""
+
+    photos = MultipleFileField(_l("Photos"))
+
+    def validate_photos(self, field) -> None:
+        """Each file a JPEG, PNG or WebP image within GRIDPATROL_MAX_PHOTO_BYTES; their bytes go to photo_data.
+
+        Every file is checked before any is stored, so a bad one means nothing is written.
+        """
+        self.photo_data: list[bytes] = []
+        files = [f for f in field.data or [] if f and f.filename]  # a browser sends an empty part for none
+        if len(files) > MAX_RECTIFY_PHOTOS:
+            raise ValidationError(_("At most %(count)s photos.", count=MAX_RECTIFY_PHOTOS))
+        limit = max_photo_bytes()
+        for upload in files:
+            data = upload.read(limit + 1)
+            if len(data) > limit:
+                raise ValidationError(_("“%(name)s” is larger than %(limit)s bytes.", name=upload.filename,
+                                        limit=limit))
+            try:
+                check_image(io.BytesIO(data))
+            except (NotAnImage, TooManyPixels):
+                raise ValidationError(_("“%(name)s” is not a JPEG, PNG or WebP photo.",
+                                        name=upload.filename)) from None
+            self.photo_data.append(data)
+
+
 class CommentForm(FlaskForm):
     note = TextAreaField(_l("Comment"), validators=[DataRequired(), Length(max=4000)])
 
@@ -157,7 +189,7 @@ class DuplicateForm(FlaskForm):
 ACTION_FORMS: dict[str, type[FlaskForm]] = {
     "dispatch": DispatchForm, "close": NoteForm, "return": NoteForm, "extend": ExtendForm,
     "comment": CommentForm, "supervise": NoteForm, "verify": VerifyForm, "mark_duplicate": DuplicateForm,
-    "rectify": NoteForm,
+    "rectify": RectifyForm,
 }
 
 
@@ -474,7 +506,8 @@ def act(event_id: str, action: str):
             result = service.record_action(
                 current_user, case, action, note=note, deadline=deadline,
                 unit=form.unit.data if isinstance(form, DispatchForm) else None,
-                duplicate_of=form.duplicate_of.data if isinstance(form, DuplicateForm) else None)
+                duplicate_of=form.duplicate_of.data if isinstance(form, DuplicateForm) else None,
+                photos=form.photo_data if isinstance(form, RectifyForm) else ())
     except service.ActionDoesNotApply:
         flash(_("This action no longer applies: the case is now “%(status)s”. Nothing was recorded.",
                 status=STATUS_LABELS[case.state.status]), "error")
@@ -571,6 +604,9 @@ def init_app(app) -> None:
 @bp.before_request
 def _check_csrf():
     if request.method not in ("GET", "HEAD", "OPTIONS"):
+        if request.endpoint == "cases.act" and (request.view_args or {}).get("action") == "rectify":
+            # The app's body limit is a push's; a rectification's photos have their own (read by protect).
+            request.max_content_length = MAX_RECTIFY_PHOTOS * max_photo_bytes() + 1024 * 1024
         csrf.protect()
 
 

@@ -34,6 +34,7 @@ from typing import Any, Iterable
 from marshmallow import ValidationError
 from sqlalchemy import bindparam, select, tuple_, update
 
+from shared.case import Action, fold_case
 from shared.hlc import HLC
 from shared.merge import merge_record
 from shared.records import KINDS, REF_BUCKET, Change, bucket_grid, grid_bucket, load_change
@@ -180,6 +181,7 @@ def apply_changes(user: User | None, changes: list[Change | None], rejected: dic
             held[record.id] = record
     states: dict[str, tuple[str, str, dict]] = {rid: (r.kind, r.bucket, r.state()) for rid, r in held.items()}
     dirty: dict[str, None] = {}  # ordered set of ids to write
+    case_units: dict[str, str | None] = {}  # event id -> the unit its case is dispatched to now
 
     for index, change in enumerate(changes):
         if change is None:
@@ -212,6 +214,16 @@ def apply_changes(user: User | None, changes: list[Change | None], rejected: dic
             results[index] = Result(change.kind, change.id, "rejected",
                                     f"forbidden: the record lives in {forbidden[0]}, not one of your grids")
             continue
+        # A unit acts only on the cases now dispatched to it, as on the pages. Only a unit's case actions
+        # pay for the fold (one query per case, per batch); workers and supervisors add no query here.
+        if user is not None and user.role == "unit" and change.kind == "case_action":
+            event_id = merged.state["event"][0]
+            if event_id not in case_units:
+                case_units[event_id] = _current_unit(event_id, states)
+            if not user.unit or case_units[event_id] != user.unit:
+                results[index] = Result(change.kind, change.id, "rejected",
+                                        "forbidden: the case is not dispatched to your unit")
+                continue
         if not merged.changed:
             results[index] = Result(change.kind, change.id, "stale")
             continue
@@ -263,6 +275,25 @@ def _bucket_of(kind, state: dict, change: Change, states: dict) -> str | Result:
                               f"invalid: bucket must be {parent[1]}, the bucket of its {parent_kind}")
             return parent[1]
     return change.bucket
+
+
+def _current_unit(event_id: str, states: dict) -> str | None:
+    """The unit a case is dispatched to now: the fold of its stored actions; None without a live event.
+
+    Read under the feed lock, so a re-dispatch cannot commit between this check and the write.
+    The fold needs no category here: it reads the category only for deadlines (shared/case.py).
+    """
+    event = states.get(event_id)
+    if event is None or event[0] != "event":
+        return None
+    values = {name: write[0] for name, write in event[2].items()}
+    if values.get("_deleted"):
+        return None
+    # A case's actions live in its event's bucket; the JSON condition keeps to this one case.
+    rows = db.session.scalars(select(Record).where(
+        Record.bucket == event[1], Record.kind == "case_action",
+        Record.field_values["event"].as_string() == event_id))
+    return fold_case(values, [Action.from_state(r.id, r.state()) for r in rows]).unit
 
 
 def _chunks(items: list, size: int):

@@ -173,3 +173,22 @@ def test_variants_are_kept_beside_the_blobs(tmp_path):
     blobs.put_variant(name, "thumb", b"small")
     assert blobs.get_variant(name, "thumb") == b"small"
     assert (tmp_path / "variants" / "thumb" / name[:2] / name[2:4] / name).exists()
+
+
+def test_put_keeps_a_whole_blob_by_its_hash_checked_and_replaces_a_partial_upload(tmp_path):
+    blobs = FolderBlobStore(tmp_path)
+    data = make_jpeg()
+    with blobs.upload(sha(data)) as session:  # a tablet's upload, cut off with a wrong byte held
+        session.declare(len(data))
+        session.append(reader(b"X" + data[1:10]), 10)
+    assert blobs.status(sha(data)).offset == 10
+    assert blobs.put(data) == sha(data)
+    assert blobs.read(sha(data)) == data
+    assert blobs.put(data) == sha(data)  # again: already held, nothing to do
+
+    def refuse(handle):
+        raise ValueError("not an image")
+
+    with pytest.raises(ValueError):
+        blobs.put(b"not an image at all", check=refuse)
+    assert blobs.status(sha(b"not an image at all")) is None
