@@ -17,6 +17,7 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Blueprint, current_app, g, jsonify, request
 from marshmallow import Schema, ValidationError
+from marshmallow import fields as ma_fields
 from sqlalchemy import text
 
 from shared.hlc import ClockDriftError, HLC, format_ms, parse_ms
@@ -174,12 +175,22 @@ def openapi():
     return jsonify(build_spec().to_dict())
 
 
+def _dict_sizes(converter, field, ret, **kwargs) -> dict:
+    """apispec writes a Length on a Dict as minLength/maxLength; for an object OpenAPI says min/maxProperties."""
+    if not isinstance(field, ma_fields.Dict):
+        return {}
+    return {new: ret.pop(old) for old, new in (("minLength", "minProperties"), ("maxLength", "maxProperties"))
+            if old in ret}
+
+
 def build_spec() -> APISpec:
     """An APISpec built from every `documented` view."""
+    plugin = MarshmallowPlugin()
     spec = APISpec(title="GridPatrol sync API", version="1", openapi_version="3.0.3",
-                   plugins=[MarshmallowPlugin()],
+                   plugins=[plugin],
                    info={"description": "Field-by-field sync of grid records between tablets and the "
                                         "central case store. Errors share one shape (Error)."})
+    plugin.converter.add_attribute_function(_dict_sizes)
     spec.components.security_scheme("device", {"type": "http", "scheme": "bearer"})
     spec.components.schema("Error", schema=schemas.ErrorSchema)
     for entry in _DOCUMENTED:

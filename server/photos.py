@@ -58,7 +58,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from sqlalchemy import String, cast, select
 from werkzeug.exceptions import ClientDisconnected
 
-from shared.records import Text, grid_bucket
+from shared.records import FullMatch, Text, grid_bucket
 
 from .api import device_required, documented, read_json
 from .blobs import (BlobNotFound, BlobStore, FolderBlobStore, HashMismatch, LengthMismatch, UploadLocked,
@@ -279,7 +279,7 @@ def _sniff(head: bytes) -> str:
 
 # --- schemas ------------------------------------------------------------------------------------
 
-_SHA_TEXT = validate.Regexp(r"^[0-9a-f]{64}\Z", error="is not a SHA-256 digest in lowercase hex")
+_SHA_TEXT = FullMatch(r"^[0-9a-f]{64}$", error="is not a SHA-256 digest in lowercase hex")
 
 
 class MissingRequest(Schema):

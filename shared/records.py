@@ -46,9 +46,20 @@ __all__ = [
 REF_BUCKET = "ref"
 CODE_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"
 # \Z, not $: $ also matches before a final "\n", which would let "G-0101\n" pass as a code.
-_CODE = re.compile(rf"^{CODE_PATTERN}\Z")
-_BUCKET = re.compile(rf"^(ref|grid:{CODE_PATTERN})\Z")
-_SHA256 = re.compile(r"^[0-9a-f]{64}\Z")
+# Written with ^…$ so the OpenAPI document can carry them (JavaScript regexes have no \Z), and
+# matched whole by FullMatch: $ alone would also match before a final "\n" ("G-0101\n").
+_CODE = re.compile(rf"^{CODE_PATTERN}$")
+_BUCKET = re.compile(rf"^(ref|grid:{CODE_PATTERN})$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+class FullMatch(validate.Regexp):
+    """A regex validator that must match the whole string, trailing newline included."""
+
+    def __call__(self, value):
+        if self.regex.fullmatch(value) is None:
+            raise ValidationError(self._format_error(value))
+        return value
 
 
 def grid_bucket(grid_code: str) -> str:
@@ -99,7 +110,7 @@ class Code(Text):
     """A reference code: letters, digits, '_', '.', '-'; at most 64 characters."""
 
     def __init__(self, **kwargs):
-        super().__init__(validate=validate.Regexp(_CODE, error="is not a code (letters, digits, _ . -)"), **kwargs)
+        super().__init__(validate=FullMatch(_CODE, error="is not a code (letters, digits, _ . -)"), **kwargs)
 
 
 class Bool(_Validated, fields.Field):
@@ -177,7 +188,7 @@ class Id(Text):
 
 def Photos(**kwargs):
     """A list of photo SHA-256 digests (lowercase hex)."""
-    return fields.List(Text(validate=validate.Regexp(_SHA256, error="is not a SHA-256 digest")),
+    return fields.List(Text(validate=FullMatch(_SHA256, error="is not a SHA-256 digest")),
                        validate=validate.Length(max=50), **kwargs)
 
 
@@ -512,7 +523,7 @@ class ChangeSchema(Schema):
 
     kind = Text(required=True, validate=validate.OneOf(sorted(KINDS), error="unknown kind {input!r}"))
     id = Id(required=True)
-    bucket = Text(required=True, validate=validate.Regexp(_BUCKET, error="must be 'ref' or 'grid:<grid code>'"))
+    bucket = Text(required=True, validate=FullMatch(_BUCKET, error="must be 'ref' or 'grid:<grid code>'"))
     fields = Writes(required=True, validate=validate.Length(min=1, error="a change must set at least one field"))
 
     @validates_schema(skip_on_field_errors=True)

@@ -604,6 +604,17 @@ def all_refs(node: Any):
             yield from all_refs(value)
 
 
+def walk(node):
+    """Every (key, value) pair in a JSON document, depth first."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield key, value
+            yield from walk(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from walk(item)
+
+
 def test_the_openapi_document_describes_the_sync_api(client):
     answer = client.get("/api/v1/openapi.json")
     assert answer.status_code == 200 and answer.is_json
@@ -648,5 +659,10 @@ def test_the_openapi_document_describes_the_sync_api(client):
     change = schemas["Change"]
     assert set(change["required"]) == {"kind", "id", "bucket", "fields"}
     assert {"event", "case_action", "grid"} <= set(change["properties"]["kind"]["enum"])
+    # Valid OpenAPI, not Python: an object's size is minProperties, and patterns have no \\Z.
+    assert change["properties"]["fields"]["minProperties"] == 1
+    assert "minLength" not in change["properties"]["fields"]
+    patterns = [v for k, v in walk(document) if k == "pattern"]
+    assert patterns and not [p for p in patterns if "\\Z" in p]
     error = resolve(document, schemas["Error"]["properties"]["error"]["$ref"])
     assert {"code", "message"} <= set(error["required"]) and "details" in error["properties"]
