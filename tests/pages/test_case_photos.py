@@ -5,17 +5,16 @@ from __future__ import annotations
 import hashlib
 import io
 
-import pytest
+from PIL import Image  # a dependency of the server and dev extras: no skip
 
 from .conftest import add_action, event_in, log_in
 
-PIL = pytest.importorskip("PIL.Image")
 
 
 def png(colour: str) -> bytes:
     """A small real image."""
     out = io.BytesIO()
-    PIL.new("RGB", (64, 48), colour).save(out, "PNG")
+    Image.new("RGB", (64, 48), colour).save(out, "PNG")
     return out.getvalue()
 
 
