@@ -177,6 +177,16 @@ class Api:
              gzipped: bool = False) -> tuple[int, Any]:
         raise NotImplementedError
 
+    @staticmethod
+    def headers(token: str | None, gzipped: bool) -> dict[str, str]:
+        """The headers a tablet sends: JSON, its bearer token, gzip when the body is compressed."""
+        headers = {"Content-Type": "application/json"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        if gzipped:
+            headers["Content-Encoding"] = "gzip"
+        return headers
+
 
 class ClientApi(Api):
     """The Flask test client: the whole request path in this process, no sockets."""
@@ -185,11 +195,7 @@ class ClientApi(Api):
         self.client = app.test_client()
 
     def post(self, path, body=None, *, data=None, token=None, gzipped=False):
-        headers = {"Content-Type": "application/json"}
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        if gzipped:
-            headers["Content-Encoding"] = "gzip"
+        headers = self.headers(token, gzipped)
         answer = self.client.post("/api/v1" + path, data=data if data is not None else dumps(body),
                                   headers=headers)
         return answer.status_code, json.loads(answer.get_data())
@@ -205,11 +211,7 @@ class HttpApi(Api):
         self.session = requests.Session()
 
     def post(self, path, body=None, *, data=None, token=None, gzipped=False):
-        headers = {"Content-Type": "application/json"}
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        if gzipped:
-            headers["Content-Encoding"] = "gzip"
+        headers = self.headers(token, gzipped)
         answer = self.session.post(self.base + path, data=data if data is not None else dumps(body),
                                    headers=headers, timeout=300)
         return answer.status_code, answer.json()
