@@ -36,6 +36,7 @@ from typing import Any, Mapping
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from .hlc import HLC, HLCError, format_ms, parse_ms
+from .idcard import resident_id_error
 
 __all__ = [
     "ValidationError", "Kind", "KINDS", "REFERENCE_KINDS", "FIELD_KINDS", "Change",
@@ -169,6 +170,17 @@ class Day(Text):
             date.fromisoformat(text)  # 2026-02-30 has the shape but is no date
         except ValueError:
             raise ValidationError("must be a date like 2026-11-27") from None
+        return text
+
+
+class ResidentId(Text):
+    """An 18-character PRC resident ID number with a valid GB 11643 check character."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        error = resident_id_error(text)
+        if error:
+            raise ValidationError(f"is not a resident ID number: {error}")
         return text
 
 
@@ -362,7 +374,7 @@ class TenantFields(Schema):
     name = Name(required=True)
     phone = Text(validate=validate.Length(max=40), allow_none=True)
     room = Text(validate=validate.Length(max=40), allow_none=True)
-    id_number = Text(validate=validate.Length(max=18), allow_none=True)
+    id_number = ResidentId(allow_none=True)
     moved_in = Day(allow_none=True)
     moved_out = Day(allow_none=True)
     _deleted = Bool()
