@@ -39,6 +39,7 @@ from shared.hlc import HLC
 from shared.merge import merge_record
 from shared.records import KINDS, REF_BUCKET, Change, bucket_grid, grid_bucket, load_change
 
+from . import privacy
 from .db import db
 from .models import Feed, Record, User
 
@@ -187,6 +188,12 @@ def apply_changes(user: User | None, changes: list[Change | None], rejected: dic
         if change is None:
             continue
         kind = KINDS[change.kind]
+        if change.kind in privacy.PERSONAL_KINDS:
+            sealed = privacy.seal_change(change)
+            if isinstance(sealed, str):
+                results[index] = Result(change.kind, change.id, "rejected", sealed)
+                continue
+            change = sealed
         existing = states.get(change.id)
         if existing and existing[0] != change.kind:
             results[index] = Result(change.kind, change.id, "rejected",
@@ -301,11 +308,18 @@ def _chunks(items: list, size: int):
         yield items[start:start + size]
 
 
-def record_change(record: Record) -> dict[str, Any]:
-    """A stored record (or a row of its columns) in the wire form of a change: its whole state."""
-    hlcs = record.field_hlcs
-    return {"kind": record.kind, "id": record.id, "bucket": record.bucket,
-            "fields": {name: [value, hlcs[name]] for name, value in record.field_values.items()}}
+def record_change(record: Record, viewer: User | None = None) -> dict[str, Any]:
+    """A stored record (or a row of its columns) in the wire form of a change: its whole state.
+
+    Personal values are shown as ``viewer`` may see them (server/privacy.py); None is the
+    server itself.
+    """
+    if record.kind in privacy.PERSONAL_KINDS:
+        shown = privacy.shown_fields(record.kind, record.field_values, record.field_hlcs, viewer)
+    else:
+        hlcs = record.field_hlcs
+        shown = {name: [value, hlcs[name]] for name, value in record.field_values.items()}
+    return {"kind": record.kind, "id": record.id, "bucket": record.bucket, "fields": shown}
 
 
 # Speed: pull reads these columns as plain rows instead of Record objects, which spares the ORM's
@@ -341,7 +355,7 @@ def pull_changes(user: User, cursors: dict[str, str], limit: int) -> dict[str, A
             rows = rows[:room]
             more = True
         for record in rows:
-            changes.append(record_change(record))
+            changes.append(record_change(record, user))
         if rows:
             answer_cursors[bucket] = str(rows[-1].position)
     db.session.rollback()  # end the read transaction; nothing was written
