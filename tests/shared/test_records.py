@@ -64,7 +64,7 @@ VALID = {
         "photos": [SHA], "residents_seen": 3,
     }),
     "tenant": ("grid:G-0101", {
-        "house": HOUSE, "name": "张三", "phone": "13700000000", "room": "302", "id_number": "110101199003074514",
+        "house": HOUSE, "name": "张三", "phone": "13700000000", "room": "302", "id_number": "110101199003074514", "id_number_masked": "1101**********4514",
         "moved_in": "2026-01-05", "moved_out": None, "_deleted": False,
     }),
     "patrol": ("grid:G-0101", {
