@@ -15,7 +15,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 from hypothesis import HealthCheck, event, given, settings
@@ -83,7 +83,7 @@ class ConvergenceServer:
     module, and each example gets a copy of the seeded store file and a fresh server clock.
     """
 
-    def __init__(self, directory: Path, sqlite_template: Path):
+    def __init__(self, directory: Path, sqlite_template: Path, extra_seed: Callable[[Any], None] | None = None):
         self.directory = directory
         self.live = directory / "server.db"
         shutil.copy(sqlite_template, self.live)
@@ -91,6 +91,9 @@ class ConvergenceServer:
                                "SECRET_KEY": "test", "GRIDPATROL_NODE": "5e5e5e5e5e5e5e01"})
         self.clock = self.set_clock(T0 - HOUR_MS)
         self.logins = seed(self.app)
+        if extra_seed is not None:  # more records every example starts from (the houses' test)
+            with self.app.app_context():
+                extra_seed(self.app)
         assert all(login.buckets == list(BUCKETS) for login in self.logins)
         # Each tablet pulls everything once; the examples start from copies of their files too.
         for login in self.logins:

@@ -1,0 +1,417 @@
+"""Rental houses on the tablet: find a house, check it, turn a failed item into an event, register tenants.
+
+Plain Python over mobile/store.py, like the other presenters (mobile/presenters.py): no Kivy, no
+network, every write saved at once and synced later. Screens call these and show what they return;
+they return codes (result "fail", risk grade "high"), not translated labels.
+
+The rules, in the words of domain.md:
+
+* A check answers every item of the *current* checklist (the one with the highest version of its
+  code) and records which version it answered, because admins change checklists over time. It is
+  history: once saved, it is never edited (house_check is append-only on both sides).
+* The open hazards of a house are the failed items of its latest check; a later check that passes
+  the item closes it.
+* A failed item becomes an event in one tap: the category the checklist suggests for that item,
+  the check's photos, the house's grid and location, and the item's text as the description.
+* A tenant's resident ID number is checked on the tablet with the rule the server applies
+  (shared/idcard.py, GB 11643), so a typo is caught while the tenant is still at the door. It is
+  normalised first: spaces dropped, a lower-case x made upper-case.
+
+Hazard: resident ID numbers are personal data. A tablet whose role may not see them receives
+``id_number_masked`` from the server instead of ``id_number`` (server/privacy.py); one the worker
+typed stays on this tablet. Lists show the masked form either way; whichever of the two fields was
+written later is the one shown.
+
+Registration rate (the seed's target is 95 %): residents registered (tenants not moved out) over
+residents seen at the house's latest check. No check yet, or none seen: no rate.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+from shared.hlc import format_ms
+from shared.idcard import mask_resident_id, resident_id_error
+from shared.records import ValidationError
+
+from .store import Record
+
+__all__ = [
+    "HouseInputError", "HouseRow", "HouseView", "CheckRow", "Hazard", "TenantRow", "ChecklistView",
+    "ChecklistItemView", "EventDraft", "HousesPresenter", "normalise_resident_id", "registration_rate",
+]
+
+RESULTS = ("pass", "fail", "na")
+REGISTRATION_GOAL = 0.95
+
+
+class HouseInputError(ValueError):
+    """Input a screen should show next to a field; nothing was written. ``code`` is for translation,
+    ``detail`` a human sentence in English (the ID number rule's own words)."""
+
+    def __init__(self, field_name: str, code: str, detail: str | None = None):
+        super().__init__(f"{field_name}: {code}" + (f" ({detail})" if detail else ""))
+        self.field = field_name
+        self.code = code
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class ChecklistItemView:
+    code: str
+    text: str
+    text_en: str | None
+    category: str | None  # the event category suggested when the item fails
+
+
+@dataclass(frozen=True)
+class ChecklistView:
+    code: str
+    version: int
+    name: str
+    name_en: str | None
+    items: list[ChecklistItemView]
+
+
+@dataclass(frozen=True)
+class Hazard:
+    """A failed item of a house's latest check."""
+
+    check_id: str
+    item: str
+    text: str
+    text_en: str | None
+    category: str | None
+    note: str | None
+    checked_at: str
+    photos: list[str]
+
+
+@dataclass(frozen=True)
+class CheckRow:
+    id: str
+    checked_at: str
+    worker: str
+    checklist: str
+    checklist_version: int
+    failed: list[str]  # item codes
+    residents_seen: int | None
+    photos: list[str]
+    synced: bool
+
+
+@dataclass(frozen=True)
+class TenantRow:
+    id: str
+    name: str
+    room: str | None
+    phone: str | None
+    id_number_shown: str | None  # always masked on lists
+    moved_in: str | None
+    moved_out: str | None
+    synced: bool
+
+    @property
+    def current(self) -> bool:
+        """Still living there."""
+        return self.moved_out is None
+
+
+@dataclass(frozen=True)
+class HouseRow:
+    id: str
+    grid: str
+    address: str
+    owner: str | None
+    risk_grade: str | None
+    last_check_at: str | None
+    open_hazards: int
+    tenants: int  # current tenants
+    residents_seen: int | None
+    rate: float | None
+    synced: bool
+
+
+@dataclass(frozen=True)
+class HouseView:
+    id: str
+    values: dict[str, Any]
+    checks: list[CheckRow]  # newest first
+    hazards: list[Hazard]
+    tenants: list[TenantRow]  # current ones first, then by name
+    rate: float | None
+    synced: bool
+
+
+@dataclass(frozen=True)
+class EventDraft:
+    """What the report screen is filled with when a failed item becomes an event."""
+
+    grid: str
+    category: str | None
+    description: str
+    photos: list[str] = field(default_factory=list)
+    location: dict[str, Any] | None = None
+
+
+def normalise_resident_id(text: str) -> str:
+    """What a worker typed, as the wire wants it: no spaces, an upper-case X."""
+    return re.sub(r"\s+", "", text).upper()
+
+
+def registration_rate(tenants: int, residents_seen: int | None) -> float | None:
+    """Registered over seen at the latest check; None when nobody was seen (or no check)."""
+    if not residents_seen:
+        return None
+    return tenants / residents_seen
+
+
+def _shown_id(record: Record) -> str | None:
+    """The masked ID number, from whichever of id_number / id_number_masked was written later."""
+    plain, masked = record.state.get("id_number"), record.state.get("id_number_masked")
+    if plain and plain[0] is not None and (masked is None or plain[1] >= masked[1]):
+        return mask_resident_id(plain[0])
+    return masked[0] if masked else None
+
+
+class HousesPresenter:
+    """The rental-house screens' logic. ``core`` gives ``.store``, ``.photos`` and ``.user``
+    (mobile/app_core.py's AppCore, or anything shaped like it in tests)."""
+
+    def __init__(self, core: Any):
+        self.core = core
+
+    @property
+    def store(self):
+        return self.core.store
+
+    # --- reference data -----------------------------------------------------------------------
+
+    def checklist(self, code: str | None = None) -> ChecklistView | None:
+        """The current checklist: the highest version of ``code`` (any code when None); None if none synced."""
+        best: Record | None = None
+        for record in self.store.query("checklist"):
+            values = record.values
+            if code is not None and values.get("code") != code:
+                continue
+            if best is None or values.get("version", 0) > best.values.get("version", 0):
+                best = record
+        if best is None:
+            return None
+        values = best.values
+        return ChecklistView(values["code"], values["version"], values["name"], values.get("name_en"),
+                             [ChecklistItemView(i["code"], i["text"], i.get("text_en"), i.get("category"))
+                              for i in values["items"]])
+
+    def _checklist_items(self) -> dict[tuple[str, str], ChecklistItemView]:
+        """Every item of every checklist version held, by (checklist code, item code); later versions win."""
+        items: dict[tuple[str, str], tuple[int, ChecklistItemView]] = {}
+        for record in self.store.query("checklist"):
+            values = record.values
+            for item in values.get("items", ()):
+                key = (values["code"], item["code"])
+                if key not in items or items[key][0] <= values["version"]:
+                    items[key] = (values["version"], ChecklistItemView(
+                        item["code"], item["text"], item.get("text_en"), item.get("category")))
+        return {key: view for key, (_, view) in items.items()}
+
+    # --- lists --------------------------------------------------------------------------------
+
+    def houses(self, search: str = "") -> list[HouseRow]:
+        """The houses on this tablet (its grids), by address; ``search`` matches address, owner or building head."""
+        needle = search.strip().casefold()
+        checks = self._latest_checks()
+        tenants = self._current_tenant_counts()
+        rows = []
+        for record in self.store.query("rental_house"):
+            values = record.values
+            text = " ".join(str(values.get(k) or "") for k in ("address", "owner", "building_head")).casefold()
+            if needle and needle not in text:
+                continue
+            latest = checks.get(record.id)
+            seen = latest.values.get("residents_seen") if latest else None
+            count = tenants.get(record.id, 0)
+            failed = [a for a in latest.values.get("answers", ()) if a.get("result") == "fail"] if latest else []
+            rows.append(HouseRow(record.id, values.get("grid", ""), values.get("address", ""), values.get("owner"),
+                                 values.get("risk_grade"), latest.values.get("checked_at") if latest else None,
+                                 len(failed), count, seen, registration_rate(count, seen), record.synced))
+        rows.sort(key=lambda row: row.address)
+        return rows
+
+    def _latest_checks(self) -> dict[str, Record]:
+        latest: dict[str, Record] = {}
+        for check in self.store.query("house_check"):
+            house = check.values.get("house")
+            held = latest.get(house)
+            if held is None or _check_key(check) > _check_key(held):
+                latest[house] = check
+        return latest
+
+    def _current_tenant_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for tenant in self.store.query("tenant"):
+            values = tenant.values
+            if values.get("moved_out") is None:
+                counts[values.get("house")] = counts.get(values.get("house"), 0) + 1
+        return counts
+
+    def house(self, house_id: str) -> HouseView:
+        """One house: its values, its checks (newest first), its open hazards and its tenants."""
+        record = self.store.get("rental_house", house_id)
+        if record is None or record.deleted:
+            raise HouseInputError("house", "not_found")
+        checks = sorted((c for c in self.store.query("house_check") if c.values.get("house") == house_id),
+                        key=_check_key, reverse=True)
+        items = self._checklist_items()
+        hazards = []
+        if checks:
+            latest = checks[0].values
+            for answer in latest.get("answers", ()):
+                if answer.get("result") != "fail":
+                    continue
+                item = items.get((latest["checklist"], answer["item"]))
+                hazards.append(Hazard(checks[0].id, answer["item"], item.text if item else answer["item"],
+                                      item.text_en if item else None, item.category if item else None,
+                                      answer.get("note"), latest["checked_at"], list(latest.get("photos", ()))))
+        tenants = [TenantRow(t.id, t.values.get("name", ""), t.values.get("room"), t.values.get("phone"),
+                             _shown_id(t), t.values.get("moved_in"), t.values.get("moved_out"), t.synced)
+                   for t in self.store.query("tenant") if t.values.get("house") == house_id]
+        tenants.sort(key=lambda t: (not t.current, t.name))
+        current = sum(1 for t in tenants if t.current)
+        seen = checks[0].values.get("residents_seen") if checks else None
+        return HouseView(house_id, record.values,
+                         [_check_row(c) for c in checks], hazards, tenants, registration_rate(current, seen),
+                         record.synced)
+
+    # --- writes -------------------------------------------------------------------------------
+
+    def _user_id(self) -> str:
+        user = self.core.user
+        if not user:
+            raise HouseInputError("user", "not_logged_in")
+        return user["id"]
+
+    def _now(self) -> str:
+        return format_ms(self.store.physical_ms())
+
+    def save_check(self, house_id: str, answers: Mapping[str, tuple[str, str | None]], *,
+                   residents_seen: int | None, photos: Sequence[str] = (), checklist: str | None = None) -> str:
+        """File a check of the house against the current checklist; returns its id.
+
+        ``answers`` maps every item code to (result, note), result one of pass/fail/na. Every item
+        must be answered and a failed item needs a note: a hazard with no words is no use to the
+        unit that fixes it. Nothing is written when something is missing.
+        """
+        house = self.store.get("rental_house", house_id)
+        if house is None or house.deleted:
+            raise HouseInputError("house", "not_found")
+        current = self.checklist(checklist)
+        if current is None:
+            raise HouseInputError("checklist", "not_synced")
+        codes = [item.code for item in current.items]
+        for code in codes:
+            if code not in answers:
+                raise HouseInputError(f"answers.{code}", "required")
+            result, note = answers[code]
+            if result not in RESULTS:
+                raise HouseInputError(f"answers.{code}", "invalid")
+            if result == "fail" and not (note or "").strip():
+                raise HouseInputError(f"answers.{code}", "note_required")
+        unknown = sorted(set(answers) - set(codes))
+        if unknown:
+            raise HouseInputError(f"answers.{unknown[0]}", "not_in_checklist")
+        if residents_seen is not None and (not isinstance(residents_seen, int) or residents_seen < 0):
+            raise HouseInputError("residents_seen", "invalid")
+        values = {
+            "house": house_id, "worker": self._user_id(), "checked_at": self._now(),
+            "checklist": current.code, "checklist_version": current.version,
+            "answers": [{"item": code, "result": answers[code][0], "note": (answers[code][1] or "").strip() or None}
+                        for code in codes],
+            "photos": list(photos), "residents_seen": residents_seen,
+        }
+        return self._write_new("house_check", values, bucket=house.bucket)
+
+    def event_draft(self, check_id: str, item_code: str) -> EventDraft:
+        """A failed item as an event to report: category suggested, photos carried over, the house's place."""
+        check = self.store.get("house_check", check_id)
+        if check is None:
+            raise HouseInputError("check", "not_found")
+        values = check.values
+        answer = next((a for a in values.get("answers", ()) if a.get("item") == item_code), None)
+        if answer is None or answer.get("result") != "fail":
+            raise HouseInputError("item", "not_failed")
+        house = self.store.get("rental_house", values["house"])
+        house_values = house.values if house else {}
+        item = self._checklist_items().get((values["checklist"], item_code))
+        text = item.text if item else item_code
+        address = house_values.get("address", "")
+        description = f"{address}: {text}" + (f" ({answer['note']})" if answer.get("note") else "")
+        return EventDraft(house_values.get("grid", ""), item.category if item else None, description,
+                          list(values.get("photos", ())), house_values.get("location"))
+
+    def register_tenant(self, house_id: str, *, name: str, id_number: str | None = None, phone: str | None = None,
+                        room: str | None = None, moved_in: str | None = None) -> str:
+        """Register a tenant of the house; returns the tenant's id. A wrong ID number is refused here,
+        with the rule's reason in ``detail``, and nothing is written."""
+        house = self.store.get("rental_house", house_id)
+        if house is None or house.deleted:
+            raise HouseInputError("house", "not_found")
+        if not (name or "").strip():
+            raise HouseInputError("name", "required")
+        values: dict[str, Any] = {"house": house_id, "name": name.strip()}
+        if id_number is not None and id_number.strip():
+            number = normalise_resident_id(id_number)
+            error = resident_id_error(number)
+            if error:
+                raise HouseInputError("id_number", "invalid_resident_id", error)
+            values["id_number"] = number
+        for key, value in (("phone", phone), ("room", room), ("moved_in", moved_in)):
+            if value is not None and str(value).strip():
+                values[key] = str(value).strip()
+        return self._write_new("tenant", values, bucket=house.bucket)
+
+    def move_out(self, tenant_id: str, day: str | None = None) -> None:
+        """Record that the tenant moved out (today when no day is given)."""
+        tenant = self.store.get("tenant", tenant_id)
+        if tenant is None or tenant.deleted:
+            raise HouseInputError("tenant", "not_found")
+        day = day or self._now()[:10]
+        moved_in = tenant.values.get("moved_in")
+        if moved_in and day < moved_in:
+            raise HouseInputError("moved_out", "before_moved_in")
+        self._write("tenant", tenant_id, {"moved_out": day})
+
+    def _write_new(self, kind: str, values: Mapping[str, Any], *, bucket: str) -> str:
+        try:
+            return self.store.create(kind, values, bucket).id
+        except ValidationError as exc:  # a rule the checks above do not know yet: say which field
+            raise HouseInputError(_first_field(exc.messages), "invalid", str(exc.messages)) from None
+
+    def _write(self, kind: str, record_id: str, values: Mapping[str, Any]) -> None:
+        try:
+            self.store.write(kind, record_id, values)
+        except ValidationError as exc:
+            raise HouseInputError(_first_field(exc.messages), "invalid", str(exc.messages)) from None
+
+
+def _check_key(check: Record) -> tuple[str, str]:
+    return check.values.get("checked_at", ""), check.id
+
+
+def _check_row(check: Record) -> CheckRow:
+    values = check.values
+    return CheckRow(check.id, values.get("checked_at", ""), values.get("worker", ""), values.get("checklist", ""),
+                    values.get("checklist_version", 0),
+                    [a["item"] for a in values.get("answers", ()) if a.get("result") == "fail"],
+                    values.get("residents_seen"), list(values.get("photos", ())), check.synced)
+
+
+def _first_field(messages: Any) -> str:
+    while isinstance(messages, Mapping) and messages:
+        key = next(iter(messages))
+        if key != "fields":
+            return str(key)
+        messages = messages[key]
+    return "fields"

@@ -1,0 +1,185 @@
+"""The rental-house presenter (mobile/houses.py) on a real tablet store, without a window."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+from hypothesis import given, strategies as st
+
+from mobile.houses import HouseInputError, HousesPresenter, normalise_resident_id, registration_rate
+from mobile.store import Store
+from mobile.sync import synchronize
+from shared.hlc import format_ms
+from shared.idcard import check_digit
+
+from .fakes import T0, FakeServer, ManualClock
+
+NODE = "a1b2c3d4e5f60718"
+WORKER = {"id": "0193b5c8-0000-7000-8000-0000000000aa", "name": "张伟", "role": "worker"}
+SERVER_HLC = f"{format_ms(T0 - 60_000)}-0000-5e7e7e7e7e7e7e7e"
+LATER_HLC = f"{format_ms(T0 - 30_000)}-0000-5e7e7e7e7e7e7e7e"
+GRID_BUCKET = "grid:G-0101"
+HOUSE = "0193b5c8-0000-7000-8000-0000000000b1"
+ITEMS = [("extinguisher", "配备有效灭火器", "fire_hazard"), ("escape_route", "疏散通道畅通", "blocked_escape"),
+         ("ebike_indoor", "无电动车室内充电", "ebike_charging")]
+
+
+X_SERIAL = 0  # 44030519900101000 has the check character X
+
+
+def valid_id(serial: int = 1) -> str:
+    body = f"44030519900101{serial:03d}"
+    return body + check_digit(body)
+
+
+def remote(kind, record_id, bucket, values, hlc=SERVER_HLC):
+    return {"kind": kind, "id": record_id, "bucket": bucket, "fields": {k: [v, hlc] for k, v in values.items()}}
+
+
+def checklist(version, items, record_id="0193b5c8-0000-7000-8000-0000000000c1", hlc=SERVER_HLC):
+    return remote("checklist", record_id, "ref", {
+        "code": "rental_house", "name": "出租屋安全检查", "version": version,
+        "items": [{"code": c, "text": t, "category": cat} for c, t, cat in items]}, hlc)
+
+
+@pytest.fixture
+def core(tmp_path):
+    clock = ManualClock(T0)
+    with Store(tmp_path / "t.db", physical=clock, node=NODE) as store:
+        store.apply_remote([
+            checklist(1, ITEMS),
+            remote("rental_house", HOUSE, GRID_BUCKET, {"grid": "G-0101", "address": "白石洲 12 栋", "owner": "陈先生",
+                                                        "location": {"lat": 22.54, "lon": 114.05, "accuracy_m": 5.0,
+                                                                     "source": "gps"}}),
+            remote("rental_house", "0193b5c8-0000-7000-8000-0000000000b2", GRID_BUCKET,
+                   {"grid": "G-0101", "address": "东湖路 3 号", "owner": "刘女士"}),
+        ], {"ref": "1", GRID_BUCKET: "2"})
+        yield SimpleNamespace(store=store, photos=None, user=WORKER, clock=clock)
+
+
+def all_pass(**overrides):
+    answers = {code: ("pass", None) for code, _, _ in ITEMS}
+    answers.update(overrides)
+    return answers
+
+
+def test_houses_are_found_by_address_or_owner(core):
+    houses = HousesPresenter(core)
+    assert [h.address for h in houses.houses()] == ["东湖路 3 号", "白石洲 12 栋"]
+    assert [h.id for h in houses.houses("白石洲")] == [HOUSE]
+    assert [h.owner for h in houses.houses("刘")] == ["刘女士"]
+    assert houses.houses("nobody") == []
+
+
+def test_a_failed_item_is_an_open_hazard_until_a_later_check_passes_it(core):
+    houses = HousesPresenter(core)
+    first = houses.save_check(HOUSE, all_pass(escape_route=("fail", "楼道堆放杂物")), residents_seen=4,
+                              photos=["ab" * 32])
+    view = houses.house(HOUSE)
+    assert [(h.item, h.category, h.note) for h in view.hazards] == [("escape_route", "blocked_escape", "楼道堆放杂物")]
+    assert view.checks[0].id == first and view.checks[0].failed == ["escape_route"] and not view.checks[0].synced
+    stored = core.store.get("house_check", first).values
+    assert stored["checklist"] == "rental_house" and stored["checklist_version"] == 1
+    assert stored["worker"] == WORKER["id"] and stored["residents_seen"] == 4
+    row = {h.id: h for h in houses.houses()}[HOUSE]
+    assert row.open_hazards == 1 and row.last_check_at == stored["checked_at"]
+
+    core.clock.advance(60_000)
+    houses.save_check(HOUSE, all_pass(), residents_seen=4)
+    assert houses.house(HOUSE).hazards == []
+
+
+def test_a_check_answers_the_current_checklist_and_records_its_version(core):
+    core.store.apply_remote([checklist(2, ITEMS + [("smoke_alarm", "安装烟感报警器", "fire_hazard")],
+                                       record_id="0193b5c8-0000-7000-8000-0000000000c2")], {"ref": "3"})
+    houses = HousesPresenter(core)
+    assert houses.checklist().version == 2
+    with pytest.raises(HouseInputError) as missing:
+        houses.save_check(HOUSE, all_pass(), residents_seen=2)  # smoke_alarm, new in version 2, unanswered
+    assert missing.value.field == "answers.smoke_alarm" and missing.value.code == "required"
+    check = houses.save_check(HOUSE, all_pass(smoke_alarm=("na", None)), residents_seen=2)
+    assert core.store.get("house_check", check).values["checklist_version"] == 2
+
+
+@pytest.mark.parametrize("answers, field, code", [
+    (all_pass(escape_route=("fail", "  ")), "answers.escape_route", "note_required"),
+    (all_pass(escape_route=("maybe", None)), "answers.escape_route", "invalid"),
+    (all_pass(unknown=("pass", None)), "answers.unknown", "not_in_checklist"),
+])
+def test_a_bad_check_says_which_item_and_writes_nothing(core, answers, field, code):
+    with pytest.raises(HouseInputError) as caught:
+        HousesPresenter(core).save_check(HOUSE, answers, residents_seen=1)
+    assert (caught.value.field, caught.value.code) == (field, code)
+    assert core.store.query("house_check") == [] and core.store.counts().unsynced == 0
+
+
+def test_a_failed_item_becomes_an_event_draft_with_category_photos_and_place(core):
+    houses = HousesPresenter(core)
+    photo = "cd" * 32
+    check = houses.save_check(HOUSE, all_pass(ebike_indoor=("fail", "一楼飞线充电")), residents_seen=3, photos=[photo])
+    draft = houses.event_draft(check, "ebike_indoor")
+    assert draft.category == "ebike_charging" and draft.photos == [photo] and draft.grid == "G-0101"
+    assert "白石洲 12 栋" in draft.description and "无电动车室内充电" in draft.description
+    assert draft.location["source"] == "gps"
+    with pytest.raises(HouseInputError):
+        houses.event_draft(check, "extinguisher")  # it passed: nothing to report
+
+
+def test_tenants_register_with_a_checked_id_number_and_move_out(core):
+    houses = HousesPresenter(core)
+    with pytest.raises(HouseInputError) as wrong:
+        houses.register_tenant(HOUSE, name="李四", id_number=valid_id()[:-1] + ("0" if valid_id()[-1] != "0" else "1"))
+    assert wrong.value.code == "invalid_resident_id" and "check character" in wrong.value.detail
+    assert core.store.query("tenant") == []
+    number = valid_id(X_SERIAL)
+    assert number.endswith("X")
+    typed = f"{number[:6]} {number[6:14]} {number[14:].lower()}"  # as a worker types it: spaced, a small x
+    tenant = houses.register_tenant(HOUSE, name=" 李四 ", id_number=typed, room="301", moved_in="2026-11-01")
+    stored = core.store.get("tenant", tenant)
+    assert stored.values["id_number"] == number and stored.values["name"] == "李四"
+    assert stored.bucket == GRID_BUCKET
+    [row] = houses.house(HOUSE).tenants
+    assert row.id_number_shown == number[:4] + "*" * 10 + number[-4:]
+    with pytest.raises(HouseInputError):
+        houses.move_out(tenant, "2026-10-01")  # before moving in
+    houses.move_out(tenant, "2026-11-20")
+    assert houses.house(HOUSE).tenants[0].moved_out == "2026-11-20"
+
+
+def test_the_registration_rate_is_current_tenants_over_residents_seen_at_the_latest_check(core):
+    houses = HousesPresenter(core)
+    assert {h.id: h.rate for h in houses.houses()}[HOUSE] is None  # no check yet
+    houses.save_check(HOUSE, all_pass(), residents_seen=4)
+    for n in range(3):
+        houses.register_tenant(HOUSE, name=f"租户{n}")
+    gone = houses.register_tenant(HOUSE, name="已搬走")
+    houses.move_out(gone, "2026-11-20")
+    assert houses.house(HOUSE).rate == 0.75
+    assert registration_rate(0, 0) is None and registration_rate(5, 4) == 1.25
+
+
+def test_a_masked_number_from_the_server_is_shown_and_never_a_full_one(core):
+    tenant = "0193b5c8-0000-7000-8000-0000000000d1"
+    core.store.apply_remote([remote("tenant", tenant, GRID_BUCKET, {
+        "house": HOUSE, "name": "王五", "id_number_masked": "4403**********0012"})], {GRID_BUCKET: "9"})
+    [row] = HousesPresenter(core).house(HOUSE).tenants
+    assert row.id_number_shown == "4403**********0012"
+
+
+@given(st.text(alphabet="0123456789xX \t", max_size=30))
+def test_normalising_drops_spaces_and_raises_x(text):
+    out = normalise_resident_id(text)
+    assert " " not in out and "\t" not in out and "x" not in out
+    assert out.replace("X", "") == "".join(c for c in text if c.isdigit())
+
+
+def test_everything_syncs_to_a_server(core):
+    server = FakeServer(ManualClock(T0))
+    houses = HousesPresenter(core)
+    check = houses.save_check(HOUSE, all_pass(), residents_seen=1)
+    tenant = houses.register_tenant(HOUSE, name="李四", id_number=valid_id(3))
+    core.store.save_login("http://fake", "token", WORKER, [GRID_BUCKET])
+    report = synchronize(core.store, server)
+    assert report.ok and core.store.counts().unsynced == 0
+    assert {("house_check", check), ("tenant", tenant)} <= set(server.records)
