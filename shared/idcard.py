@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from datetime import date
 
-__all__ = ["check_digit", "resident_id_error", "mask_resident_id"]
+__all__ = ["PROBLEMS", "check_digit", "resident_id_problem", "resident_id_error", "mask_resident_id"]
 
 _WEIGHTS = tuple(pow(2, 17 - i, 11) for i in range(17))
 _CHECK = "10X98765432"
@@ -25,24 +25,47 @@ def check_digit(first17: str) -> str:
     return _CHECK[sum(int(c) * w for c, w in zip(first17, _WEIGHTS)) % 11]
 
 
-def resident_id_error(text: str) -> str | None:
-    """Why ``text`` is not a valid 18-character resident ID number, or None when it is."""
+# Why a number is wrong, by code: the tablet shows its own words for each code, the server these.
+PROBLEMS = {
+    "length": "must have 18 characters",
+    "digits": "the first 17 characters must be digits",
+    "last_character": "the last character must be a digit or an upper-case X",
+    "address_code": "the address code (first 6 digits) cannot start with 0",
+    "birth_date": "characters 7-14 must be a birth date (YYYYMMDD)",
+    "check_character": "the check character does not match (GB 11643); please check the number for a typo",
+}
+
+
+def resident_id_problem(text: str) -> str | None:
+    """The code (a key of PROBLEMS) of what is wrong with ``text``, or None when it is a valid number."""
     if len(text) != 18:
-        return f"must have 18 characters, not {len(text)}"
+        return "length"
     body, last = text[:17], text[17]
     if not set(body) <= _DIGITS:
-        return "the first 17 characters must be digits"
+        return "digits"
     if last not in _DIGITS and last != "X":
-        return "the last character must be a digit or an upper-case X"
+        return "last_character"
     if body[0] == "0":
-        return "the address code (first 6 digits) cannot start with 0"
+        return "address_code"
     try:
         date(int(body[6:10]), int(body[10:12]), int(body[12:14]))
     except ValueError:
-        return f"characters 7-14 must be a birth date (YYYYMMDD), not {body[6:14]}"
+        return "birth_date"
     if check_digit(body) != last:
-        return "the check character does not match (GB 11643); please check the number for a typo"
+        return "check_character"
     return None
+
+
+def resident_id_error(text: str) -> str | None:
+    """Why ``text`` is not a valid 18-character resident ID number, in English; None when it is."""
+    problem = resident_id_problem(text)
+    if problem is None:
+        return None
+    if problem == "length":
+        return f"must have 18 characters, not {len(text)}"
+    if problem == "birth_date":
+        return f"characters 7-14 must be a birth date (YYYYMMDD), not {text[6:14]}"
+    return PROBLEMS[problem]
 
 
 def mask_resident_id(text: str | None) -> str | None:

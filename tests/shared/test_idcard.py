@@ -77,3 +77,10 @@ def test_the_wire_refuses_a_bad_number_and_names_the_field():
     with pytest.raises(ValidationError) as caught:
         load_change(_tenant("110105194912310021"))
     assert "id_number" in str(caught.value.messages) and "check character" in str(caught.value.messages)
+
+
+@pytest.mark.parametrize("number, _reason", INVALID)
+def test_every_problem_has_a_code_and_words(number, _reason):
+    from shared.idcard import PROBLEMS, resident_id_problem
+
+    assert resident_id_problem(number) in PROBLEMS
