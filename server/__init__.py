@@ -11,7 +11,7 @@ from typing import Any, Mapping
 
 from flask import Flask
 
-from . import api, cli, db, errors, pages, photos
+from . import api, cli, db, errors, houses, pages, photos, privacy
 from .clock import ServerClock
 from .config import from_environment
 
@@ -28,12 +28,14 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.json.sort_keys = False
     db.init_app(app)
     errors.init_app(app)
+    privacy.init_app(app)  # the ID-number key (required in production) and ID numbers masked in logs
     app.extensions["gridpatrol.clock"] = ServerClock(
         app.config["GRIDPATROL_NODE"], app.config["GRIDPATROL_MAX_DRIFT_SECONDS"] * 1000,
         physical=app.config.get("GRIDPATROL_PHYSICAL_CLOCK"))
     app.register_blueprint(api.bp)
     app.register_blueprint(photos.bp)
     pages.init_app(app)  # the supervisor and unit pages, with log-in, CSRF and languages
+    houses.init_app(app)  # rental houses, their checks and tenants; the ID-number setting
     cli.init_app(app)
     return app
 

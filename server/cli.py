@@ -6,6 +6,7 @@
     flask --app server users list
     flask --app server grids create G-0401 --name ... --community ... --street ... --district ...
     flask --app server devices create USERNAME --name NAME | list | revoke DEVICE_ID
+    flask --app server privacy show | allow ROLE | deny ROLE    who sees resident ID numbers in full
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from flask import Flask
 from flask.cli import AppGroup
 from sqlalchemy import select
 
-from . import accounts, demo, store
+from . import accounts, demo, privacy, store
 from .db import db
 from .models import ROLES, Device, User
 
@@ -25,6 +26,7 @@ demo_cli = AppGroup("demo", help="The demo data set.")
 users_cli = AppGroup("users", help="Users and their grids.")
 grids_cli = AppGroup("grids", help="Grids (reference data).")
 devices_cli = AppGroup("devices", help="Devices and their tokens.")
+privacy_cli = AppGroup("privacy", help="Which roles see resident ID numbers in full (by default none).")
 
 
 def print_logins(logins: dict[str, str]) -> None:
@@ -37,13 +39,13 @@ def print_logins(logins: dict[str, str]) -> None:
 @demo_cli.command("load")
 @click.option("--if-empty", is_flag=True, help="Do nothing when the store already holds data.")
 def demo_load(if_empty: bool) -> None:
-    """Load the demo district, its grids, categories, units and people."""
+    """Load the demo district, its grids, categories, units, people, events and rental houses."""
     if not demo.is_empty():
         if if_empty:
             click.echo("The store already holds data; the demo was not loaded again.")
             return
         raise click.ClickException("the store is not empty; the demo loads only into an empty store")
-    print_logins(demo.load())
+    print_logins(demo.load(houses=True))
 
 
 @users_cli.command("create")
@@ -143,7 +145,34 @@ def devices_revoke(device_id) -> None:
     click.echo(f"revoked {device_id}")
 
 
+def _show_roles(roles) -> None:
+    click.echo("roles that see ID numbers in full: " + (", ".join(sorted(roles)) or "none (all masked)"))
+
+
+@privacy_cli.command("show")
+def privacy_show() -> None:
+    """Show which roles see ID numbers in full, and who changed that last."""
+    _show_roles(privacy.allowed_roles())
+    when, who = privacy.setting_changed()
+    if when is not None:
+        click.echo(f"last changed {when.isoformat(timespec='seconds')} by {who}")
+
+
+@privacy_cli.command("allow")
+@click.argument("role", type=click.Choice(ROLES))
+def privacy_allow(role) -> None:
+    """Let a role see ID numbers in full: on the pages, in the export and in its tablets' pulls."""
+    _show_roles(privacy.set_allowed_roles(privacy.allowed_roles() | {role}, by="cli"))
+
+
+@privacy_cli.command("deny")
+@click.argument("role", type=click.Choice(ROLES))
+def privacy_deny(role) -> None:
+    """Show a role masked ID numbers only (4401**********123X)."""
+    _show_roles(privacy.set_allowed_roles(privacy.allowed_roles() - {role}, by="cli"))
+
+
 def init_app(app: Flask) -> None:
     """Register the command groups."""
-    for group in (demo_cli, users_cli, grids_cli, devices_cli):
+    for group in (demo_cli, users_cli, grids_cli, devices_cli, privacy_cli):
         app.cli.add_command(group)

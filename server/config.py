@@ -25,21 +25,27 @@ def _int(name: str, default: int) -> int:
         raise RuntimeError(f"{name} must be an integer, not {raw!r}") from None
 
 
-def _local_secret() -> str:
-    """A secret kept in var/secret_key, made on first use, for a server with no GRIDPATROL_SECRET_KEY."""
-    path = VAR / "secret_key"
+def _local_secret(name: str = "secret_key", nbytes: int = 32) -> str:
+    """A secret kept in var/<name> (hex), made on first use, for a server not given one in the environment."""
+    path = VAR / name
     try:
         return path.read_text().strip()
     except FileNotFoundError:
         pass
     VAR.mkdir(parents=True, exist_ok=True)
-    secret = secrets.token_hex(32)
+    secret = secrets.token_hex(nbytes)
     try:
-        with open(path, "x") as handle:  # "x": two processes starting at once keep the first one's
+        # O_EXCL: two processes starting at once keep the first one's; 0600: only the server's user reads it.
+        with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as handle:
             handle.write(secret)
     except FileExistsError:
         return path.read_text().strip()
     return secret
+
+
+def local_id_key() -> str:
+    """The ID-number key kept in var/id_key (64 bytes, hex), for a server that is not in production."""
+    return _local_secret("id_key", 64)
 
 
 def from_environment() -> dict:
@@ -62,4 +68,11 @@ def from_environment() -> dict:
         "GRIDPATROL_PHOTO_DIR": os.environ.get("GRIDPATROL_PHOTO_DIR") or str(VAR / "photos"),
         # The largest photo an upload may declare (413 above it); the app makes 1920 px JPEGs of ~0.5 MB.
         "GRIDPATROL_MAX_PHOTO_BYTES": _int("GRIDPATROL_MAX_PHOTO_BYTES", 15 * 1024 * 1024),
+        # "production" makes missing secrets a start-up error instead of local ones made in var/.
+        "GRIDPATROL_ENV": os.environ.get("GRIDPATROL_ENV") or "development",
+        # Seals resident ID numbers at rest (AES-SIV, server/privacy.py): 32, 48 or 64 bytes as hex. Every
+        # process of one server must share it, and losing it loses the numbers. Required in production;
+        # elsewhere unset means a key kept in var/id_key. Generate one with: python -c
+        # "import secrets; print(secrets.token_hex(64))"
+        "GRIDPATROL_ID_KEY": os.environ.get("GRIDPATROL_ID_KEY") or None,
     }

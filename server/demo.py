@@ -1,4 +1,5 @@
-"""The demo data set: one district, two streets, three communities, six grids, and people to use them.
+"""The demo data set: one district, two streets, three communities, six grids, people to use them, a few
+events, and rental houses with their checks and tenants.
 
 Reference records get ids derived from their codes (UUIDv5), so loading the
 demo twice, or on two servers, gives the same records.
@@ -13,6 +14,7 @@ import uuid
 from sqlalchemy import func, select
 
 from shared.hlc import format_ms
+from shared.idcard import check_digit
 from shared.records import uuid7
 
 from . import accounts, store
@@ -106,8 +108,13 @@ def reference_changes() -> list:
     return changes
 
 
-def load(password: str | None = None) -> dict[str, str]:
-    """Load the demo; returns {username: password}. Passwords are random unless given."""
+def load(password: str | None = None, *, houses: bool = False) -> dict[str, str]:
+    """Load the demo; returns {username: password}. Passwords are random unless given.
+
+    ``houses`` adds the rental houses, their checks and tenants (`load_houses`); ``flask demo load`` does. It is
+    off by default because the sync tests pull the demo grids and compare what devices hold with the store, and
+    tenants are served masked to workers (server/privacy.py).
+    """
     password = password or os.environ.get("GRIDPATROL_DEMO_PASSWORD")
     store.write_as_server(reference_changes())
     logins: dict[str, str] = {}
@@ -118,7 +125,16 @@ def load(password: str | None = None) -> dict[str, str]:
         logins[username] = secret
     db.session.commit()
     store.write_as_server(sample_events(users))
+    if houses:
+        store.write_as_server(sample_houses(users))
     return logins
+
+
+def load_houses() -> None:
+    """Add the demo's rental houses, checks and tenants to a store that holds the demo users."""
+    users = {u.username: u for u in db.session.scalars(select(User).where(User.username.in_(
+        [username for username, *_rest in PEOPLE])))}
+    store.write_as_server(sample_houses(users))
 
 
 def sample_events(users: dict[str, User]) -> list:
@@ -137,4 +153,71 @@ def sample_events(users: dict[str, User]) -> list:
             "grid": grid, "category": category, "description": text, "urgent": urgent, "micro": False,
             "location": {"lat": lat, "lon": lon, "accuracy_m": 8.0, "source": "gps"},
             "photos": [], "reporter": users[username].id, "reported_at": format_ms(now_ms - (n + 1) * 3_600_000)}))
+    return changes
+
+
+# Rental houses: grid, address, owner, building head, floors, rooms, risk grade, worker, then per check
+# (days ago, residents seen, {failed item: note}), and tenants: (name, room, birth date, moved out).
+HOUSES = [
+    ("G-0101", "东湖村12号", "黄建国", "黄建国", 5, 14, "high", "worker2",
+     [(40, 9, {"ebike_indoor": "一楼楼道两辆电动车充电"}),
+      (3, 9, {"escape_route": "二楼通道堆放杂物", "wiring": "三楼私拉电线"})],
+     [("周磊", "101", "19900312", None), ("吴芳", "102", "19951120", None), ("郑海", "201", "19880705", None),
+      ("孙丽", "202", "20000101", None), ("马超", "301", "19920818", None), ("朱琳", "302", "19970228", None),
+      ("胡斌", "401", "19850615", "2026-10-31")]),
+    ("G-0101", "东湖村18号", "林秀英", "何志明", 4, 8, "medium", "worker1",
+     [(12, 4, {})],
+     [("高洁", "101", "19930407", None), ("罗勇", "102", "19890923", None), ("梁静", "201", "19960514", None),
+      ("宋涛", "202", "19911130", None)]),
+    ("G-0101", "东湖新村3栋", "谢宏", None, 7, 28, "low", "worker1",
+     [(20, 2, {"smoke_alarm": "烟感已过期"})],
+     [("唐敏", "502", "19980219", None), ("许刚", "601", "19870801", None)]),
+    ("G-0102", "东湖路88号", "韩梅", "韩梅", 3, 6, "medium", "worker2",
+     [(8, 5, {"extinguisher": "灭火器过期"})],
+     [("冯雪", "101", "19940630", None), ("邓凯", "201", "19900110", None), ("曹阳", "301", "19990909", None),
+      ("彭浩", "302", "19860321", None), ("曾丽", "303", "20010711", None)]),
+    ("G-0201", "青石村5巷7号", "蒋伟", "蒋伟", 6, 20, "high", "worker3",
+     [(30, 10, {"crowding": "一间住八人"}), (6, 12, {"crowding": "群租未整改", "ebike_indoor": None})],
+     [("沈军", "101", "19830505", None), ("韦华", "102", "19920202", None), ("姚娜", "201", "19970303", None),
+      ("卢鹏", "202", "19950404", None), ("汪洋", "301", "19910606", None), ("田甜", "302", "20020707", None),
+      ("任杰", "401", "19880808", None), ("姜波", "402", "19930909", None), ("范琪", "501", "19961010", None),
+      ("方圆", "502", "19941111", None), ("石磊", "601", "19841212", None)]),
+    ("G-0201", "青石村9号", "金莉", None, 2, 4, "low", "worker3",
+     [],
+     [("邱实", "101", "19890115", None)]),
+]
+ADDRESS_CODE = "440304"  # the demo district's address code (a real one: 深圳市福田区)
+
+
+def demo_id_number(birth: str, sequence: int) -> str:
+    """A valid resident ID number (GB 11643) for demo people: address code, birth date, sequence, check digit."""
+    first17 = f"{ADDRESS_CODE}{birth}{sequence % 1000:03d}"
+    return first17 + check_digit(first17)
+
+
+def sample_houses(users: dict[str, User]) -> list:
+    """A few rental houses with checks (some items failed) and tenants, in the demo grids."""
+    clock = server_clock()
+    changes = []
+    sequence = 11
+    for grid, address, owner, head, floors, rooms, risk, worker, checks, tenants in HOUSES:
+        now_ms = clock.physical_ms()
+        house_id = uuid7(now_ms, secrets.token_bytes(10))
+        bucket = f"grid:{grid}"
+        changes.append(store.stamp("rental_house", house_id, {
+            "grid": grid, "address": address, "owner": owner, "owner_phone": "13800000000"[:-2] + f"{sequence:02d}",
+            "building_head": head, "floors": floors, "rooms": rooms, "risk_grade": risk}))
+        for days, seen, failed in checks:
+            answers = [{"item": code, "result": "fail" if code in failed else "pass",
+                        **({"note": failed[code]} if failed.get(code) else {})} for code, *_rest in CHECKLIST_ITEMS]
+            changes.append(store.stamp("house_check", uuid7(now_ms, secrets.token_bytes(10)), {
+                "house": house_id, "worker": users[worker].id, "checked_at": format_ms(now_ms - days * 86_400_000),
+                "checklist": "rental_house", "checklist_version": 1, "answers": answers, "photos": [],
+                "residents_seen": seen}, bucket=bucket))
+        for name, room, birth, moved_out in tenants:
+            sequence += 2
+            changes.append(store.stamp("tenant", uuid7(now_ms, secrets.token_bytes(10)), {
+                "house": house_id, "name": name, "room": room, "phone": f"139{sequence:08d}",
+                "id_number": demo_id_number(birth, sequence), "moved_in": "2026-03-01",
+                **({"moved_out": moved_out} if moved_out else {})}, bucket=bucket))
     return changes

@@ -128,3 +128,14 @@ class Device(db.Model):
     clock_skew_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
     user: Mapped[User] = relationship(back_populates="devices")
+
+
+class Setting(db.Model):
+    """A system setting an admin changes at run time (pages or CLI), by name; e.g. who sees ID numbers."""
+
+    __tablename__ = "settings"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[object] = mapped_column(Json)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_by: Mapped[str | None] = mapped_column(String(80), nullable=True)  # a user name, or "cli"
