@@ -75,8 +75,38 @@ class ClockDriftError(HLCError):
 
 def format_ms(ms: int) -> str:
     """Unix milliseconds as ISO 8601 UTC with milliseconds and a Z."""
+    # Speed: strftime was most of validating a time (Instant formats what it parsed). Within the
+    # range of HLCs the text is put together from integers and the date's own strftime, cached per
+    # day; the time of day is the floor of ms (fromtimestamp's float never crosses a second there:
+    # tests/shared/test_fast_paths.py). Anything else goes the datetime way, errors included.
+    if type(ms) is int and 0 <= ms <= _MAX_MS:
+        days, milli = divmod(ms, 86_400_000)
+        seconds, milli = divmod(milli, 1000)
+        minutes, second = divmod(seconds, 60)
+        hour, minute = divmod(minutes, 60)
+        return f"{_day_text(days)}T{hour:02d}:{minute:02d}:{second:02d}.{milli:03d}Z"
+    return _format_ms_datetime(ms)
+
+
+def _format_ms_datetime(ms: int) -> str:
+    """format_ms through datetime, for every input."""
     dt = datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+@lru_cache(maxsize=1024)
+def _day_text(days: int) -> str:
+    """The %Y-%m-%d of a day since 1970-01-01, as datetime.strftime writes it."""
+    return date.fromordinal(_EPOCH_ORDINAL + days).strftime("%Y-%m-%d")
+
+
+@lru_cache(maxsize=1024)
+def _day_number(text: str) -> int | None:
+    """Days since 1970-01-01 of a YYYY-MM-DD of ASCII digits; None when it is no date (Feb 30, year 0)."""
+    try:
+        return date(int(text[0:4]), int(text[5:7]), int(text[8:10])).toordinal() - _EPOCH_ORDINAL
+    except ValueError:
+        return None
 
 
 def parse_ms(text: str) -> int:
@@ -86,16 +116,13 @@ def parse_ms(text: str) -> int:
     # strptime refuses (month 13, Feb 30, year 0), the hour/minute/second checks do the rest. Any
     # other input, and every refusal, goes to strptime, so what is accepted and the error raised
     # are exactly as before.
-    match = _FIXED_MS.match(text) if type(text) is str else None
-    if match is not None:
-        year, month, day, hour, minute, second, milli = map(int, match.groups())
-        if hour < 24 and minute < 60 and second < 60:
-            try:
-                days = date(year, month, day).toordinal() - _EPOCH_ORDINAL
-            except ValueError:
-                pass
-            else:
-                return ((days * 24 + hour) * 60 + minute) * 60_000 + second * 1000 + milli
+    # The date's validity and number are cached per day (most times of a push share a few days).
+    if type(text) is str and _FIXED_MS.match(text) is not None:
+        # Fixed width: YYYY-MM-DDTHH:MM:SS.mmmZ
+        hour, minute, second = int(text[11:13]), int(text[14:16]), int(text[17:19])
+        days = _day_number(text[:10])
+        if hour < 24 and minute < 60 and second < 60 and days is not None:
+            return ((days * 24 + hour) * 60 + minute) * 60_000 + second * 1000 + int(text[20:23])
     return _parse_ms_strptime(text)
 
 
