@@ -33,29 +33,19 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 from shared.hlc import format_ms
-from shared.idcard import mask_resident_id, resident_id_error
+from shared.idcard import mask_resident_id, resident_id_error, resident_id_problem
 from shared.records import ValidationError
 
+from .presenters import InputError
 from .store import Record
 
 __all__ = [
-    "HouseInputError", "HouseRow", "HouseView", "CheckRow", "Hazard", "TenantRow", "ChecklistView",
+    "HouseRow", "HouseView", "CheckRow", "Hazard", "TenantRow", "ChecklistView",
     "ChecklistItemView", "EventDraft", "HousesPresenter", "normalise_resident_id", "registration_rate",
 ]
 
 RESULTS = ("pass", "fail", "na")
 REGISTRATION_GOAL = 0.95
-
-
-class HouseInputError(ValueError):
-    """Input a screen should show next to a field; nothing was written. ``code`` is for translation,
-    ``detail`` a human sentence in English (the ID number rule's own words)."""
-
-    def __init__(self, field_name: str, code: str, detail: str | None = None):
-        super().__init__(f"{field_name}: {code}" + (f" ({detail})" if detail else ""))
-        self.field = field_name
-        self.code = code
-        self.detail = detail
 
 
 @dataclass(frozen=True)
@@ -261,7 +251,7 @@ class HousesPresenter:
         """One house: its values, its checks (newest first), its open hazards and its tenants."""
         record = self.store.get("rental_house", house_id)
         if record is None or record.deleted:
-            raise HouseInputError("house", "not_found")
+            raise InputError("house", "not_found")
         checks = sorted((c for c in self.store.query("house_check") if c.values.get("house") == house_id),
                         key=_check_key, reverse=True)
         items = self._checklist_items()
@@ -290,7 +280,7 @@ class HousesPresenter:
     def _user_id(self) -> str:
         user = self.core.user
         if not user:
-            raise HouseInputError("user", "not_logged_in")
+            raise InputError("user", "not_logged_in")
         return user["id"]
 
     def _now(self) -> str:
@@ -306,24 +296,24 @@ class HousesPresenter:
         """
         house = self.store.get("rental_house", house_id)
         if house is None or house.deleted:
-            raise HouseInputError("house", "not_found")
+            raise InputError("house", "not_found")
         current = self.checklist(checklist)
         if current is None:
-            raise HouseInputError("checklist", "not_synced")
+            raise InputError("checklist", "not_synced")
         codes = [item.code for item in current.items]
         for code in codes:
             if code not in answers:
-                raise HouseInputError(f"answers.{code}", "required")
+                raise InputError(f"answers.{code}", "required")
             result, note = answers[code]
             if result not in RESULTS:
-                raise HouseInputError(f"answers.{code}", "invalid")
+                raise InputError(f"answers.{code}", "invalid")
             if result == "fail" and not (note or "").strip():
-                raise HouseInputError(f"answers.{code}", "note_required")
+                raise InputError(f"answers.{code}", "note_required")
         unknown = sorted(set(answers) - set(codes))
         if unknown:
-            raise HouseInputError(f"answers.{unknown[0]}", "not_in_checklist")
+            raise InputError(f"answers.{unknown[0]}", "not_in_checklist")
         if residents_seen is not None and (not isinstance(residents_seen, int) or residents_seen < 0):
-            raise HouseInputError("residents_seen", "invalid")
+            raise InputError("residents_seen", "invalid")
         values = {
             "house": house_id, "worker": self._user_id(), "checked_at": self._now(),
             "checklist": current.code, "checklist_version": current.version,
@@ -337,11 +327,11 @@ class HousesPresenter:
         """A failed item as an event to report: category suggested, photos carried over, the house's place."""
         check = self.store.get("house_check", check_id)
         if check is None:
-            raise HouseInputError("check", "not_found")
+            raise InputError("check", "not_found")
         values = check.values
         answer = next((a for a in values.get("answers", ()) if a.get("item") == item_code), None)
         if answer is None or answer.get("result") != "fail":
-            raise HouseInputError("item", "not_failed")
+            raise InputError("item", "not_failed")
         house = self.store.get("rental_house", values["house"])
         house_values = house.values if house else {}
         item = self._checklist_items().get((values["checklist"], item_code))
@@ -357,15 +347,15 @@ class HousesPresenter:
         with the rule's reason in ``detail``, and nothing is written."""
         house = self.store.get("rental_house", house_id)
         if house is None or house.deleted:
-            raise HouseInputError("house", "not_found")
+            raise InputError("house", "not_found")
         if not (name or "").strip():
-            raise HouseInputError("name", "required")
+            raise InputError("name", "required")
         values: dict[str, Any] = {"house": house_id, "name": name.strip()}
         if id_number is not None and id_number.strip():
             number = normalise_resident_id(id_number)
-            error = resident_id_error(number)
-            if error:
-                raise HouseInputError("id_number", "invalid_resident_id", error)
+            problem = resident_id_problem(number)
+            if problem:  # the code says what to fix; the detail is the server's own words
+                raise InputError("id_number", f"resident_id_{problem}", resident_id_error(number))
             values["id_number"] = number
         for key, value in (("phone", phone), ("room", room), ("moved_in", moved_in)):
             if value is not None and str(value).strip():
@@ -376,24 +366,24 @@ class HousesPresenter:
         """Record that the tenant moved out (today when no day is given)."""
         tenant = self.store.get("tenant", tenant_id)
         if tenant is None or tenant.deleted:
-            raise HouseInputError("tenant", "not_found")
+            raise InputError("tenant", "not_found")
         day = day or self._now()[:10]
         moved_in = tenant.values.get("moved_in")
         if moved_in and day < moved_in:
-            raise HouseInputError("moved_out", "before_moved_in")
+            raise InputError("moved_out", "before_moved_in")
         self._write("tenant", tenant_id, {"moved_out": day})
 
     def _write_new(self, kind: str, values: Mapping[str, Any], *, bucket: str) -> str:
         try:
             return self.store.create(kind, values, bucket).id
         except ValidationError as exc:  # a rule the checks above do not know yet: say which field
-            raise HouseInputError(_first_field(exc.messages), "invalid", str(exc.messages)) from None
+            raise InputError(_first_field(exc.messages), "invalid", str(exc.messages)) from None
 
     def _write(self, kind: str, record_id: str, values: Mapping[str, Any]) -> None:
         try:
             self.store.write(kind, record_id, values)
         except ValidationError as exc:
-            raise HouseInputError(_first_field(exc.messages), "invalid", str(exc.messages)) from None
+            raise InputError(_first_field(exc.messages), "invalid", str(exc.messages)) from None
 
 
 def _check_key(check: Record) -> tuple[str, str]:

@@ -55,9 +55,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import threading
 from contextlib import contextmanager
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
@@ -66,7 +68,7 @@ from shared.merge import canonical, is_deleted, merge_record
 from shared.records import KINDS, Change, ValidationError, dump_change, load_change, uuid7
 
 __all__ = [
-    "Store", "Record", "Outgoing", "Acknowledged", "Rejection", "Counts", "RemoteChangeError",
+    "Store", "Record", "Outgoing", "Acknowledged", "Rejection", "Counts", "RemoteChangeError", "parse_remote_changes",
     "ValidationError", "SCHEMA_VERSION",
 ]
 
@@ -83,6 +85,10 @@ CREATE TABLE IF NOT EXISTS records (
 );
 CREATE INDEX IF NOT EXISTS records_by_id ON records (id);
 CREATE INDEX IF NOT EXISTS records_by_bucket ON records (kind, bucket);
+-- The field app's "my cases": a worker's events, and the case actions of a set of events (Store.states,
+-- Store.children). Expression indexes: the queries must spell the expression exactly so.
+CREATE INDEX IF NOT EXISTS records_by_reporter ON records (kind, json_extract(state, '$.reporter[0]'));
+CREATE INDEX IF NOT EXISTS records_by_event ON records (kind, json_extract(state, '$.event[0]'));
 CREATE TABLE IF NOT EXISTS outbox (
     seq     INTEGER PRIMARY KEY AUTOINCREMENT, -- never reused: a push pages through it
     kind    TEXT NOT NULL,
@@ -232,6 +238,7 @@ class Store:
         # the later could save an older page's cursors over the newer ones and pull twice.
         self.sync_lock = threading.Lock()
         self._in_transaction = False
+        self._readers: list[sqlite3.Connection] = []  # open snapshot connections, closed with the store
         # isolation_level=None: transactions are begun and ended here, explicitly, never implicitly.
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
         try:
@@ -271,9 +278,35 @@ class Store:
     # --- plumbing -----------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Close the database connection."""
+        """Close the database connection (and the read-only ones of `snapshot`)."""
         with self._lock:
             self._db.close()
+            for reader in self._readers:
+                reader.close()
+            self._readers.clear()
+
+    @contextmanager
+    def snapshot(self) -> Iterator[sqlite3.Connection]:
+        """A read-only connection in one read transaction, *without* the store's lock; closed after.
+
+        For long reads off the UI thread (the photo phase's scan of every record): WAL lets them
+        see a consistent snapshot while the UI keeps writing, instead of holding the one lock that
+        every save waits for. What is committed after the snapshot began is not seen. A connection
+        per call (opening one costs well under a millisecond): kept ones would pile up, one per
+        sync thread.
+        """
+        uri = Path(self.path).resolve().as_uri() + "?mode=ro"
+        reader = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False, timeout=30)
+        with self._lock:
+            self._readers.append(reader)
+        try:
+            reader.execute("BEGIN")
+            yield reader
+        finally:
+            with self._lock:
+                if reader in self._readers:
+                    self._readers.remove(reader)
+            reader.close()  # ends the read transaction too
 
     def __enter__(self) -> "Store":
         return self
@@ -371,6 +404,16 @@ class Store:
         with self._lock:
             return self._get_meta(key)
 
+    # Meta keys that only the store itself may write: the clock's state, the node, the token.
+    _PRIVATE_META = frozenset({"node", "clock_last", "offset_ms", "settled_hlc", "token"})
+
+    def save_setting(self, key: str, value: Any) -> None:
+        """Keep one app setting (JSON) in meta, e.g. the last known location or the last sync outcome."""
+        if key in self._PRIVATE_META:
+            raise ValueError(f"{key!r} is the store's own and cannot be set this way")
+        with self._transaction():
+            self._set_meta(key, value)
+
     @property
     def server_url(self) -> str | None:
         """The server this device logged in to."""
@@ -400,47 +443,65 @@ class Store:
 
     def write(self, kind: str, record_id: str, values: Mapping[str, Any], bucket: str | None = None) -> Change:
         """Stamp the given fields and commit record and outbox entry together; raises ValidationError."""
+        with self._transaction():
+            return self._write(kind, record_id, values, bucket)
+
+    def write_many(self, writes: Sequence[tuple[str, str, Mapping[str, Any], str | None]]) -> list[Change]:
+        """Several writes ``(kind, id, values, bucket)`` in one transaction: all are committed or none.
+
+        They are stamped in the given order, so a parent written first sorts before its children,
+        and a later write sees the earlier ones (a case action finds its new event's bucket).
+        """
+        with self._transaction():
+            return [self._write(kind, record_id, values, bucket) for kind, record_id, values, bucket in writes]
+
+    def new_id(self) -> str:
+        """A fresh UUIDv7 for a record about to be created (by the corrected device time)."""
+        with self._lock:
+            return uuid7(self._clock.physical_ms(), self._random_bytes(10))
+
+    def _write(self, kind: str, record_id: str, values: Mapping[str, Any], bucket: str | None) -> Change:
+        """The body of `write`, inside a transaction the caller holds."""
         spec = KINDS.get(kind)
         if spec is None:
             raise ValidationError({"kind": [f"unknown kind {kind!r}"]})
         if not values:
             raise ValidationError({"fields": ["a write must set at least one field"]})
-        with self._transaction():
-            row = self._db.execute(
-                "SELECT bucket, state FROM records WHERE kind = ? AND id = ?", (kind, record_id)
-            ).fetchone()
-            local = _load_state(row[1]) if row else None
-            bucket = bucket or self._bucket_for(spec, values, row[0] if row else None, local)
-            hlc = str(self._clock.now())
-            writes = {name: (value, hlc) for name, value in values.items()}
-            change = Change(kind, record_id, bucket, writes)
-            try:
-                # The round trip through JSON is the wire's: it refuses what cannot travel.
-                wire = json.loads(json.dumps(dump_change(change)))
-            except (TypeError, ValueError) as exc:
-                raise ValidationError({"fields": [f"not JSON: {exc}"]}) from None
-            load_change(wire)
-            if local is None:
-                missing = sorted(spec.required - set(values))
-                if missing:
-                    raise ValidationError({"fields": {name: ["required to create the record"] for name in missing}})
-            # Only values that differ are stamped: a form that saves every field must not
-            # override a colleague's concurrent edit of a field this worker never touched.
-            writes = {
-                name: (wire["fields"][name][0], hlc)
-                for name in writes
-                if local is None or name not in local or canonical(local[name][0]) != canonical(values[name])
-            }
-            merged = merge_record(local, writes, append_only=spec.append_only)
-            if merged.refused:
-                raise ValidationError(
-                    {"fields": {name: ["already set; this record is history and cannot be changed"]
-                                for name in sorted(merged.refused)}}
-                )
-            if merged.changed:
-                self._put_record(kind, record_id, bucket, merged.state)
-                self._mark_pending(kind, record_id, merged.changed)
-            return Change(kind, record_id, bucket, {name: writes[name] for name in sorted(merged.changed)})
+        row = self._db.execute(
+            "SELECT bucket, state FROM records WHERE kind = ? AND id = ?", (kind, record_id)
+        ).fetchone()
+        local = _load_state(row[1]) if row else None
+        bucket = bucket or self._bucket_for(spec, values, row[0] if row else None, local)
+        hlc = str(self._clock.now())
+        writes = {name: (value, hlc) for name, value in values.items()}
+        change = Change(kind, record_id, bucket, writes)
+        try:
+            # The round trip through JSON is the wire's: it refuses what cannot travel.
+            wire = json.loads(json.dumps(dump_change(change)))
+        except (TypeError, ValueError) as exc:
+            raise ValidationError({"fields": [f"not JSON: {exc}"]}) from None
+        load_change(wire)
+        if local is None:
+            missing = sorted(spec.required - set(values))
+            if missing:
+                raise ValidationError({"fields": {name: ["required to create the record"] for name in missing}})
+        # Only values that differ are stamped: a form that saves every field must not
+        # override a colleague's concurrent edit of a field this worker never touched.
+        writes = {
+            name: (wire["fields"][name][0], hlc)
+            for name in writes
+            if local is None or name not in local or canonical(local[name][0]) != canonical(values[name])
+        }
+        merged = merge_record(local, writes, append_only=spec.append_only)
+        if merged.refused:
+            raise ValidationError(
+                {"fields": {name: ["already set; this record is history and cannot be changed"]
+                            for name in sorted(merged.refused)}}
+            )
+        if merged.changed:
+            self._put_record(kind, record_id, bucket, merged.state)
+            self._mark_pending(kind, record_id, merged.changed)
+        return Change(kind, record_id, bucket, {name: writes[name] for name in sorted(merged.changed)})
 
     def _bucket_for(self, spec: Any, values: Mapping[str, Any], current: str | None,
                     local: Mapping[str, Any] | None) -> str:
@@ -513,6 +574,58 @@ class Store:
             sql += " AND deleted = 0"
         with self._lock:
             return [self._record(row) for row in self._db.execute(sql + " ORDER BY id", args).fetchall()]
+
+    def states(self, kind: str, *, where: tuple[str, Any] | None = None, include_deleted: bool = False,
+               raw: bool = False) -> list[tuple[str, str, Any]]:
+        """``(id, bucket, state)`` of a kind's records, optionally where one field equals a value; by id.
+
+        Unlike `query` it reads no outbox row per record, so it stays one statement for thousands
+        of records; use `pending_ids` for which of them have unsynced writes. ``raw``: the state as
+        its stored JSON text, unparsed (for callers that compare before they parse). A ``where`` on
+        ``reporter`` or ``event`` is answered from an index.
+        """
+        table = "records"
+        sql_where = "kind = ?"
+        args: list[Any] = [kind]
+        if where is not None:
+            name = _field_name(where[0])
+            if name in _FIELD_INDEXES:
+                # Named, because without statistics the planner prefers the primary key for ORDER BY id.
+                table += f" INDEXED BY {_FIELD_INDEXES[name]}"
+            sql_where += f" AND json_extract(state, '$.{name}[0]') = ?"
+            args.append(where[1])
+        if not include_deleted:
+            sql_where += " AND deleted = 0"
+        with self._lock:
+            rows = self._db.execute(f"SELECT id, bucket, state FROM {table} WHERE {sql_where} ORDER BY id",
+                                    args).fetchall()
+        if raw:
+            return rows
+        return [(rid, bucket, _load_state(state)) for rid, bucket, state in rows]
+
+    def children(self, kind: str, link: str, parent_ids: Iterable[str], *, include_deleted: bool = True,
+                 raw: bool = False) -> list[tuple[str, str, Any]]:
+        """``(parent id, id, state)`` of the records of ``kind`` whose field ``link`` is one of ``parent_ids``.
+
+        One statement for any number of parents (the ids go in as one JSON array): e.g. the case
+        actions of a worker's events, ``children("case_action", "event", event_ids)``. A ``link`` of
+        ``event`` is answered from an index. ``raw`` as in `states`. Ordered by parent, then id.
+        """
+        name = _field_name(link)
+        path = f"json_extract(state, '$.{name}[0]')"
+        sql = (f"SELECT {path}, id, state FROM records WHERE kind = ? AND {path} IN (SELECT value FROM json_each(?))"
+               + ("" if include_deleted else " AND deleted = 0") + " ORDER BY 1, 2")
+        ids = json.dumps(list(parent_ids))
+        with self._lock:
+            rows = self._db.execute(sql, (kind, ids)).fetchall()
+        if raw:
+            return rows
+        return [(parent, rid, _load_state(state)) for parent, rid, state in rows]
+
+    def pending_ids(self, kind: str) -> set[str]:
+        """The ids of the records of a kind that have unsynced local writes."""
+        with self._lock:
+            return {rid for (rid,) in self._db.execute("SELECT id FROM outbox WHERE kind = ?", (kind,)).fetchall()}
 
     def _record(self, row: Sequence[Any]) -> Record:
         kind, record_id, bucket, state = row
@@ -726,9 +839,26 @@ def _values(state: Mapping[str, tuple[Any, str]]) -> dict[str, Any]:
     return {name: write[0] for name, write in state.items()}
 
 
+# The expression indexes of _SCHEMA, by the field they index.
+_FIELD_INDEXES = {"reporter": "records_by_reporter", "event": "records_by_event"}
+_FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+
+
+def _field_name(name: str) -> str:
+    """A field name fit to splice into a JSON path: letters, digits and '_' only."""
+    if not isinstance(name, str) or not _FIELD_NAME.fullmatch(name):
+        raise ValueError(f"{name!r} is not a field name")
+    return name
+
+
 def _check_hlc(hlc: Any) -> None:
     if not is_hlc(hlc):
         raise RemoteChangeError(f"the server sent {hlc!r} as its hlc")
+
+
+def parse_remote_changes(changes: Iterable[Mapping[str, Any] | Change]) -> list[Change]:
+    """Check the shape of pulled changes (as `Store.apply_remote` does) without applying them."""
+    return [_parse_remote(change) for change in changes]
 
 
 def _parse_remote(data: Mapping[str, Any] | Change) -> Change:

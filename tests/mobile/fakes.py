@@ -52,6 +52,7 @@ class FakeServer:
         max_drift_ms: int = 5 * 60_000,
         buckets: Iterable[str] | None = None,
         reject: Callable[[Change], str | None] | None = None,
+        user: Mapping[str, Any] | None = None,
     ):
         self.physical = physical or ManualClock()
         self.clock = Clock(SERVER_NODE, self.physical, max_drift_ms=max_drift_ms)
@@ -64,6 +65,8 @@ class FakeServer:
         self.revoked = False
         self.calls: list[tuple[str, Any]] = []
         self.lock = threading.Lock()
+        self.user = dict(user) if user is not None else None  # None: {"id": "u-1", "name": <username>}
+        self.photos: dict[str, bytes] = {}  # sha256 -> the bytes held (complete once they hash to the name)
 
     # --- the contract ---------------------------------------------------------------------------
 
@@ -73,8 +76,8 @@ class FakeServer:
         if password == "wrong":
             raise Unauthorized(401, "unauthorized", "wrong user name or password")
         self.revoked = False
-        return {"token": f"token-{node}", "user": {"id": "u-1", "name": username, "role": "worker"},
-                "buckets": sorted(self.allowed or [])}
+        user = self.user or {"id": "u-1", "name": username, "role": "worker"}
+        return {"token": f"token-{node}", "user": dict(user), "buckets": sorted(self.allowed or [])}
 
     def push(self, node: str, changes: Sequence[Mapping[str, Any]], sent_at: str) -> dict[str, Any]:
         """Merge each change; one result per change; a clock-skew error stores nothing."""
@@ -116,6 +119,39 @@ class FakeServer:
                        for _pos, key in page]
             return {"changes": json.loads(json.dumps(changes)), "cursors": new, "more": len(entries) > limit,
                     "hlc": str(self.clock.now())}
+
+    # --- photos (tus-like, in memory) ------------------------------------------------------------
+
+    def photos_missing(self, hashes: Sequence[str]) -> list[str]:
+        """The hashes whose complete photo is not held."""
+        self.calls.append(("photos_missing", list(hashes)))
+        if self.revoked:
+            raise Unauthorized(401, "unauthorized", "this device token was revoked")
+        return [h for h in hashes if not self._complete(h)]
+
+    def photo_offset(self, sha256: str) -> tuple[int, int | None]:
+        """(bytes held, None): the fake keeps no declared length."""
+        if self.revoked:
+            raise Unauthorized(401, "unauthorized", "this device token was revoked")
+        held = self.photos.get(sha256)
+        return (len(held), None) if held is not None else (0, None)
+
+    def photo_append(self, sha256: str, offset: int, length: int, data: bytes) -> int:
+        """Append at offset (which must be the bytes held); answers the new offset."""
+        self.calls.append(("photo_append", {"sha256": sha256, "offset": offset, "bytes": len(data)}))
+        if self.revoked:
+            raise Unauthorized(401, "unauthorized", "this device token was revoked")
+        held = self.photos.get(sha256, b"")
+        if offset != len(held):
+            from mobile.transport import Rejected
+            raise Rejected(409, "offset_mismatch", "offset mismatch", {"offset": len(held)})
+        self.photos[sha256] = held + data
+        return len(self.photos[sha256])
+
+    def _complete(self, sha256: str) -> bool:
+        import hashlib
+        held = self.photos.get(sha256)
+        return held is not None and hashlib.sha256(held).hexdigest() == sha256
 
     # --- helpers --------------------------------------------------------------------------------
 

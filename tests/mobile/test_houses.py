@@ -7,7 +7,8 @@ from types import SimpleNamespace
 import pytest
 from hypothesis import given, strategies as st
 
-from mobile.houses import HouseInputError, HousesPresenter, normalise_resident_id, registration_rate
+from mobile.houses import HousesPresenter, normalise_resident_id, registration_rate
+from mobile.presenters import InputError
 from mobile.store import Store
 from mobile.sync import synchronize
 from shared.hlc import format_ms
@@ -95,7 +96,7 @@ def test_a_check_answers_the_current_checklist_and_records_its_version(core):
                                        record_id="0193b5c8-0000-7000-8000-0000000000c2")], {"ref": "3"})
     houses = HousesPresenter(core)
     assert houses.checklist().version == 2
-    with pytest.raises(HouseInputError) as missing:
+    with pytest.raises(InputError) as missing:
         houses.save_check(HOUSE, all_pass(), residents_seen=2)  # smoke_alarm, new in version 2, unanswered
     assert missing.value.field == "answers.smoke_alarm" and missing.value.code == "required"
     check = houses.save_check(HOUSE, all_pass(smoke_alarm=("na", None)), residents_seen=2)
@@ -108,7 +109,7 @@ def test_a_check_answers_the_current_checklist_and_records_its_version(core):
     (all_pass(unknown=("pass", None)), "answers.unknown", "not_in_checklist"),
 ])
 def test_a_bad_check_says_which_item_and_writes_nothing(core, answers, field, code):
-    with pytest.raises(HouseInputError) as caught:
+    with pytest.raises(InputError) as caught:
         HousesPresenter(core).save_check(HOUSE, answers, residents_seen=1)
     assert (caught.value.field, caught.value.code) == (field, code)
     assert core.store.query("house_check") == [] and core.store.counts().unsynced == 0
@@ -122,15 +123,15 @@ def test_a_failed_item_becomes_an_event_draft_with_category_photos_and_place(cor
     assert draft.category == "ebike_charging" and draft.photos == [photo] and draft.grid == "G-0101"
     assert "白石洲 12 栋" in draft.description and "无电动车室内充电" in draft.description
     assert draft.location["source"] == "gps"
-    with pytest.raises(HouseInputError):
+    with pytest.raises(InputError):
         houses.event_draft(check, "extinguisher")  # it passed: nothing to report
 
 
 def test_tenants_register_with_a_checked_id_number_and_move_out(core):
     houses = HousesPresenter(core)
-    with pytest.raises(HouseInputError) as wrong:
+    with pytest.raises(InputError) as wrong:
         houses.register_tenant(HOUSE, name="李四", id_number=valid_id()[:-1] + ("0" if valid_id()[-1] != "0" else "1"))
-    assert wrong.value.code == "invalid_resident_id" and "check character" in wrong.value.detail
+    assert wrong.value.code == "resident_id_check_character" and "check character" in wrong.value.detail
     assert core.store.query("tenant") == []
     number = valid_id(X_SERIAL)
     assert number.endswith("X")
@@ -141,7 +142,7 @@ def test_tenants_register_with_a_checked_id_number_and_move_out(core):
     assert stored.bucket == GRID_BUCKET
     [row] = houses.house(HOUSE).tenants
     assert row.id_number_shown == number[:4] + "*" * 10 + number[-4:]
-    with pytest.raises(HouseInputError):
+    with pytest.raises(InputError):
         houses.move_out(tenant, "2026-10-01")  # before moving in
     houses.move_out(tenant, "2026-11-20")
     assert houses.house(HOUSE).tenants[0].moved_out == "2026-11-20"

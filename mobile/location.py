@@ -1,0 +1,191 @@
+"""Where the tablet is: a GPS fix on Android, the last known position elsewhere.
+
+The report form asks a `LocationProvider` for ``current()`` and gets a
+`LocationReading` or None. Nothing here blocks: GPS fixes arrive in the
+background (plyer calls back on its own thread) and ``current()`` only reads
+the latest one.
+
+Hazard: a stale fix presented as fresh. A GPS fix older than ``max_age_s`` is
+not "gps" any more; the provider answers None and the form falls back to the
+last known position, labelled ``last_known``, so the record says honestly
+where its position came from (design.md: ``source: gps|manual|last_known``).
+
+Hazard: importing plyer on a desktop. plyer is imported only inside
+`PlyerLocation.start`, so the rest of the app (and every test) runs without it.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import asdict, dataclass
+from typing import Any, Callable, Mapping, Protocol
+
+__all__ = ["LocationReading", "LocationProvider", "PlyerLocation", "DesktopLocation", "NO_READING",
+           "LAST_LOCATION_KEY", "reading_from", "on_android"]
+
+SOURCES = ("gps", "last_known", "manual")
+LAST_LOCATION_KEY = "last_location"  # the store meta key of the last known position
+
+
+@dataclass(frozen=True)
+class LocationReading:
+    """A position in WGS 84 degrees, its accuracy in metres, and where it came from.
+
+    ``source`` is "gps", "last_known" or "manual"; a reading with ``source`` None
+    (and lat/lon None) means "no position known".
+    """
+
+    lat: float | None
+    lon: float | None
+    accuracy_m: float | None = None
+    source: str | None = None
+    at_ms: int | None = None  # when the fix was taken (Unix ms), when known
+
+    @property
+    def known(self) -> bool:
+        """Whether the reading holds a position."""
+        return self.lat is not None and self.lon is not None
+
+    def as_record(self) -> dict[str, Any] | None:
+        """The event's ``location`` field: {lat, lon, accuracy_m, source}, or None when unknown."""
+        if not self.known:
+            return None
+        return {"lat": float(self.lat), "lon": float(self.lon),  # type: ignore[arg-type]
+                "accuracy_m": None if self.accuracy_m is None else float(self.accuracy_m),
+                "source": self.source or "manual"}
+
+    def problem(self) -> str | None:
+        """Why this reading cannot go into a record ("invalid"), or None when it can."""
+        if not self.known:
+            return None
+        for value, bound in ((self.lat, 90), (self.lon, 180)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                    or abs(value) > bound:
+                return "invalid"
+        if self.accuracy_m is not None and (
+                isinstance(self.accuracy_m, bool) or not isinstance(self.accuracy_m, (int, float))
+                or not math.isfinite(self.accuracy_m) or self.accuracy_m < 0):
+            return "invalid"
+        if self.source not in SOURCES:
+            return "invalid"
+        return None
+
+
+NO_READING = LocationReading(None, None, None, None)
+
+
+def reading_from(data: Any) -> LocationReading | None:
+    """A reading from its stored dict form (meta), or None when the data is not one."""
+    if not isinstance(data, Mapping):
+        return None
+    try:
+        reading = LocationReading(data.get("lat"), data.get("lon"), data.get("accuracy_m"), data.get("source"),
+                                  data.get("at_ms"))
+    except TypeError:
+        return None
+    return reading if reading.known and reading.problem() is None else None
+
+
+class LocationProvider(Protocol):
+    """Anything that can say where the tablet is now."""
+
+    def current(self) -> LocationReading | None:
+        """The current position, or None when there is no fresh fix."""
+        ...
+
+
+class DesktopLocation:
+    """No GPS: answers the last known position kept in the store's meta, as ``last_known``, or None."""
+
+    def __init__(self, store: Any):
+        self.store = store
+
+    def current(self) -> LocationReading | None:
+        """The last position the app remembered, labelled last_known."""
+        reading = reading_from(self.store.setting(LAST_LOCATION_KEY))
+        if reading is None:
+            return None
+        return LocationReading(reading.lat, reading.lon, reading.accuracy_m, "last_known", reading.at_ms)
+
+
+class PlyerLocation:
+    """GPS through plyer (Android): keeps the latest fix; ``current()`` answers it while it is fresh."""
+
+    def __init__(self, *, max_age_s: float = 120.0, min_time_ms: int = 1000, min_distance_m: float = 1.0,
+                 clock: Callable[[], float] = time.time):
+        self.max_age_s = max_age_s
+        self.min_time_ms = min_time_ms
+        self.min_distance_m = min_distance_m
+        self.clock = clock
+        self.status: str | None = None  # the last status plyer reported, e.g. "provider-disabled"
+        self._latest: LocationReading | None = None
+        self._lock = threading.Lock()
+        self._started = False
+
+    def start(self) -> bool:
+        """Start listening for fixes; False when this platform has no GPS plyer can use."""
+        if self._started:
+            return True
+        try:
+            from plyer import gps  # lazily: plyer is for Android; desktops and tests never import it
+            gps.configure(on_location=self._on_location, on_status=self._on_status)
+            gps.start(minTime=self.min_time_ms, minDistance=self.min_distance_m)
+        except (ImportError, NotImplementedError, AttributeError, OSError) as exc:
+            self.status = f"unavailable: {type(exc).__name__}"
+            return False
+        self._started = True
+        return True
+
+    def stop(self) -> None:
+        """Stop listening (the app pauses); the latest fix is kept until it grows stale."""
+        if not self._started:
+            return
+        try:
+            from plyer import gps
+            gps.stop()
+        except (ImportError, NotImplementedError, AttributeError, OSError):
+            pass
+        self._started = False
+
+    def _on_location(self, **kwargs: Any) -> None:
+        """plyer's callback (its thread): keep the fix."""
+        try:
+            lat, lon = float(kwargs["lat"]), float(kwargs["lon"])
+        except (KeyError, TypeError, ValueError):
+            return
+        accuracy = kwargs.get("accuracy")
+        try:
+            accuracy_m = float(accuracy) if accuracy is not None else None
+        except (TypeError, ValueError):
+            accuracy_m = None
+        reading = LocationReading(lat, lon, accuracy_m, "gps", int(self.clock() * 1000))
+        if reading.problem() is None:
+            with self._lock:
+                self._latest = reading
+
+    def _on_status(self, stype: str, status: Any) -> None:
+        """plyer's status callback: remember it for the form to explain a missing fix."""
+        self.status = f"{stype}: {status}"
+
+    def current(self) -> LocationReading | None:
+        """The latest fix if it is younger than max_age_s, else None."""
+        with self._lock:
+            latest = self._latest
+        if latest is None or latest.at_ms is None:
+            return None
+        if self.clock() * 1000 - latest.at_ms > self.max_age_s * 1000:
+            return None
+        return latest
+
+
+def on_android() -> bool:
+    """Whether the app runs on Android (python-for-android sets ANDROID_ARGUMENT)."""
+    import os
+    return "ANDROID_ARGUMENT" in os.environ or "ANDROID_PRIVATE" in os.environ
+
+
+def reading_dict(reading: LocationReading) -> dict[str, Any]:
+    """The stored form of a reading (meta)."""
+    return asdict(reading)

@@ -1,0 +1,722 @@
+"""Presenters: what each screen shows and does, as plain Python the tests drive without a window.
+
+No business rule lives in a widget. A screen asks its presenter for a view
+(a frozen dataclass of plain values) and calls its presenter's methods for
+what the worker does. Presenters are language-free: they answer codes
+(status ``"returned"``, source ``"gps"``, error code ``"too_long"``), never
+translated labels; the UI translates them (mobile/i18n.py). Names of
+reference data (grid, category) are data and come as stored, with
+``name_en`` where the reference data has one.
+
+Everything here is local and instant: reads and writes go to the tablet's
+store, never to the network, so every screen works offline for days. Sync
+(mobile/background.py) moves what was written here later.
+
+Hazard: a half-saved capture. `ReportPresenter.save` checks every input
+first and raises `InputError` before writing anything; then it writes the
+event and, for a micro event handled on the spot, its ``handle_on_spot``
+case action, in one store transaction (`Store.write_many`): both or neither.
+
+Hazard: a slow "my cases" list. A worker's tablet may hold thousands of
+events. `CasesPresenter.rows` reads the worker's events and all their case
+actions in two indexed statements (`Store.states`, `Store.children`), groups the
+actions by event in one pass and folds each case once, and again only when its records
+changed (a memo on the AppCore): no query per row.
+
+Hazard: a status the tablet computes differently from the server. The
+status is never stored: it is `shared.case.fold_case` over the event and its
+case actions, the same fold the server's pages run, so after a sync both show
+the same status; before it, the tablet shows its own actions already applied.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Mapping, Sequence
+
+from shared.case import Action, CaseState, awaiting_verification, fold_case
+from shared.hlc import HLC, HLCError, format_ms, parse_ms
+from shared.records import ValidationError, grid_bucket
+
+from .app_core import AppCore, GridInfo, SyncOutcome, SyncRunner
+from .location import LAST_LOCATION_KEY, NO_READING, LocationReading, reading_dict, reading_from
+from .photos import prepare_photo
+from .store import Counts
+
+__all__ = [
+    "InputError", "HomePresenter", "HomeView", "ReportPresenter", "CategoryChoice", "CasesPresenter", "CaseRow",
+    "CasePresenter", "CaseView", "TimelineRow", "PhotoRef", "SyncPresenter", "RejectionRow", "SyncCounts",
+    "DESCRIPTION_MAX", "NOTE_MAX", "PHOTOS_MAX",
+]
+
+# The wire's limits (shared/records.py): checked here first, so the worker learns at once, offline.
+DESCRIPTION_MAX = 4000
+NOTE_MAX = 4000
+ADDRESS_MAX = 500
+PHOTOS_MAX = 50
+
+
+class InputError(ValueError):
+    """An input the worker must correct: ``field`` names the form field, ``code`` says what is wrong.
+
+    Codes: ``required``, ``too_long``, ``unknown`` (not one of the choices), ``not_micro`` (handled on the
+    spot, but the category is not on the micro-event list), ``invalid``, ``too_many``, ``not_an_image``,
+    ``not_logged_in``, ``not_awaiting`` (the case does not wait for this worker's verification),
+    ``not_found``.
+    """
+
+    def __init__(self, field: str, code: str, detail: str | None = None):
+        super().__init__(f"{field}: {code}" + (f" ({detail})" if detail else ""))
+        self.field = field
+        self.code = code
+        self.detail = detail
+
+
+def _plain(state: Mapping[str, tuple[Any, str]]) -> dict[str, Any]:
+    """A record state's plain values."""
+    return {name: write[0] for name, write in state.items()}
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _hlc_time(hlc: str) -> str | None:
+    """The ISO 8601 UTC wall time of an HLC, or None when it is not one."""
+    try:
+        return format_ms(HLC.parse(hlc).wall_ms)
+    except (HLCError, ValueError, OverflowError, OSError):
+        return None
+
+
+def _check_text(field: str, value: Any, limit: int, *, required: bool) -> str | None:
+    """A trimmed text input, or InputError (required, too_long, invalid)."""
+    if value is None:
+        if required:
+            raise InputError(field, "required")
+        return None
+    if not isinstance(value, str) or "\x00" in value:
+        raise InputError(field, "invalid")
+    text = value.strip()
+    if not text:
+        if required:
+            raise InputError(field, "required")
+        return None
+    if len(text) > limit:
+        raise InputError(field, "too_long", f"{len(text)} > {limit}")
+    return text
+
+
+# --- reference data ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CategoryChoice:
+    """An event category the worker may pick; ``micro``: on the micro-event list (handled on the spot)."""
+
+    code: str
+    name: str
+    name_en: str | None
+    micro: bool
+    default_unit: str | None = None
+    deadline_hours: int | None = None
+
+
+def _categories(core: AppCore) -> dict[str, dict[str, Any]]:
+    """The live categories' values by code."""
+    return {values["code"]: values for values in core.categories() if isinstance(values.get("code"), str)}
+
+
+def _choice(values: Mapping[str, Any]) -> CategoryChoice:
+    return CategoryChoice(values["code"], _text(values.get("name")) or values["code"], _text(values.get("name_en")),
+                          values.get("micro") is True, _text(values.get("default_unit")),
+                          values.get("deadline_hours") if isinstance(values.get("deadline_hours"), int) else None)
+
+
+# --- Home ----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class HomeView:
+    """The Home screen: who is logged in, their grids, what waits to sync, the last sync."""
+
+    user_name: str | None
+    grids: list[GridInfo]
+    unsynced_records: int
+    unsynced_photos: int
+    rejected: int
+    last_sync: SyncOutcome | None
+    last_success_ms: int | None
+    needs_login: bool = False
+    awaiting_me: int = 0  # cases waiting for this worker's verification
+
+
+class HomePresenter:
+    """The Home screen's data."""
+
+    def __init__(self, core: AppCore):
+        self.core = core
+
+    def view(self) -> HomeView:
+        """Everything Home shows, read from the store (offline)."""
+        core = self.core
+        user = core.user or {}
+        counts = core.store.counts()
+        awaiting = sum(1 for row in CasesPresenter(core).rows() if row.awaiting_me)
+        return HomeView(
+            user_name=_text(user.get("name")),
+            grids=core.grids(),
+            unsynced_records=counts.unsynced,
+            unsynced_photos=core.photos.waiting()[0],
+            rejected=counts.rejected,
+            last_sync=core.last_sync(),
+            last_success_ms=core.last_success_ms(),
+            needs_login=core.needs_login,
+            awaiting_me=awaiting,
+        )
+
+
+class _PhotoForm:
+    """A form that takes photos (the report form, the verification): it remembers the ones it took,
+    so that removing one or abandoning the form (`discard_unsaved`) frees them cheaply."""
+
+    core: AppCore
+
+    def __init__(self, core: AppCore):
+        self.core = core
+        self._unsaved: set[str] = set()  # photos this form captured that no save has used yet
+
+    def add_photo(self, source: Any) -> str:
+        """Prepare a camera image (path or bytes) at the settings' size and keep it; returns its SHA-256.
+
+        Raises InputError("photo", "not_an_image") for a file that is not a readable image.
+        """
+        from PIL import UnidentifiedImageError
+
+        queue = self.core.photos
+        # The capture time from the corrected device clock, in the tablet's zone, for a photo whose EXIF has none.
+        taken_at = datetime.fromtimestamp(self.core.now_ms() / 1000, timezone.utc).astimezone()
+        try:
+            photo = prepare_photo(source, queue.settings, taken_at=taken_at)
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+            raise InputError("photo", "not_an_image", str(exc)) from None
+        new = queue.get(photo.sha256) is None
+        sha = queue.add(photo)
+        if new:
+            self._unsaved.add(sha)
+        return sha
+
+    def remove_photo(self, sha256: str) -> None:
+        """Take a photo out of the unsaved form; its file goes unless a saved record refers to it."""
+        if sha256 in self._unsaved:
+            # Made by this form: only records saved since could refer to it, so the check is cheap.
+            self.core.photos.discard_unsaved(sha256)
+            self._unsaved.discard(sha256)
+        else:
+            self.core.photos.discard(sha256)  # reads every record's photos: slower, and always safe
+
+    def discard_unsaved(self) -> int:
+        """Forget every photo this form took that no saved record refers to (the form was abandoned)."""
+        gone = 0
+        for sha in list(self._unsaved):
+            gone += self.core.photos.discard_unsaved(sha)
+            self._unsaved.discard(sha)
+        return gone
+
+
+# --- Report an event -----------------------------------------------------------------------------
+
+class ReportPresenter(_PhotoForm):
+    """The report form: pick grid and category, describe, locate, photograph, save (offline, instant).
+
+    Keep one presenter per open form: it remembers the photos it took, so that removing one, or
+    abandoning the form (`discard_unsaved`), frees them cheaply.
+    """
+
+    def categories(self) -> list[CategoryChoice]:
+        """The live categories: the ordinary ones first, then the micro-event ones, each by name and code."""
+        choices = [_choice(values) for values in _categories(self.core).values()]
+        return sorted(choices, key=lambda c: (c.micro, c.name, c.code))
+
+    def grids(self) -> list[GridInfo]:
+        """The grids the worker may report in."""
+        return self.core.grids()
+
+    def location(self) -> LocationReading:
+        """Where the tablet is: a fresh GPS fix, else the last known position, else NO_READING (source None)."""
+        provider = self.core.location_provider
+        reading = provider.current() if provider is not None else None
+        if reading is not None and reading.known and reading.problem() is None:
+            return reading
+        last = reading_from(self.core.store.setting(LAST_LOCATION_KEY))
+        if last is not None:
+            return LocationReading(last.lat, last.lon, last.accuracy_m, "last_known", last.at_ms)
+        return NO_READING
+
+    def remember_location(self, reading: LocationReading) -> None:
+        """Keep a position as the last known one (what the form falls back to without GPS)."""
+        if not reading.known:
+            return
+        if reading.problem() is not None:
+            raise InputError("location", "invalid")
+        at = reading.at_ms if reading.at_ms is not None else self.core.now_ms()
+        stored = LocationReading(float(reading.lat), float(reading.lon), reading.accuracy_m,  # type: ignore[arg-type]
+                                 reading.source, at)
+        self.core.store.save_setting(LAST_LOCATION_KEY, reading_dict(stored))
+
+    def check(self, *, grid: Any, category: Any, description: Any, urgent: Any = False,
+              location: LocationReading | None = None, photos: Sequence[str] = (), handled_on_spot: Any = False,
+              note: Any = None, address: Any = None) -> dict[str, Any]:
+        """Validate the form; returns the event's values, or raises the first InputError (nothing is written)."""
+        reporter = self.core.user_id
+        if not reporter:
+            raise InputError("user", "not_logged_in")
+        if not grid:
+            raise InputError("grid", "required")
+        if not isinstance(grid, str) or grid not in {g.code for g in self.core.grids()}:
+            raise InputError("grid", "unknown")
+        if not category:
+            raise InputError("category", "required")
+        categories = _categories(self.core)
+        if not isinstance(category, str) or category not in categories:
+            raise InputError("category", "unknown")
+        text = _check_text("description", description, DESCRIPTION_MAX, required=True)
+        _check_text("note", note, NOTE_MAX, required=False)
+        where = _check_text("address", address, ADDRESS_MAX, required=False)
+        if not isinstance(urgent, bool):
+            raise InputError("urgent", "invalid")
+        if not isinstance(handled_on_spot, bool):
+            raise InputError("handled_on_spot", "invalid")
+        micro = categories[category].get("micro") is True
+        if handled_on_spot and not micro:
+            raise InputError("handled_on_spot", "not_micro")
+        position = None
+        if location is not None:
+            if not isinstance(location, LocationReading) or location.problem() is not None:
+                raise InputError("location", "invalid")
+            position = location.as_record()
+        hashes = list(dict.fromkeys(photos or ()))
+        if len(hashes) > PHOTOS_MAX:
+            raise InputError("photos", "too_many", f"{len(hashes)} > {PHOTOS_MAX}")
+        for sha in hashes:
+            if not isinstance(sha, str) or self.core.photos.get(sha) is None:
+                raise InputError("photos", "unknown", str(sha)[:64])
+        values: dict[str, Any] = {
+            "grid": grid, "category": category, "description": text, "urgent": urgent, "micro": micro,
+            "reporter": reporter, "reported_at": format_ms(self.core.now_ms()),
+        }
+        if position is not None:
+            values["location"] = position
+        if where is not None:
+            values["address"] = where
+        if hashes:
+            values["photos"] = hashes
+        return values
+
+    def save(self, *, grid: Any, category: Any, description: Any, urgent: Any = False,
+             location: LocationReading | None = None, photos: Sequence[str] = (), handled_on_spot: Any = False,
+             note: Any = None, address: Any = None) -> str:
+        """Save the event (and its handle_on_spot action, for a micro event handled on the spot); returns its id.
+
+        Validates everything first (InputError, nothing written); then one store transaction. Offline.
+        """
+        values = self.check(grid=grid, category=category, description=description, urgent=urgent, location=location,
+                            photos=photos, handled_on_spot=handled_on_spot, note=note, address=address)
+        store = self.core.store
+        event_id = store.new_id()
+        writes: list[tuple[str, str, Mapping[str, Any], str | None]] = [
+            ("event", event_id, values, grid_bucket(values["grid"]))]
+        if handled_on_spot:
+            action: dict[str, Any] = {"event": event_id, "action": "handle_on_spot", "actor": values["reporter"]}
+            text = _check_text("note", note, NOTE_MAX, required=False)
+            if text:
+                action["note"] = text
+            writes.append(("case_action", store.new_id(), action, grid_bucket(values["grid"])))
+        try:
+            store.write_many(writes)
+        except ValidationError as exc:  # the form's checks missed something the wire refuses
+            raise InputError("form", "invalid", str(exc.messages)[:300]) from None
+        self._unsaved.difference_update(values.get("photos", ()))
+        if location is not None and location.known and location.source in ("gps", "manual"):
+            try:
+                self.remember_location(location)
+            except InputError:
+                pass
+        return event_id
+
+
+# --- My cases ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CaseRow:
+    """One of the worker's reported events in the "my cases" list; status and resolution are codes."""
+
+    event_id: str
+    category_code: str | None
+    category_name: str | None
+    description: str
+    status: str
+    resolution: str | None
+    urgent: bool
+    micro: bool
+    reported_at: str | None
+    awaiting_me: bool
+    failed_verifications: int
+    category_name_en: str | None = None
+    grid: str | None = None
+    synced: bool = True  # the event and its actions made here have all reached the server
+    deadline: str | None = None
+    overdue: bool = False
+    supervised: bool = False
+
+
+def _state_of(text: str) -> dict[str, tuple[Any, str]]:
+    """A stored state (JSON text) as {field: (value, hlc)}."""
+    return {name: (write[0], write[1]) for name, write in json.loads(text).items()}
+
+
+@dataclass
+class _Folded:
+    """One case folded, with what it was folded from (the memo's key) and the last row made of it."""
+
+    key: tuple
+    values: dict[str, Any]
+    state: CaseState
+    action_ids: tuple[str, ...]
+    deadline_ms: int | None
+    row: "CaseRow | None" = None
+
+
+class CasesPresenter:
+    """The events this worker reported, with their folded status; awaiting this worker's verification first.
+
+    Speed: two indexed statements read the worker's events and all their case actions, as stored
+    JSON text; the actions are grouped by event in one pass. A case is parsed and folded only when
+    its texts (event, actions), the categories or the user differ from the last time: the folds are
+    memoised on the AppCore (``core.cache``), so after one full pass a refresh costs the two reads,
+    and a new capture costs one fold.
+    """
+
+    MEMO = "cases.folds"
+
+    def __init__(self, core: AppCore):
+        self.core = core
+
+    def rows(self) -> list[CaseRow]:
+        """Every live event the worker reported: awaiting_me first, then newest first. Two queries in all."""
+        me = self.core.user_id
+        if not me:
+            return []
+        store = self.core.store
+        events = store.states("event", where=("reporter", me), raw=True)
+        texts: dict[str, list[tuple[str, str]]] = {}
+        for event_id, action_id, text in store.children("case_action", "event", [e[0] for e in events], raw=True):
+            texts.setdefault(event_id, []).append((action_id, text))
+        pending = store.pending_ids("event") | store.pending_ids("case_action")
+        categories = _categories(self.core)
+        categories_key = json.dumps(categories, sort_keys=True, ensure_ascii=False, default=str)
+        now = self.core.now_ms()
+        memo: dict[str, _Folded] = self.core.cache.get(self.MEMO, {})
+        fresh: dict[str, _Folded] = {}
+        rows = []
+        for event_id, _bucket, text in events:
+            own = tuple(texts.get(event_id, ()))
+            key = (me, text, own, categories_key)
+            folded = memo.get(event_id)
+            if folded is None or folded.key != key:
+                folded = self._fold(key, text, own, categories)
+            fresh[event_id] = folded
+            synced = event_id not in pending and not any(a in pending for a in folded.action_ids)
+            overdue = folded.deadline_ms is not None and folded.state.status != "closed" and now > folded.deadline_ms
+            row = folded.row
+            if row is None or row.synced != synced or row.overdue != overdue:
+                row = folded.row = self._row(event_id, folded, categories, me, synced, overdue)
+            rows.append(row)
+        self.core.cache[self.MEMO] = fresh  # only the live events: deleted ones drop out
+        # Newest first (reported_at, then the UUIDv7 id), then the awaiting ones ahead: sort is stable.
+        rows.sort(key=lambda r: (r.reported_at or "", r.event_id), reverse=True)
+        rows.sort(key=lambda r: not r.awaiting_me)
+        return rows
+
+    @staticmethod
+    def _fold(key: tuple, text: str, own: tuple[tuple[str, str], ...],
+              categories: Mapping[str, Mapping[str, Any]]) -> _Folded:
+        values = _plain(_state_of(text))
+        actions = [Action.from_state(action_id, _state_of(action_text)) for action_id, action_text in own]
+        category = categories.get(values.get("category"))  # type: ignore[arg-type]
+        state = fold_case(values, actions, category=category)
+        try:
+            deadline_ms = parse_ms(state.deadline) if state.deadline else None
+        except ValueError:
+            deadline_ms = None
+        return _Folded(key, values, state, tuple(action_id for action_id, _t in own), deadline_ms)
+
+    @staticmethod
+    def _row(event_id: str, folded: _Folded, categories: Mapping[str, Mapping[str, Any]], me: str, synced: bool,
+             overdue: bool) -> "CaseRow":
+        values, case = folded.values, folded.state
+        category = categories.get(values.get("category"))  # type: ignore[arg-type]
+        return CaseRow(
+            event_id=event_id,
+            category_code=_text(values.get("category")),
+            category_name=_text(category.get("name")) if category else None,
+            description=_text(values.get("description")) or "",
+            status=case.status,
+            resolution=case.resolution,
+            urgent=case.urgent,
+            micro=case.micro,
+            reported_at=_text(values.get("reported_at")),
+            awaiting_me=awaiting_verification(case, values, me),
+            failed_verifications=case.failed_verifications,
+            category_name_en=_text(category.get("name_en")) if category else None,
+            grid=_text(values.get("grid")),
+            synced=synced,
+            deadline=case.deadline,
+            overdue=overdue,
+            supervised=case.supervised,
+        )
+
+
+# --- One case ------------------------------------------------------------------------------------
+
+class PhotoRef(tuple):
+    """``(sha256, local_path or None)``: the photo file if the tablet still holds it, else its thumbnail, else None.
+
+    A tuple of two, so ``sha, path = ref`` works; ``.thumbnail`` and ``.full`` tell which it is.
+    """
+
+    def __new__(cls, sha256: str, path: str | None, *, thumbnail: str | None = None, full: bool = False):
+        ref = super().__new__(cls, (sha256, path))
+        ref.thumbnail = thumbnail  # type: ignore[attr-defined]
+        ref.full = full  # type: ignore[attr-defined]
+        return ref
+
+    @property
+    def sha256(self) -> str:
+        """The photo's hash."""
+        return self[0]
+
+    @property
+    def path(self) -> str | None:
+        """The best local file for it, or None."""
+        return self[1]
+
+
+@dataclass(frozen=True)
+class TimelineRow:
+    """One case action as the fold judged it: ``applied`` False with ``superseded`` or a refusal ``reason``."""
+
+    action_id: str
+    action: str
+    actor: str | None
+    at: str | None  # ISO 8601 UTC, from the action's HLC
+    note: str | None
+    photos: list[PhotoRef]
+    applied: bool
+    superseded: bool
+    reason: str | None
+    status: str  # the case's status after this entry
+    by_me: bool = False
+    synced: bool = True
+    unit: str | None = None
+    deadline: str | None = None
+
+
+@dataclass(frozen=True)
+class CaseView:
+    """The case screen: the event, its status, its timeline, its photos, and whether the worker may verify."""
+
+    event_id: str
+    grid: str | None
+    category_code: str | None
+    category_name: str | None
+    category_name_en: str | None
+    description: str
+    location: LocationReading | None
+    address: str | None
+    urgent: bool
+    micro: bool
+    reporter: str | None
+    reported_at: str | None
+    status: str
+    resolution: str | None
+    timeline: list[TimelineRow]
+    photos: list[PhotoRef]
+    can_verify: bool
+    failed_verifications: int
+    unit: str | None = None
+    deadline: str | None = None
+    overdue: bool = False
+    supervised: bool = False
+    synced: bool = True
+
+
+class CasePresenter(_PhotoForm):
+    """One case: its view, and the worker's verification of a rectification (with photos: `add_photo`)."""
+
+    def __init__(self, core: AppCore, event_id: str):
+        super().__init__(core)
+        self.event_id = event_id
+
+    def _load(self) -> tuple[dict[str, Any], list[tuple[str, str, dict[str, tuple[Any, str]]]], CaseState,
+                             dict[str, Any] | None]:
+        store = self.core.store
+        record = store.get("event", self.event_id)
+        if record is None or record.deleted:
+            raise InputError("event", "not_found")
+        values = record.values
+        action_rows = store.states("case_action", where=("event", self.event_id), include_deleted=True)
+        category = _categories(self.core).get(values.get("category"))  # type: ignore[arg-type]
+        actions = [Action.from_state(rid, state) for rid, _b, state in action_rows]
+        case = fold_case(values, actions, now_ms=self.core.now_ms(), category=category)
+        return values, action_rows, case, category
+
+    def _photo(self, sha: Any) -> PhotoRef | None:
+        if not isinstance(sha, str):
+            return None
+        queue = self.core.photos
+        full, thumb = queue.path(sha), queue.thumbnail_path(sha)
+        thumb_path = str(thumb) if thumb.exists() else None
+        if full.exists():
+            return PhotoRef(sha, str(full), thumbnail=thumb_path, full=True)
+        return PhotoRef(sha, thumb_path, thumbnail=thumb_path, full=False)
+
+    def _photos(self, hashes: Any) -> list[PhotoRef]:
+        if not isinstance(hashes, list):
+            return []
+        return [ref for ref in (self._photo(sha) for sha in hashes) if ref is not None]
+
+    def view(self) -> CaseView:
+        """The case as the tablet knows it now (offline); raises InputError("event", "not_found")."""
+        values, action_rows, case, category = self._load()
+        me = self.core.user_id
+        pending = self.core.store.pending_ids("case_action")
+        by_id = {rid: _plain(state) for rid, _b, state in action_rows}
+        timeline = []
+        for entry in case.timeline:
+            action = by_id.get(entry.action_id, {})
+            timeline.append(TimelineRow(
+                action_id=entry.action_id, action=entry.action, actor=entry.actor, at=_hlc_time(entry.hlc),
+                note=_text(action.get("note")), photos=self._photos(action.get("photos")), applied=entry.applied,
+                superseded=bool(entry.reason and entry.reason.startswith("superseded:")), reason=entry.reason,
+                status=entry.status, by_me=bool(me) and entry.actor == me, synced=entry.action_id not in pending,
+                unit=_text(action.get("unit")), deadline=_text(action.get("deadline"))))
+        location = values.get("location")
+        reading = reading_from(location) if isinstance(location, dict) else None
+        event_pending = self.event_id in self.core.store.pending_ids("event")
+        return CaseView(
+            event_id=self.event_id, grid=_text(values.get("grid")), category_code=_text(values.get("category")),
+            category_name=_text(category.get("name")) if category else None,
+            category_name_en=_text(category.get("name_en")) if category else None,
+            description=_text(values.get("description")) or "", location=reading,
+            address=_text(values.get("address")), urgent=case.urgent, micro=case.micro,
+            reporter=_text(values.get("reporter")), reported_at=_text(values.get("reported_at")),
+            status=case.status, resolution=case.resolution, timeline=timeline,
+            photos=self._photos(values.get("photos")),
+            can_verify=bool(me) and awaiting_verification(case, values, me),
+            failed_verifications=case.failed_verifications, unit=case.unit, deadline=case.deadline,
+            overdue=case.overdue, supervised=case.supervised,
+            synced=not event_pending and not any(row.action_id in pending for row in timeline))
+
+    def verify(self, passed: bool, note: str | None = None, photos: Sequence[str] = ()) -> str:
+        """Record the worker's verification (verify_pass / verify_fail) offline; returns the action's id.
+
+        Raises InputError when the case does not wait for this worker's verification ("case",
+        "not_awaiting"), when a failure has no note ("note", "required"), or for a bad input.
+        """
+        me = self.core.user_id
+        if not me:
+            raise InputError("user", "not_logged_in")
+        if not isinstance(passed, bool):
+            raise InputError("passed", "invalid")
+        values, _rows, case, _category = self._load()
+        if not awaiting_verification(case, values, me):
+            raise InputError("case", "not_awaiting", case.status)
+        text = _check_text("note", note, NOTE_MAX, required=not passed)
+        hashes = list(dict.fromkeys(photos or ()))
+        if len(hashes) > PHOTOS_MAX:
+            raise InputError("photos", "too_many")
+        for sha in hashes:
+            if not isinstance(sha, str) or self.core.photos.get(sha) is None:
+                raise InputError("photos", "unknown", str(sha)[:64])
+        action: dict[str, Any] = {"event": self.event_id, "action": "verify_pass" if passed else "verify_fail",
+                                  "actor": me}
+        if text:
+            action["note"] = text
+        if hashes:
+            action["photos"] = hashes
+        record = self.core.store.get("event", self.event_id)
+        try:
+            change = self.core.store.create("case_action", action, record.bucket if record else None)
+        except ValidationError as exc:
+            raise InputError("form", "invalid", str(exc.messages)[:300]) from None
+        self._unsaved.difference_update(hashes)
+        return change.id
+
+
+# --- Sync ----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RejectionRow:
+    """A change the server refused, with its reason (the server's words), for the worker to see."""
+
+    seq: int
+    kind: str
+    record_id: str
+    reason: str
+    at: str
+    summary: str | None = None  # the record's description, note or name, when the tablet has one
+
+
+@dataclass(frozen=True)
+class SyncCounts:
+    """What waits: records with unsynced writes, photos not yet on the server, rejections, failing photos."""
+
+    unsynced_records: int
+    unsynced_photos: int
+    rejected: int
+    photos_failing: int = 0
+
+
+class SyncPresenter:
+    """The sync screen: the rejections, the counts, retry."""
+
+    def __init__(self, core: AppCore, runner: SyncRunner):
+        self.core = core
+        self.runner = runner
+
+    def rejections(self) -> list[RejectionRow]:
+        """The changes the server refused, oldest first."""
+        rows = []
+        for rejection in self.core.store.rejections():
+            record = self.core.store.get(rejection.kind, rejection.id)
+            values = record.values if record else {n: w[0] for n, w in rejection.fields.items()}
+            summary = next((v for k in ("description", "note", "name", "address")
+                            if isinstance(v := values.get(k), str) and v), None)
+            rows.append(RejectionRow(rejection.seq, rejection.kind, rejection.id, rejection.reason, rejection.at,
+                                     summary))
+        return rows
+
+    def dismiss(self, seq: int) -> None:
+        """Forget a rejection the worker has read."""
+        self.core.store.dismiss_rejection(seq)
+
+    def retry(self) -> bool:
+        """Sync now (in the background); False when a sync is already running."""
+        return self.runner.sync_now()
+
+    def counts(self) -> SyncCounts:
+        """The numbers the sync screen shows."""
+        counts: Counts = self.core.store.counts()
+        waiting, failing = self.core.photos.waiting()
+        return SyncCounts(counts.unsynced, waiting, counts.rejected, failing)
+
+    def last_sync(self) -> SyncOutcome | None:
+        """The last sync's outcome (persisted)."""
+        return self.core.last_sync()
+
+    @property
+    def running(self) -> bool:
+        """Whether a sync runs now."""
+        return self.runner.running
+

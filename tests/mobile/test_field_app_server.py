@@ -1,0 +1,114 @@
+"""The field app's core against the real server: AppCore and the presenters over FlaskTransport.
+
+The tablet's whole stack (AppCore.login, SyncRunner, synchronize, HttpTransport with
+its requests going to the Flask test client) meets the real server's authorization, the
+demo's reference data, and the supervisor's and unit's page actions (cases_service).
+"""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from mobile.app_core import AppCore, LoginFailed, SyncRunner
+from mobile.presenters import CasePresenter, CasesPresenter, HomePresenter, InputError, ReportPresenter
+from server import cases_service
+from server.db import db
+from server.models import User
+from tests.integration.transport import BASE_URL, FlaskTransport
+
+from .core_helpers import QueueSchedule
+
+PASSWORD = "demo-pass"
+
+
+@pytest.fixture
+def database_url(sqlite_template, tmp_path):
+    """SQLite only: the tablet's side does not depend on the server's engine (tests/server cover both)."""
+    import shutil
+    path = tmp_path / "store.db"
+    shutil.copy(sqlite_template, path)
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture
+def tablet(app, client, demo, tmp_path):
+    """worker1's tablet, logged in to the real server and synced once."""
+    core = AppCore(tmp_path / "tablet", transport_factory=lambda url, token: FlaskTransport(client, token))
+    core.login(BASE_URL, "worker1", PASSWORD, device_name="平板1")
+    schedule = QueueSchedule()
+    runner = SyncRunner(core, schedule)
+    sync(runner, schedule)
+    yield core, runner, schedule
+    runner.stop()
+    core.close()
+
+
+def sync(runner: SyncRunner, schedule: QueueSchedule):
+    """One sync through the runner; its outcome, which must be clean."""
+    outcomes = []
+    unsubscribe = runner.on_finished(outcomes.append)
+    assert runner.sync_now() and runner.join(30)
+    schedule.drain()
+    unsubscribe()
+    [outcome] = outcomes
+    assert outcome.ok and outcome.rejected == 0, outcome
+    return outcome
+
+
+def user(username: str) -> User:
+    return db.session.scalar(select(User).where(User.username == username))
+
+
+def server_case(event_id: str):
+    return cases_service.load_case(event_id, cases_service.load_reference(), 0)
+
+
+def test_login_failure_against_the_real_server(app, client, demo, tmp_path):
+    core = AppCore(tmp_path / "tablet", transport_factory=lambda url, token: FlaskTransport(client, token))
+    try:
+        with pytest.raises(LoginFailed) as caught:
+            core.login(BASE_URL, "worker1", "not the password")
+        assert caught.value.code == "wrong_password"
+    finally:
+        core.close()
+
+
+def test_reference_data_and_grids_come_from_the_real_server(tablet):
+    core, _runner, _schedule = tablet
+    assert [g.code for g in core.grids()] == ["G-0101"] and core.grids()[0].name
+    choices = ReportPresenter(core).categories()
+    assert {"fire_hazard", "garbage"} <= {c.code for c in choices}
+    assert [c.micro for c in choices] == sorted(c.micro for c in choices)  # micro grouped last
+    assert HomePresenter(core).view().user_name == "张伟"
+
+
+def test_a_micro_event_handled_on_the_spot_is_closed_on_the_server(tablet):
+    core, runner, schedule = tablet
+    event_id = ReportPresenter(core).save(grid="G-0101", category="garbage", description="路口垃圾已清理",
+                                          handled_on_spot=True, note="当场处置")
+    outcome = sync(runner, schedule)
+    assert outcome.pushed == 2
+    case = server_case(event_id)
+    assert (case.state.status, case.state.resolution) == ("closed", "handled_on_spot")
+
+
+def test_verify_pass_after_dispatch_and_rectification_closes_the_case_on_the_server(tablet):
+    core, runner, schedule = tablet
+    event_id = ReportPresenter(core).save(grid="G-0101", category="fire_hazard", description="灭火器过期")
+    sync(runner, schedule)
+    cases_service.record_action(user("supervisor1"), server_case(event_id), "dispatch", unit="fire",
+                                deadline="2099-01-01T00:00:00.000Z")
+    cases_service.record_action(user("unit1"), server_case(event_id), "rectify", note="已更换")
+    sync(runner, schedule)
+    rows = CasesPresenter(core).rows()
+    assert rows[0].event_id == event_id and rows[0].awaiting_me and rows[0].status == "rectified"
+    case = CasePresenter(core, event_id)
+    with pytest.raises(InputError):
+        case.verify(False)  # a failure needs a note
+    case.verify(True, "复查合格")
+    assert case.view().status == "closed"
+    sync(runner, schedule)
+    on_server = server_case(event_id)
+    assert (on_server.state.status, on_server.state.resolution) == ("closed", "verified")
+    assert [e.action for e in on_server.state.timeline] == ["dispatch", "rectify", "verify_pass"]

@@ -1,0 +1,530 @@
+"""The field app's presenters, without a window: a real Store in tmp_path, the in-memory FakeServer.
+
+Each test opens an AppCore logged in to a FakeServer that serves two grids and three
+categories (fire_hazard, the micro ebike_stairwell, a deleted one); the device and the
+server share one ManualClock, so moving it orders captures without a clock-skew answer.
+"""
+
+from __future__ import annotations
+
+import itertools
+import tempfile
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mobile.app_core import SyncRunner
+from mobile.location import LocationReading
+from mobile.presenters import (
+    DESCRIPTION_MAX, CasePresenter, CasesPresenter, HomePresenter, InputError, ReportPresenter, SyncPresenter,
+)
+from mobile.sync import synchronize
+from shared.case import Action, fold_case
+from shared.hlc import format_ms
+
+from .core_helpers import (
+    GRID, GRID2, OTHER_WORKER, SUPERVISOR, UNIT_USER, WORKER, QueueSchedule, logged_in, open_core, put,
+    seeded_server,
+)
+from .fakes import T0, ManualClock
+
+HOUR_MS = 3_600_000
+JPEG_CACHE: dict[int, bytes] = {}
+
+
+def jpeg(seed: int = 0) -> bytes:
+    """A small real JPEG, different per seed."""
+    if seed not in JPEG_CACHE:
+        from tests.photos.helpers import make_jpeg
+        JPEG_CACHE[seed] = make_jpeg(32, 24, noise=True, seed=seed)
+    return JPEG_CACHE[seed]
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    """One physical clock for the tablet and the server."""
+    return ManualClock(T0)
+
+
+@pytest.fixture
+def fake(clock):
+    """The server, with reference data."""
+    return seeded_server(clock)
+
+
+@pytest.fixture
+def core(tmp_path, fake, clock):
+    """An AppCore logged in as WORKER, reference data pulled."""
+    opened = logged_in(tmp_path / "app", fake, clock)
+    yield opened
+    opened.close()
+
+
+def sync(core, fake) -> None:
+    """One synchronize, which must run to the end."""
+    report = synchronize(core.store, fake, photos=core.photos)
+    assert report.ok, report.error
+    assert not report.rejected, report.rejected
+
+
+def snapshot(core) -> tuple:
+    """Everything a failed save must leave as it was."""
+    counts = core.store.counts()
+    return counts.records, counts.unsynced, counts.rejected, len(core.store.pending_changes(10_000).changes)
+
+
+def supervisor_acts(fake, event_id: str, *actions: str, grid: str = GRID) -> None:
+    """The office and the unit act on a case on the server (dispatch, rectify, close …)."""
+    actors = {"dispatch": SUPERVISOR, "rectify": UNIT_USER, "close": SUPERVISOR, "return": SUPERVISOR}
+    for action in actions:
+        values = {"event": event_id, "action": action, "actor": actors[action]}
+        if action == "dispatch":
+            values["unit"] = "fire"
+        put(fake, "case_action", values, f"grid:{grid}")
+        fake.physical.advance(10)
+
+
+# --- reference data and location ------------------------------------------------------------------
+
+def test_categories_are_the_live_ones_with_micro_grouped_last(core):
+    choices = ReportPresenter(core).categories()
+    assert [(c.code, c.micro) for c in choices] == [("fire_hazard", False), ("ebike_stairwell", True)]
+    assert choices[0].name == "消防隐患" and choices[0].name_en == "Fire hazard"
+
+
+def test_grids_are_the_users_buckets_named_from_reference_data(core):
+    grids = ReportPresenter(core).grids()
+    assert [(g.code, g.name, g.community) for g in grids] == [
+        (GRID, "东湖一网格", "东湖社区"), (GRID2, "东湖二网格", "东湖社区")]
+
+
+def test_location_prefers_a_fresh_fix_then_the_last_known_then_none(core):
+    report = ReportPresenter(core)
+    assert report.location().source is None and not report.location().known
+    report.remember_location(LocationReading(22.54, 114.05, 8.0, "manual"))
+    assert report.location() == LocationReading(22.54, 114.05, 8.0, "last_known", T0)
+    core.location_provider.reading = LocationReading(22.55, 114.06, 4.0, "gps", T0)
+    assert report.location().source == "gps"
+
+
+def test_a_saved_gps_position_becomes_the_last_known(core):
+    report = ReportPresenter(core)
+    report.save(grid=GRID, category="fire_hazard", description="x", location=LocationReading(22.5, 114.1, 3.0, "gps"))
+    assert (report.location().lat, report.location().source) == (22.5, "last_known")
+
+
+# --- save: validation first, nothing written -----------------------------------------------------
+
+GOOD = {"grid": GRID, "category": "fire_hazard", "description": "消防通道被杂物堵塞"}
+
+
+@pytest.mark.parametrize("changes, field, code", [
+    ({"grid": None}, "grid", "required"),
+    ({"grid": ""}, "grid", "required"),
+    ({"grid": "G-9999"}, "grid", "unknown"),
+    ({"category": None}, "category", "required"),
+    ({"category": "no_such"}, "category", "unknown"),
+    ({"category": "old_thing"}, "category", "unknown"),  # deleted by the admins
+    ({"description": ""}, "description", "required"),
+    ({"description": "   \n "}, "description", "required"),
+    ({"description": None}, "description", "required"),
+    ({"description": "长" * (DESCRIPTION_MAX + 1)}, "description", "too_long"),
+    ({"description": "a\x00b"}, "description", "invalid"),
+    ({"note": "n" * 4001, "handled_on_spot": False}, "note", "too_long"),
+    ({"handled_on_spot": True}, "handled_on_spot", "not_micro"),
+    ({"urgent": "yes"}, "urgent", "invalid"),
+    ({"location": LocationReading(95.0, 114.0, 5.0, "gps")}, "location", "invalid"),
+    ({"location": LocationReading(22.0, 114.0, -1.0, "gps")}, "location", "invalid"),
+    ({"location": LocationReading(22.0, 114.0, 5.0, "satellite")}, "location", "invalid"),
+    ({"location": LocationReading(float("nan"), 114.0, 5.0, "gps")}, "location", "invalid"),
+    ({"photos": ["0" * 64]}, "photos", "unknown"),
+    ({"photos": ["not a hash"]}, "photos", "unknown"),
+])
+def test_save_refuses_bad_input_before_writing_anything(core, changes, field, code):
+    before = snapshot(core)
+    with pytest.raises(InputError) as caught:
+        ReportPresenter(core).save(**{**GOOD, **changes})
+    assert (caught.value.field, caught.value.code) == (field, code)
+    assert snapshot(core) == before
+
+
+def test_save_without_a_user_is_refused(tmp_path, fake, clock):
+    core = open_core(tmp_path / "fresh", fake, clock)
+    try:
+        with pytest.raises(InputError) as caught:
+            ReportPresenter(core).save(**GOOD)
+        assert caught.value.code == "not_logged_in"
+        assert core.store.counts().records == 0
+    finally:
+        core.close()
+
+
+def test_save_writes_the_event_offline_with_every_field(core, fake):
+    report = ReportPresenter(core)
+    sha = report.add_photo(jpeg())
+    calls = len(fake.calls)
+    event_id = report.save(**GOOD, urgent=True, location=LocationReading(22.5, 114.0, 5.0, "gps"), photos=[sha],
+                           address="东湖路3号")
+    assert len(fake.calls) == calls  # offline: no network call
+    event = core.store.get("event", event_id)
+    assert event.bucket == f"grid:{GRID}" and not event.synced
+    assert event.values == {
+        "grid": GRID, "category": "fire_hazard", "description": GOOD["description"], "urgent": True,
+        "micro": False, "reporter": WORKER, "reported_at": format_ms(T0),
+        "location": {"lat": 22.5, "lon": 114.0, "accuracy_m": 5.0, "source": "gps"}, "photos": [sha],
+        "address": "东湖路3号"}
+
+
+def test_a_micro_event_handled_on_the_spot_is_a_closed_case_at_once_and_on_the_server(core, fake):
+    event_id = ReportPresenter(core).save(grid=GRID, category="ebike_stairwell", description="楼道充电",
+                                          handled_on_spot=True, note="已劝离")
+    row = CasesPresenter(core).rows()[0]
+    assert (row.event_id, row.status, row.resolution, row.micro) == (event_id, "closed", "handled_on_spot", True)
+    view = CasePresenter(core, event_id).view()
+    assert [(t.action, t.applied, t.note, t.by_me) for t in view.timeline] == [
+        ("handle_on_spot", True, "已劝离", True)]
+    sync(core, fake)
+    held = [state for (kind, _id), state in fake.records.items() if kind == "case_action"]
+    assert [s["action"][0] for s in held] == ["handle_on_spot"]
+    assert CasesPresenter(core).rows()[0].synced
+
+
+def test_event_and_on_the_spot_action_are_one_transaction(core, monkeypatch):
+    """If the second write fails, the first is not committed either."""
+    from mobile import store as store_module
+    before = snapshot(core)
+    real = store_module.Store._write
+
+    def failing(self, kind, record_id, values, bucket):
+        if kind == "case_action":
+            raise store_module.ValidationError({"fields": ["boom"]})
+        return real(self, kind, record_id, values, bucket)
+
+    monkeypatch.setattr(store_module.Store, "_write", failing)
+    with pytest.raises(InputError):
+        ReportPresenter(core).save(grid=GRID, category="ebike_stairwell", description="x", handled_on_spot=True)
+    assert snapshot(core) == before
+
+
+def test_add_photo_uses_the_settings_size_and_remove_discards_it(core):
+    from io import BytesIO
+
+    from PIL import Image
+
+    from tests.photos.helpers import make_jpeg
+    core.save_settings(photo_max_px=400)
+    report = ReportPresenter(core)
+    sha = report.add_photo(make_jpeg(1200, 900))
+    with Image.open(BytesIO(core.photos.path(sha).read_bytes())) as image:
+        assert max(image.size) == 400
+    report.remove_photo(sha)
+    assert core.photos.get(sha) is None and not core.photos.path(sha).exists()
+
+
+def test_add_photo_refuses_what_is_not_an_image(core, tmp_path):
+    with pytest.raises(InputError) as caught:
+        ReportPresenter(core).add_photo(b"not a jpeg at all")
+    assert (caught.value.field, caught.value.code) == ("photo", "not_an_image")
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(grid=st.sampled_from([GRID, GRID2, "G-9999", "", None]),
+       category=st.sampled_from(["fire_hazard", "ebike_stairwell", "old_thing", "nope", None]),
+       description=st.one_of(st.none(), st.text(max_size=30), st.just("x" * (DESCRIPTION_MAX + 1))),
+       on_spot=st.booleans(), urgent=st.booleans())
+def test_law_save_writes_all_of_a_capture_or_nothing(core, grid, category, description, on_spot, urgent):
+    """Whatever the form holds: an InputError and an untouched store, or exactly the capture's records."""
+    before = snapshot(core)
+    try:
+        event_id = ReportPresenter(core).save(grid=grid, category=category, description=description,
+                                              urgent=urgent, handled_on_spot=on_spot)
+    except InputError:
+        assert snapshot(core) == before
+        return
+    written = 2 if on_spot else 1
+    records, unsynced, _rejected, _pending = snapshot(core)
+    assert (records, unsynced) == (before[0] + written, before[1] + written)
+    row = next(r for r in CasesPresenter(core).rows() if r.event_id == event_id)
+    assert row.status == ("closed" if on_spot else "reported")
+
+
+# --- my cases ------------------------------------------------------------------------------------
+
+def test_my_cases_lists_only_my_events_awaiting_me_first_then_newest(core, fake, clock):
+    report = ReportPresenter(core)
+    ids = []
+    for n in range(4):
+        ids.append(report.save(grid=GRID, category="fire_hazard", description=f"event {n}"))
+        clock.advance(60_000)
+    put(fake, "event", {"grid": GRID, "category": "fire_hazard", "description": "someone else's",
+                        "reporter": OTHER_WORKER, "reported_at": "2026-11-18T09:00:00.000Z"}, f"grid:{GRID}")
+    sync(core, fake)
+    supervisor_acts(fake, ids[0], "dispatch", "rectify")  # the oldest now waits for me
+    supervisor_acts(fake, ids[2], "dispatch")
+    sync(core, fake)
+    rows = CasesPresenter(core).rows()
+    assert [r.event_id for r in rows] == [ids[0], ids[3], ids[2], ids[1]]
+    assert [(r.status, r.awaiting_me) for r in rows] == [
+        ("rectified", True), ("reported", False), ("dispatched", False), ("reported", False)]
+    assert rows[0].deadline == format_ms(T0 + 4 * 60_000 + 72 * HOUR_MS)  # fire_hazard's 72 hours from dispatch
+    assert HomePresenter(core).view().awaiting_me == 1
+
+
+def test_my_cases_fold_is_the_shared_fold_over_every_action(core, fake):
+    event_id = ReportPresenter(core).save(**GOOD)
+    sync(core, fake)
+    supervisor_acts(fake, event_id, "dispatch", "rectify")
+    sync(core, fake)
+    CasePresenter(core, event_id).verify(False, "还有杂物")
+    sync(core, fake)  # the unit sees the failure, then rectifies again
+    supervisor_acts(fake, event_id, "rectify")
+    sync(core, fake)
+    row = CasesPresenter(core).rows()[0]
+    event = core.store.get("event", event_id).values
+    actions = [Action.from_state(rid, state) for rid, _b, state in
+               core.store.states("case_action", where=("event", event_id))]
+    expected = fold_case(event, actions, now_ms=core.now_ms())
+    assert (row.status, row.failed_verifications, row.awaiting_me) == (expected.status, 1, True)
+
+
+@settings(max_examples=15, deadline=None)
+@given(plan=st.lists(st.tuples(st.integers(0, 5_000), st.sampled_from(["none", "dispatched", "rectified", "closed"])),
+                     min_size=1, max_size=8))
+def test_law_my_cases_order_awaiting_first_then_newest_and_status_is_the_fold(plan):
+    clock = ManualClock(T0)
+    fake = seeded_server(clock)
+    with tempfile.TemporaryDirectory() as folder:
+        core = logged_in(Path(folder), fake, clock)
+        try:
+            report = ReportPresenter(core)
+            ids = []
+            for gap, _path in plan:
+                clock.advance(gap * 1000)
+                ids.append(report.save(grid=GRID, category="fire_hazard", description="x"))
+            sync(core, fake)
+            chain = {"none": (), "dispatched": ("dispatch",), "rectified": ("dispatch", "rectify"),
+                     "closed": ("dispatch", "close")}
+            for event_id, (_gap, path) in zip(ids, plan):
+                supervisor_acts(fake, event_id, *chain[path])
+            sync(core, fake)
+            rows = CasesPresenter(core).rows()
+            assert sorted(r.event_id for r in rows) == sorted(ids)
+            keys = [(not r.awaiting_me, r.reported_at) for r in rows]
+            for (a_wait, a_at), (b_wait, b_at) in itertools.pairwise(keys):
+                assert a_wait < b_wait or (a_wait == b_wait and a_at >= b_at)
+            status = {"none": "reported", "dispatched": "dispatched", "rectified": "rectified", "closed": "closed"}
+            by_id = {r.event_id: r for r in rows}
+            for event_id, (_gap, path) in zip(ids, plan):
+                assert by_id[event_id].status == status[path]
+                assert by_id[event_id].awaiting_me == (path == "rectified")
+        finally:
+            core.close()
+
+
+def test_my_cases_is_fast_with_thousands_of_events(core, fake):
+    """Two statements, not one per row: 3,000 events and 6,000 actions fold in well under a second."""
+    import time
+    store = core.store
+    writes = []
+    for n in range(3000):
+        event_id = store.new_id()
+        writes.append(("event", event_id, {"grid": GRID, "category": "fire_hazard", "description": f"e{n}",
+                                           "reporter": WORKER, "reported_at": "2026-11-18T08:00:00.000Z"}, None))
+        for action, actor in (("dispatch", SUPERVISOR), ("rectify", UNIT_USER)):
+            values = {"event": event_id, "action": action, "actor": actor}
+            if action == "dispatch":
+                values["unit"] = "fire"
+            writes.append(("case_action", store.new_id(), values, f"grid:{GRID}"))
+    store.write_many(writes)
+    started = time.perf_counter()
+    rows = CasesPresenter(core).rows()
+    elapsed = time.perf_counter() - started
+    assert len(rows) == 3000 and all(r.awaiting_me for r in rows)
+    assert elapsed < 2.0, f"{elapsed:.2f} s"
+
+
+# --- one case and verification -------------------------------------------------------------------
+
+def test_verify_is_refused_unless_the_case_awaits_my_verification(core, fake):
+    event_id = ReportPresenter(core).save(**GOOD)
+    case = CasePresenter(core, event_id)
+    assert not case.view().can_verify
+    with pytest.raises(InputError) as caught:
+        case.verify(True)
+    assert (caught.value.field, caught.value.code) == ("case", "not_awaiting")
+
+
+def test_verify_fail_needs_a_note_and_returns_the_case(core, fake):
+    event_id = ReportPresenter(core).save(**GOOD)
+    sync(core, fake)
+    supervisor_acts(fake, event_id, "dispatch", "rectify")
+    sync(core, fake)
+    case = CasePresenter(core, event_id)
+    assert case.view().can_verify
+    before = snapshot(core)
+    for note in (None, "", "   "):
+        with pytest.raises(InputError) as caught:
+            case.verify(False, note)
+        assert (caught.value.field, caught.value.code) == ("note", "required")
+    assert snapshot(core) == before
+    case.verify(False, "灭火器仍未配备")
+    view = case.view()
+    assert (view.status, view.failed_verifications, view.can_verify) == ("returned", 1, False)
+    assert view.timeline[-1].action == "verify_fail" and view.timeline[-1].note == "灭火器仍未配备"
+    assert not view.timeline[-1].synced
+
+
+def test_verify_pass_closes_the_case_after_sync_with_the_server(core, fake):
+    report = ReportPresenter(core)
+    sha = report.add_photo(jpeg(1))
+    event_id = report.save(**GOOD, photos=[sha])
+    sync(core, fake)
+    supervisor_acts(fake, event_id, "dispatch", "rectify")
+    sync(core, fake)
+    proof = report.add_photo(jpeg(2))
+    action_id = CasePresenter(core, event_id).verify(True, "已整改", photos=[proof])
+    sync(core, fake)
+    server_event = {n: w[0] for n, w in fake.records[("event", event_id)].items()}
+    server_actions = [Action(rid, state["action"][1], {n: w[0] for n, w in state.items()})
+                      for (kind, rid), state in fake.records.items() if kind == "case_action"]
+    on_server = fold_case(server_event, server_actions)
+    assert (on_server.status, on_server.resolution) == ("closed", "verified")
+    assert proof in fake.photos and sha in fake.photos
+    view = CasePresenter(core, event_id).view()
+    assert (view.status, view.resolution, view.synced) == ("closed", "verified", True)
+    assert view.timeline[-1].action_id == action_id and view.timeline[-1].photos[0].sha256 == proof
+    assert view.photos[0][0] == sha and view.photos[0][1] is not None  # the thumbnail stays after upload
+
+
+def test_a_verification_that_lost_the_race_stays_in_the_timeline_superseded(core, fake):
+    event_id = ReportPresenter(core).save(**GOOD)
+    sync(core, fake)
+    supervisor_acts(fake, event_id, "dispatch", "rectify")
+    sync(core, fake)
+    supervisor_acts(fake, event_id, "close")  # the office closes it while the tablet is offline
+    fake.physical.advance(1000)  # the shared clock: the tablet's verification comes later in time
+    CasePresenter(core, event_id).verify(False, "not fixed")
+    sync(core, fake)
+    view = CasePresenter(core, event_id).view()
+    assert view.status == "closed" and view.resolution == "closed"
+    last = view.timeline[-1]
+    assert (last.action, last.applied, last.superseded) == ("verify_fail", False, True)
+
+
+def test_case_view_of_an_unknown_event_is_not_found(core):
+    with pytest.raises(InputError) as caught:
+        CasePresenter(core, "0193b5c8-ffff-7000-8000-000000000000").view()
+    assert caught.value.code == "not_found"
+
+
+# --- home and sync screens -----------------------------------------------------------------------
+
+def test_home_counts_what_waits_and_the_rejections(core, fake):
+    report = ReportPresenter(core)
+    sha = report.add_photo(jpeg(3))
+    report.save(**GOOD, photos=[sha])
+    view = HomePresenter(core).view()
+    assert (view.user_name, view.unsynced_records, view.unsynced_photos, view.rejected) == ("张伟", 1, 1, 0)
+    assert [g.code for g in view.grids] == [GRID, GRID2] and view.last_sync is None and not view.needs_login
+    sync(core, fake)
+    view = HomePresenter(core).view()
+    assert (view.unsynced_records, view.unsynced_photos) == (0, 0)
+
+
+def test_sync_screen_lists_rejections_with_reasons_and_dismisses_them(core, fake):
+    fake.reject = lambda change: "forbidden: not your grid" if change.kind == "event" else None
+    ReportPresenter(core).save(**GOOD)
+    schedule = QueueSchedule()
+    runner = SyncRunner(core, schedule)
+    presenter = SyncPresenter(core, runner)
+    assert presenter.retry() is True
+    assert runner.join(10)
+    schedule.drain()
+    rows = presenter.rejections()
+    assert [(r.kind, r.reason, r.summary) for r in rows] == [("event", "forbidden: not your grid", GOOD["description"])]
+    assert presenter.counts().rejected == 1 and core.last_sync().rejected == 1
+    presenter.dismiss(rows[0].seq)
+    assert presenter.rejections() == [] and presenter.counts().rejected == 0
+
+
+def test_presenters_work_without_any_network(tmp_path, clock):
+    """Logged in once, then the server is gone: every screen still reads and writes."""
+    fake = seeded_server(clock)
+    core = logged_in(tmp_path / "app", fake, clock)
+    core.transport_factory = lambda url, token: (_ for _ in ()).throw(AssertionError("no network"))
+    try:
+        event_id = ReportPresenter(core).save(grid=GRID, category="ebike_stairwell", description="x",
+                                              handled_on_spot=True)
+        assert CasesPresenter(core).rows()[0].event_id == event_id
+        assert CasePresenter(core, event_id).view().status == "closed"
+        assert HomePresenter(core).view().unsynced_records == 2
+    finally:
+        core.close()
+
+
+def test_no_kivy_in_the_core():
+    import subprocess
+    import sys
+    code = ("import sys, mobile.app_core, mobile.presenters, mobile.background, mobile.location; "
+            "print(any(m == 'kivy' or m.startswith('kivy.') or m.startswith('plyer') for m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[2])
+    assert out.stdout.strip() == "False"
+
+
+
+# --- the memo of folded cases -------------------------------------------------------------------
+
+def test_my_cases_memo_follows_every_change(core, fake, clock):
+    """Rows come from the memo only while nothing they were folded from changed."""
+    cases = CasesPresenter(core)
+    first = ReportPresenter(core).save(**GOOD)
+    second = ReportPresenter(core).save(**GOOD)
+    assert [r.status for r in cases.rows()] == ["reported", "reported"]
+    assert not cases.rows()[0].synced
+    sync(core, fake)
+    assert all(r.synced for r in cases.rows())
+    supervisor_acts(fake, first, "dispatch")
+    sync(core, fake)
+    row = next(r for r in cases.rows() if r.event_id == first)
+    assert row.status == "dispatched" and row.deadline == format_ms(T0 + 72 * HOUR_MS)
+    assert not row.overdue
+    clock.advance(73 * HOUR_MS)  # no write at all: the deadline passes
+    assert next(r for r in cases.rows() if r.event_id == first).overdue
+    # The admins change the category's hours: the fallback deadline follows.
+    category_id = next(rid for (kind, rid), state in fake.records.items()
+                       if kind == "category" and state["code"][0] == "fire_hazard")
+    put(fake, "category", {"deadline_hours": 24}, "ref", record_id=category_id)
+    sync(core, fake)
+    row = next(r for r in CasesPresenter(core).rows() if r.event_id == first)
+    assert row.deadline == format_ms(T0 + 24 * HOUR_MS)
+    core.store.delete("event", second)
+    assert [r.event_id for r in cases.rows()] == [first]
+    assert set(core.cache[CasesPresenter.MEMO]) == {first}
+
+
+def test_my_cases_memo_is_per_user(core, fake):
+    ReportPresenter(core).save(**GOOD)
+    assert len(CasesPresenter(core).rows()) == 1
+    core.logout()
+    fake.user = {"id": OTHER_WORKER, "name": "李娜", "role": "worker"}
+    sync(core, fake)  # everything synced: another user may log in
+    core.login("https://gridpatrol.test", "worker2", "secret")
+    assert CasesPresenter(core).rows() == []
+
+
+def test_remove_photo_frees_a_form_photo_at_once_and_keeps_a_saved_one(core):
+    report = ReportPresenter(core)
+    kept = report.add_photo(jpeg(4))
+    report.save(**GOOD, photos=[kept])
+    again = ReportPresenter(core)
+    assert again.add_photo(jpeg(4)) == kept  # the same file chosen again for another event
+    again.remove_photo(kept)
+    assert core.photos.get(kept) is not None and core.photos.path(kept).exists()
+    loose = again.add_photo(jpeg(5))
+    spare = again.add_photo(jpeg(6))
+    again.remove_photo(loose)
+    assert core.photos.get(loose) is None
+    assert again.discard_unsaved() == 1 and core.photos.get(spare) is None
