@@ -41,10 +41,13 @@ test: $(VENV)/.installed-$(EXTRAS) system-deps
 test-fast: $(VENV)/.installed-$(EXTRAS) system-deps
 	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
 
-## app: the field app against the local server
+## app: the field app in a 1280x800 window against the local server (start `make run` first; log in as worker1);
+##      its tablet store is var/tablet. APP_SERVER=url and APP_DATA=dir change them.
+APP_SERVER ?= http://127.0.0.1:$(PORT)
+APP_DATA   ?= var/tablet
 app: $(VENV)/.installed-$(EXTRAS)
-	@echo "The field app's screens are not built yet (issue 5); its sync client is mobile/." >&2
-	@exit 2
+	mkdir -p $(APP_DATA)
+	$(BIN)/python -m mobile --data $(APP_DATA) --server $(APP_SERVER)
 
 ## bench: the sync benchmark (docs/benchmarks.md)
 bench: $(VENV)/.installed-$(EXTRAS)

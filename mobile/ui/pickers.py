@@ -1,0 +1,129 @@
+"""Where photos and positions come from: the camera (Android, plyer) or a file chooser (desktop); a manual position.
+
+Callbacks of the Android camera arrive on another thread: they reach the UI
+through `schedule` like everything else.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+from typing import Any, Callable
+
+from kivy.metrics import dp, sp
+from kivy.uix.boxlayout import BoxLayout
+from kivy.uix.filechooser import FileChooserListView
+from kivy.uix.gridlayout import GridLayout
+from kivy.uix.popup import Popup
+
+from .. import i18n
+from ..location import on_android
+from .widgets import DANGER, Field, FlatButton, Text
+
+__all__ = ["pick_photo", "ask_location", "PHOTO_FILTERS"]
+
+PHOTO_FILTERS = ["*.jpg", "*.jpeg", "*.JPG", "*.JPEG", "*.png", "*.PNG", "*.webp"]
+
+
+def pick_photo(camera_dir: Path, start_dir: str | None, on_chosen: Callable[[str], None],
+               on_failed: Callable[[BaseException], None]) -> None:
+    """Get one photo file: the camera on Android, a file chooser elsewhere."""
+    if on_android():
+        _take_picture(camera_dir, on_chosen, on_failed)
+    else:
+        PhotoChooser(start_dir, on_chosen).open()
+
+
+def _take_picture(camera_dir: Path, on_chosen: Callable[[str], None],
+                  on_failed: Callable[[BaseException], None]) -> None:
+    from .app import schedule
+
+    camera_dir.mkdir(parents=True, exist_ok=True)
+    target = camera_dir / f"{uuid.uuid4().hex}.jpg"
+
+    def complete(path: str) -> bool:
+        # Called from the Android activity-result thread: hop onto the UI thread.
+        if path and os.path.exists(path):
+            schedule(lambda: on_chosen(path))
+        return False  # plyer's convention: False means "do not delete the file"
+
+    try:
+        from plyer import camera
+        camera.take_picture(filename=str(target), on_complete=complete)
+    except (ImportError, NotImplementedError, OSError) as exc:
+        on_failed(exc)
+
+
+class PhotoChooser(Popup):
+    """Kivy's FileChooserListView in a popup, filtered to images."""
+
+    def __init__(self, start_dir: str | None, on_chosen: Callable[[str], None], **kwargs: Any):
+        super().__init__(title=i18n.t("report.choose_photo"), size_hint=(0.9, 0.9), title_size=sp(22), **kwargs)
+        self.on_chosen = on_chosen
+        start = start_dir if start_dir and os.path.isdir(start_dir) else str(Path.home())
+        content = BoxLayout(orientation="vertical", spacing=dp(10))
+        self.chooser = FileChooserListView(path=start, filters=PHOTO_FILTERS)
+        buttons = GridLayout(cols=2, spacing=dp(12), size_hint_y=None, height=dp(64))
+        cancel = FlatButton(text=i18n.t("common.cancel"), filled=False)
+        self.choose = FlatButton(text=i18n.t("report.choose"))
+        cancel.bind(on_release=lambda *_: self.dismiss())
+        self.choose.bind(on_release=lambda *_: self.confirm())
+        self.chooser.bind(on_submit=lambda *_: self.confirm())
+        buttons.add_widget(cancel)
+        buttons.add_widget(self.choose)
+        content.add_widget(self.chooser)
+        content.add_widget(buttons)
+        self.content = content
+
+    def confirm(self) -> None:
+        """Hand over the selected file, if any."""
+        if self.chooser.selection:
+            path = self.chooser.selection[0]
+            self.dismiss()
+            self.on_chosen(path)
+
+
+class LocationPopup(Popup):
+    """Latitude and longitude typed by the worker (marked "manual" in the record)."""
+
+    def __init__(self, reading: Any, on_ok: Callable[[float, float], None], **kwargs: Any):
+        super().__init__(title=i18n.t("location.manual_title"), size_hint=(None, None), size=(dp(620), dp(470)),
+                         title_size=sp(22), auto_dismiss=False, **kwargs)
+        self.on_ok = on_ok
+        box = BoxLayout(orientation="vertical", spacing=dp(10), padding=dp(8))
+        self.lat = Field(multiline=False, input_filter="float", hint_text=i18n.t("location.lat"))
+        self.lon = Field(multiline=False, input_filter="float", hint_text=i18n.t("location.lon"))
+        if reading is not None and getattr(reading, "lat", None) is not None:
+            self.lat.text, self.lon.text = f"{reading.lat:.6f}", f"{reading.lon:.6f}"
+        self.error = Text(tint=DANGER)
+        buttons = GridLayout(cols=2, spacing=dp(12), size_hint_y=None, height=dp(64))
+        cancel = FlatButton(text=i18n.t("common.cancel"), filled=False)
+        self.ok = FlatButton(text=i18n.t("common.ok"))
+        cancel.bind(on_release=lambda *_: self.dismiss())
+        self.ok.bind(on_release=lambda *_: self.confirm())
+        buttons.add_widget(cancel)
+        buttons.add_widget(self.ok)
+        for widget in (Text(text=i18n.t("location.lat")), self.lat, Text(text=i18n.t("location.lon")), self.lon,
+                       self.error, buttons):
+            box.add_widget(widget)
+        self.content = box
+
+    def confirm(self) -> None:
+        """Check the numbers and hand them over."""
+        try:
+            lat, lon = float(self.lat.text), float(self.lon.text)
+        except ValueError:
+            lat = lon = float("nan")
+        if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+            self.error.text = i18n.t("location.invalid")
+            return
+        self.dismiss()
+        self.on_ok(lat, lon)
+
+
+def ask_location(reading: Any, on_ok: Callable[[float, float], None]) -> LocationPopup:
+    """Open the manual position popup; on_ok(lat, lon) when confirmed."""
+    popup = LocationPopup(reading, on_ok)
+    popup.open()
+    return popup

@@ -1,0 +1,26 @@
+"""The field app's screens, by the names the ScreenManager knows them by."""
+
+from .case import CaseScreen
+from .cases import CasesScreen
+from .home import HomeScreen
+from .houses import HouseCheckScreen, HouseScreen, HousesScreen, TenantScreen
+from .login import LoginScreen
+from .report import ReportScreen
+from .settings import SettingsScreen
+from .sync import SyncScreen
+
+SCREENS = {
+    "login": LoginScreen,
+    "home": HomeScreen,
+    "report": ReportScreen,
+    "cases": CasesScreen,
+    "case": CaseScreen,
+    "sync": SyncScreen,
+    "settings": SettingsScreen,
+    "houses": HousesScreen,
+    "house": HouseScreen,
+    "house_check": HouseCheckScreen,
+    "tenant": TenantScreen,
+}
+
+__all__ = ["SCREENS"]

@@ -1,0 +1,190 @@
+"""One case: what was reported, its photos, its timeline, and the worker's verification (pass / fail with a note).
+
+谁上报、谁核查: only the reporter verifies, and only a rectified case
+(CaseView.can_verify). A failure needs a note; both may carry photos. The
+verification is saved locally at once and syncs like any capture.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from kivy.metrics import dp, sp
+from kivy.uix.boxlayout import BoxLayout
+from kivy.uix.gridlayout import GridLayout
+from kivy.uix.image import Image
+from kivy.uix.label import Label
+from kivy.uix.scrollview import ScrollView
+
+from ... import i18n
+from ...app_core import run_off_ui
+from ...presenters import CasePresenter, InputError
+from ..app import schedule
+from ..format import local_time, location_text
+from ..pickers import pick_photo
+from ..widgets import DANGER, MUTED, OK, WARN, Card, Field, FlatButton, Text, Title
+from .base import BaseScreen
+
+
+def thumbnails(refs: list, height: float = dp(150)) -> GridLayout:
+    """A row of photo thumbnails; a photo the tablet no longer holds shows as a note."""
+    grid = GridLayout(cols=4, spacing=dp(8), size_hint_y=None)
+    grid.bind(minimum_height=grid.setter("height"))
+    for ref in refs:
+        sha, path = ref[0], ref[1]
+        thumb = getattr(ref, "thumbnail", None) or path
+        if thumb and Path(thumb).exists():
+            grid.add_widget(Image(source=thumb, fit_mode="contain", size_hint_y=None, height=height))
+        else:
+            grid.add_widget(Label(text=i18n.t("case.photo_remote"), color=MUTED, size_hint_y=None, height=height,
+                                  font_size=sp(16)))
+    return grid
+
+
+class CaseScreen(BaseScreen):
+    """The case page of the tablet."""
+
+    title_key = "case.title"
+    back_to = "cases"
+
+    def build(self) -> None:
+        self.event_id: str | None = None
+        self.verify_photos: list[str] = []
+        row = BoxLayout(spacing=dp(24))
+        scroll = ScrollView(do_scroll_x=False, size_hint_x=0.58, bar_width=dp(8))
+        self.details = BoxLayout(orientation="vertical", spacing=dp(10), size_hint_y=None, padding=[0, 0, dp(12), 0])
+        self.details.bind(minimum_height=self.details.setter("height"))
+        scroll.add_widget(self.details)
+        row.add_widget(scroll)
+
+        self.verify_card = Card()
+        self.verify_title = Title()
+        self.verify_hint = Text(tint=MUTED)
+        self.note = Field(multiline=True)
+        self.verify_thumbs = BoxLayout(size_hint_y=None, height=0)
+        self.add_photo = FlatButton(filled=False)
+        self.add_photo.bind(on_release=lambda *_: self.pick_photo())
+        buttons = GridLayout(cols=2, spacing=dp(12), size_hint_y=None, height=dp(80))
+        self.pass_button = FlatButton(tint=OK, tint_down=OK, height=dp(80), font_size=sp(26))
+        self.fail_button = FlatButton(tint=DANGER, tint_down=DANGER, height=dp(80), font_size=sp(26))
+        self.pass_button.bind(on_release=lambda *_: self.verify(True))
+        self.fail_button.bind(on_release=lambda *_: self.verify(False))
+        buttons.add_widget(self.pass_button)
+        buttons.add_widget(self.fail_button)
+        for widget in (self.verify_title, self.verify_hint, self.note, self.verify_thumbs, self.add_photo, buttons):
+            self.verify_card.add_widget(widget)
+        column = BoxLayout(orientation="vertical", size_hint_x=0.42)
+        column.add_widget(self.verify_card)
+        column.add_widget(BoxLayout())
+        row.add_widget(column)
+        self.body.add_widget(row)
+
+    def prepare(self, event_id: str | None = None, **params: Any) -> None:
+        """Which case to show; a new case starts with an empty verification form."""
+        if event_id and event_id != self.event_id:
+            self.event_id = event_id
+            self.note.text = ""
+            self.verify_photos = []
+            self.say("")
+
+    def refresh(self) -> None:
+        super().refresh()
+        if not self.event_id:
+            return
+        try:
+            view = CasePresenter(self.core, self.event_id).view()
+        except InputError:
+            self.details.clear_widgets()
+            return
+        english = i18n.language() == "en"
+        name = (view.category_name_en if english and view.category_name_en else view.category_name) \
+            or view.category_code or ""
+        self.details.clear_widgets()
+        add = self.details.add_widget
+        add(Title(text=name))
+        add(Text(text=view.description, font_size=sp(22)))
+        status = i18n.status_name(view.status)
+        if view.resolution:
+            status += f" · {i18n.resolution_name(view.resolution)}"
+        add(Text(text=i18n.t("case.status", status=status), bold=True,
+                 tint=OK if view.status == "closed" else (WARN if view.can_verify else (0.08, 0.4, 0.75, 1))))
+        add(Text(text=i18n.t("case.reported_at", when=local_time(view.reported_at)), tint=MUTED))
+        place, source = location_text(view.location)
+        add(Text(text=i18n.t("case.location", place=place + (f"（{source}）" if source and not english else
+                                                               (f" ({source})" if source else ""))), tint=MUTED))
+        if view.failed_verifications:
+            add(Text(text=i18n.t("case.failed", count=view.failed_verifications), tint=DANGER))
+        add(Title(text=i18n.t("case.photos")))
+        if view.photos:
+            add(thumbnails(view.photos))
+        else:
+            add(Text(text=i18n.t("case.no_photos"), tint=MUTED))
+        add(Title(text=i18n.t("case.timeline")))
+        add(Text(text=f"{local_time(view.reported_at)}   {i18n.action_name('report')}"))
+        for entry in view.timeline:
+            line = f"{local_time(entry.at)}   {i18n.action_name(entry.action)}"
+            if entry.action == "dispatch" and entry.unit:
+                line += f" → {self.unit_name(entry.unit)}"
+            if entry.note:
+                line += f"：{entry.note}" if not english else f": {entry.note}"
+            if not entry.applied:
+                line += i18n.t("case.superseded", reason=entry.reason or "")
+            add(Text(text=line, tint=(0.12, 0.16, 0.2, 1) if entry.applied else MUTED))
+            if entry.photos:
+                add(thumbnails(entry.photos, dp(110)))
+
+        self.verify_title.text = i18n.t("case.verify")
+        self.note.hint_text = i18n.t("case.verify_note")
+        self.add_photo.text = i18n.t("case.verify_add_photo")
+        self.pass_button.text = i18n.t("case.pass")
+        self.fail_button.text = i18n.t("case.fail")
+        self.verify_hint.text = i18n.t("case.verify_hint") if view.can_verify else i18n.t("case.not_awaiting")
+        for widget in (self.note, self.add_photo, self.pass_button, self.fail_button):
+            widget.disabled = not view.can_verify
+        self._show_verify_photos()
+
+    def unit_name(self, code: str) -> str:
+        """A unit's name from the synced reference data, in the current language."""
+        english = i18n.language() == "en"
+        for _id, _bucket, state in self.core.store.states("unit"):
+            values = {name: write[0] for name, write in state.items()}
+            if values.get("code") == code:
+                return (values.get("name_en") if english and values.get("name_en") else values.get("name")) or code
+        return code
+
+    def _show_verify_photos(self) -> None:
+        self.verify_card.remove_widget(self.verify_thumbs)
+        queue = self.core.photos
+        refs = [(sha, str(queue.thumbnail_path(sha))) for sha in self.verify_photos]
+        self.verify_thumbs = thumbnails(refs, dp(110)) if refs else BoxLayout(size_hint_y=None, height=0)
+        self.verify_card.add_widget(self.verify_thumbs, index=3)
+
+    def pick_photo(self) -> None:
+        """A photo of the rectified place (camera or file chooser)."""
+        pick_photo(Path(self.core.data_dir) / "camera", self.app.photo_dir, self._photo_chosen,
+                   lambda exc: self.say(i18n.t("report.photo_failed", error=exc), "error"))
+
+    def _photo_chosen(self, path: str) -> None:
+        presenter = CasePresenter(self.core, self.event_id)
+
+        def done(sha: str) -> None:
+            if sha not in self.verify_photos:
+                self.verify_photos.append(sha)
+            self._show_verify_photos()
+
+        run_off_ui(schedule, lambda: presenter.add_photo(path), done,
+                   lambda exc: self.say(i18n.t("report.photo_failed", error=exc), "error"))
+
+    def verify(self, passed: bool) -> None:
+        """Record pass or fail locally; the next sync sends it."""
+        try:
+            CasePresenter(self.core, self.event_id).verify(passed, self.note.text.strip() or None,
+                                                           tuple(self.verify_photos))
+        except InputError as exc:
+            self.say(i18n.error_text(exc.field, exc.code), "error")
+            return
+        self.note.text = ""
+        self.verify_photos = []
+        self.refresh()
+        self.say(i18n.t("case.verified"), "ok")

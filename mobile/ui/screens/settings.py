@@ -1,0 +1,79 @@
+"""Settings: the language (中文 by default, English), the size photos are kept at, the server's address."""
+
+from __future__ import annotations
+
+from kivy.metrics import dp
+from kivy.uix.anchorlayout import AnchorLayout
+from kivy.uix.gridlayout import GridLayout
+
+from ... import i18n
+from ..widgets import Card, Field, FlatButton, Title, Toggle
+from .base import BaseScreen
+
+LANGUAGE_NAMES = (("zh", "中文"), ("en", "English"))  # each in its own language, so either can be found
+PHOTO_SIZES = (1280, 1600, 1920, 2560)
+
+
+class SettingsScreen(BaseScreen):
+    """The settings form; language applies at once, the rest on Save."""
+
+    title_key = "settings.title"
+
+    def build(self) -> None:
+        holder = AnchorLayout(anchor_x="center", anchor_y="top")
+        card = Card(size_hint_x=None, width=dp(760))
+        self.language_title = Title()
+        languages = GridLayout(cols=2, spacing=dp(12), size_hint_y=None, height=dp(64))
+        self.language_buttons = {}
+        for code, name in LANGUAGE_NAMES:
+            button = Toggle(text=name, group="language", allow_no_selection=False)
+            button.bind(on_release=lambda b, code=code: self.choose_language(code))
+            self.language_buttons[code] = button
+            languages.add_widget(button)
+        self.size_title = Title()
+        sizes = GridLayout(cols=len(PHOTO_SIZES), spacing=dp(12), size_hint_y=None, height=dp(64))
+        self.size_buttons = {}
+        for size in PHOTO_SIZES:
+            button = Toggle(text=str(size), group="photo_size", allow_no_selection=False)
+            self.size_buttons[size] = button
+            sizes.add_widget(button)
+        self.server_title = Title()
+        self.server = Field(multiline=False, input_type="url")
+        self.save_button = FlatButton()
+        self.save_button.bind(on_release=lambda *_: self.save())
+        for widget in (self.language_title, languages, self.size_title, sizes, self.server_title, self.server,
+                       self.save_button):
+            card.add_widget(widget)
+        holder.add_widget(card)
+        self.body.add_widget(holder)
+
+    def refresh(self) -> None:
+        super().refresh()
+        settings = self.core.settings
+        self.language_title.text = i18n.t("settings.language")
+        self.size_title.text = i18n.t("settings.photo_size")
+        self.server_title.text = i18n.t("settings.server")
+        self.save_button.text = i18n.t("common.save")
+        for code, button in self.language_buttons.items():
+            button.state = "down" if code == settings.language else "normal"
+        for size, button in self.size_buttons.items():
+            button.state = "down" if size == settings.photo_max_px else "normal"
+        self.server.text = settings.server_url or ""
+
+    def choose_language(self, code: str) -> None:
+        """Switch at once: every screen redraws in the new language."""
+        self.core.save_settings(language=code)
+        i18n.set_language(code)
+
+    def save(self) -> None:
+        """Keep the photo size and the server address."""
+        size = next((s for s, b in self.size_buttons.items() if b.state == "down"), None)
+        changes = {"server_url": self.server.text.strip() or None}
+        if size:
+            changes["photo_max_px"] = size
+        try:
+            self.core.save_settings(**changes)
+        except ValueError as exc:
+            self.say(str(exc), "error")
+            return
+        self.say(i18n.t("settings.saved"), "ok")
