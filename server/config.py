@@ -26,7 +26,13 @@ def _int(name: str, default: int) -> int:
 
 
 def _local_secret(name: str = "secret_key", nbytes: int = 32) -> str:
-    """A secret kept in var/<name> (hex), made on first use, for a server not given one in the environment."""
+    """A secret kept in var/<name> (hex), made on first use, for a server not given one in the environment.
+
+    Hazard: several processes start at once (gunicorn's workers) and all find no file. Each writes its
+    own candidate to a private temporary file and publishes it with link(), which fails if the name
+    exists: the first one wins, and no process can ever read a file that is created but not yet written
+    (an empty key would stop a worker from booting, and gunicorn with it).
+    """
     path = VAR / name
     try:
         return path.read_text().strip()
@@ -34,12 +40,19 @@ def _local_secret(name: str = "secret_key", nbytes: int = 32) -> str:
         pass
     VAR.mkdir(parents=True, exist_ok=True)
     secret = secrets.token_hex(nbytes)
+    candidate = VAR / f".{name}.{os.getpid()}.{secrets.token_hex(4)}"
     try:
-        # O_EXCL: two processes starting at once keep the first one's; 0600: only the server's user reads it.
-        with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as handle:
+        # 0600: only the server's user reads it.
+        with os.fdopen(os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as handle:
             handle.write(secret)
-    except FileExistsError:
-        return path.read_text().strip()
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(candidate, path)
+        except FileExistsError:
+            return path.read_text().strip()
+    finally:
+        candidate.unlink(missing_ok=True)
     return secret
 
 
