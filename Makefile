@@ -33,13 +33,15 @@ run: $(VENV)/.installed-$(EXTRAS)
 system-deps:
 	bash scripts/install-system-deps.sh || [ "$$CI" != "true" ]
 
-## test: the whole suite (PostgreSQL tests run when 127.0.0.1:5432 answers; in CI they must)
+## test: the whole suite (PostgreSQL tests run when 127.0.0.1:5432 answers; in CI they must), in
+##       TEST_WORKERS processes, a test file per process at a time (module fixtures such as live servers stay whole)
+TEST_WORKERS ?= 2
 test: $(VENV)/.installed-$(EXTRAS) system-deps
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 ## test-fast: skip the slow drills (CI always runs them)
 test-fast: $(VENV)/.installed-$(EXTRAS) system-deps
-	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile -m "not slow" $(PYTEST_ARGS)
 
 ## app: the field app in a 1280x800 window against the local server (start `make run` first; log in as worker1);
 ##      its tablet store is var/tablet. APP_SERVER=url and APP_DATA=dir change them.
