@@ -13,6 +13,7 @@ the tests check them too (not blank, Chinese not drawn as boxes).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import shutil
@@ -176,25 +177,25 @@ def screenshot(window, name: str) -> Path:
 
 # --- the server -------------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def live_server(sqlite_template, tmp_path_factory):
-    """The real server in a gunicorn process on a free port, on a fresh SQLite store with the demo loaded."""
+@contextlib.contextmanager
+def demo_server(sqlite_template, tmp_path_factory, *, houses: bool = False):
+    """The real server in a gunicorn process on a free port, on a fresh SQLite store with the demo loaded
+    (with its rental houses when ``houses``)."""
+    from server import create_app
+    from server import demo as demo_data
+    from server.db import db
     from tests.photos.helpers import GunicornServer
 
     base = tmp_path_factory.mktemp("gui-server")
     path = base / "store.db"
     shutil.copy(sqlite_template, path)
     url = f"sqlite:///{path}"
-    from server import create_app
-    from server import demo as demo_data
-    from server.db import db
-
     # One ID-number key for this process (which loads the demo) and gunicorn's (which serves it).
     id_key = os.urandom(32).hex()
     app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "gui", "GRIDPATROL_PHOTO_DIR": str(base / "photos"),
                       "GRIDPATROL_VAR_DIR": str(base), "GRIDPATROL_ID_KEY": id_key})
     with app.app_context():
-        demo_data.load(password=PASSWORD)
+        demo_data.load(password=PASSWORD, houses=houses)
         db.session.remove()
         db.engine.dispose()
     server = GunicornServer(url, base / "photos", base / "gunicorn.log")
@@ -204,6 +205,13 @@ def live_server(sqlite_template, tmp_path_factory):
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def live_server(sqlite_template, tmp_path_factory):
+    """The demo served by gunicorn (test modules override it to serve more)."""
+    with demo_server(sqlite_template, tmp_path_factory) as server:
+        yield server
 
 
 def dead_url() -> str:

@@ -9,9 +9,7 @@ and a supervisor sees all of it on the pages, the ID number masked.
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 
 import pytest
 import requests
@@ -19,7 +17,7 @@ import requests
 from tests.photos.helpers import make_jpeg
 
 from .checks import assert_not_blank
-from .conftest import PASSWORD, idle, screenshot, tap, wait_until
+from .conftest import PASSWORD, demo_server, idle, screenshot, tap, wait_until
 from .test_field_app import check_screen, choose_photo, current, sync_and_wait
 
 ADDRESS = "东湖村18号"  # a demo house in G-0101 (worker1's grid), last checked with nothing failed
@@ -30,30 +28,9 @@ TENANT_ID = "440304199503150022"  # valid (GB 11643): its check character is 2
 
 @pytest.fixture(scope="module")
 def live_server(sqlite_template, tmp_path_factory):
-    """The real server in a gunicorn process, with the demo's rental houses loaded."""
-    from server import create_app
-    from server import demo as demo_data
-    from server.db import db
-    from tests.photos.helpers import GunicornServer
-
-    base = tmp_path_factory.mktemp("gui-houses")
-    path = base / "store.db"
-    shutil.copy(sqlite_template, path)
-    url = f"sqlite:///{path}"
-    id_key = os.urandom(32).hex()  # one key for this process (which seals the demo) and gunicorn's
-    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "gui", "GRIDPATROL_PHOTO_DIR": str(base / "photos"),
-                      "GRIDPATROL_VAR_DIR": str(base), "GRIDPATROL_ID_KEY": id_key})
-    with app.app_context():
-        demo_data.load(password=PASSWORD, houses=True)
-        db.session.remove()
-        db.engine.dispose()
-    server = GunicornServer(url, base / "photos", base / "gunicorn.log")
-    server.env["GRIDPATROL_ID_KEY"] = id_key
-    server.start()
-    try:
+    """The demo with its rental houses, served by gunicorn."""
+    with demo_server(sqlite_template, tmp_path_factory, houses=True) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def pages_session(base_url: str, username: str) -> requests.Session:

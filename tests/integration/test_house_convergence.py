@@ -141,7 +141,7 @@ def test_houses_checks_and_tenants_converge(house_server, script, skews, chance,
                         for store in stores]
             flaky = [Acknowledgements(Retrying(network)) for network in networks]
             for step in script:
-                kind, t = step[0], step[1] if len(step) > 1 else None
+                kind = step[0]
                 if kind == "house":
                     _, t, h, name, v = step
                     stores[t].write("rental_house", HOUSES[h], {name: HOUSE_VALUES[name][v]})
