@@ -16,14 +16,13 @@ from typing import Any
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Blueprint, current_app, g, jsonify, request
-from flask.json.provider import DefaultJSONProvider
 from marshmallow import Schema, ValidationError
 from marshmallow import fields as ma_fields
 from sqlalchemy import text
 
 from shared.hlc import ClockDriftError, HLC, format_ms, parse_ms
 
-from . import accounts, schemas, store
+from . import accounts, schemas, store, wire
 from .clock import server_clock
 from .db import db
 from .errors import ApiError
@@ -51,8 +50,8 @@ def documented(rule: str, method: str, summary: str, *, request_schema: type[Sch
     return decorator
 
 
-def read_json(schema: Schema | None = None) -> Any:
-    """The request body as JSON (gzip allowed), loaded through schema; errors become 400/413."""
+def read_body() -> bytes:
+    """The request body, unzipped when it says gzip; over the size limit, 413."""
     limit = current_app.config["GRIDPATROL_MAX_PUSH_BYTES"]
     raw = request.get_data(cache=False)
     if len(raw) > limit:
@@ -65,16 +64,26 @@ def read_json(schema: Schema | None = None) -> Any:
             raise ApiError(400, "the body is not valid gzip") from None
         if len(raw) > limit or inflater.unconsumed_tail:
             raise ApiError(413, f"the request body is larger than {limit} bytes once unzipped")
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ApiError(400, f"the body is not valid JSON: {exc}", code="malformed") from None
+    return raw
+
+
+def read_json(schema: Schema | None = None, *, raw: bytes | None = None, decoded: Any = None) -> Any:
+    """The request body as JSON (gzip allowed), loaded through schema; errors become 400/413.
+
+    ``raw``: the body already read with read_body(); ``decoded``: that body already decoded
+    (server/wire.py's read_push), or None to decode it here.
+    """
+    if decoded is None:
+        try:
+            decoded = json.loads(read_body() if raw is None else raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ApiError(400, f"the body is not valid JSON: {exc}", code="malformed") from None
     if schema is None:
-        return body
-    if not isinstance(body, dict):
+        return decoded
+    if not isinstance(decoded, dict):
         raise ApiError(400, "the body must be a JSON object", code="malformed")
     try:
-        return schema.load(body)
+        return schema.load(decoded)
     except ValidationError as exc:
         raise ApiError(400, store.describe(exc.messages), code="invalid", details=exc.messages) from None
 
@@ -128,7 +137,9 @@ def login_device():
 @device_required
 def push():
     """Merges each change field by field; answers after commit. Replays come back stale."""
-    body = read_json(schemas.PushRequest())
+    # Speed: the plain valid changes come out of the body already validated (server/wire.py).
+    raw = read_body()
+    body = read_json(schemas.PushRequest(), raw=raw, decoded=wire.read_push(raw))
     limit = current_app.config["GRIDPATROL_MAX_PUSH_CHANGES"]
     if len(body["changes"]) > limit:
         raise ApiError(413, f"a push may carry at most {limit} changes, this one has {len(body['changes'])}")
@@ -137,7 +148,8 @@ def push():
     if body.get("sent_at"):
         device.clock_skew_ms = parse_ms(body["sent_at"]) - clock.physical_ms()
     accounts.touch(device)
-    changes, rejected = store.validate_batch(g.user, body["changes"])
+    writer = store.writer_of(g.user)
+    changes, rejected = store.validate_batch(writer, body["changes"])
     latest = store.max_hlc(c for c in changes if c is not None)
     if latest is not None:
         try:
@@ -147,7 +159,7 @@ def push():
             db.session.commit()
             raise ApiError(409, f"this device's clock is ahead of the server's: {exc}", code="clock_skew",
                            details={"server_time": format_ms(exc.physical_ms)}) from None
-    results = store.apply_changes(g.user, changes, rejected)
+    results = store.apply_changes(writer, changes, rejected)
     # Speed: the answer as schemas.PushAnswer().dump would give it (every value is already a str, in
     # the schema's key order), without marshmallow's per-field dump of 500 results.
     return jsonify({"results": [r.as_dict() for r in results], "hlc": str(clock.now())})
@@ -163,42 +175,25 @@ def pull():
     limit = min(body["limit"] or config["GRIDPATROL_DEFAULT_PULL_LIMIT"], config["GRIDPATROL_MAX_PULL_LIMIT"])
     if accounts.touch(g.device):
         db.session.commit()
-    encoder = _jsonify_encoder()
     try:
-        answer = store.pull_changes(g.user, body["cursors"], limit,
-                                    encode=encoder.encode if encoder is not None else None)
+        answer = store.pull_changes(g.user, body["cursors"], limit, encode=wire.dumps)
     except ValueError as exc:
         raise ApiError(400, str(exc), code="invalid") from None
     answer["hlc"] = str(server_clock().now())
-    if encoder is None:
-        return jsonify(answer)
-    return current_app.response_class(f"{_page_json(answer, encoder)}\n", mimetype=current_app.json.mimetype)
+    return current_app.response_class(f"{_page_json(answer)}\n", mimetype=current_app.json.mimetype)
 
 
-def _page_json(answer: dict[str, Any], encoder: json.JSONEncoder) -> str:
-    """``encoder.encode(answer)`` for a pull answer whose changes are already encoded, one by one.
+def _page_json(answer: dict[str, Any]) -> str:
+    """The JSON text of a pull answer whose changes are already encoded, one by one (wire.dumps).
 
-    Speed: the encoder writes a list as "[" + ",".join(items) + "]" and an object as "{" + the
-    "key":value pairs joined by "," + "}", so this is the text jsonify writes for the decoded page,
-    byte for byte (tests/server/test_speed_pull.py). Each record's decoded values are garbage as soon
-    as it is encoded instead of living until the whole page is, which had the garbage collector walk
-    them again and again (a fifth of a pull's CPU).
+    Speed: each record's decoded values are garbage as soon as it is encoded, instead of living until
+    the whole page is, which had the garbage collector walk them again and again; and msgspec writes
+    JSON several times faster than json. The page is the text of ``wire.dumps(answer)`` for the
+    decoded answer (tests/server/test_speed_pull.py).
     """
     rest = {key: value for key, value in answer.items() if key != "changes"}
     assert next(iter(answer)) == "changes" and rest, "changes first, then cursors, more, hlc"
-    return '{"changes":[' + ",".join(answer["changes"]) + "]," + encoder.encode(rest)[1:]
-
-
-def _jsonify_encoder() -> json.JSONEncoder | None:
-    """An encoder whose encode() is the text jsonify writes for an object, when jsonify writes it in
-    one compact json.dumps (Flask's default provider, not in debug, keys unsorted); else None."""
-    provider = current_app.json
-    if (type(provider) is not DefaultJSONProvider or provider.sort_keys or provider.compact is False
-            or (provider.compact is None and current_app.debug)):
-        return None
-    # What json.dumps(obj, **kwargs) builds from the provider's dumps() and response() arguments.
-    return json.JSONEncoder(ensure_ascii=provider.ensure_ascii, sort_keys=False, separators=(",", ":"),
-                            default=provider.default)
+    return '{"changes":[' + ",".join(answer["changes"]) + "]," + wire.dumps(rest)[1:]
 
 
 @documented("/openapi.json", "GET", "This document", auth=False)

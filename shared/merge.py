@@ -83,8 +83,12 @@ def merge_record(local: State | None, remote: State, *, append_only: bool = Fals
     """
     if not local:
         # Speed: a new record (most of a push) takes every remote write; what the loop below does
-        # for an empty local, without its per-field lookups.
-        state = {field: tuple(write) for field, write in remote.items()}  # type: ignore[misc]
+        # for an empty local, without its per-field lookups, and without a copy when every write
+        # is already a tuple (a loaded Change's are).
+        if all(type(write) is tuple for write in remote.values()):
+            state = dict(remote)
+        else:
+            state = {field: tuple(write) for field, write in remote.items()}  # type: ignore[misc]
         return Merged(state, frozenset(state), frozenset())
     # Every write as a tuple, whichever side it came from: a state read back from JSON holds
     # lists, and [v, h] != (v, h) would make the merged state depend on argument order.

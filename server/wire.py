@@ -1,0 +1,332 @@
+"""A push body read fast: the plain valid changes decoded and checked in C by msgspec.
+
+Speed: a push spent most of its CPU in Python checking each value of each change
+(shared/records.py's load_change, even on its fast path). Here msgspec decodes
+the body straight into per-kind types whose constraints (lengths, patterns,
+ranges, choices, booleans, integers) it checks while it parses, and Python only
+finishes a few checks (a date that may not exist, an ID number's check
+character, a position, the timestamps).
+
+It decides nothing on its own. The types are derived from the kinds' marshmallow
+schemas (`_value_type`), as tight as or tighter than them, and whatever they do
+not plainly accept (a NUL escape anywhere in the body, an unknown or unusual
+field, a value that misses any rule, JSON that msgspec reads differently from
+json.loads) leaves that change, or the whole body, to the plain path:
+``json.loads`` and `shared.records.load_change`, which accepts or refuses and
+words every message exactly as before. So `read_push` accepts a subset of what
+the plain path accepts and gives the same `Change` for it, up to the order of
+its fields (tests/server/test_wire.py compares the two on generated bodies).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from datetime import date
+from typing import Annotated, Any, Callable, Literal, Union
+
+import msgspec
+from marshmallow import fields as ma_fields
+from marshmallow import validate
+from msgspec import UNSET, Meta, Raw, UnsetType
+from msgspec.structs import astuple
+
+from shared.hlc import HLC, HLCError
+from shared.idcard import resident_id_error
+from shared.records import (
+    _BUCKET, _CANONICAL_UUID, KINDS, REF_BUCKET, Bool, Change, Code, Day, FullMatch, Id, Instant, Int, Kind,
+    Location, Number, ResidentId, Text, _instant,
+)
+
+__all__ = ["read_push", "dumps", "loads"]
+
+# Every NUL a decoded string can hold comes from this escape: JSON strings cannot carry a raw control
+# character. A body containing it (or the harmless text "\\u0000") goes the plain way, so no string
+# the fast path passes holds a NUL, which Text refuses.
+_NUL_ESCAPE = b"\\u0000"
+
+# A UTC time with milliseconds whose every part is in range, years 1970-9999 (the HLC range). Day 29-31
+# may still be no date (Feb 30): those are checked in Python, the rest need nothing more.
+_INSTANT = (r"(19[7-9][0-9]|[2-9][0-9]{3})-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+            r"T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]\.[0-9]{3}Z")
+_HLC_FAST = re.compile(_INSTANT + r"-[0-9a-f]{4}-[0-9a-f]{16}")
+_DAY = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
+_RESIDENT_ID_SHAPE = r"[0-9]{17}[0-9X]"
+# What an Int or a Number without a range takes here: float() of a bigger int overflows (Number
+# refuses it); the plain path judges such values.
+_INT_BOUND = 2**62
+
+
+class _Pattern:
+    """A whole-string match of a compiled regex, remembering the strings it passed.
+
+    Speed: codes, grids, reporters and buckets repeat across a push; a set lookup is a fraction of a
+    match (and msgspec's own ``pattern`` constraint costs more than a match from Python). Only
+    passing strings are kept, at most 4,096 of them before the memory starts over.
+    """
+
+    __slots__ = ("fullmatch", "passed")
+
+    def __init__(self, regex: str):
+        self.fullmatch = re.compile(regex).fullmatch
+        self.passed: set[str] = set()
+
+    def __call__(self, text: str) -> bool:
+        if text in self.passed:
+            return True
+        if self.fullmatch(text) is None:
+            return False
+        if len(self.passed) >= 4096:
+            self.passed.clear()
+        self.passed.add(text)
+        return True
+
+
+_UUID_PATTERN = _Pattern(_CANONICAL_UUID.pattern)
+_BUCKET_PATTERN = _Pattern(_BUCKET.pattern)
+_INSTANT_PATTERN = re.compile(_INSTANT).fullmatch
+
+
+def _instant_exists(text: str) -> bool:
+    return _INSTANT_PATTERN(text) is not None and (text[8:10] <= "28" or _instant(text))
+
+
+_DAY_PATTERN = re.compile(_DAY).fullmatch
+
+
+def _day_exists(text: str) -> bool:
+    if _DAY_PATTERN(text) is None:
+        return False
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
+
+
+_RESIDENT_ID_PATTERN = re.compile(_RESIDENT_ID_SHAPE).fullmatch
+
+
+def _resident_id_valid(text: str) -> bool:
+    return _RESIDENT_ID_PATTERN(text) is not None and resident_id_error(text) is None
+
+
+def _every(check: Callable[[Any], bool], items: list) -> bool:
+    return all(map(check, items))
+
+
+def _never(value: Any) -> bool:
+    return False
+
+
+# (msgspec type, a check Python finishes on a non-null value or None); None: no plain type here.
+_Typed = tuple[Any, Callable[[Any], bool] | None]
+
+
+def _constraints(field: ma_fields.Field) -> tuple[dict[str, Any], tuple[str, ...] | None] | None:
+    """The msgspec Meta of a field's Length, Range and FullMatch validators, and its OneOf choices."""
+    meta: dict[str, Any] = {}
+    choices = None
+    for validator in field.validators:
+        kind = type(validator)
+        if kind is validate.Length and validator.equal is None:
+            if validator.min is not None:
+                meta["min_length"] = validator.min
+            if validator.max is not None:
+                meta["max_length"] = validator.max
+        elif kind is validate.Range:
+            if validator.min is not None:
+                meta["ge" if validator.min_inclusive else "gt"] = validator.min
+            if validator.max is not None:
+                meta["le" if validator.max_inclusive else "lt"] = validator.max
+        elif kind is FullMatch and "pattern" not in meta:
+            meta["pattern"] = validator.regex.pattern
+        elif kind is validate.OneOf and choices is None and all(type(c) is str for c in validator.choices):
+            choices = tuple(validator.choices)
+        else:
+            return None
+    return meta, choices
+
+
+def _value_type(field: ma_fields.Field) -> _Typed | None:
+    """The msgspec type that accepts only plain values the field accepts, and the Python check left."""
+    rules = _constraints(field)
+    if rules is None:
+        return None
+    meta, choices = rules
+    kind = type(field)
+    check = None
+    if kind in (Text, Code, Id, Instant, Day, ResidentId):
+        # A pattern is matched in Python afterwards (_Pattern); a kind's own rule is a check.
+        pattern = meta.pop("pattern", None)
+        check = {Id: _UUID_PATTERN, Instant: _instant_exists, Day: _day_exists,
+                 ResidentId: _resident_id_valid}.get(kind)
+        if pattern is not None:
+            if check is not None:
+                return None
+            # fullmatch of FullMatch's ^…$ is its whole-string match ($ can only match at the end).
+            check = _Pattern(pattern)
+        if choices is not None:
+            if meta or check:  # choices with other rules: rare enough to leave to the schema
+                return None
+            typed: Any = Literal[choices]  # type: ignore[valid-type]
+        else:
+            typed = Annotated[str, Meta(**meta)] if meta else str
+    elif kind is Bool and not meta and choices is None:
+        typed = bool
+    elif kind is Int and choices is None:
+        bounds = {"ge": -_INT_BOUND, "le": _INT_BOUND, **meta}
+        typed = Annotated[int, Meta(**bounds)]
+    elif kind is Number and choices is None:
+        # The value stays as sent (an int stays an int), as load_change keeps it; msgspec reads no NaN
+        # or infinity from JSON.
+        bounds = {"ge": -_INT_BOUND, "le": _INT_BOUND, **meta}
+        typed = Union[Annotated[int, Meta(**bounds)], Annotated[float, Meta(**meta)] if meta else float]
+    elif kind is Location and not meta and choices is None:
+        typed, check = dict[str, Any], Location.plain
+    elif kind is ma_fields.List and choices is None and "pattern" not in meta:
+        inner = _value_type(field.inner)
+        if inner is None or field.inner.allow_none:
+            return None
+        typed = Annotated[list[inner[0]], Meta(**meta)] if meta else list[inner[0]]  # type: ignore[misc]
+        if inner[1] is not None:
+            check = functools.partial(_every, inner[1])
+    else:
+        return None
+    if field.allow_none:
+        typed = Union[typed, None]
+    return typed, check
+
+
+class _KindReader:
+    """Decodes a change's ``fields`` object for one kind into its writes."""
+
+    def __init__(self, kind: Kind):
+        self.kind = kind
+        attributes, self.plan = [], []
+        for number, (name, field) in enumerate(kind.validator.load_fields.items()):
+            typed = _value_type(field) if field.data_key is None else None
+            value_type, check = typed if typed is not None else (Any, _never)
+            attribute = f"f{number}"
+            attributes.append((attribute, Union[tuple[value_type, str], UnsetType],
+                               msgspec.field(default=UNSET, name=name)))
+            self.plan.append((name, check))
+        struct = msgspec.defstruct(f"{kind.name.title()}Writes", attributes, forbid_unknown_fields=True)
+        self.decoder = msgspec.json.Decoder(struct)
+
+    def writes(self, raw: Raw) -> dict[str, tuple[Any, str]] | None:
+        """The change's writes, or None when they are not plainly valid."""
+        writes = {}
+        stamp = None
+        for (name, check), write in zip(self.plan, astuple(self.decoder.decode(raw))):
+            if write is UNSET:
+                continue
+            if check is not None and write[0] is not None and not check(write[0]):
+                return None
+            if write[1] != stamp:  # a change usually stamps every field with one HLC
+                stamp = write[1]
+                if not _hlc_valid(stamp):
+                    return None
+            writes[name] = write
+        return writes
+
+
+class _Change(msgspec.Struct, forbid_unknown_fields=True):
+    kind: str
+    id: str
+    bucket: str
+    fields: Raw
+
+
+class _Body(msgspec.Struct, forbid_unknown_fields=True):
+    node: Any
+    changes: list[Raw]
+    sent_at: Any = UNSET
+
+
+_change_decoder = msgspec.json.Decoder(_Change)
+_body_decoder = msgspec.json.Decoder(_Body)
+_readers = {name: _KindReader(kind) for name, kind in KINDS.items()}
+
+
+def _hlc_valid(text: str) -> bool:
+    """HLC.parse accepts it (checked whole for a day past the 28th)."""
+    if _HLC_FAST.fullmatch(text) is None:
+        return False
+    if text[8:10] > "28":
+        try:
+            HLC.parse(text)
+        except HLCError:
+            return False
+    return True
+
+
+def _fast_change(raw: Raw) -> Change | None:
+    """load_change of the change in raw, for a plainly valid one; None for anything else."""
+    try:
+        envelope = _change_decoder.decode(raw)
+        reader = _readers.get(envelope.kind)
+        if reader is None or not _UUID_PATTERN(envelope.id) or not _BUCKET_PATTERN(envelope.bucket):
+            return None
+        writes = reader.writes(envelope.fields)
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        return None
+    if not writes:
+        return None
+    kind, bucket = reader.kind, envelope.bucket
+    if kind.reference:
+        if bucket != REF_BUCKET:
+            return None
+    elif bucket == REF_BUCKET:
+        return None
+    grid = writes.get("grid")
+    if grid is not None and "grid" in kind.fields and grid[0] and f"grid:{grid[0]}" != bucket:
+        return None
+    return Change(envelope.kind, envelope.id, bucket, writes)
+
+
+def read_push(raw: bytes) -> dict[str, Any] | None:
+    """A push body decoded as ``json.loads`` would, except that each plainly valid change is already
+    the `Change` load_change would make of it; None when the body is best read the plain way."""
+    if _NUL_ESCAPE in raw:
+        return None
+    try:
+        body = _body_decoder.decode(raw)
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        return None
+    changes: list[Any] = []
+    for item in body.changes:
+        change = _fast_change(item)
+        if change is None:
+            try:
+                change = json.loads(bytes(item))
+            except ValueError:  # msgspec skipped over it, json.loads refuses it: the plain way says why
+                return None
+        changes.append(change)
+    decoded = {"node": body.node, "changes": changes}
+    if body.sent_at is not UNSET:
+        decoded["sent_at"] = body.sent_at
+    return decoded
+
+
+# --- the JSON columns ------------------------------------------------------------------------------
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder()
+
+
+def dumps(value: Any) -> str:
+    """JSON text of a stored value: compact UTF-8 from msgspec, json.dumps for what it cannot write."""
+    try:
+        return _encoder.encode(value).decode()
+    except (TypeError, ValueError, OverflowError, UnicodeError):
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def loads(text: str | bytes) -> Any:
+    """A stored value back from its JSON text: msgspec, json.loads for what it cannot read."""
+    try:
+        return _decoder.decode(text)
+    except (msgspec.DecodeError, UnicodeError):
+        return json.loads(text)
