@@ -23,7 +23,9 @@ It answers the three questions of the issue "Sync v1", section "Benchmark":
    Requests go through Flask's test client by default (the whole server code
    path: routing, token check, JSON, validation, merge, feed, commit; no
    sockets); ``--http`` sends them over real HTTP to gunicorn (one sync
-   worker) on 127.0.0.1 instead.
+   worker, with the repository's gunicorn.conf.py) on 127.0.0.1 instead.
+   Either way the objects alive when requests start are frozen out of the
+   garbage collector's walks, as gunicorn.conf.py does in each worker.
    Push bodies are gzip-compressed beforehand, as mobile/transport.py sends them.
 2. Pull cost. Stores of 10k and 1M records (``--quick``: 100k) are bulk-loaded
    straight into ``records`` (COPY on PostgreSQL, executemany on SQLite) with
@@ -49,6 +51,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import gc
 import gzip
 import json
 import os
@@ -566,10 +569,16 @@ def throughput_round(engine: str, args, number: int) -> dict[str, float]:
 @contextmanager
 def api_for(app, url: str, args) -> Iterator[Api]:
     if args.http:
-        with gunicorn(url) as (base, _):
+        with gunicorn(url) as (base, _):  # its workers freeze what they loaded (gunicorn.conf.py)
             yield HttpApi(base)
     else:
-        yield ClientApi(app)
+        # As a gunicorn worker does once the app is loaded (gunicorn.conf.py): what is alive now lives
+        # on, and the garbage collector stops walking it. Unfrozen afterwards, so it can go.
+        gc.freeze()
+        try:
+            yield ClientApi(app)
+        finally:
+            gc.unfreeze()
 
 
 # --- 2. pull cost against store size ----------------------------------------------------------

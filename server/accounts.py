@@ -13,6 +13,7 @@ import secrets
 import uuid
 
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from .db import db
@@ -74,7 +75,11 @@ def register_device(user: User, device_name: str, node: str) -> tuple[Device, st
 
 def device_for_token(token: str) -> Device | None:
     """The unrevoked device holding this token, with its active user, or None."""
-    device = db.session.scalar(select(Device).where(Device.token_hash == hash_token(token)))
+    # One query for the device, its user and the user's grids: every sync request needs all three.
+    device = db.session.scalars(
+        select(Device).where(Device.token_hash == hash_token(token))
+        .options(joinedload(Device.user).joinedload(User.grids))
+    ).unique().first()
     if device is None or device.revoked_at is not None or not device.user.active:
         return None
     return device

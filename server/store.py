@@ -32,8 +32,9 @@ import json
 from operator import itemgetter
 from typing import Any, Callable, Iterable, NamedTuple
 
+import msgspec
 from marshmallow import ValidationError
-from sqlalchemy import Text, bindparam, cast, select, tuple_, update
+from sqlalchemy import Text, cast, select, tuple_, update
 
 from shared.case import Action, fold_case
 from shared.hlc import HLC
@@ -55,20 +56,13 @@ ACTIONS_BY_ROLE = {
 }
 
 
-class Result(NamedTuple):
-    """What became of one pushed change."""
+class Result(msgspec.Struct, frozen=True, omit_defaults=True):
+    """What became of one pushed change; msgspec writes it as its wire form (no reason: none written)."""
 
     kind: str
     id: str
     status: str  # applied | stale | rejected
     reason: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        """The wire form of the result."""
-        body = {"kind": self.kind, "id": self.id, "status": self.status}
-        if self.reason:
-            body["reason"] = self.reason
-        return body
 
 
 def describe(messages: Any, prefix: str = "") -> str:
@@ -233,43 +227,50 @@ def apply_changes(user: User | Writer | None, changes: list[Change | None], reje
             results[index] = Result(change.kind, change.id, "rejected",
                                     f"invalid: id {change.id} is already a {existing[0]} record")
             continue
-        merged = merge_record(existing[2] if existing else None, change.fields, append_only=kind.append_only)
-        if merged.refused:
+        if existing is None:
+            # Speed: a new record (most of a push) takes every write as it is; merge_record would
+            # copy them (a loaded Change's writes are already tuples, and nothing mutates them).
+            state, changed = change.fields, True
+        else:
+            merged = merge_record(existing[2], change.fields, append_only=kind.append_only)
+            if merged.refused:
+                results[index] = Result(change.kind, change.id, "rejected",
+                                        "append-only: a " + change.kind + " cannot be changed once recorded ("
+                                        + ", ".join(sorted(merged.refused)) + ")")
+                continue
+            state, changed = merged.state, bool(merged.changed)
+        if not kind.required <= state.keys():
             results[index] = Result(change.kind, change.id, "rejected",
-                                    "append-only: a " + change.kind + " cannot be changed once recorded ("
-                                    + ", ".join(sorted(merged.refused)) + ")")
+                                    "invalid: a new record needs " + ", ".join(sorted(kind.required - state.keys())))
             continue
-        missing = kind.required - merged.state.keys()
-        if missing:
-            results[index] = Result(change.kind, change.id, "rejected",
-                                    "invalid: a new record needs " + ", ".join(sorted(missing)))
-            continue
-        bucket = _bucket_of(kind, merged.state, change, states)
+        bucket = _bucket_of(kind, state, change, states)
         if isinstance(bucket, Result):
             results[index] = bucket
             continue
         # authorize() saw only the bucket the change names. The record may live elsewhere: a change
         # without `grid`, or whose `grid` write loses the merge, would otherwise edit another grid's record.
-        forbidden = [b for b in ((existing[1],) if existing else ()) + (bucket,)
-                     if not _may_write_bucket(writer, b)]
-        if forbidden:
-            results[index] = Result(change.kind, change.id, "rejected",
-                                    f"forbidden: the record lives in {forbidden[0]}, not one of your grids")
-            continue
+        # (A new record in the bucket its change names is the case authorize() already decided.)
+        if existing is not None or bucket != change.bucket:
+            forbidden = [b for b in ((existing[1],) if existing else ()) + (bucket,)
+                         if not _may_write_bucket(writer, b)]
+            if forbidden:
+                results[index] = Result(change.kind, change.id, "rejected",
+                                        f"forbidden: the record lives in {forbidden[0]}, not one of your grids")
+                continue
         # A unit acts only on the cases now dispatched to it, as on the pages. Only a unit's case actions
         # pay for the fold (one query per case, per batch); workers and supervisors add no query here.
         if writer is not None and writer.role == "unit" and change.kind == "case_action":
-            event_id = merged.state["event"][0]
+            event_id = state["event"][0]
             if event_id not in case_units:
                 case_units[event_id] = _current_unit(event_id, states)
             if not writer.unit or case_units[event_id] != writer.unit:
                 results[index] = Result(change.kind, change.id, "rejected",
                                         "forbidden: the case is not dispatched to your unit")
                 continue
-        if not merged.changed:
+        if not changed:
             results[index] = Result(change.kind, change.id, "stale")
             continue
-        states[change.id] = (change.kind, bucket, merged.state)
+        states[change.id] = (change.kind, bucket, state)
         dirty[change.id] = None
         results[index] = Result(change.kind, change.id, "applied")
 
@@ -286,18 +287,17 @@ def apply_changes(user: User | Writer | None, changes: list[Change | None], reje
     return [r for r in results if r is not None]
 
 
-# The JSON columns as their text, which wire.loads decodes (faster than the column type would).
-_JSON_TEXT = (cast(Record.field_values, Text).label("field_values"), cast(Record.field_hlcs, Text).label("field_hlcs"))
-# Built once: an expanding IN is compiled once per length, not per push.
-_HELD = select(Record.id, Record.kind, Record.bucket, *_JSON_TEXT).where(Record.id.in_(bindparam("ids", expanding=True)))
-
-
 def _held_states(ids: list[str]) -> dict[str, tuple[str, str, dict]]:
     """The stored records among ids: id -> (kind, bucket, state)."""
+    connection = db.session.connection()
+    mark, as_text = ("%s", "::text") if connection.dialect.name == "postgresql" else ("?", "")
     loads = _json_loads()
     states = {}
     for chunk in _chunks(ids, 500):
-        rows = db.session.execute(_HELD, {"ids": chunk})
+        # Straight to the driver, as _write_records: SQLAlchemy's IN of 500 parameters cost more than the lookups.
+        rows = connection.exec_driver_sql(
+            f"SELECT id, kind, bucket, field_values{as_text}, field_hlcs{as_text} FROM records "
+            f"WHERE id IN ({', '.join([mark] * len(chunk))})", tuple(chunk))
         for rid, kind, bucket, values, hlcs in rows:
             hlcs = loads(hlcs)
             states[rid] = (kind, bucket, {name: (value, hlcs[name]) for name, value in loads(values).items()})
@@ -390,7 +390,8 @@ def record_change(record: Record, viewer: User | None = None) -> dict[str, Any]:
 # The two JSON columns come as their text and are decoded one record at a time (`_decoded`), just
 # before the record is served, instead of all 500 of a page when it is fetched: decoded values that
 # outlive many allocations are what the garbage collector walks again and again.
-_PULL_COLUMNS = (Record.kind, Record.id, Record.bucket, *_JSON_TEXT, Record.position)
+_PULL_COLUMNS = (Record.kind, Record.id, Record.bucket, cast(Record.field_values, Text).label("field_values"),
+                 cast(Record.field_hlcs, Text).label("field_hlcs"), Record.position)
 
 
 class _PulledRow(NamedTuple):

@@ -200,54 +200,50 @@ def _value_type(field: ma_fields.Field) -> _Typed | None:
 
 
 class _KindReader:
-    """Decodes a change's ``fields`` object for one kind into its writes."""
+    """Reads changes of one kind: a struct of its writes, the checks left to Python, the bucket rules."""
 
     def __init__(self, kind: Kind):
         self.kind = kind
-        attributes, self.plan = [], []
+        attributes: list[tuple] = []
+        self.names: list[str] = []
+        self.checks: list[tuple[str, Callable[[Any], bool]]] = []
         for number, (name, field) in enumerate(kind.validator.load_fields.items()):
             typed = _value_type(field) if field.data_key is None else None
             value_type, check = typed if typed is not None else (Any, _never)
-            attribute = f"f{number}"
-            attributes.append((attribute, Union[tuple[value_type, str], UnsetType],
+            attributes.append((f"f{number}", Union[tuple[value_type, str], UnsetType],
                                msgspec.field(default=UNSET, name=name)))
-            self.plan.append((name, check))
-        struct = msgspec.defstruct(f"{kind.name.title()}Writes", attributes, forbid_unknown_fields=True)
-        self.decoder = msgspec.json.Decoder(struct)
+            self.names.append(name)
+            if check is not None:
+                self.checks.append((name, check))
+        writes = msgspec.defstruct(f"{kind.name.title()}Writes", attributes, forbid_unknown_fields=True)
+        self.decoder = msgspec.json.Decoder(writes)
+        # A whole change of this kind, for reading a body in one go: {"kind": <this kind>, id, bucket, fields}.
+        self.change_type = msgspec.defstruct(
+            f"{kind.name.title()}Change", [("id", str), ("bucket", str), ("fields", writes)],
+            tag_field="kind", tag=kind.name, forbid_unknown_fields=True)
 
-    def writes(self, raw: Raw) -> dict[str, tuple[Any, str]] | None:
-        """The change's writes, or None when they are not plainly valid."""
-        writes = {}
-        stamp = None
-        for (name, check), write in zip(self.plan, astuple(self.decoder.decode(raw))):
-            if write is UNSET:
-                continue
-            if check is not None and write[0] is not None and not check(write[0]):
+    def change(self, rid: str, bucket: str, decoded: msgspec.Struct) -> Change | None:
+        """The Change of a decoded change, when every rule holds; else None."""
+        writes = {name: write for name, write in zip(self.names, astuple(decoded)) if write is not UNSET}
+        if not writes or not _UUID_PATTERN(rid) or not _BUCKET_PATTERN(bucket):
+            return None
+        for name, check in self.checks:
+            write = writes.get(name)
+            if write is not None and write[0] is not None and not check(write[0]):
                 return None
-            if write[1] != stamp:  # a change usually stamps every field with one HLC
-                stamp = write[1]
-                if not _hlc_valid(stamp):
-                    return None
-            writes[name] = write
-        return writes
-
-
-class _Change(msgspec.Struct, forbid_unknown_fields=True):
-    kind: str
-    id: str
-    bucket: str
-    fields: Raw
-
-
-class _Body(msgspec.Struct, forbid_unknown_fields=True):
-    node: Any
-    changes: list[Raw]
-    sent_at: Any = UNSET
-
-
-_change_decoder = msgspec.json.Decoder(_Change)
-_body_decoder = msgspec.json.Decoder(_Body)
-_readers = {name: _KindReader(kind) for name, kind in KINDS.items()}
+        if not all(map(_hlc_valid, {write[1] for write in writes.values()})):  # usually one stamp per change
+            return None
+        # check_values' bucket rules.
+        kind = self.kind
+        if kind.reference:
+            if bucket != REF_BUCKET:
+                return None
+        elif bucket == REF_BUCKET:
+            return None
+        grid = writes.get("grid")
+        if grid is not None and grid[0] and "grid" in kind.fields and f"grid:{grid[0]}" != bucket:
+            return None
+        return Change(kind.name, rid, bucket, writes)
 
 
 def _hlc_valid(text: str) -> bool:
@@ -262,48 +258,89 @@ def _hlc_valid(text: str) -> bool:
     return True
 
 
-def _fast_change(raw: Raw) -> Change | None:
+_readers = {name: _KindReader(kind) for name, kind in KINDS.items()}
+_reader_of_type = {reader.change_type: reader for reader in _readers.values()}
+
+
+class _Body(msgspec.Struct, forbid_unknown_fields=True):
+    """A push body whose changes are all plainly typed: read in one go."""
+
+    node: Any
+    changes: list[Union[tuple(reader.change_type for reader in _readers.values())]]  # type: ignore[misc]
+    sent_at: Any = UNSET
+
+
+class _RawChange(msgspec.Struct, forbid_unknown_fields=True):
+    kind: str
+    id: str
+    bucket: str
+    fields: Raw
+
+
+class _RawBody(msgspec.Struct, forbid_unknown_fields=True):
+    """A push body read change by change, when some change is not plainly typed."""
+
+    node: Any
+    changes: list[Raw]
+    sent_at: Any = UNSET
+
+
+_body_decoder = msgspec.json.Decoder(_Body)
+_raw_body_decoder = msgspec.json.Decoder(_RawBody)
+_raw_change_decoder = msgspec.json.Decoder(_RawChange)
+
+
+def _raw_change(raw: Raw) -> Change | None:
     """load_change of the change in raw, for a plainly valid one; None for anything else."""
     try:
-        envelope = _change_decoder.decode(raw)
+        envelope = _raw_change_decoder.decode(raw)
         reader = _readers.get(envelope.kind)
-        if reader is None or not _UUID_PATTERN(envelope.id) or not _BUCKET_PATTERN(envelope.bucket):
+        if reader is None:
             return None
-        writes = reader.writes(envelope.fields)
+        return reader.change(envelope.id, envelope.bucket, reader.decoder.decode(envelope.fields))
     except (msgspec.DecodeError, UnicodeDecodeError):
         return None
-    if not writes:
-        return None
-    kind, bucket = reader.kind, envelope.bucket
-    if kind.reference:
-        if bucket != REF_BUCKET:
-            return None
-    elif bucket == REF_BUCKET:
-        return None
-    grid = writes.get("grid")
-    if grid is not None and "grid" in kind.fields and grid[0] and f"grid:{grid[0]}" != bucket:
-        return None
-    return Change(envelope.kind, envelope.id, bucket, writes)
 
 
 def read_push(raw: bytes) -> dict[str, Any] | None:
     """A push body decoded as ``json.loads`` would, except that each plainly valid change is already
-    the `Change` load_change would make of it; None when the body is best read the plain way."""
+    the `Change` load_change would make of it; None when the body is best read the plain way.
+
+    A body of plainly valid changes (what tablets send) is read in one msgspec call; any other is
+    read again change by change, the changes msgspec cannot take by json.loads.
+    """
     if _NUL_ESCAPE in raw:
         return None
     try:
         body = _body_decoder.decode(raw)
     except (msgspec.DecodeError, UnicodeDecodeError):
+        body = None
+    if body is not None:
+        changes: list[Any] = []
+        for item in body.changes:
+            change = _reader_of_type[type(item)].change(item.id, item.bucket, item.fields)
+            if change is None:
+                break
+            changes.append(change)
+        else:
+            return _decoded(body, changes)
+    try:
+        body = _raw_body_decoder.decode(raw)
+    except (msgspec.DecodeError, UnicodeDecodeError):
         return None
-    changes: list[Any] = []
+    changes = []
     for item in body.changes:
-        change = _fast_change(item)
+        change = _raw_change(item)
         if change is None:
             try:
                 change = json.loads(bytes(item))
             except ValueError:  # msgspec skipped over it, json.loads refuses it: the plain way says why
                 return None
         changes.append(change)
+    return _decoded(body, changes)
+
+
+def _decoded(body: _Body | _RawBody, changes: list[Any]) -> dict[str, Any]:
     decoded = {"node": body.node, "changes": changes}
     if body.sent_at is not UNSET:
         decoded["sent_at"] = body.sent_at
@@ -317,11 +354,12 @@ _decoder = msgspec.json.Decoder()
 
 
 def dumps(value: Any) -> str:
-    """JSON text of a stored value: compact UTF-8 from msgspec, json.dumps for what it cannot write."""
+    """JSON text of a value: compact UTF-8 from msgspec; json.dumps for what it cannot write (a lone
+    surrogate, written as its escape, so the text can always be encoded to UTF-8)."""
     try:
         return _encoder.encode(value).decode()
     except (TypeError, ValueError, OverflowError, UnicodeError):
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        return json.dumps(value, separators=(",", ":"), default=msgspec.to_builtins)
 
 
 def loads(text: str | bytes) -> Any:
