@@ -22,14 +22,19 @@ Hazard: resident ID numbers are personal data. A tablet whose role may not see t
 typed stays on this tablet. Lists show the masked form either way; whichever of the two fields was
 written later is the one shown.
 
-Registration rate (the seed's target is 95 %): residents registered (tenants not moved out) over
-residents seen at the house's latest check. No check yet, or none seen: no rate.
+Registration rate (暂住人口登记率, goal 95 %), the same rule as the supervisor pages
+(server/houses_service.py, `registration_rate`): the residents registered over the residents seen
+at the house's latest check, registered counted at most up to the residents seen, so it never
+shows more than 100 %. Registered means a tenant still living there: no ``moved_out``, or one after
+today (the tablet's local date). No check yet, a check that did not count residents, or one that
+counted nobody: no rate ("not counted" on the pages).
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any, Mapping, Sequence
 
 from shared.hlc import format_ms
@@ -42,6 +47,7 @@ from .store import Record
 __all__ = [
     "HouseRow", "HouseView", "CheckRow", "Hazard", "TenantRow", "ChecklistView",
     "ChecklistItemView", "EventDraft", "HousesPresenter", "normalise_resident_id", "registration_rate",
+    "living_there", "REGISTRATION_GOAL",
 ]
 
 RESULTS = ("pass", "fail", "na")
@@ -102,11 +108,7 @@ class TenantRow:
     moved_in: str | None
     moved_out: str | None
     synced: bool
-
-    @property
-    def current(self) -> bool:
-        """Still living there."""
-        return self.moved_out is None
+    current: bool  # still living there: no moved_out, or one after today (`living_there`)
 
 
 @dataclass(frozen=True)
@@ -118,7 +120,7 @@ class HouseRow:
     risk_grade: str | None
     last_check_at: str | None
     open_hazards: int
-    tenants: int  # current tenants
+    tenants: int  # current tenants: the residents registered
     residents_seen: int | None
     rate: float | None
     synced: bool
@@ -151,11 +153,26 @@ def normalise_resident_id(text: str) -> str:
     return re.sub(r"\s+", "", text).upper()
 
 
-def registration_rate(tenants: int, residents_seen: int | None) -> float | None:
-    """Registered over seen at the latest check; None when nobody was seen (or no check)."""
-    if not residents_seen:
+def registration_rate(registered: int, residents_seen: int | None) -> float | None:
+    """A house's registration rate, as the pages compute it (server/houses_service.py).
+
+    ``registered`` (current tenants), counted at most up to ``residents_seen``, over ``residents_seen``
+    (of the latest check), so the rate is within 0 and 1: more tenants on file than people met is
+    100 %, not 125 %. None, "not counted", when there is no check or it did not count residents
+    (``residents_seen`` None) or counted nobody (0).
+    """
+    if not isinstance(residents_seen, int) or isinstance(residents_seen, bool) or residents_seen <= 0:
         return None
-    return tenants / residents_seen
+    return min(registered, residents_seen) / residents_seen
+
+
+def living_there(moved_out: str | None, today: str) -> bool:
+    """Whether a tenant counts as registered on ``today`` (ISO date): no move-out day, or one after today.
+
+    The pages' rule (server/houses_service.py): a move-out day recorded ahead of time counts from that
+    day on.
+    """
+    return not moved_out or moved_out > today
 
 
 def _shown_id(record: Record) -> str | None:
@@ -213,7 +230,7 @@ class HousesPresenter:
         """The houses on this tablet (its grids), by address; ``search`` matches address, owner or building head."""
         needle = search.strip().casefold()
         checks = self._latest_checks()
-        tenants = self._current_tenant_counts()
+        tenants = self._current_tenant_counts(self._today())
         rows = []
         for record in self.store.query("rental_house"):
             values = record.values
@@ -239,11 +256,11 @@ class HousesPresenter:
                 latest[house] = check
         return latest
 
-    def _current_tenant_counts(self) -> dict[str, int]:
+    def _current_tenant_counts(self, today: str) -> dict[str, int]:
         counts: dict[str, int] = {}
         for tenant in self.store.query("tenant"):
             values = tenant.values
-            if values.get("moved_out") is None:
+            if living_there(values.get("moved_out"), today):
                 counts[values.get("house")] = counts.get(values.get("house"), 0) + 1
         return counts
 
@@ -265,8 +282,10 @@ class HousesPresenter:
                 hazards.append(Hazard(checks[0].id, answer["item"], item.text if item else answer["item"],
                                       item.text_en if item else None, item.category if item else None,
                                       answer.get("note"), latest["checked_at"], list(latest.get("photos", ()))))
+        today = self._today()
         tenants = [TenantRow(t.id, t.values.get("name", ""), t.values.get("room"), t.values.get("phone"),
-                             _shown_id(t), t.values.get("moved_in"), t.values.get("moved_out"), t.synced)
+                             _shown_id(t), t.values.get("moved_in"), t.values.get("moved_out"), t.synced,
+                             living_there(t.values.get("moved_out"), today))
                    for t in self.store.query("tenant") if t.values.get("house") == house_id]
         tenants.sort(key=lambda t: (not t.current, t.name))
         current = sum(1 for t in tenants if t.current)
@@ -285,6 +304,10 @@ class HousesPresenter:
 
     def _now(self) -> str:
         return format_ms(self.store.physical_ms())
+
+    def _today(self) -> str:
+        """Today on this tablet (its local date, by the store's clock), as an ISO date."""
+        return datetime.fromtimestamp(self.store.physical_ms() / 1000, timezone.utc).astimezone().date().isoformat()
 
     def save_check(self, house_id: str, answers: Mapping[str, tuple[str, str | None]], *,
                    residents_seen: int | None, photos: Sequence[str] = (), checklist: str | None = None) -> str:
@@ -367,7 +390,7 @@ class HousesPresenter:
         tenant = self.store.get("tenant", tenant_id)
         if tenant is None or tenant.deleted:
             raise InputError("tenant", "not_found")
-        day = day or self._now()[:10]
+        day = day or self._today()  # the day the rate counts by: the tenant leaves it at once
         moved_in = tenant.values.get("moved_in")
         if moved_in and day < moved_in:
             raise InputError("moved_out", "before_moved_in")

@@ -61,13 +61,42 @@ def local_id_key() -> str:
     return _local_secret("id_key", 64)
 
 
+MIN_SECRET_KEY_LENGTH = 32
+
+
+def secret_key(environment: str) -> str:
+    """The key that signs page sessions: GRIDPATROL_SECRET_KEY, or outside production one kept in var/secret_key.
+
+    In production a missing, empty or short key is a start-up error, as a missing GRIDPATROL_ID_KEY is
+    (server/privacy.py): a key made quietly in var/ differs from machine to machine, so sessions break
+    behind a proxy, and it vanishes with the directory, logging everyone out on a redeploy.
+    """
+    given = os.environ.get("GRIDPATROL_SECRET_KEY")
+    if environment != "production":
+        return given or _local_secret()
+    raw = (given or "").strip()  # a key of blanks only is not set either
+    make = "Make one with: python -c \"import secrets; print(secrets.token_hex(32))\""
+    if not raw:
+        raise RuntimeError(
+            "GRIDPATROL_SECRET_KEY is not set: in production the key that signs page sessions must come from the "
+            f"configuration (at least {MIN_SECRET_KEY_LENGTH} characters; every server process needs the same one). "
+            + make)
+    if len(raw) < MIN_SECRET_KEY_LENGTH:
+        raise RuntimeError(
+            f"GRIDPATROL_SECRET_KEY is too short ({len(raw)} characters): in production it must have at least "
+            f"{MIN_SECRET_KEY_LENGTH}. " + make)
+    return given
+
+
 def from_environment() -> dict:
-    """The settings read from GRIDPATROL_* variables."""
+    """The settings read from GRIDPATROL_* variables; in production a missing secret key raises RuntimeError."""
+    environment = os.environ.get("GRIDPATROL_ENV") or "development"
     return {
         # sqlite:///var/gridpatrol.db by default; postgresql+psycopg://user@host/db in production
         "SQLALCHEMY_DATABASE_URI": os.environ.get("GRIDPATROL_DATABASE_URL") or f"sqlite:///{VAR / 'gridpatrol.db'}",
-        # Sessions of the pages are signed with it; every process of one server must share it.
-        "SECRET_KEY": os.environ.get("GRIDPATROL_SECRET_KEY") or _local_secret(),
+        # Sessions of the pages are signed with it; every process of one server must share it. Required in
+        # production (at least 32 characters); elsewhere unset means a key kept in var/secret_key.
+        "SECRET_KEY": secret_key(environment),
         # The server's HLC node id (16 hex). Unset: each process makes its own (server/clock.py).
         "GRIDPATROL_NODE": os.environ.get("GRIDPATROL_NODE") or None,
         # How far ahead of the server's clock a pushed timestamp may be before the push gets clock_skew.
@@ -82,7 +111,7 @@ def from_environment() -> dict:
         # The largest photo an upload may declare (413 above it); the app makes 1920 px JPEGs of ~0.5 MB.
         "GRIDPATROL_MAX_PHOTO_BYTES": _int("GRIDPATROL_MAX_PHOTO_BYTES", 15 * 1024 * 1024),
         # "production" makes missing secrets a start-up error instead of local ones made in var/.
-        "GRIDPATROL_ENV": os.environ.get("GRIDPATROL_ENV") or "development",
+        "GRIDPATROL_ENV": environment,
         # Seals resident ID numbers at rest (AES-SIV, server/privacy.py): 32, 48 or 64 bytes as hex. Every
         # process of one server must share it, and losing it loses the numbers. Required in production;
         # elsewhere unset means a key kept in var/id_key. Generate one with: python -c

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+from datetime import date
 from types import SimpleNamespace
 
 import pytest
 from hypothesis import given, strategies as st
 
-from mobile.houses import HousesPresenter, normalise_resident_id, registration_rate
+from mobile.houses import HousesPresenter, living_there, normalise_resident_id, registration_rate
 from mobile.presenters import InputError
 from mobile.store import Store
 from mobile.sync import synchronize
 from shared.hlc import format_ms
+from server.houses_service import combined_rate
+from server.houses_service import registration_rate as pages_rate
 from shared.idcard import check_digit
 
-from .fakes import T0, FakeServer, ManualClock
+from .fakes import DAY_MS, T0, FakeServer, ManualClock
 
 NODE = "a1b2c3d4e5f60718"
 WORKER = {"id": "0193b5c8-0000-7000-8000-0000000000aa", "name": "张伟", "role": "worker"}
@@ -155,9 +158,86 @@ def test_the_registration_rate_is_current_tenants_over_residents_seen_at_the_lat
     for n in range(3):
         houses.register_tenant(HOUSE, name=f"租户{n}")
     gone = houses.register_tenant(HOUSE, name="已搬走")
-    houses.move_out(gone, "2026-11-20")
+    houses.move_out(gone, "2026-11-16")  # the clock stands at 2026-11-18
     assert houses.house(HOUSE).rate == 0.75
-    assert registration_rate(0, 0) is None and registration_rate(5, 4) == 1.25
+    assert {h.id: (h.tenants, h.rate) for h in houses.houses()}[HOUSE] == (3, 0.75)
+
+
+def test_a_move_out_day_ahead_counts_from_that_day_as_on_the_pages(core):
+    houses = HousesPresenter(core)
+    houses.save_check(HOUSE, all_pass(), residents_seen=2)
+    houses.register_tenant(HOUSE, name="租户")
+    leaving = houses.register_tenant(HOUSE, name="月底搬走")
+    houses.move_out(leaving, "2026-11-30")  # recorded ahead: still living there on 2026-11-18
+    view = houses.house(HOUSE)
+    assert view.rate == 1.0 and all(t.current for t in view.tenants)
+    core.clock.advance(13 * DAY_MS)  # 2026-12-01 (the 30th or later in any time zone): gone
+    view = houses.house(HOUSE)
+    assert view.rate == 0.5 and [t.name for t in view.tenants if not t.current] == ["月底搬走"]
+
+
+def test_moving_out_today_leaves_the_rate_at_once(core):
+    houses = HousesPresenter(core)
+    houses.save_check(HOUSE, all_pass(), residents_seen=1)
+    tenant = houses.register_tenant(HOUSE, name="李四")
+    assert houses.house(HOUSE).rate == 1.0
+    houses.move_out(tenant)
+    assert core.store.get("tenant", tenant).values["moved_out"] == date.fromtimestamp(T0 / 1000).isoformat()  # local
+    assert houses.house(HOUSE).rate == 0.0
+
+
+def test_more_tenants_than_residents_seen_is_100_percent_not_more(core):
+    houses = HousesPresenter(core)
+    houses.save_check(HOUSE, all_pass(), residents_seen=4)
+    for n in range(5):
+        houses.register_tenant(HOUSE, name=f"租户{n}")
+    assert houses.house(HOUSE).rate == 1.0
+    row = {h.id: h for h in houses.houses()}[HOUSE]
+    assert (row.tenants, row.residents_seen, row.rate) == (5, 4, 1.0)  # 5 on file, 4 met: capped
+
+
+def test_a_check_that_counted_nobody_gives_no_rate(core):
+    houses = HousesPresenter(core)
+    houses.register_tenant(HOUSE, name="李四")
+    houses.save_check(HOUSE, all_pass(), residents_seen=0)
+    assert houses.house(HOUSE).rate is None
+    core.clock.advance(1000)
+    houses.save_check(HOUSE, all_pass(), residents_seen=None)  # the latest check did not count
+    assert houses.house(HOUSE).rate is None
+
+
+@pytest.mark.parametrize("registered, seen, rate", [
+    (19, 20, 0.95),
+    (20, 20, 1.0),
+    (5, 4, 1.0),          # more on file than met: capped, as on the pages (it was 1.25)
+    (25, 20, 1.0),
+    (0, 3, 0.0),
+    (0, 0, None),         # nobody met: not counted
+    (4, 0, None),
+    (4, None, None),      # no check, or the latest did not count residents
+    (4, -1, None),
+    (4, True, None),
+])
+def test_the_rate_of_a_house(registered, seen, rate):
+    assert registration_rate(registered, seen) == (pytest.approx(rate) if rate is not None else None)
+    assert registration_rate(registered, seen) == pages_rate(registered, seen)
+
+
+@given(st.integers(min_value=0, max_value=10_000), st.one_of(st.none(), st.integers(min_value=-5, max_value=10_000)))
+def test_the_tablets_rate_is_the_pages_rate(registered, seen):
+    rate = registration_rate(registered, seen)
+    assert rate == pages_rate(registered, seen)  # the same figure the supervisor pages show
+    assert (rate is None) == (seen is None or seen <= 0)
+    if rate is not None:
+        assert 0.0 <= rate <= 1.0
+        assert rate == min(registered, seen) / seen
+        assert combined_rate([(registered, seen)])[2] == rate  # a house alone: its grid's figure
+
+
+@given(st.one_of(st.none(), st.just(""), st.dates().map(lambda d: d.isoformat())), st.dates())
+def test_living_there_is_the_pages_rule(moved_out, today):
+    # server/houses_service.py: moved out when moved_out is set and on or before today
+    assert living_there(moved_out, today.isoformat()) is not (bool(moved_out) and moved_out <= today.isoformat())
 
 
 def test_a_masked_number_from_the_server_is_shown_and_never_a_full_one(core):

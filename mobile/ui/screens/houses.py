@@ -3,7 +3,10 @@
 Four thin screens over mobile/houses.py's HousesPresenter, which holds every
 rule (current checklist, notes on failed items, the ID-number check,
 registration rate). Like every capture, a check or a tenant is one local
-write: it works offline and syncs later.
+write: it works offline and syncs later. The registration rate shown is the
+supervisor pages' figure (`registration_rate`): current tenants, counted at
+most up to the residents seen at the latest check, over those residents seen;
+a dash when that check counted nobody or there is none.
 
 * houses       search by address or owner; last check, open hazards, registration rate
 * house        details, open hazards (each "report as event" in one tap), tenants (move out), check history
@@ -28,7 +31,7 @@ from kivy.uix.scrollview import ScrollView
 
 from ... import i18n
 from ...app_core import run_off_ui
-from ...houses import HousesPresenter
+from ...houses import REGISTRATION_GOAL, HousesPresenter
 from ...presenters import InputError, ReportPresenter
 from ..app import schedule
 from ..format import local_time
@@ -100,7 +103,7 @@ Builder.load_string("""
 
 
 def percent(rate: float | None) -> str:
-    """A registration rate as "87%", or a dash when there is none."""
+    """A registration rate as "87%" (never above 100%: the rate is capped), or a dash when the house is not counted."""
     return "—" if rate is None else f"{rate * 100:.0f}%"
 
 
@@ -233,7 +236,7 @@ class HouseScreen(BaseScreen):
         seen = view.checks[0].residents_seen if view.checks else None
         add(Text(text=i18n.t("house.registration", rate=percent(view.rate), tenants=current,
                              seen="—" if seen is None else seen),
-                 bold=True, tint=OK if view.rate is not None and view.rate >= 0.95 else WARN))
+                 bold=True, tint=OK if view.rate is not None and view.rate >= REGISTRATION_GOAL else WARN))
         add(Title(text=i18n.t("house.hazards")))
         if not view.hazards:
             add(Text(text=i18n.t("house.no_hazards"), tint=OK))
@@ -286,7 +289,7 @@ class HouseScreen(BaseScreen):
 
     def move_out(self, tenant_id: str) -> None:
         try:
-            HousesPresenter(self.core).move_out(tenant_id, date.today().isoformat())
+            HousesPresenter(self.core).move_out(tenant_id)  # today, the day the rate counts by
         except InputError as exc:
             self.say(i18n.error_text(exc.field, exc.code), "error")
             return
