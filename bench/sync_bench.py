@@ -24,8 +24,8 @@ It answers the three questions of the issue "Sync v1", section "Benchmark":
    path: routing, token check, JSON, validation, merge, feed, commit; no
    sockets); ``--http`` sends them over real HTTP to gunicorn (one sync
    worker, with the repository's gunicorn.conf.py) on 127.0.0.1 instead.
-   Either way the objects alive when requests start are frozen out of the
-   garbage collector's walks, as gunicorn.conf.py does in each worker.
+   Either way the garbage collector runs as in a server process
+   (server/process.py, called from gunicorn.conf.py in each worker).
    Push bodies are gzip-compressed beforehand, as mobile/transport.py sends them.
 2. Pull cost. Stores of 10k and 1M records (``--quick``: 100k) are bulk-loaded
    straight into ``records`` (COPY on PostgreSQL, executemany on SQLite) with
@@ -51,7 +51,6 @@ from __future__ import annotations
 
 import argparse
 import atexit
-import gc
 import gzip
 import json
 import os
@@ -80,7 +79,7 @@ os.environ.setdefault("GRIDPATROL_SECRET_KEY", "bench-" + uuid.uuid4().hex)
 
 from sqlalchemy import event, func, select  # noqa: E402
 
-from server import accounts, create_app  # noqa: E402
+from server import accounts, create_app, process  # noqa: E402
 from server.db import db  # noqa: E402
 from server.models import Record, User  # noqa: E402
 from shared.hlc import HLC, format_ms  # noqa: E402
@@ -572,13 +571,13 @@ def api_for(app, url: str, args) -> Iterator[Api]:
         with gunicorn(url) as (base, _):  # its workers freeze what they loaded (gunicorn.conf.py)
             yield HttpApi(base)
     else:
-        # As a gunicorn worker does once the app is loaded (gunicorn.conf.py): what is alive now lives
-        # on, and the garbage collector stops walking it. Unfrozen afterwards, so it can go.
-        gc.freeze()
+        # As a gunicorn worker does once the app is loaded (gunicorn.conf.py, server/process.py);
+        # undone afterwards, so what the round leaves can go.
+        process.settle()
         try:
             yield ClientApi(app)
         finally:
-            gc.unfreeze()
+            process.unsettle()
 
 
 # --- 2. pull cost against store size ----------------------------------------------------------

@@ -29,12 +29,13 @@ idempotent, so the replay changes nothing and every change comes back `stale`.
 from __future__ import annotations
 
 import json
+from itertools import chain
 from operator import itemgetter
 from typing import Any, Callable, Iterable, NamedTuple
 
 import msgspec
 from marshmallow import ValidationError
-from sqlalchemy import Text, cast, select, tuple_, update
+from sqlalchemy import Text, cast, select, tuple_
 
 from shared.case import Action, fold_case
 from shared.hlc import HLC
@@ -43,7 +44,7 @@ from shared.records import KINDS, REF_BUCKET, Change, bucket_grid, grid_bucket, 
 
 from . import privacy, wire
 from .db import db
-from .models import Feed, Record, User
+from .models import Record, User
 
 # What each role may do to a case (the case_action's `action`).
 ACTIONS_BY_ROLE = {
@@ -146,7 +147,7 @@ def authorize(user: User | Writer, change: Change) -> str | None:
 
 def max_hlc(changes: Iterable[Change]) -> HLC | None:
     """The latest timestamp of any write in the changes."""
-    latest = max((max(map(_STAMP, change.fields.values())) for change in changes), default=None)
+    latest = max(map(_STAMP, chain.from_iterable(change.fields.values() for change in changes)), default=None)
     return HLC.parse(latest) if latest else None
 
 
@@ -243,10 +244,14 @@ def apply_changes(user: User | Writer | None, changes: list[Change | None], reje
             results[index] = Result(change.kind, change.id, "rejected",
                                     "invalid: a new record needs " + ", ".join(sorted(kind.required - state.keys())))
             continue
-        bucket = _bucket_of(kind, state, change, states)
-        if isinstance(bucket, Result):
-            results[index] = bucket
-            continue
+        grid = state.get("grid") if "grid" in kind.fields else None
+        if grid is not None:  # _bucket_of's first case, the common one, without the call
+            bucket = "grid:" + grid[0]
+        else:
+            bucket = _bucket_of(kind, state, change, states)
+            if isinstance(bucket, Result):
+                results[index] = bucket
+                continue
         # authorize() saw only the bucket the change names. The record may live elsewhere: a change
         # without `grid`, or whose `grid` write loses the merge, would otherwise edit another grid's record.
         # (A new record in the bucket its change names is the case authorize() already decided.)
@@ -276,13 +281,15 @@ def apply_changes(user: User | Writer | None, changes: list[Change | None], reje
 
     if dirty:
         rows = []
+        dumps = wire.dumps
         for rid in dirty:
             last_position += 1
             kind_name, bucket, state = states[rid]
-            rows.append((rid, kind_name, bucket, wire.dumps({f: w[0] for f, w in state.items()}),
-                         wire.dumps({f: w[1] for f, w in state.items()}), last_position))
+            rows.append((rid, kind_name, bucket, dumps({f: w[0] for f, w in state.items()}),
+                         dumps({f: w[1] for f, w in state.items()}), last_position))
         _write_records([row for row in rows if row[0] not in held], [row for row in rows if row[0] in held])
-        db.session.execute(update(Feed).where(Feed.id == 1).values(position=last_position))
+        connection = db.session.connection()
+        connection.exec_driver_sql(f"UPDATE feed SET position = {_mark(connection)} WHERE id = 1", (last_position,))
     db.session.commit()
     return [r for r in results if r is not None]
 
@@ -290,7 +297,7 @@ def apply_changes(user: User | Writer | None, changes: list[Change | None], reje
 def _held_states(ids: list[str]) -> dict[str, tuple[str, str, dict]]:
     """The stored records among ids: id -> (kind, bucket, state)."""
     connection = db.session.connection()
-    mark, as_text = ("%s", "::text") if connection.dialect.name == "postgresql" else ("?", "")
+    mark, as_text = _mark(connection), "::text" if connection.dialect.name == "postgresql" else ""
     loads = _json_loads()
     states = {}
     for chunk in _chunks(ids, 500):
@@ -304,6 +311,11 @@ def _held_states(ids: list[str]) -> dict[str, tuple[str, str, dict]]:
     return states
 
 
+def _mark(connection) -> str:
+    """The driver's parameter placeholder: psycopg's %s, sqlite3's ?."""
+    return "%s" if connection.dialect.paramstyle in ("format", "pyformat") else "?"
+
+
 def _write_records(inserts: list[tuple], updates: list[tuple]) -> None:
     """Insert and update records rows (id, kind, bucket, values JSON text, hlcs JSON text, position).
 
@@ -311,10 +323,8 @@ def _write_records(inserts: list[tuple], updates: list[tuple]) -> None:
     turned each row's parameters over again and encoded its JSON itself, more time than the insert.
     """
     connection = db.session.connection()
-    if connection.dialect.name == "postgresql":
-        mark, json_mark = "%s", "%s::jsonb"
-    else:
-        mark = json_mark = "?"
+    mark = _mark(connection)
+    json_mark = f"{mark}::jsonb" if connection.dialect.name == "postgresql" else mark
     if inserts:
         connection.exec_driver_sql(
             "INSERT INTO records (id, kind, bucket, field_values, field_hlcs, position) "

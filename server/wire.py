@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+from operator import itemgetter
 from datetime import date
 from typing import Annotated, Any, Callable, Literal, Union
 
@@ -83,6 +84,7 @@ class _Pattern:
         return True
 
 
+_STAMP = itemgetter(1)  # the HLC of a (value, hlc) write
 _UUID_PATTERN = _Pattern(_CANONICAL_UUID.pattern)
 _BUCKET_PATTERN = _Pattern(_BUCKET.pattern)
 _INSTANT_PATTERN = re.compile(_INSTANT).fullmatch
@@ -206,15 +208,16 @@ class _KindReader:
         self.kind = kind
         attributes: list[tuple] = []
         self.names: list[str] = []
-        self.checks: list[tuple[str, Callable[[Any], bool]]] = []
+        self.checks: list[tuple[int, Callable[[Any], bool]]] = []  # (position in the struct, check)
+        self.name, self.reference, self.has_grid = kind.name, kind.reference, "grid" in kind.fields
         for number, (name, field) in enumerate(kind.validator.load_fields.items()):
             typed = _value_type(field) if field.data_key is None else None
             value_type, check = typed if typed is not None else (Any, _never)
             attributes.append((f"f{number}", Union[tuple[value_type, str], UnsetType],
                                msgspec.field(default=UNSET, name=name)))
-            self.names.append(name)
             if check is not None:
-                self.checks.append((name, check))
+                self.checks.append((len(self.names), check))
+            self.names.append(name)
         writes = msgspec.defstruct(f"{kind.name.title()}Writes", attributes, forbid_unknown_fields=True)
         self.decoder = msgspec.json.Decoder(writes)
         # A whole change of this kind, for reading a body in one go: {"kind": <this kind>, id, bucket, fields}.
@@ -224,26 +227,25 @@ class _KindReader:
 
     def change(self, rid: str, bucket: str, decoded: msgspec.Struct) -> Change | None:
         """The Change of a decoded change, when every rule holds; else None."""
-        writes = {name: write for name, write in zip(self.names, astuple(decoded)) if write is not UNSET}
+        slots = astuple(decoded)
+        for index, check in self.checks:
+            write = slots[index]
+            if write is not UNSET and write[0] is not None and not check(write[0]):
+                return None
+        writes = {name: write for name, write in zip(self.names, slots) if write is not UNSET}
         if not writes or not _UUID_PATTERN(rid) or not _BUCKET_PATTERN(bucket):
             return None
-        for name, check in self.checks:
-            write = writes.get(name)
-            if write is not None and write[0] is not None and not check(write[0]):
-                return None
-        if not all(map(_hlc_valid, {write[1] for write in writes.values()})):  # usually one stamp per change
+        stamps = set(map(_STAMP, writes.values()))  # usually one per change
+        if not (_hlc_valid(*stamps) if len(stamps) == 1 else all(map(_hlc_valid, stamps))):
             return None
         # check_values' bucket rules.
-        kind = self.kind
-        if kind.reference:
-            if bucket != REF_BUCKET:
+        if (bucket == REF_BUCKET) != self.reference:
+            return None
+        if self.has_grid:
+            grid = writes.get("grid")
+            if grid is not None and grid[0] and f"grid:{grid[0]}" != bucket:
                 return None
-        elif bucket == REF_BUCKET:
-            return None
-        grid = writes.get("grid")
-        if grid is not None and grid[0] and "grid" in kind.fields and f"grid:{grid[0]}" != bucket:
-            return None
-        return Change(kind.name, rid, bucket, writes)
+        return Change(self.name, rid, bucket, writes)
 
 
 def _hlc_valid(text: str) -> bool:
