@@ -189,24 +189,24 @@ def pull():
     if accounts.touch(g.device):
         db.session.commit()
     try:
-        answer = store.pull_changes(g.user, body["cursors"], limit, encode=wire.dumps)
+        answer = store.pull_changes(g.user, body["cursors"], limit, as_json=True)
     except ValueError as exc:
         raise ApiError(400, str(exc), code="invalid") from None
     answer["hlc"] = str(server_clock().now())
-    return current_app.response_class(f"{_page_json(answer)}\n", mimetype=current_app.json.mimetype)
+    return current_app.response_class(_page_json(answer) + b"\n", mimetype=current_app.json.mimetype)
 
 
-def _page_json(answer: dict[str, Any]) -> str:
-    """The JSON text of a pull answer whose changes are already encoded, one by one (wire.dumps).
+def _page_json(answer: dict[str, Any]) -> bytes:
+    """The JSON of a pull answer whose changes are already encoded, one by one (wire.encode).
 
     Speed: each record's decoded values are garbage as soon as it is encoded, instead of living until
     the whole page is, which had the garbage collector walk them again and again; and msgspec writes
-    JSON several times faster than json. The page is the text of ``wire.dumps(answer)`` for the
-    decoded answer (tests/server/test_speed_pull.py).
+    JSON several times faster than json. The page is ``wire.encode(answer)`` of the decoded answer
+    (tests/server/test_speed_pull.py).
     """
     rest = {key: value for key, value in answer.items() if key != "changes"}
     assert next(iter(answer)) == "changes" and rest, "changes first, then cursors, more, hlc"
-    return '{"changes":[' + ",".join(answer["changes"]) + "]," + wire.dumps(rest)[1:]
+    return b'{"changes":[' + b",".join(answer["changes"]) + b"]," + wire.encode(rest)[1:]
 
 
 @documented("/openapi.json", "GET", "This document", auth=False)

@@ -35,7 +35,7 @@ from typing import Any, Callable, Iterable, NamedTuple
 
 import msgspec
 from marshmallow import ValidationError
-from sqlalchemy import Text, cast, select, tuple_
+from sqlalchemy import Text, cast, select
 
 from shared.case import Action, fold_case
 from shared.hlc import HLC
@@ -397,9 +397,9 @@ def record_change(record: Record, viewer: User | None = None) -> dict[str, Any]:
 
 # Speed: pull reads these columns as plain rows instead of Record objects, which spares the ORM's
 # identity map and object construction for every record served (about a fifth of a pull's CPU).
-# The two JSON columns come as their text and are decoded one record at a time (`_decoded`), just
-# before the record is served, instead of all 500 of a page when it is fetched: decoded values that
-# outlive many allocations are what the garbage collector walks again and again.
+# The two JSON columns come as their text and are decoded one record at a time, just before the
+# record is served, instead of all 500 of a page when it is fetched: decoded values that outlive
+# many allocations are what the garbage collector walks again and again.
 _PULL_COLUMNS = (Record.kind, Record.id, Record.bucket, cast(Record.field_values, Text).label("field_values"),
                  cast(Record.field_hlcs, Text).label("field_hlcs"), Record.position)
 
@@ -430,8 +430,7 @@ def _json_loads() -> Callable[[str], Any]:
     return db.engine.dialect._json_deserializer or json.loads
 
 
-def pull_changes(user: User, cursors: dict[str, str], limit: int,
-                 encode: Callable[[dict[str, Any]], Any] | None = None) -> dict[str, Any]:
+def pull_changes(user: User, cursors: dict[str, str], limit: int, *, as_json: bool = False) -> dict[str, Any]:
     """One page of changes in the user's buckets after their cursors.
 
     Buckets are served in order, ``ref`` first, so a device learns the
@@ -439,41 +438,35 @@ def pull_changes(user: User, cursors: dict[str, str], limit: int,
     ``cursors`` starts from zero; a bucket the user may no longer read is
     not served and not returned.
 
-    ``encode``, when given, is applied to each change as soon as it is made, and ``changes`` holds
-    what it returns: the API encodes each change to JSON text there, so that a page never holds
-    its 500 decoded records at once (see server/api.py, pull).
+    ``as_json``: ``changes`` holds each change as its JSON (bytes, wire.encode), made as soon as
+    the record is read, so that a page never holds its 500 decoded records at once (server/api.py,
+    pull); else each change as a dict.
     """
     changes: list[Any] = []
     answer_cursors: dict[str, str] = {}
     more = False
     loads = _json_loads()
-    serve = (lambda row: record_change(_decoded(row, loads), user)) if encode is None else (
-        lambda row: encode(record_change(_decoded(row, loads), user)))
+    serve = _served_json(user, loads) if as_json else (lambda row: record_change(_decoded(row, loads), user))
+    connection = db.session.connection()
     for bucket in readable_buckets(user):
         after = _parse_cursor(cursors.get(bucket))
         answer_cursors[bucket] = str(after)
         room = limit - len(changes)
-        if room <= 0:
-            more = more or db.session.execute(
-                select(Record.position).where(*_after_cursor(bucket, after)).limit(1)
-            ).first() is not None
-            continue
-        rows = db.session.execute(
-            select(*_PULL_COLUMNS).where(*_after_cursor(bucket, after))
-            .order_by(Record.position).limit(room + 1)
-        ).all()
+        # Straight to the driver: a page is one short statement, and SQLAlchemy's select() and its
+        # rows cost more than the database's part of it.
+        rows = connection.exec_driver_sql(_pull_sql(connection), (bucket, after, bucket, after, room + 1)).all()
         if len(rows) > room:
             rows = rows[:room]
             more = True
-        changes.extend(serve(row) for row in rows)
+        changes.extend(map(serve, rows))
         if rows:
-            answer_cursors[bucket] = str(rows[-1].position)
+            answer_cursors[bucket] = str(rows[-1][5])
     db.session.rollback()  # end the read transaction; nothing was written
     return {"changes": changes, "cursors": answer_cursors, "more": more}
 
 
-def _after_cursor(bucket: str, after: int) -> tuple:
-    """The records of a bucket after a cursor, as conditions only the (bucket, position) index can serve.
+def _pull_sql(connection) -> str:
+    """The records of a bucket after a cursor, in feed order, at most a limit.
 
     Hazard: a pull that costs as much as the whole feed. With just ``bucket = b AND position > c``
     PostgreSQL may scan the unique index on position from the cursor and filter on the bucket, which
@@ -482,8 +475,25 @@ def _after_cursor(bucket: str, after: int) -> tuple:
     same thing again, but only ix_records_bucket_position can serve it, so the planner keeps to it.
     SQLite needs the plain conditions to use that index as a range, hence both.
     """
-    return (Record.bucket == bucket, Record.position > after,
-            tuple_(Record.bucket, Record.position) > tuple_(bucket, after))
+    mark, as_text = _mark(connection), "::text" if connection.dialect.name == "postgresql" else ""
+    return (f"SELECT kind, id, bucket, field_values{as_text}, field_hlcs{as_text}, position FROM records "
+            f"WHERE bucket = {mark} AND position > {mark} AND (bucket, position) > ({mark}, {mark}) "
+            f"ORDER BY position LIMIT {mark}")
+
+
+def _served_json(user: User, loads: Callable[[str], Any]) -> Callable[[Any], bytes]:
+    """A function from a pulled row to the JSON of its change, as record_change gives it, for user."""
+    encode, personal = wire.encode, privacy.PERSONAL_KINDS
+
+    def served(row) -> bytes:
+        kind, rid, bucket, values, hlcs, _ = row
+        if kind in personal:
+            return encode(record_change(_decoded(row, loads), user))
+        hlcs = loads(hlcs)
+        return encode({"kind": kind, "id": rid, "bucket": bucket,
+                       "fields": {name: [value, hlcs[name]] for name, value in loads(values).items()}})
+
+    return served
 
 
 def _parse_cursor(cursor: Any) -> int:

@@ -40,7 +40,7 @@ from shared.records import (
     Location, Number, ResidentId, Text, _instant,
 )
 
-__all__ = ["read_push", "dumps", "loads"]
+__all__ = ["read_push", "encode", "dumps", "loads"]
 
 # Every NUL a decoded string can hold comes from this escape: JSON strings cannot carry a raw control
 # character. A body containing it (or the harmless text "\\u0000") goes the plain way, so no string
@@ -355,13 +355,21 @@ _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder()
 
 
+def encode(value: Any) -> bytes:
+    """JSON of a value, UTF-8: compact from msgspec; json.dumps for what it cannot write (a lone
+    surrogate, written as its escape, so that the text is always valid UTF-8)."""
+    try:
+        return _encoder.encode(value)
+    except (TypeError, ValueError, OverflowError, UnicodeError):
+        return json.dumps(value, separators=(",", ":"), default=msgspec.to_builtins).encode()
+
+
 def dumps(value: Any) -> str:
-    """JSON text of a value: compact UTF-8 from msgspec; json.dumps for what it cannot write (a lone
-    surrogate, written as its escape, so the text can always be encoded to UTF-8)."""
+    """encode(value) as text: what the JSON columns store."""
     try:
         return _encoder.encode(value).decode()
     except (TypeError, ValueError, OverflowError, UnicodeError):
-        return json.dumps(value, separators=(",", ":"), default=msgspec.to_builtins)
+        return encode(value).decode()
 
 
 def loads(text: str | bytes) -> Any:

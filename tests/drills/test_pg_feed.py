@@ -303,16 +303,16 @@ def test_the_feed_lock_makes_a_second_writer_wait_for_the_first_ones_commit(pg_d
     clock = Clock("0000000000000f1f")
     first, second = _event("F-01", "first", str(clock.now())), _event("F-01", "second", str(clock.now()))
     holding, release = threading.Event(), threading.Event()
-    real_merge = store.merge_record
+    real_held_states = store._held_states
 
-    def merge_pausing_first(local, fields, **kwargs):
-        # apply_changes merges after it has taken the feed lock: pause T1 right there.
-        if fields["description"][0] == "first":
+    def held_states_pausing_first(ids):
+        # apply_changes reads the records a batch touches once it holds the feed lock: pause T1 there.
+        if first["id"] in ids:
             holding.set()
             assert release.wait(30)
-        return real_merge(local, fields, **kwargs)
+        return real_held_states(ids)
 
-    monkeypatch.setattr(store, "merge_record", merge_pausing_first)
+    monkeypatch.setattr(store, "_held_states", held_states_pausing_first)
     done: dict[str, list] = {}
     errors: list[BaseException] = []
 

@@ -96,8 +96,8 @@ def test_rows_are_decoded_as_the_json_column_decodes_them(app, demo):
 def test_page_json_is_the_text_of_the_whole_page(app):
     for changes in ([], [{"kind": "unit", "id": "x", "bucket": "ref", "fields": {"name": ["消防", "h"]}}] * 3):
         answer = {"changes": changes, "cursors": {"ref": "3", "grid:G-0101": "0"}, "more": False, "hlc": "h"}
-        spliced = {**answer, "changes": [wire.dumps(c) for c in changes]}
-        assert api._page_json(spliced) == wire.dumps(answer)
+        spliced = {**answer, "changes": [wire.encode(c) for c in changes]}
+        assert api._page_json(spliced) == wire.encode(answer)
         assert _exactly(json.loads(api._page_json(spliced))) == _exactly(answer)
 
 
