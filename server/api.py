@@ -80,6 +80,8 @@ def read_json(schema: Schema | None = None, *, raw: bytes | None = None, decoded
             decoded = json.loads(read_body() if raw is None else raw)
         except (ValueError, UnicodeDecodeError) as exc:
             raise ApiError(400, f"the body is not valid JSON: {exc}", code="malformed") from None
+        except RecursionError:
+            raise ApiError(400, "the body's JSON is nested too deeply", code="malformed") from None
     if schema is None:
         return decoded
     if not isinstance(decoded, dict):

@@ -208,7 +208,8 @@ class _KindReader:
         self.kind = kind
         attributes: list[tuple] = []
         self.names: list[str] = []
-        self.checks: list[tuple[int, Callable[[Any], bool]]] = []  # (position in the struct, check)
+        # (position in the struct, check, whether null passes)
+        self.checks: list[tuple[int, Callable[[Any], bool], bool]] = []
         self.name, self.reference, self.has_grid = kind.name, kind.reference, "grid" in kind.fields
         for number, (name, field) in enumerate(kind.validator.load_fields.items()):
             typed = _value_type(field) if field.data_key is None else None
@@ -216,7 +217,8 @@ class _KindReader:
             attributes.append((f"f{number}", Union[tuple[value_type, str], UnsetType],
                                msgspec.field(default=UNSET, name=name)))
             if check is not None:
-                self.checks.append((len(self.names), check))
+                # A null skips the check only where the field takes null (msgspec let it through).
+                self.checks.append((len(self.names), check, typed is not None and field.allow_none))
             self.names.append(name)
         writes = msgspec.defstruct(f"{kind.name.title()}Writes", attributes, forbid_unknown_fields=True)
         self.decoder = msgspec.json.Decoder(writes)
@@ -228,9 +230,9 @@ class _KindReader:
     def change(self, rid: str, bucket: str, decoded: msgspec.Struct) -> Change | None:
         """The Change of a decoded change, when every rule holds; else None."""
         slots = astuple(decoded)
-        for index, check in self.checks:
+        for index, check, null_passes in self.checks:
             write = slots[index]
-            if write is not UNSET and write[0] is not None and not check(write[0]):
+            if write is not UNSET and not (null_passes if write[0] is None else check(write[0])):
                 return None
         writes = {name: write for name, write in zip(self.names, slots) if write is not UNSET}
         if not writes or not _UUID_PATTERN(rid) or not _BUCKET_PATTERN(bucket):
@@ -300,7 +302,7 @@ def _raw_change(raw: Raw) -> Change | None:
         if reader is None:
             return None
         return reader.change(envelope.id, envelope.bucket, reader.decoder.decode(envelope.fields))
-    except (msgspec.DecodeError, UnicodeDecodeError):
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         return None
 
 
@@ -315,7 +317,7 @@ def read_push(raw: bytes) -> dict[str, Any] | None:
         return None
     try:
         body = _body_decoder.decode(raw)
-    except (msgspec.DecodeError, UnicodeDecodeError):
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         body = None
     if body is not None:
         changes: list[Any] = []
@@ -328,7 +330,7 @@ def read_push(raw: bytes) -> dict[str, Any] | None:
             return _decoded(body, changes)
     try:
         body = _raw_body_decoder.decode(raw)
-    except (msgspec.DecodeError, UnicodeDecodeError):
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         return None
     changes = []
     for item in body.changes:
@@ -336,7 +338,7 @@ def read_push(raw: bytes) -> dict[str, Any] | None:
         if change is None:
             try:
                 change = json.loads(bytes(item))
-            except ValueError:  # msgspec skipped over it, json.loads refuses it: the plain way says why
+            except (ValueError, RecursionError):  # msgspec skipped over it, json.loads refuses it: the plain way says why
                 return None
         changes.append(change)
     return _decoded(body, changes)
@@ -357,7 +359,11 @@ _decoder = msgspec.json.Decoder()
 
 def encode(value: Any) -> bytes:
     """JSON of a value, UTF-8: compact from msgspec; json.dumps for what it cannot write (a lone
-    surrogate, written as its escape, so that the text is always valid UTF-8)."""
+    surrogate, written as its escape, so that the text is always valid UTF-8).
+
+    msgspec writes NaN and the infinities as null. None can reach a column or an answer: every
+    number in a record passed load_change, which refuses them (shared/records.py, Number).
+    """
     try:
         return _encoder.encode(value)
     except (TypeError, ValueError, OverflowError, UnicodeError):
