@@ -40,7 +40,7 @@ from shared.records import (
     Location, Number, ResidentId, Text, _instant,
 )
 
-__all__ = ["read_push", "encode", "dumps", "loads"]
+__all__ = ["read_push", "encode", "dumps", "record_columns", "loads"]
 
 # Every NUL a decoded string can hold comes from this escape: JSON strings cannot carry a raw control
 # character. A body containing it (or the harmless text "\\u0000") goes the plain way, so no string
@@ -376,6 +376,15 @@ def dumps(value: Any) -> str:
         return _encoder.encode(value).decode()
     except (TypeError, ValueError, OverflowError, UnicodeError):
         return encode(value).decode()
+
+
+def record_columns(state: dict[str, tuple[Any, str]]) -> tuple[str, str]:
+    """The field_values and field_hlcs texts of a record's state {name: (value, hlc)}."""
+    values, hlcs = {name: write[0] for name, write in state.items()}, {name: write[1] for name, write in state.items()}
+    try:
+        return _encoder.encode(values).decode(), _encoder.encode(hlcs).decode()
+    except (TypeError, ValueError, OverflowError, UnicodeError):
+        return encode(values).decode(), encode(hlcs).decode()
 
 
 def loads(text: str | bytes) -> Any:
