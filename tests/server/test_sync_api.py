@@ -477,8 +477,9 @@ def test_a_gzip_bomb_gets_413_and_bad_gzip_400(build):
 def test_a_body_that_is_not_a_json_object_gets_400(client, demo):
     token, _ = token_of(client)
     before = records()
+    deep = b"[" * 100_000 + b"]" * 100_000  # deeper than either JSON reader recurses
     for raw in [b"{not json", b"", b"\xff\xfe{}", b'{"node": "0123456789abcdef", "changes": [', b"[]",
-                b'"a string"', b"null"]:
+                b'"a string"', b"null", deep, b'{"node": "0123456789abcdef", "changes": [' + deep + b"]}"]:
         answer = client.post("/api/v1/sync/push", headers=bearer(token), data=raw, content_type="application/json")
         assert answer.status_code == 400, raw
         error_of(answer, 400)
