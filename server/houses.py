@@ -29,7 +29,7 @@ from wtforms import SelectMultipleField, widgets
 from . import cases_service, privacy
 from . import houses_service as service
 from .models import ROLES
-from .pages import ROLE_LABELS, _template_globals, choice, csrf, district_zone, local_time
+from .pages import ROLE_LABELS, choice, csrf, district_zone, local_time, template_globals
 
 bp = Blueprint("houses", __name__)
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
@@ -270,7 +270,7 @@ def _no_store(response):
 
 @bp.context_processor
 def _inject():
-    return {**_template_globals(), "percent": percent, "RISK_LABELS": RISK_LABELS, "RESULT_LABELS": RESULT_LABELS,
+    return {**template_globals(), "percent": percent, "RISK_LABELS": RISK_LABELS, "RESULT_LABELS": RESULT_LABELS,
             "GOAL": service.REGISTRATION_GOAL, "below_goal": service.below_goal}
 
 

@@ -574,7 +574,11 @@ def _unit_name() -> str:
     return name_of(service.load_reference().units.get(current_user.unit), current_user.unit)
 
 
-def _template_globals() -> dict[str, Any]:
+def template_globals() -> dict[str, Any]:
+    """What every page's template may use: labels, the user's unit, the language and log-out forms.
+
+    The house pages (server/houses.py) add theirs to these.
+    """
     return {
         "queue_url": queue_url, "unit_name": _unit_name(),
         "STATUS_LABELS": STATUS_LABELS, "ACTION_LABELS": ACTION_LABELS, "RESOLUTION_LABELS": RESOLUTION_LABELS,
@@ -612,4 +616,4 @@ def _check_csrf():
 
 @bp.context_processor
 def _inject():
-    return _template_globals()
+    return template_globals()
