@@ -203,7 +203,8 @@ def _lock_feed() -> int:
         "UPDATE feed SET position = position WHERE id = 1 RETURNING position").scalar_one()
 
 
-def apply_changes(user: User | Writer | None, changes: list[Change | None], rejected: dict[int, Result] | None = None) -> list[Result]:
+def apply_changes(user: User | Writer | None, changes: list[Change | None],
+                  rejected: dict[int, Result] | None = None) -> list[Result]:
     """Merge validated changes into the store in one transaction; one Result per change, in order.
 
     ``changes`` holds None where a change was already rejected (its Result is

@@ -23,8 +23,8 @@ from __future__ import annotations
 import functools
 import json
 import re
-from operator import itemgetter
 from datetime import date
+from operator import itemgetter
 from typing import Annotated, Any, Callable, Literal, Union
 
 import msgspec
@@ -205,7 +205,6 @@ class _KindReader:
     """Reads changes of one kind: a struct of its writes, the checks left to Python, the bucket rules."""
 
     def __init__(self, kind: Kind):
-        self.kind = kind
         attributes: list[tuple] = []
         self.names: list[str] = []
         # (position in the struct, check, whether null passes)
@@ -338,7 +337,7 @@ def read_push(raw: bytes) -> dict[str, Any] | None:
         if change is None:
             try:
                 change = json.loads(bytes(item))
-            except (ValueError, RecursionError):  # msgspec skipped over it, json.loads refuses it: the plain way says why
+            except (ValueError, RecursionError):  # msgspec skipped it, json.loads refuses it: the plain way says why
                 return None
         changes.append(change)
     return _decoded(body, changes)
