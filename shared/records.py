@@ -53,6 +53,7 @@ CODE_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"
 _CODE = re.compile(rf"^{CODE_PATTERN}$")
 _BUCKET = re.compile(rf"^(ref|grid:{CODE_PATTERN})$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class FullMatch(validate.Regexp):
@@ -99,12 +100,18 @@ class _Validated:
 
 
 class Text(_Validated, fields.String):
-    """A string without NUL characters."""
+    """A string without NUL characters or lone surrogates.
+
+    Hazard: JSON may escape half of a UTF-16 pair ("\\ud800"), which json.loads reads as a lone
+    surrogate: no UTF-8 text holds one, and PostgreSQL's jsonb refuses it, which failed the whole push.
+    """
 
     def _deserialize(self, value, attr, data, **kwargs):
         text = super()._deserialize(value, attr, data, **kwargs)
         if "\x00" in text:
             raise ValidationError("must not contain NUL characters")
+        if _SURROGATE.search(text):
+            raise ValidationError("must be Unicode text (it holds half of a surrogate pair)")
         return text
 
 
@@ -666,7 +673,7 @@ def _fast_loader(field: fields.Field) -> Callable[[Any], Any] | None:
                 if value is None and allow_none:
                     return None
                 raise _Slow
-            if "\x00" in value or (extra is not None and not extra(value)):
+            if "\x00" in value or _SURROGATE.search(value) or (extra is not None and not extra(value)):
                 raise _Slow
             return checked(value) if validators else value
 

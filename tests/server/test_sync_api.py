@@ -486,6 +486,21 @@ def test_a_body_that_is_not_a_json_object_gets_400(client, demo):
     assert records() == before
 
 
+def test_a_lone_surrogate_is_rejected_alone(client, demo):
+    """JSON may escape half a surrogate pair; no UTF-8 text holds one, and PostgreSQL's jsonb refuses it."""
+    token, user = token_of(client)
+    good, bad = event(user["id"]), event(user["id"], description="楼道\ud800堆放")
+    raw = json.dumps({"node": NODE, "changes": [good, bad]}).encode()  # ASCII, with the escape \ud800
+    assert b"\\ud800" in raw
+    answer = client.post("/api/v1/sync/push", headers=bearer(token), data=raw, content_type="application/json")
+    assert answer.status_code == 200, answer.get_data()
+    applied, rejected = answer.get_json()["results"]
+    assert applied["status"] == "applied" and rejected["status"] == "rejected"
+    assert "fields.description" in rejected["reason"] and "surrogate" in rejected["reason"]
+    stored = records()
+    assert good["id"] in stored and bad["id"] not in stored
+
+
 def test_a_push_with_wrong_types_gets_400_naming_the_field(client, demo):
     token, _ = token_of(client)
     before = records()
