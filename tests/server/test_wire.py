@@ -22,6 +22,7 @@ from tests.shared.test_records import H, LATER, NOW, SHA, VALID, new_id
 NODE = "a0a0a0a0a0a0a0a0"
 NESTED = {"checklist": "items", "house_check": "answers", "patrol": "track"}
 
+
 def js(value) -> str:
     return json.dumps(value, ensure_ascii=False)
 
@@ -109,8 +110,7 @@ def encodable(change) -> bool:
 
 @st.composite
 def plain_bodies(draw):
-    changes = draw(st.lists(wire_changes().filter(encodable),
-                            min_size=1, max_size=5))
+    changes = draw(st.lists(wire_changes().filter(encodable), min_size=1, max_size=5))
     body = {"node": draw(st.sampled_from([NODE] * 4 + ODD)), "changes": changes}
     sent_at = draw(st.sampled_from([ABSENT, ABSENT, NOW, NOW] + ODD))
     if sent_at is not ABSENT:
