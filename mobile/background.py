@@ -240,8 +240,9 @@ def run_off_ui(schedule: Schedule, work: Callable[[], Any], on_done: Callable[[A
         try:
             result = work()
         except Exception as exc:  # noqa: BLE001 - handed to the UI thread, not swallowed
+            # Bound now: Python unbinds ``exc`` when the except block ends, before the UI thread runs this.
             if on_error is not None:
-                schedule(lambda: on_error(exc))
+                schedule(lambda error=exc: on_error(error))
             return
         schedule(lambda: on_done(result))
 

@@ -391,3 +391,20 @@ def test_closing_the_app_under_a_running_sync_still_ends_the_runner(tmp_path, fa
     assert runner.join(10) and not runner.running
     schedule.drain()
     assert len(outcomes) == 1 and not outcomes[0].ok and outcomes[0].error
+
+
+def test_run_off_ui_hands_the_result_or_the_exception_to_the_ui_thread():
+    from mobile.background import run_off_ui
+
+    schedule, got = QueueSchedule(), []
+
+    def fail():
+        raise LoginFailed("no route to host", "unreachable")
+
+    for delivered, work in enumerate((lambda: 42, fail)):
+        run_off_ui(schedule, work, on_done=lambda result: got.append(("done", result)),
+                   on_error=lambda error: got.append(("error", error))).join(10)
+        assert len(got) == delivered  # nothing reaches the UI until its thread runs what was scheduled
+        assert schedule.drain() == 1
+    assert got[0] == ("done", 42)
+    assert got[1][0] == "error" and isinstance(got[1][1], LoginFailed) and got[1][1].code == "unreachable"
