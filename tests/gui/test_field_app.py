@@ -100,9 +100,9 @@ def test_a_worker_reports_offline_syncs_and_verifies_until_the_case_closes(windo
     wait_until(lambda: app.screen("sync").outcome is not None, 40, "the first sync")
     assert app.screen("sync").outcome.ok, app.screen("sync").outcome
     home = app.screen("home")
-    idle(2)
-    assert "东湖一网格" in home.grids.text
-    assert "张伟" in home.user.text
+    # Home's figures are made off the UI thread: they arrive a few frames after the screen shows.
+    wait_until(lambda: "东湖一网格" in home.grids.text, 30, "Home's grids")
+    wait_until(lambda: "张伟" in home.user.text, 30, "Home's user")
 
     # 2. Offline from here: report an event with two photos and a manual location.
     network.mode = "offline"
@@ -139,8 +139,7 @@ def test_a_worker_reports_offline_syncs_and_verifies_until_the_case_closes(windo
     shas = list(report.photos)
     tap(report.save_button)
     assert current(app) == "home"
-    idle(2)
-    assert home.unsynced.text == "未同步：1 条记录，2 张照片", home.unsynced.text
+    wait_until(lambda: home.unsynced.text == "未同步：1 条记录，2 张照片", 30, "Home's unsynced count")
     check_screen(window, app, "02-home")
 
     # 3. Sync offline: it fails, says so, and keeps everything.
@@ -178,7 +177,7 @@ def test_a_worker_reports_offline_syncs_and_verifies_until_the_case_closes(windo
     tap(home.cases)
     assert current(app) == "cases"
     cases = app.screen("cases")
-    wait_until(lambda: cases.list.data and cases.list.data[0]["awaiting"], 5, "the case awaiting verification")
+    wait_until(lambda: cases.list.data and cases.list.data[0]["awaiting"], 30, "the case awaiting verification")
     assert cases.list.data[0]["event_id"] == event["id"]
     assert cases.list.data[0]["status_text"] == "待我核查"
     check_screen(window, app, "04-cases")
@@ -207,8 +206,8 @@ def test_a_worker_reports_offline_syncs_and_verifies_until_the_case_closes(windo
     state = supervisor.case(event)
     assert (state.status, state.resolution, state.failed_verifications) == ("closed", "verified", 1)
     app.go("cases")
-    idle(2)
-    assert cases.list.data[0]["status_text"].startswith("已结案")
+    wait_until(lambda: cases.list.data and cases.list.data[0]["status_text"].startswith("已结案"), 30,
+               "the closed case in My cases")
 
     # 7. Settings, in Chinese; then the language switches at runtime and back.
     app.go("home")
@@ -219,6 +218,7 @@ def test_a_worker_reports_offline_syncs_and_verifies_until_the_case_closes(windo
     tap(settings.language_buttons["en"])
     assert settings.header.title == "Settings" and home.report.text == "Report event"
     app.go("home")
+    wait_until(lambda: not home.load.loading, 30, "Home's figures")
     assert_not_blank(screenshot(window, "08-home-en"))
     tap(home.settings_button)
     tap(settings.language_buttons["zh"])

@@ -1,16 +1,25 @@
-"""Home: today's grids, what has not synced yet, the last sync, and the large buttons of the day's work."""
+"""Home: today's grids, what has not synced yet, the last sync, and the large buttons of the day's work.
+
+Home's figures come from `HomePresenter.view`, which folds the worker's cases (for "N awaiting my
+verification"): the first time after the app starts that takes over a second with thousands of cases,
+so the view is made off the UI thread (`ScreenLoad`, see cases.py). The buttons work meanwhile; the
+status card shows a loading line until the figures arrive.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 from kivy.metrics import dp, sp
 from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.gridlayout import GridLayout
 
 from ... import i18n
-from ...presenters import HomePresenter
+from ...presenters import HomePresenter, HomeView
 from ..format import local_time
 from ..widgets import DANGER, MUTED, OK, WARN, BigButton, Card, FlatButton, Text, Title
 from .base import BaseScreen
+from .cases import ScreenLoad
 
 
 def outcome_text(outcome) -> tuple[str, str]:
@@ -60,6 +69,9 @@ class HomeScreen(BaseScreen):
         for widget in (self.user, self.grids_title, self.grids, self.unsynced, self.rejected, self.last_sync,
                        self.last_result):
             status.add_widget(widget)
+        self.status = status
+        self.last_view: HomeView | None = None  # the last view that arrived
+        self.load = ScreenLoad(self, status, 0, lambda: HomePresenter(self.core).view(), self._arrived)
         column = BoxLayout(orientation="vertical", size_hint_x=0.42)
         column.add_widget(status)
         column.add_widget(BoxLayout())  # the card keeps its height; the rest stays empty
@@ -93,8 +105,29 @@ class HomeScreen(BaseScreen):
         self.sync.text = i18n.t("home.sync")
         self.houses.text = i18n.t("home.houses")
         if self.core.needs_login and self.core.user is None:
+            self.load.cancel()
+            self.last_view = None
             return
-        view = HomePresenter(self.core).view()
+        if self.last_view is not None:
+            self.show(self.last_view)  # the last figures, in the current language, until the new ones arrive
+        if self.load.shown():
+            self.load.start()
+        else:
+            self.load.cancel()  # read again when shown
+
+    def on_leave(self, *args: Any) -> None:
+        super().on_leave(*args)
+        if not self.load.shown():
+            self.load.cancel()
+
+    def _arrived(self, view: HomeView) -> None:
+        """On the UI thread: the view made off it."""
+        self.last_view = view
+        self.show(view)
+
+    def show(self, view: HomeView) -> None:
+        """Set the status card and the cases button from a view."""
+        self.cases.text = i18n.t("home.cases")
         self.user.text = i18n.t("home.user", name=view.user_name or "")
         if view.awaiting_me:
             self.cases.text = i18n.t("home.cases") + "\n" + i18n.t("home.awaiting", count=view.awaiting_me)
