@@ -249,8 +249,6 @@ def network():
 @pytest.fixture
 def field_app(window, tmp_path, network, live_server):
     """The field app running in the test window, on a fresh tablet, against the live server."""
-    from kivy.app import App
-
     from mobile import i18n
     from mobile.ui.app import GridPatrolApp
 
@@ -264,10 +262,17 @@ def field_app(window, tmp_path, network, live_server):
     try:
         yield app
     finally:
-        if app.runner is not None:
-            app.runner.join(20)
-        app.dispatch("on_stop")
-        for child in list(window.children):
-            window.remove_widget(child)
-        App._running_app = None
-        idle(1)
+        close_app(window, app)
+
+
+def close_app(window, app) -> None:
+    """Stop an app opened in the test window: its sync thread, on_stop, its widgets, Kivy's running app."""
+    from kivy.app import App
+
+    if app.runner is not None:
+        app.runner.join(20)
+    app.dispatch("on_stop")
+    for child in list(window.children):
+        window.remove_widget(child)
+    App._running_app = None
+    idle(1)

@@ -13,7 +13,7 @@ import pytest
 from mobile import i18n
 
 from .checks import assert_chinese_drawn, assert_not_blank
-from .conftest import idle, screenshot, tap, wait_until
+from .conftest import close_app, idle, screenshot, tap, wait_until
 
 _PLACEHOLDER = re.compile(r"{(\w+)[^}]*}")
 
@@ -175,18 +175,6 @@ def _open_app(window, core):
     return app
 
 
-def _close_app(window, app) -> None:
-    from kivy.app import App
-
-    if app.runner is not None:
-        app.runner.join(20)
-    app.dispatch("on_stop")
-    for child in list(window.children):
-        window.remove_widget(child)
-    App._running_app = None
-    idle(1)
-
-
 @pytest.fixture
 def tablet(tmp_path):
     """An AppCore logged in as the worker (a FakeServer's reference data pulled), nothing of its own yet."""
@@ -264,7 +252,7 @@ def test_home_and_my_cases_fold_thousands_of_cases_off_the_ui_thread(window, tab
         assert gate.most_inside == 1
     finally:
         gate.open()
-        _close_app(window, app)
+        close_app(window, app)
 
 
 def test_a_superseded_or_abandoned_load_is_dropped_and_folds_never_overlap(window, tablet, monkeypatch):
@@ -299,7 +287,7 @@ def test_a_superseded_or_abandoned_load_is_dropped_and_folds_never_overlap(windo
         assert gate.most_inside == 1
     finally:
         gate.open()
-        _close_app(window, app)
+        close_app(window, app)
 
 
 def test_a_failed_load_is_an_error_line_not_a_crash(window, tablet, monkeypatch):
@@ -322,4 +310,4 @@ def test_a_failed_load_is_an_error_line_not_a_crash(window, tablet, monkeypatch)
         tap(cases.header.back)
         assert app.sm.current == "home"
     finally:
-        _close_app(window, app)
+        close_app(window, app)
