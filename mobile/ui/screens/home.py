@@ -2,7 +2,7 @@
 
 Home's figures come from `HomePresenter.view`, which folds the worker's cases (for "N awaiting my
 verification"): the first time after the app starts that takes over a second with thousands of cases,
-so the view is made off the UI thread (`ScreenLoad`, see cases.py). The buttons work meanwhile; the
+so the view is made off the UI thread (`ScreenLoad`, mobile/ui/loading.py). The buttons work meanwhile; the
 status card shows a loading line until the figures arrive.
 """
 
@@ -17,9 +17,9 @@ from kivy.uix.gridlayout import GridLayout
 from ... import i18n
 from ...presenters import HomePresenter, HomeView
 from ..format import local_time
+from ..loading import ScreenLoad
 from ..widgets import DANGER, MUTED, OK, WARN, BigButton, Card, FlatButton, Text, Title
 from .base import BaseScreen
-from .cases import ScreenLoad
 
 
 def outcome_text(outcome) -> tuple[str, str]:
