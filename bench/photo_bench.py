@@ -185,7 +185,9 @@ def product_server() -> tuple[dict, str]:
     from flask_migrate import upgrade
     from sqlalchemy import select
 
-    from server import accounts, create_app, demo
+    from server import accounts, create_app
+
+    from server.admin import demo
     from server.db import db
     from server.models import User
 

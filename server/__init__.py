@@ -11,9 +11,15 @@ from typing import Any, Mapping
 
 from flask import Flask
 
-from . import api, cli, db, errors, houses, pages, photos, privacy, wire
-from .clock import ServerClock
-from .config import from_environment
+from server import db, errors, privacy
+from server.admin import cli
+from server.cases import views as cases_views
+from server.clock import ServerClock
+from server.houses import views as houses_views
+from server.photos import views as photos_views
+from server.sync import views as sync_views
+from server.sync import wire
+from server.config import from_environment
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -32,10 +38,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["gridpatrol.clock"] = ServerClock(
         app.config["GRIDPATROL_NODE"], app.config["GRIDPATROL_MAX_DRIFT_SECONDS"] * 1000,
         physical=app.config.get("GRIDPATROL_PHYSICAL_CLOCK"))
-    app.register_blueprint(api.bp)
-    app.register_blueprint(photos.bp)
-    pages.init_app(app)  # the supervisor and unit pages, with log-in, CSRF and languages
-    houses.init_app(app)  # rental houses, their checks and tenants; the ID-number setting
+    app.register_blueprint(sync_views.bp)
+    app.register_blueprint(photos_views.bp)
+    cases_views.init_app(app)  # the supervisor and unit pages, with log-in, CSRF and languages
+    houses_views.init_app(app)  # rental houses, their checks and tenants; the ID-number setting
     cli.init_app(app)
     return app
 

@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from .db import Json, db
+from server.db import Json, db
 
 ROLES = ("worker", "supervisor", "unit", "admin")
 

@@ -134,7 +134,7 @@ def client(app):
 @pytest.fixture
 def demo(app):
     """The demo data set loaded, with every password 'demo-pass'."""
-    from server import demo as demo_data
+    from server.admin import demo as demo_data
 
     demo_data.load(password="demo-pass")
     return demo_data

@@ -200,7 +200,7 @@ def drill_app(database_url: str):
 
 def load_demo(database_url: str) -> dict[str, dict[str, Any]]:
     """Load the demo data set (every password PASSWORD); answers {username: {id, role, grids}}."""
-    from server import demo
+    from server.admin import demo
     from server.db import db
     from server.models import User
     from sqlalchemy import select

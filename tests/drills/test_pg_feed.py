@@ -34,7 +34,9 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.exc import OperationalError
 
-from server import accounts, create_app, store
+from server import accounts, create_app
+
+from server.sync import apply as store
 from server.db import db
 from server.models import Feed, Record, User
 from shared.hlc import Clock, format_ms

@@ -182,7 +182,7 @@ def demo_server(sqlite_template, tmp_path_factory, *, houses: bool = False):
     """The real server in a gunicorn process on a free port, on a fresh SQLite store with the demo loaded
     (with its rental houses when ``houses``)."""
     from server import create_app
-    from server import demo as demo_data
+    from server.admin import demo as demo_data
     from server.db import db
     from tests.photos.helpers import GunicornServer
 

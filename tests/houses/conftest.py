@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from server import demo as demo_data
+from server.admin import demo as demo_data
 from server.db import db
 from server.models import Record
 from shared.hlc import HLC

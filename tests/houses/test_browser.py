@@ -66,7 +66,7 @@ def test_houses_a_house_and_the_registration_rate_in_the_browser(live_server):
     from playwright.sync_api import expect, sync_playwright
 
     app, base = live_server
-    from server import demo as demo_data
+    from server.admin import demo as demo_data
 
     with app.app_context():
         demo_data.load_houses()

@@ -7,8 +7,8 @@ import hashlib
 import io
 import secrets
 
-from server import store
-from server.cases_service import keep_photos
+from server.sync import apply as store
+from server.cases.service import keep_photos
 from server.clock import server_clock
 from shared.hlc import format_ms
 from shared.records import uuid7

@@ -12,9 +12,9 @@ import secrets
 
 import pytest
 
-from server import store
+from server.sync import apply as store
 from server.clock import server_clock
-from server.houses_service import below_goal, combined_rate, registration_rate
+from server.houses.service import below_goal, combined_rate, registration_rate
 from shared.hlc import format_ms
 from shared.records import uuid7
 

@@ -26,7 +26,7 @@ from mobile.store import Store
 from mobile.sync import synchronize
 from mobile.transport import ClockSkew, TooLarge, Unauthorized
 from server import accounts, create_app
-from server import demo as demo_data
+from server.admin import demo as demo_data
 from server.clock import ServerClock
 from server.db import db
 from server.models import Device, Record

@@ -22,7 +22,7 @@ from sqlalchemy import select
 
 from mobile.store import Store
 from mobile.sync import synchronize
-from server import store as server_store
+from server.sync import apply as server_store
 from server.db import db
 from server.models import Record, User
 from shared.hlc import format_ms

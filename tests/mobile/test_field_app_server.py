@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from mobile.app_core import AppCore, LoginFailed, SyncRunner
 from mobile.presenters import CasePresenter, CasesPresenter, HomePresenter, InputError, ReportPresenter
-from server import cases_service
+from server.cases import service as cases_service
 from server.db import db
 from server.models import User
 from tests.integration.transport import BASE_URL, FlaskTransport

@@ -13,8 +13,8 @@ from mobile.presenters import InputError
 from mobile.store import Store
 from mobile.sync import synchronize
 from shared.hlc import format_ms
-from server.houses_service import combined_rate
-from server.houses_service import registration_rate as pages_rate
+from server.houses.service import combined_rate
+from server.houses.service import registration_rate as pages_rate
 from shared.idcard import check_digit
 
 from .fakes import DAY_MS, T0, FakeServer, ManualClock

@@ -10,8 +10,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from werkzeug.security import generate_password_hash
 
-from server import store
-from server.cases_service import load_case, load_reference
+from server.sync import apply as store
+from server.cases.service import load_case, load_reference
 from server.clock import server_clock
 from server.db import db
 from server.models import Record, User
@@ -108,7 +108,7 @@ class FreshContextClient(FlaskClient):
 def demo(app, monkeypatch):
     """The demo loaded with every password 'demo-pass', hashed cheaply (scrypt costs 0.25 s a log-in)."""
     from server import accounts
-    from server import demo as demo_data
+    from server.admin import demo as demo_data
 
     monkeypatch.setattr(accounts, "generate_password_hash",
                         lambda password: generate_password_hash(password, method="pbkdf2:sha256:1000"))

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from server.cases_service import node_of
+from server.cases.service import node_of
 from shared.hlc import parse_ms
 
 from .conftest import add_action, count_actions, csrf_token, event_in, folded, log_in, new_event, user
@@ -101,7 +101,7 @@ def test_the_dispatch_form_suggests_the_categorys_unit_and_deadline(pages, app):
 
     now = server_clock().physical_ms()
     with app.test_request_context():
-        from server.pages import utc_instant
+        from server.cases.views import utc_instant
         from datetime import datetime
 
         suggested = parse_ms(utc_instant(datetime.fromisoformat(deadline)))

@@ -52,7 +52,7 @@ def live_server(sqlite_template, tmp_path):
     from werkzeug.serving import make_server
 
     from server import create_app
-    from server import demo as demo_data
+    from server.admin import demo as demo_data
     from server.db import db
 
     path = tmp_path / "store.db"

@@ -8,7 +8,7 @@ from pathlib import Path
 from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
 
-from server import i18n
+from server.web import i18n
 
 from .conftest import csrf_token, event_in, log_in
 

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from server.cases_service import QueueFilters, list_cases
+from server.cases.service import QueueFilters, list_cases
 from server.clock import server_clock
 from shared.hlc import format_ms
 

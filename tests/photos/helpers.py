@@ -107,7 +107,7 @@ def put_record(kind: str, values: dict[str, Any], bucket: str | None = None) -> 
     """Store a record as the server itself would; answers its id."""
     import os
 
-    from server import store
+    from server.sync import apply as store
     from shared.records import uuid7
 
     record_id = uuid7(1_795_000_000_000, os.urandom(10))

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from server.blobs import FolderBlobStore, HashMismatch, LengthMismatch, UploadLocked
+from server.photos.blobs import FolderBlobStore, HashMismatch, LengthMismatch, UploadLocked
 
 from .helpers import make_jpeg, sha
 

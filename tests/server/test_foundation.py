@@ -8,8 +8,8 @@ import pytest
 
 from sqlalchemy import select
 
-from server import demo as demo_data
-from server import store
+from server.admin import demo as demo_data
+from server.sync import apply as store
 from server.db import db
 from server.models import Record, User
 from shared.hlc import HLC, format_ms

@@ -12,7 +12,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from server import api, store, wire
+from server.sync import views as api
+from server.sync import apply as store
+from server.sync import wire
 from server.db import db
 from server.models import Record, User
 from shared.hlc import HLC, format_ms

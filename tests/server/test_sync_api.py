@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import create_engine, func, select, text
 
 from server import accounts, create_app
-from server import demo as demo_data
+from server.admin import demo as demo_data
 from server.db import db
 from server.models import Device, Record, User
 from shared.hlc import HLC, format_ms, is_hlc

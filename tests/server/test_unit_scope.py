@@ -9,7 +9,7 @@ import secrets
 
 import pytest
 
-from server import store
+from server.sync import apply as store
 from server.clock import server_clock
 from server.db import db
 from server.models import Record

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from server.wire import dumps, loads, read_push
+from server.sync.wire import dumps, loads, read_push
 from shared.records import Change, ValidationError, load_change
 from tests.shared.test_fast_paths import wire_changes
 from tests.shared.test_idcard import VALID as VALID_ID_NUMBERS

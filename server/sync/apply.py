@@ -42,9 +42,11 @@ from shared.hlc import HLC
 from shared.merge import merge_record
 from shared.records import KINDS, REF_BUCKET, Change, bucket_grid, grid_bucket, load_change
 
-from . import privacy, wire
-from .db import db
-from .models import Record, User
+from server import privacy
+
+from server.sync import wire
+from server.db import db
+from server.models import Record, User
 
 # What each role may do to a case (the case_action's `action`).
 ACTIONS_BY_ROLE = {
@@ -521,7 +523,7 @@ def _parse_cursor(cursor: Any) -> int:
 
 def stamp(kind: str, record_id: str, values: dict[str, Any], bucket: str | None = None) -> Change:
     """A change that the server itself writes (CLI, demo, pages), stamped with its HLC."""
-    from .clock import server_clock
+    from server.clock import server_clock
 
     hlc = str(server_clock().now())
     if bucket is None:

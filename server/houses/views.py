@@ -26,10 +26,12 @@ from flask_wtf import FlaskForm
 from flask_wtf.csrf import CSRFError
 from wtforms import SelectMultipleField, widgets
 
-from . import cases_service, privacy
-from . import houses_service as service
-from .models import ROLES
-from .pages import ROLE_LABELS, choice, csrf, district_zone, local_time, template_globals
+from server.cases import service as cases_service
+
+from server import privacy
+from server.houses import service
+from server.models import ROLES
+from server.cases.views import ROLE_LABELS, choice, csrf, district_zone, local_time, template_globals
 
 bp = Blueprint("houses", __name__)
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")

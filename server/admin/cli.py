@@ -18,9 +18,15 @@ from flask import Flask
 from flask.cli import AppGroup
 from sqlalchemy import select
 
-from . import accounts, demo, privacy, store
-from .db import db
-from .models import ROLES, Device, User
+from server import accounts
+
+from server.admin import demo
+
+from server import privacy
+
+from server.sync import apply as store
+from server.db import db
+from server.models import ROLES, Device, User
 
 demo_cli = AppGroup("demo", help="The demo data set.")
 users_cli = AppGroup("users", help="Users and their grids.")

@@ -60,12 +60,12 @@ from werkzeug.exceptions import ClientDisconnected
 
 from shared.records import FullMatch, Text, grid_bucket
 
-from .api import device_required, documented, read_json
-from .blobs import (BlobNotFound, BlobStore, FolderBlobStore, HashMismatch, LengthMismatch, UploadLocked,
+from server.sync.views import device_required, documented, read_json
+from server.photos.blobs import (BlobNotFound, BlobStore, FolderBlobStore, HashMismatch, LengthMismatch, UploadLocked,
                     is_sha256)
-from .db import db
-from .errors import ApiError
-from .models import Record, User
+from server.db import db
+from server.errors import ApiError
+from server.models import Record, User
 
 bp = Blueprint("photos", __name__, url_prefix="/api/v1")
 

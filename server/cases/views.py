@@ -36,13 +36,13 @@ from wtforms.validators import DataRequired, InputRequired, Length, Optional, Re
 from shared.case import REASONS
 from shared.hlc import format_ms, parse_ms
 
-from . import cases_service as service
-from . import i18n
-from .accounts import authenticate
-from .clock import server_clock
-from .db import db
-from .models import User
-from .photos import NotAnImage, TooManyPixels, check_image, max_photo_bytes
+from server.cases import service
+from server.web import i18n
+from server.accounts import authenticate
+from server.clock import server_clock
+from server.db import db
+from server.models import User
+from server.photos.views import NotAnImage, TooManyPixels, check_image, max_photo_bytes
 
 bp = Blueprint("cases", __name__)
 csrf = CSRFProtect()

@@ -43,10 +43,10 @@ from shared.case import OPEN_STATUSES, STATUSES, Action, CaseState, fold_case, q
 from shared.hlc import HLC, HLCError, format_ms
 from shared.records import REF_BUCKET, dump_change, uuid7
 
-from . import store
-from .clock import server_clock
-from .db import db
-from .models import Device, Record, User
+from server.sync import apply as store
+from server.clock import server_clock
+from server.db import db
+from server.models import Device, Record, User
 
 # What each role may do on the pages. Stricter than the API's ACTIONS_BY_ROLE: the pages offer an
 # admin the supervisor's buttons, not the unit's or the worker's. "verify" is the stand-in verification.
@@ -319,7 +319,7 @@ def wall_ms_of(hlc: str) -> int | None:
 
 def photo_holdings(shas: Iterable[str]) -> list[tuple[str, bool]]:
     """Each photo hash with whether the server holds the whole, verified photo (server/photos.py)."""
-    from .photos import blob_store
+    from server.photos.views import blob_store
 
     blobs = blob_store()
     return [(sha, blobs.has(sha)) for sha in shas]
@@ -338,7 +338,7 @@ def photo_response(sha: str, thumb: bool = False):
 
     The caller has checked that the user may see a case that refers to the photo.
     """
-    from .photos import blob_store, send_photo, send_thumbnail
+    from server.photos.views import blob_store, send_photo, send_thumbnail
 
     if not blob_store().has(sha):
         return None
@@ -384,7 +384,7 @@ def record_action(user: User, case: Case, action: str, *, unit: str | None = Non
 
 def keep_photos(photos: Iterable[bytes]) -> list[str]:
     """Keep whole photos in the blob store; their hashes, in order, each once."""
-    from .photos import blob_store, check_image
+    from server.photos.views import blob_store, check_image
 
     blobs = blob_store()
     return list(dict.fromkeys(blobs.put(data, check=check_image) for data in photos))

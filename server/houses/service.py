@@ -39,10 +39,10 @@ from sqlalchemy import select
 
 from shared.records import REF_BUCKET
 
-from . import privacy
-from .cases_service import Reference
-from .db import db
-from .models import Record, User
+from server import privacy
+from server.cases.service import Reference
+from server.db import db
+from server.models import Record, User
 
 HOUSE_ROLES = ("supervisor", "admin")
 REGISTRATION_GOAL = 0.95

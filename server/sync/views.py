@@ -22,10 +22,16 @@ from sqlalchemy import text
 
 from shared.hlc import ClockDriftError, HLC, format_ms, parse_ms
 
-from . import accounts, schemas, store, wire
-from .clock import server_clock
-from .db import db
-from .errors import ApiError
+from server import accounts
+
+from server.sync import schemas
+
+from server.sync import apply as store
+
+from server.sync import wire
+from server.clock import server_clock
+from server.db import db
+from server.errors import ApiError
 
 bp = Blueprint("sync", __name__, url_prefix="/api/v1")
 # Loading with a schema keeps no state in it, and making one costs a fifth of an empty push.

@@ -17,10 +17,12 @@ from shared.hlc import format_ms
 from shared.idcard import check_digit
 from shared.records import uuid7
 
-from . import accounts, store
-from .clock import server_clock
-from .db import db
-from .models import Record, User
+from server import accounts
+
+from server.sync import apply as store
+from server.clock import server_clock
+from server.db import db
+from server.models import Record, User
 
 NAMESPACE = uuid.UUID("6f1c1a4e-2b1d-4f0e-9a51-6c7a1f0b9e21")
 
