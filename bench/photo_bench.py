@@ -186,7 +186,6 @@ def product_server() -> tuple[dict, str]:
     from sqlalchemy import select
 
     from server import accounts, create_app
-
     from server.admin import demo
     from server.db import db
     from server.models import User

@@ -22,12 +22,8 @@ Hazard: resident ID numbers are personal data. A tablet whose role may not see t
 typed stays on this tablet. Lists show the masked form either way; whichever of the two fields was
 written later is the one shown.
 
-Registration rate (暂住人口登记率, goal 95 %), the same rule as the supervisor pages
-(server/houses_service.py, `registration_rate`): the residents registered over the residents seen
-at the house's latest check, registered counted at most up to the residents seen, so it never
-shows more than 100 %. Registered means a tenant still living there: no ``moved_out``, or one after
-today (the tablet's local date). No check yet, a check that did not count residents, or one that
-counted nobody: no rate ("not counted" on the pages).
+Registration rate (暂住人口登记率, goal 95 %): the rule of shared/houses.py, the one the supervisor
+pages use, counted on the tablet's local date.
 """
 
 from __future__ import annotations
@@ -38,6 +34,7 @@ from datetime import datetime, timezone
 from typing import Any, Mapping, Sequence
 
 from shared.hlc import format_ms
+from shared.houses import REGISTRATION_GOAL, living_there, registration_rate
 from shared.idcard import mask_resident_id, resident_id_error, resident_id_problem
 from shared.records import ValidationError
 
@@ -46,12 +43,10 @@ from .store import Record
 
 __all__ = [
     "HouseRow", "HouseView", "CheckRow", "Hazard", "TenantRow", "ChecklistView",
-    "ChecklistItemView", "EventDraft", "HousesPresenter", "normalise_resident_id", "registration_rate",
-    "living_there", "REGISTRATION_GOAL",
+    "ChecklistItemView", "EventDraft", "HousesPresenter", "normalise_resident_id",
 ]
 
 RESULTS = ("pass", "fail", "na")
-REGISTRATION_GOAL = 0.95
 
 
 @dataclass(frozen=True)
@@ -151,28 +146,6 @@ class EventDraft:
 def normalise_resident_id(text: str) -> str:
     """What a worker typed, as the wire wants it: no spaces, an upper-case X."""
     return re.sub(r"\s+", "", text).upper()
-
-
-def registration_rate(registered: int, residents_seen: int | None) -> float | None:
-    """A house's registration rate, as the pages compute it (server/houses_service.py).
-
-    ``registered`` (current tenants), counted at most up to ``residents_seen``, over ``residents_seen``
-    (of the latest check), so the rate is within 0 and 1: more tenants on file than people met is
-    100 %, not 125 %. None, "not counted", when there is no check or it did not count residents
-    (``residents_seen`` None) or counted nobody (0).
-    """
-    if not isinstance(residents_seen, int) or isinstance(residents_seen, bool) or residents_seen <= 0:
-        return None
-    return min(registered, residents_seen) / residents_seen
-
-
-def living_there(moved_out: str | None, today: str) -> bool:
-    """Whether a tenant counts as registered on ``today`` (ISO date): no move-out day, or one after today.
-
-    The pages' rule (server/houses_service.py): a move-out day recorded ahead of time counts from that
-    day on.
-    """
-    return not moved_out or moved_out > today
 
 
 def _shown_id(record: Record) -> str | None:

@@ -3,6 +3,12 @@
 `create_app(config)` is the application factory. Settings come from the
 environment (server/config.py); ``config`` overrides them, which is how tests
 build apps.
+
+The layout: the core beside this file (config, db, models, clock, errors, accounts, privacy,
+reference, api), what every page shares in ``web/``, and one package per feature: ``sync/``
+(push and pull), ``photos/``, ``cases/`` (the supervisor and unit pages), ``houses/`` (rental
+houses) and ``admin/`` (admin pages, CLI, demo). A feature may use the core, ``web/`` and another
+feature's service, never another feature's views.
 """
 
 from __future__ import annotations
@@ -11,25 +17,24 @@ from typing import Any, Mapping
 
 from flask import Flask
 
-from server import db, errors, privacy
-from server.admin import cli
-from server.cases import views as cases_views
-from server.clock import ServerClock
-from server.houses import views as houses_views
-from server.photos import views as photos_views
-from server.sync import views as sync_views
-from server.sync import wire
-from server.config import from_environment
+from . import api, db, errors, privacy, web
+from .admin import views as admin_views
+from .cases import views as cases_views
+from .clock import ServerClock
+from .config import settings
+from .houses import views as houses_views
+from .photos import views as photos_views
+from .sync import views as sync_views
+from .sync import wire
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
-    """Build the app from the environment plus ``config``."""
+    """Build the app from ``config`` on top of the environment."""
     app = Flask(__name__)
-    app.config.update(from_environment())
-    if config:
-        app.config.update(config)
+    app.config.update(settings(config))
     app.config["MAX_CONTENT_LENGTH"] = app.config["GRIDPATROL_MAX_PUSH_BYTES"]
-    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", _engine_options(app.config["SQLALCHEMY_DATABASE_URI"]))
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {**_engine_options(app.config["SQLALCHEMY_DATABASE_URI"]),
+                                               **app.config.get("SQLALCHEMY_ENGINE_OPTIONS", {})}
     app.json.ensure_ascii = False  # Chinese stays readable in answers
     app.json.sort_keys = False
     db.init_app(app)
@@ -38,16 +43,19 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["gridpatrol.clock"] = ServerClock(
         app.config["GRIDPATROL_NODE"], app.config["GRIDPATROL_MAX_DRIFT_SECONDS"] * 1000,
         physical=app.config.get("GRIDPATROL_PHYSICAL_CLOCK"))
+    app.register_blueprint(api.bp)
     app.register_blueprint(sync_views.bp)
     app.register_blueprint(photos_views.bp)
-    cases_views.init_app(app)  # the supervisor and unit pages, with log-in, CSRF and languages
-    houses_views.init_app(app)  # rental houses, their checks and tenants; the ID-number setting
-    cli.init_app(app)
+    web.init_app(app)  # log-in, CSRF, languages and error pages, before the pages that use them
+    cases_views.init_app(app)
+    houses_views.init_app(app)
+    admin_views.init_app(app)
     return app
 
 
 def _engine_options(url: str) -> dict[str, Any]:
-    # The JSON columns are written and read by msgspec (server/wire.py), several times faster than json.
+    # The JSON columns are written and read by msgspec (server/sync/wire.py), several times faster than
+    # json; server/sync/feed.py decodes the text it reads with the same function.
     options: dict[str, Any] = {"json_serializer": wire.dumps, "json_deserializer": wire.loads}
     if url.startswith("sqlite"):
         # One connection per thread; pushes queue on SQLite's write lock (busy_timeout).

@@ -16,8 +16,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from server.db import db
-from server.models import ROLES, Device, User, UserGrid, utcnow
+from shared.roles import ROLES
+
+from .db import db
+from .models import Device, User, UserGrid, utcnow
 
 
 class AccountError(ValueError):

@@ -2,14 +2,18 @@
 
 Every setting has a ``GRIDPATROL_`` environment variable; `create_app(config)`
 takes a mapping on top of it, which is how tests configure an app without
-patching globals.
+patching globals. This is the only module of the server that reads the
+environment.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from pathlib import Path
+from datetime import timedelta, timezone
+from typing import Any, Iterable, Mapping
 
 ROOT = Path(__file__).resolve().parent.parent
 VAR = Path(os.environ.get("GRIDPATROL_VAR_DIR", ROOT / "var"))
@@ -88,15 +92,51 @@ def secret_key(environment: str) -> str:
     return given
 
 
-def from_environment() -> dict:
-    """The settings read from GRIDPATROL_* variables; in production a missing secret key raises RuntimeError."""
-    environment = os.environ.get("GRIDPATROL_ENV") or "development"
-    return {
-        # sqlite:///var/gridpatrol.db by default; postgresql+psycopg://user@host/db in production
-        "SQLALCHEMY_DATABASE_URI": os.environ.get("GRIDPATROL_DATABASE_URL") or f"sqlite:///{VAR / 'gridpatrol.db'}",
+def settings(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The app's settings: ``overrides`` (a test's, for one) on top of the GRIDPATROL_* variables.
+
+    The overrides are applied first, so a setting they give is never made from the environment: a
+    test app that passes SECRET_KEY and GRIDPATROL_ID_KEY writes no key into var/. In production a
+    missing secret key raises RuntimeError; so does a malformed GRIDPATROL_UTC_OFFSET anywhere.
+    """
+    overrides = dict(overrides or {})
+    environment = overrides.get("GRIDPATROL_ENV") or os.environ.get("GRIDPATROL_ENV") or "development"
+    values = from_environment(environment, skip=overrides.keys())
+    values.update(overrides)
+    parse_offset(values["GRIDPATROL_UTC_OFFSET"])  # fail at start-up, not on the first page
+    return values
+
+
+def demo_password() -> str | None:
+    """One password for every demo user (GRIDPATROL_DEMO_PASSWORD), or None for random ones."""
+    return os.environ.get("GRIDPATROL_DEMO_PASSWORD") or None
+
+
+_OFFSET = re.compile(r"^([+-])(\d{2}):(\d{2})\Z")
+
+
+def parse_offset(raw: str) -> timezone:
+    """A fixed UTC offset such as +08:00 as a timezone; ValueError for anything else."""
+    match = _OFFSET.match(raw) if isinstance(raw, str) else None
+    if not match:
+        raise ValueError(f"GRIDPATROL_UTC_OFFSET must look like +08:00, not {raw!r}")
+    sign, hours, minutes = match.groups()
+    delta = timedelta(hours=int(hours), minutes=int(minutes))
+    if delta >= timedelta(hours=24):
+        raise ValueError(f"GRIDPATROL_UTC_OFFSET must be less than 24 hours, not {raw!r}")
+    return timezone(-delta if sign == "-" else delta)
+
+
+def from_environment(environment: str, skip: Iterable[str] = ()) -> dict[str, Any]:
+    """The settings read from GRIDPATROL_* variables, but those named in ``skip``."""
+    values: dict[str, Any] = {}
+    if "SECRET_KEY" not in skip:
         # Sessions of the pages are signed with it; every process of one server must share it. Required in
         # production (at least 32 characters); elsewhere unset means a key kept in var/secret_key.
-        "SECRET_KEY": secret_key(environment),
+        values["SECRET_KEY"] = secret_key(environment)
+    return {**values,
+        # sqlite:///var/gridpatrol.db by default; postgresql+psycopg://user@host/db in production
+        "SQLALCHEMY_DATABASE_URI": os.environ.get("GRIDPATROL_DATABASE_URL") or f"sqlite:///{VAR / 'gridpatrol.db'}",
         # The server's HLC node id (16 hex). Unset: each process makes its own (server/clock.py).
         "GRIDPATROL_NODE": os.environ.get("GRIDPATROL_NODE") or None,
         # How far ahead of the server's clock a pushed timestamp may be before the push gets clock_skew.
@@ -117,4 +157,10 @@ def from_environment() -> dict:
         # elsewhere unset means a key kept in var/id_key. Generate one with: python -c
         # "import secrets; print(secrets.token_hex(64))"
         "GRIDPATROL_ID_KEY": os.environ.get("GRIDPATROL_ID_KEY") or None,
+        # The case page's map tiles (e.g. https://tiles.example/{z}/{x}/{y}.png); empty: a plain grey map, offline.
+        "GRIDPATROL_TILE_URL": os.environ.get("GRIDPATROL_TILE_URL", ""),
+        "GRIDPATROL_TILE_ATTRIBUTION": os.environ.get("GRIDPATROL_TILE_ATTRIBUTION", ""),
+        # The district's time on the pages: a fixed offset (China keeps no daylight saving).
+        "GRIDPATROL_UTC_OFFSET": os.environ.get("GRIDPATROL_UTC_OFFSET") or "+08:00",
+        "GRIDPATROL_PAGE_SIZE": _int("GRIDPATROL_PAGE_SIZE", 20),
     }

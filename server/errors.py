@@ -1,11 +1,16 @@
-"""One error shape everywhere in the API: {"error": {"code", "message", "details"}}."""
+"""One error shape everywhere in the API, {"error": {"code", "message", "details"}}; the pages' errors as pages.
+
+Every HTTP error under /api/ is answered with the shape; elsewhere with the pages' error page
+(server/web, registered as ``gridpatrol.error_page``), in the pages' look and the user's language.
+An unexpected exception is logged with its traceback and answered 500 either way.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import jsonify, request
-from werkzeug.exceptions import HTTPException
+from flask import current_app, jsonify, request
+from werkzeug.exceptions import HTTPException, InternalServerError
 
 _CODES = {
     400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
@@ -34,8 +39,31 @@ def error_response(status: int, code: str, message: str, details: Any = None):
     return response
 
 
+def describe(messages: Any, prefix: str = "") -> str:
+    """Flatten marshmallow messages into one line that names each field."""
+    if isinstance(messages, dict):
+        return "; ".join(describe(value, f"{prefix}{key}." if key != "_schema" else prefix)
+                         for key, value in messages.items())
+    if isinstance(messages, list):
+        return "; ".join(describe(m, prefix) if not isinstance(m, str) else f"{prefix.rstrip('.')}: {m}"
+                         if prefix else m for m in messages)
+    return f"{prefix.rstrip('.')}: {messages}" if prefix else str(messages)
+
+
 def _is_api() -> bool:
     return request.path.startswith("/api/")
+
+
+def _page(status: int, exc: HTTPException | None = None):
+    """The pages' error page (with the error's own headers, such as Allow), or Flask's plain one."""
+    page = current_app.extensions.get("gridpatrol.error_page")
+    if page is None:
+        return exc or InternalServerError()
+    response = current_app.make_response(page(status, exc))
+    for name, value in exc.get_headers() if exc is not None else ():
+        if name.lower() not in ("content-type", "content-length"):
+            response.headers[name] = value
+    return response
 
 
 def init_app(app) -> None:
@@ -47,9 +75,11 @@ def init_app(app) -> None:
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
-        if not _is_api():
-            return exc
         status = exc.code or 500
+        if status < 400:  # a redirect Flask raises (a missing trailing slash) is no error
+            return exc
+        if not _is_api():
+            return _page(status, exc)
         return error_response(status, _CODES.get(status, "error"), exc.description or exc.name)
 
     @app.errorhandler(Exception)
@@ -58,5 +88,5 @@ def init_app(app) -> None:
             return _http_error(exc)
         app.logger.exception("unhandled error on %s %s", request.method, request.path)
         if not _is_api():
-            raise exc
+            return _page(500)
         return error_response(500, "internal_error", "the server failed; the request may be retried")

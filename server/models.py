@@ -19,9 +19,7 @@ from datetime import datetime, timezone
 from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from server.db import Json, db
-
-ROLES = ("worker", "supervisor", "unit", "admin")
+from .db import Json, db
 
 
 def utcnow() -> datetime:

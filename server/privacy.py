@@ -46,9 +46,10 @@ from sqlalchemy import select
 
 from shared.idcard import mask_resident_id
 from shared.records import Change
+from shared.roles import ROLES
 
-from server.db import db
-from server.models import ROLES, Setting, utcnow
+from .db import db
+from .models import Setting, utcnow
 
 # The kinds that carry personal data; the store calls this module only for these.
 PERSONAL_KINDS = frozenset({"tenant"})
@@ -70,7 +71,7 @@ def init_app(app) -> None:
     """Load the ID-number key (start-up fails without one in production) and mask ID numbers in logs."""
     from cryptography.hazmat.primitives.ciphers.aead import AESSIV
 
-    from server.config import local_id_key
+    from .config import local_id_key
 
     raw = app.config.get("GRIDPATROL_ID_KEY")
     if not raw:

@@ -59,11 +59,13 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Mapping
 
 from .hlc import HLC, HLCError, format_ms, parse_ms
+from .records import UUID_PATTERN
+from .roles import ACTIONS_BY_ROLE, may_stand_in
 
 __all__ = [
     "STATUSES", "OPEN_STATUSES", "RESOLUTIONS", "REASONS", "FAILURES_BEFORE_SUPERVISION",
     "Action", "TimelineEntry", "CaseState", "fold_case", "is_overdue", "queue_key",
-    "awaiting_verification",
+    "awaiting_verification", "available_actions",
 ]
 
 STATUSES = ("reported", "dispatched", "rectified", "returned", "closed")
@@ -75,7 +77,7 @@ FAILURES_BEFORE_SUPERVISION = 3
 
 _HOUR_MS = 3_600_000
 _MAX_MS = 253402300799999  # 9999-12-31T23:59:59.999Z, as in hlc.py
-_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
+_UUID = re.compile(UUID_PATTERN.pattern.strip("^$"), re.IGNORECASE)  # a record id anywhere in a note
 # Why an action found the case in the wrong state, by the status it found.
 _FOUND = {
     "reported": "superseded: case not dispatched yet",
@@ -276,6 +278,15 @@ class _Case:
     duplicate_of: str | None = None
     closed_at: str | None = None
 
+    @classmethod
+    def from_state(cls, state: CaseState, reporter: str | None) -> "_Case":
+        """The fold's working state again, from a folded CaseState and the event's reporter."""
+        return cls(reporter=_text(reporter), micro=state.micro, deadline_hours=None, status=state.status,
+                   resolution=state.resolution, unit=state.unit, deadline=state.deadline,
+                   failed=state.failed_verifications, supervised=state.supervised,
+                   assessment_flag=state.assessment_flag, assessment_unit=state.assessment_unit,
+                   duplicate_of=state.duplicate_of, closed_at=state.closed_at)
+
     def new_deadline(self, step: _Step) -> str | None:
         """The action's deadline; else the category's hours from the action's time; else unchanged."""
         if step.deadline:
@@ -384,7 +395,7 @@ def _supervise(case: _Case, step: _Step) -> str | None:
     return None
 
 
-_RULES: dict[str, Callable[[_Case, _Step], str | None]] = {
+_RULES: dict[str, Callable[[_Case, _Step], str | None]] = {  # in the order buttons show them
     "dispatch": _dispatch,
     "rectify": _rectify,
     "verify_pass": _verify,
@@ -397,6 +408,9 @@ _RULES: dict[str, Callable[[_Case, _Step], str | None]] = {
     "mark_duplicate": _mark_duplicate,
     "supervise": _supervise,
 }
+
+
+_ACTION_ORDER = tuple(_RULES)
 
 
 def _judge(case: _Case, step: _Step) -> str | None:
@@ -529,7 +543,30 @@ def queue_key(state: CaseState, event: Mapping[str, Any]) -> tuple:
     return (not state.urgent, state.deadline is None, state.deadline or "", reported_at or "")
 
 
+def available_actions(state: CaseState, role: str, *, actor: str | None,
+                      reporter: str | None) -> tuple[str, ...]:
+    """The case actions ``actor``, of ``role``, may take on the case as it stands, in the fold's order of rules.
+
+    An action is offered when the role may push it (shared/roles.py) and the fold would apply it
+    now: each candidate is dry-run through the fold's own rules (`_judge`) on the folded state, as
+    a well-formed action (a dispatch names a unit, an extension gives a deadline, a verification by
+    a role that may stand in does) stamped after every action folded so far. So a page or a tablet
+    offers exactly what folding the action in would apply, and the rules stay written once, in
+    `_RULES`. ``reporter`` is the event's reporter (the fold's verifier and on-the-spot handler).
+    """
+    offered = []
+    for name in sorted(ACTIONS_BY_ROLE.get(role, ()), key=_ACTION_ORDER.index):
+        candidate = _Step(id="", hlc="", wall_ms=0, action=name, actor=_text(actor),
+                          unit="unit" if name == "dispatch" else None,
+                          deadline=format_ms(_MAX_MS) if name == "extend" else None, note=None,
+                          stand_in=name in ("verify_pass", "verify_fail") and may_stand_in(role),
+                          duplicate_of=None)
+        if _judge(_Case.from_state(state, reporter), candidate) is None:
+            offered.append(name)
+    return tuple(offered)
+
+
 def awaiting_verification(state: CaseState, event: Mapping[str, Any], user_id: str) -> bool:
     """Whether the case waits for user_id, its reporter, to verify the rectification."""
     reporter = event.get("reporter") if isinstance(event, Mapping) else None
-    return state.status == "rectified" and bool(user_id) and reporter == user_id
+    return bool(user_id) and "verify_pass" in available_actions(state, "worker", actor=user_id, reporter=reporter)

@@ -42,7 +42,7 @@ from .idcard import resident_id_error
 __all__ = [
     "ValidationError", "Kind", "KINDS", "REFERENCE_KINDS", "FIELD_KINDS", "Change",
     "ChangeSchema", "load_change", "dump_change", "grid_bucket", "bucket_grid", "uuid7",
-    "CASE_ACTIONS", "REF_BUCKET",
+    "CASE_ACTIONS", "REF_BUCKET", "UUID_PATTERN", "SHA256_PATTERN", "BUCKET_PATTERN", "is_uuid", "is_sha256",
 ]
 
 REF_BUCKET = "ref"
@@ -51,8 +51,11 @@ CODE_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"
 # Written with ^…$ so the OpenAPI document can carry them (JavaScript regexes have no \Z), and
 # matched whole by FullMatch: $ alone would also match before a final "\n" ("G-0101\n").
 _CODE = re.compile(rf"^{CODE_PATTERN}$")
-_BUCKET = re.compile(rf"^(ref|grid:{CODE_PATTERN})$")
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+BUCKET_PATTERN = re.compile(rf"^(ref|grid:{CODE_PATTERN})$")
+# A record id in the canonical form Id accepts and keeps (uuid.UUID prints these 32 hex digits back
+# unchanged), and a photo's name, its SHA-256 in lowercase hex. Match them whole (fullmatch).
+UUID_PATTERN = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -63,6 +66,16 @@ class FullMatch(validate.Regexp):
         if self.regex.fullmatch(value) is None:
             raise ValidationError(self._format_error(value))
         return value
+
+
+def is_uuid(text: object) -> bool:
+    """Whether text is a record id in canonical form."""
+    return isinstance(text, str) and UUID_PATTERN.fullmatch(text) is not None
+
+
+def is_sha256(text: object) -> bool:
+    """Whether text is a SHA-256 digest in lowercase hex (a photo's name)."""
+    return isinstance(text, str) and SHA256_PATTERN.fullmatch(text) is not None
 
 
 def grid_bucket(grid_code: str) -> str:
@@ -208,7 +221,7 @@ class Id(Text):
 
 def Photos(**kwargs):
     """A list of photo SHA-256 digests (lowercase hex)."""
-    return fields.List(Text(validate=FullMatch(_SHA256, error="is not a SHA-256 digest")),
+    return fields.List(Text(validate=FullMatch(SHA256_PATTERN, error="is not a SHA-256 digest")),
                        validate=validate.Length(max=50), **kwargs)
 
 
@@ -569,7 +582,7 @@ class ChangeSchema(Schema):
 
     kind = Text(required=True, validate=validate.OneOf(sorted(KINDS), error="unknown kind {input!r}"))
     id = Id(required=True)
-    bucket = Text(required=True, validate=FullMatch(_BUCKET, error="must be 'ref' or 'grid:<grid code>'"))
+    bucket = Text(required=True, validate=FullMatch(BUCKET_PATTERN, error="must be 'ref' or 'grid:<grid code>'"))
     fields = Writes(required=True, validate=validate.Length(min=1, error="a change must set at least one field"))
 
     @validates_schema(skip_on_field_errors=True)
@@ -629,8 +642,6 @@ def _load_change_plain(data: Any) -> Change:
 # compares the two on generated changes of every kind).
 
 _CHANGE_KEYS = frozenset(["kind", "id", "bucket", "fields"])
-# What Id accepts: uuid.UUID parses these 32 hex digits, and str() prints them back unchanged.
-_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 class _Slow(Exception):
@@ -666,7 +677,7 @@ def _fast_loader(field: fields.Field) -> Callable[[Any], Any] | None:
         return value
 
     if kind in (Text, Code, Id, Instant):
-        extra = {Id: _CANONICAL_UUID.fullmatch, Instant: _instant}.get(kind)
+        extra = {Id: UUID_PATTERN.fullmatch, Instant: _instant}.get(kind)
 
         def load_text(value):
             if type(value) is not str:
@@ -738,7 +749,7 @@ def _load_change_fast(data: dict) -> Change | None:
         kind = KINDS.get(kind_name)
         loaders = kind.fast_loaders if kind is not None else None
         # The patterns admit no NUL, so Text's own check holds too.
-        if (loaders is None or _CANONICAL_UUID.fullmatch(rid) is None or _BUCKET.fullmatch(bucket) is None
+        if (loaders is None or UUID_PATTERN.fullmatch(rid) is None or BUCKET_PATTERN.fullmatch(bucket) is None
                 or type(writes) is not dict or not writes):
             return None
         result: dict[str, tuple[Any, str]] = {}

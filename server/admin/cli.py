@@ -18,15 +18,14 @@ from flask import Flask
 from flask.cli import AppGroup
 from sqlalchemy import select
 
-from server import accounts
+from shared.roles import ROLES
 
-from server.admin import demo
-
-from server import privacy
-
-from server.sync import apply as store
-from server.db import db
-from server.models import ROLES, Device, User
+from .. import accounts, privacy
+from ..db import db
+from ..errors import describe
+from ..models import Device, User
+from ..sync import apply
+from . import demo
 
 demo_cli = AppGroup("demo", help="The demo data set.")
 users_cli = AppGroup("users", help="Users and their grids.")
@@ -104,12 +103,12 @@ def grids_create(code, name, community, street, district, grid_type) -> None:
     from marshmallow import ValidationError
 
     try:
-        change = store.stamp("grid", demo.ref_id("grid", code), {
+        change = apply.stamp("grid", demo.ref_id("grid", code), {
             "code": code, "name": name, "community": community, "street": street, "district": district,
             "type": grid_type})
     except ValidationError as exc:
-        raise click.ClickException(store.describe(exc.messages)) from None
-    result = store.write_as_server([change])[0]
+        raise click.ClickException(describe(exc.messages)) from None
+    result = apply.write_as_server([change])[0]
     click.echo(f"grid {code}: {result.status}")
 
 

@@ -7,7 +7,6 @@ demo twice, or on two servers, gives the same records.
 
 from __future__ import annotations
 
-import os
 import secrets
 import uuid
 
@@ -17,12 +16,12 @@ from shared.hlc import format_ms
 from shared.idcard import check_digit
 from shared.records import uuid7
 
-from server import accounts
-
-from server.sync import apply as store
-from server.clock import server_clock
-from server.db import db
-from server.models import Record, User
+from .. import accounts
+from ..clock import server_clock
+from ..config import demo_password
+from ..db import db
+from ..models import Record, User
+from ..sync import apply
 
 NAMESPACE = uuid.UUID("6f1c1a4e-2b1d-4f0e-9a51-6c7a1f0b9e21")
 
@@ -95,16 +94,16 @@ def reference_changes() -> list:
     """The demo's grids, units, categories and checklist as server-stamped changes."""
     changes = []
     for code, name, community, street in GRIDS:
-        changes.append(store.stamp("grid", ref_id("grid", code), {
+        changes.append(apply.stamp("grid", ref_id("grid", code), {
             "code": code, "name": name, "type": "base", "community": community, "street": street,
             "district": DISTRICT}))
     for code, name, name_en in UNITS:
-        changes.append(store.stamp("unit", ref_id("unit", code), {"code": code, "name": name, "name_en": name_en}))
+        changes.append(apply.stamp("unit", ref_id("unit", code), {"code": code, "name": name, "name_en": name_en}))
     for code, name, name_en, unit, hours, micro, radius in CATEGORIES:
-        changes.append(store.stamp("category", ref_id("category", code), {
+        changes.append(apply.stamp("category", ref_id("category", code), {
             "code": code, "name": name, "name_en": name_en, "default_unit": unit, "deadline_hours": hours,
             "micro": micro, "duplicate_radius_m": radius}))
-    changes.append(store.stamp("checklist", ref_id("checklist", "rental_house"), {
+    changes.append(apply.stamp("checklist", ref_id("checklist", "rental_house"), {
         "code": "rental_house", "name": "出租屋安全检查", "name_en": "Rental house safety check", "version": 1,
         "items": [{"code": c, "text": t, "text_en": e, "category": cat} for c, t, e, cat in CHECKLIST_ITEMS]}))
     return changes
@@ -117,8 +116,8 @@ def load(password: str | None = None, *, houses: bool = False) -> dict[str, str]
     off by default because the sync tests pull the demo grids and compare what devices hold with the store, and
     tenants are served masked to workers (server/privacy.py).
     """
-    password = password or os.environ.get("GRIDPATROL_DEMO_PASSWORD")
-    store.write_as_server(reference_changes())
+    password = password or demo_password()
+    apply.write_as_server(reference_changes())
     logins: dict[str, str] = {}
     users: dict[str, User] = {}
     for username, name, role, grids, unit in PEOPLE:
@@ -126,9 +125,9 @@ def load(password: str | None = None, *, houses: bool = False) -> dict[str, str]
         users[username] = accounts.create_user(username, secret, name=name, role=role, grids=grids, unit=unit)
         logins[username] = secret
     db.session.commit()
-    store.write_as_server(sample_events(users))
+    apply.write_as_server(sample_events(users))
     if houses:
-        store.write_as_server(sample_houses(users))
+        apply.write_as_server(sample_houses(users))
     return logins
 
 
@@ -136,7 +135,7 @@ def load_houses() -> None:
     """Add the demo's rental houses, checks and tenants to a store that holds the demo users."""
     users = {u.username: u for u in db.session.scalars(select(User).where(User.username.in_(
         [username for username, *_rest in PEOPLE])))}
-    store.write_as_server(sample_houses(users))
+    apply.write_as_server(sample_houses(users))
 
 
 def sample_events(users: dict[str, User]) -> list:
@@ -151,7 +150,7 @@ def sample_events(users: dict[str, User]) -> list:
     changes = []
     for n, (username, grid, category, text, urgent, lat, lon) in enumerate(samples):
         now_ms = clock.physical_ms()
-        changes.append(store.stamp("event", uuid7(now_ms, secrets.token_bytes(10)), {
+        changes.append(apply.stamp("event", uuid7(now_ms, secrets.token_bytes(10)), {
             "grid": grid, "category": category, "description": text, "urgent": urgent, "micro": False,
             "location": {"lat": lat, "lon": lon, "accuracy_m": 8.0, "source": "gps"},
             "photos": [], "reporter": users[username].id, "reported_at": format_ms(now_ms - (n + 1) * 3_600_000)}))
@@ -206,19 +205,19 @@ def sample_houses(users: dict[str, User]) -> list:
         now_ms = clock.physical_ms()
         house_id = uuid7(now_ms, secrets.token_bytes(10))
         bucket = f"grid:{grid}"
-        changes.append(store.stamp("rental_house", house_id, {
+        changes.append(apply.stamp("rental_house", house_id, {
             "grid": grid, "address": address, "owner": owner, "owner_phone": "13800000000"[:-2] + f"{sequence:02d}",
             "building_head": head, "floors": floors, "rooms": rooms, "risk_grade": risk}))
         for days, seen, failed in checks:
             answers = [{"item": code, "result": "fail" if code in failed else "pass",
                         **({"note": failed[code]} if failed.get(code) else {})} for code, *_rest in CHECKLIST_ITEMS]
-            changes.append(store.stamp("house_check", uuid7(now_ms, secrets.token_bytes(10)), {
+            changes.append(apply.stamp("house_check", uuid7(now_ms, secrets.token_bytes(10)), {
                 "house": house_id, "worker": users[worker].id, "checked_at": format_ms(now_ms - days * 86_400_000),
                 "checklist": "rental_house", "checklist_version": 1, "answers": answers, "photos": [],
                 "residents_seen": seen}, bucket=bucket))
         for name, room, birth, moved_out in tenants:
             sequence += 2
-            changes.append(store.stamp("tenant", uuid7(now_ms, secrets.token_bytes(10)), {
+            changes.append(apply.stamp("tenant", uuid7(now_ms, secrets.token_bytes(10)), {
                 "house": house_id, "name": name, "room": room, "phone": f"139{sequence:08d}",
                 "id_number": demo_id_number(birth, sequence), "moved_in": "2026-03-01",
                 **({"moved_out": moved_out} if moved_out else {})}, bucket=bucket))

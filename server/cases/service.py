@@ -12,8 +12,8 @@ user only the cases whose folded state names their unit (dispatched to them,
 or last re-dispatched to them); a grid worker none (workers use the tablet).
 
 Writing: a page's action is a ``case_action`` record stamped with the
-server's HLC and applied through `server.store.apply_changes` with the
-logged-in user, so the role check is the sync API's (``ACTIONS_BY_ROLE``) and
+server's HLC and applied through `server.sync.apply.apply_changes` with the
+logged-in user, so the role check is the sync API's (shared/roles.py) and
 the record syncs to tablets like any other. The page checks first that the
 action applies to the case as it stands (`available_actions`), so a stale
 page does not write an action the fold would only mark superseded; an action
@@ -34,40 +34,30 @@ from __future__ import annotations
 
 import math
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
 from sqlalchemy import select
 
-from shared.case import OPEN_STATUSES, STATUSES, Action, CaseState, fold_case, queue_key
-from shared.hlc import HLC, HLCError, format_ms
-from shared.records import REF_BUCKET, dump_change, uuid7
+from shared import case as rules
+from shared.case import STATUSES, Action, CaseState, fold_case, queue_key
+from shared.hlc import HLC, HLCError, format_ms, parse_ms
+from shared.records import dump_change, uuid7
+from shared.roles import may_stand_in, may_take, reads_every_grid
 
-from server.sync import apply as store
-from server.clock import server_clock
-from server.db import db
-from server.models import Device, Record, User
+from ..clock import server_clock
+from ..db import db
+from ..models import Record, User
+from ..photos.service import blob_store, keep_photos, send_photo, send_thumbnail
+from ..reference import Reference, load_reference
+from ..sync import apply
 
-# What each role may do on the pages. Stricter than the API's ACTIONS_BY_ROLE: the pages offer an
-# admin the supervisor's buttons, not the unit's or the worker's. "verify" is the stand-in verification.
+# The pages' buttons, in the order they show, and the case action each records. Who may press one
+# is shared/roles.py's to say, and whether it applies now the fold's (shared/case.available_actions).
+# "verify" is a verification in the reporter's place; its verdict picks verify_pass or verify_fail.
 PAGE_ACTIONS = {
-    "supervisor": ("dispatch", "close", "return", "extend", "comment", "supervise", "verify", "mark_duplicate"),
-    "admin": ("dispatch", "close", "return", "extend", "comment", "supervise", "verify", "mark_duplicate"),
-    "unit": ("rectify", "comment"),
-    "worker": (),
-}
-PAGE_ROLES = ("supervisor", "admin", "unit")
-# The case statuses in which each page action applies (the fold's rules, seen from the buttons).
-_APPLIES_IN = {
-    "dispatch": ("reported", "dispatched", "returned"),
-    "rectify": ("dispatched", "returned"),
-    "close": OPEN_STATUSES,
-    "return": ("rectified",),
-    "extend": ("dispatched", "rectified", "returned"),
-    "supervise": OPEN_STATUSES,
-    "verify": ("rectified",),
-    "mark_duplicate": OPEN_STATUSES,
-    "comment": STATUSES,
+    "dispatch": "dispatch", "rectify": "rectify", "close": "close", "return": "return", "extend": "extend",
+    "comment": "comment", "supervise": "supervise", "verify": "verify_pass", "mark_duplicate": "mark_duplicate",
 }
 STATUS_FILTERS = ("open", *STATUSES, "all")
 EARTH_RADIUS_M = 6_371_008.8
@@ -85,21 +75,8 @@ class ActionDoesNotApply(ValueError):
     """The action does not apply to the case as it stands (a stale page)."""
 
 
-@dataclass(frozen=True)
-class Reference:
-    """The reference data the pages show: grids, categories and units by code."""
-
-    grids: dict[str, dict] = field(default_factory=dict)
-    categories: dict[str, dict] = field(default_factory=dict)
-    units: dict[str, dict] = field(default_factory=dict)
-
-    def grid(self, code: str | None) -> dict:
-        """The grid's values, or an empty mapping for an unknown code."""
-        return self.grids.get(code or "", {})
-
-    def category(self, code: str | None) -> dict:
-        """The category's values, or an empty mapping for an unknown code."""
-        return self.categories.get(code or "", {})
+class DeadlineNotAhead(ValueError):
+    """A dispatch or an extension whose deadline is not in the future."""
 
 
 @dataclass(frozen=True)
@@ -152,20 +129,6 @@ class QueuePage:
 
 # --- reading ----------------------------------------------------------------------------------
 
-def load_reference() -> Reference:
-    """Grids, categories and units that are not deleted, by code."""
-    found: dict[str, dict[str, dict]] = {"grid": {}, "category": {}, "unit": {}}
-    rows = db.session.scalars(
-        select(Record).where(Record.bucket == REF_BUCKET, Record.kind.in_(tuple(found)))
-    )
-    for record in rows:
-        values = record.field_values
-        if values.get("_deleted") or not values.get("code"):
-            continue
-        found[record.kind][values["code"]] = values
-    return Reference(found["grid"], found["category"], found["unit"])
-
-
 def _fold(event: Record, actions: Iterable[Record], reference: Reference, now_ms: int) -> Case:
     values = event.field_values
     folded = fold_case(values, [Action.from_state(a.id, a.state()) for a in actions],
@@ -198,7 +161,7 @@ def load_case(event_id: str, reference: Reference, now_ms: int) -> Case | None:
 
 def visible_to(user: User, case: Case) -> bool:
     """Whether the user may see the case on the pages."""
-    if user.role in ("supervisor", "admin"):
+    if reads_every_grid(user.role):
         return True
     if user.role == "unit":
         return bool(user.unit) and case.state.unit == user.unit
@@ -282,25 +245,6 @@ def nearby_cases(user: User, case: Case, now_ms: int | None = None,
     return sorted(found, key=lambda pair: (pair[1], pair[0].id))
 
 
-def names_of_users(ids: Iterable[str | None]) -> dict[str, str]:
-    """User names by id, for the ids given."""
-    wanted = sorted({i for i in ids if i})
-    if not wanted:
-        return {}
-    return dict(db.session.execute(select(User.id, User.name).where(User.id.in_(wanted))).all())
-
-
-def devices_by_node(nodes: Iterable[str]) -> dict[str, str]:
-    """The name of the device that registered each HLC node (the latest, if several did)."""
-    wanted = sorted({n for n in nodes if n})
-    if not wanted:
-        return {}
-    rows = db.session.execute(
-        select(Device.node, Device.name).where(Device.node.in_(wanted)).order_by(Device.created_at)
-    ).all()
-    return {node: name for node, name in rows}
-
-
 def node_of(hlc: str) -> str | None:
     """The node id of an HLC timestamp, or None when it is malformed."""
     try:
@@ -318,9 +262,7 @@ def wall_ms_of(hlc: str) -> int | None:
 
 
 def photo_holdings(shas: Iterable[str]) -> list[tuple[str, bool]]:
-    """Each photo hash with whether the server holds the whole, verified photo (server/photos.py)."""
-    from server.photos.views import blob_store
-
+    """Each photo hash with whether the server holds the whole, verified photo."""
     blobs = blob_store()
     return [(sha, blobs.has(sha)) for sha in shas]
 
@@ -338,8 +280,6 @@ def photo_response(sha: str, thumb: bool = False):
 
     The caller has checked that the user may see a case that refers to the photo.
     """
-    from server.photos.views import blob_store, send_photo, send_thumbnail
-
     if not blob_store().has(sha):
         return None
     return send_thumbnail(sha) if thumb else send_photo(sha)
@@ -347,11 +287,18 @@ def photo_response(sha: str, thumb: bool = False):
 
 # --- writing ----------------------------------------------------------------------------------
 
+def may_press(user: User, action: str) -> bool:
+    """Whether the user's role may take a page action at all (on some case, in some state)."""
+    recorded = PAGE_ACTIONS.get(action)
+    return recorded is not None and may_take(user.role, recorded) and (action != "verify" or may_stand_in(user.role))
+
+
 def available_actions(user: User, case: Case) -> list[str]:
     """The page actions the user may take on the case as it stands, in the order buttons show."""
     if not visible_to(user, case):
         return []
-    return [name for name in PAGE_ACTIONS.get(user.role, ()) if case.state.status in _APPLIES_IN[name]]
+    offered = rules.available_actions(case.state, user.role, actor=user.id, reporter=case.event.get("reporter"))
+    return [action for action, recorded in PAGE_ACTIONS.items() if recorded in offered and may_press(user, action)]
 
 
 def suggested_deadline(reference: Reference, case: Case, now_ms: int) -> str | None:
@@ -364,35 +311,30 @@ def suggested_deadline(reference: Reference, case: Case, now_ms: int) -> str | N
 
 def record_action(user: User, case: Case, action: str, *, unit: str | None = None,
                   deadline: str | None = None, note: str | None = None,
-                  duplicate_of: str | None = None, photos: Iterable[bytes] = ()) -> store.Result:
+                  duplicate_of: str | None = None, photos: Iterable[bytes] = ()) -> apply.Result:
     """Record a page action as a server-stamped case_action, applied as the user; returns its Result.
 
     ``action`` is any page action but ``verify``, which carries a verdict
     and goes through `record_verification`. Raises ActionNotAllowed for a role
-    that may not, ActionDoesNotApply for a case in the wrong state. ``photos``
+    that may not, ActionDoesNotApply for a case in the wrong state,
+    DeadlineNotAhead for a deadline that is not in the future. ``photos``
     are whole images already checked by the form; they are kept in the blob
     store by their SHA-256 (verified again there) and the action lists those.
     """
-    if action not in PAGE_ACTIONS.get(user.role, ()) or action == "verify":
+    if action == "verify" or not may_press(user, action):
         raise ActionNotAllowed(action)
     if action not in available_actions(user, case):
         raise ActionDoesNotApply(action)
-    values = {"action": action, "unit": unit, "deadline": deadline, "note": note, "duplicate_of": duplicate_of,
-              "photos": keep_photos(photos) or None}
+    if deadline is not None and parse_ms(deadline) <= server_clock().physical_ms():
+        raise DeadlineNotAhead(deadline)
+    values = {"action": PAGE_ACTIONS[action], "unit": unit, "deadline": deadline, "note": note,
+              "duplicate_of": duplicate_of, "photos": keep_photos(photos) or None}
     return _write(user, case, values)
 
 
-def keep_photos(photos: Iterable[bytes]) -> list[str]:
-    """Keep whole photos in the blob store; their hashes, in order, each once."""
-    from server.photos.views import blob_store, check_image
-
-    blobs = blob_store()
-    return list(dict.fromkeys(blobs.put(data, check=check_image) for data in photos))
-
-
-def record_verification(user: User, case: Case, passed: bool, note: str | None = None) -> store.Result:
+def record_verification(user: User, case: Case, passed: bool, note: str | None = None) -> apply.Result:
     """Record a supervisor's verification in the reporter's place (stand_in)."""
-    if "verify" not in PAGE_ACTIONS.get(user.role, ()):
+    if not may_press(user, "verify"):
         raise ActionNotAllowed("verify")
     if "verify" not in available_actions(user, case):
         raise ActionDoesNotApply("verify")
@@ -400,12 +342,12 @@ def record_verification(user: User, case: Case, passed: bool, note: str | None =
                                "stand_in": True})
 
 
-def _write(user: User, case: Case, values: dict[str, Any]) -> store.Result:
+def _write(user: User, case: Case, values: dict[str, Any]) -> apply.Result:
     clock = server_clock()
     record_id = uuid7(clock.physical_ms(), secrets.token_bytes(10))
     values = {"event": case.id, "actor": user.id, **{k: v for k, v in values.items() if v not in (None, "")}}
-    change = store.stamp("case_action", record_id, values, bucket=case.bucket)
+    change = apply.stamp("case_action", record_id, values, bucket=case.bucket)
     # The same path as a push: validation, the role check and the merge are the sync API's.
-    changes, rejected = store.validate_batch(user, [dump_change(change)])
-    [result] = store.apply_changes(user, changes, rejected)
+    changes, rejected = apply.validate_batch(user, [dump_change(change)])
+    [result] = apply.apply_changes(user, changes, rejected)
     return result

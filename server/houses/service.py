@@ -2,26 +2,18 @@
 
 A house is a ``rental_house`` record with the ``house_check`` records
 (append-only) and ``tenant`` records that name it. This module reads them
-from the store, the way `server.cases_service` reads cases, and answers what
+from the store, the way `server.cases.service` reads cases, and answers what
 the pages ask: the houses with their last check and its open hazards, a
 house's history, the tenants, and the registration rate.
 
-Who sees what: supervisors and admins every house and tenant (``HOUSE_ROLES``);
-grid workers use the tablet, and rectifying units act on cases, not on
+Who sees what: supervisors and admins every house and tenant (``PAGES["houses"]``
+in shared/roles.py); grid workers use the tablet, and rectifying units act on cases, not on
 residents' registers, so both get 403. A tenant's ID number is shown as
 `server.privacy.shown_id_number` decides for the viewer: in full only to a
 role an admin allowed, masked to everyone else.
 
-**The registration rate** (暂住人口登记率, goal ≥ 95 %, domain.md) of a house
-is the residents registered, its tenants who have not moved out (no
-``moved_out``, or one after today), over the residents seen at its last check
-(``residents_seen`` of the check with the latest ``checked_at``). Registered
-residents count at most up to the residents seen: a house with more tenants on
-file than people met cannot make up for another house's unregistered ones. A
-house is counted only when its last check gives a count above zero; the rest
-are listed as "not counted". The rate of a grid, a community or the district
-is the sum of the counted houses' registered (capped) over the sum of their
-residents seen. `registration_rate` and `combined_rate` are those two rules.
+**The registration rate** (暂住人口登记率, goal ≥ 95 %) is shared/houses.py's rule, the
+one the tablet shows too, counted on the district's date.
 
 Scaling note: as for cases, each request reads every house, check and tenant
 (one query) and computes in Python: milliseconds for the demo, fine for some
@@ -37,41 +29,20 @@ from typing import Any, Iterable, Mapping
 
 from sqlalchemy import select
 
+from shared.houses import REGISTRATION_GOAL, below_goal, combined_rate, living_there, registration_rate
 from shared.records import REF_BUCKET
 
-from server import privacy
-from server.cases.service import Reference
-from server.db import db
-from server.models import Record, User
+from .. import privacy
+from ..cases.service import Reference
+from ..db import db
+from ..models import Record, User
 
-HOUSE_ROLES = ("supervisor", "admin")
-REGISTRATION_GOAL = 0.95
+__all__ = [  # the rate's rules, for the views, beside this module's own names
+    "REGISTRATION_GOAL", "below_goal", "combined_rate", "registration_rate", "House", "HouseFilters", "RateRow",
+    "Check", "Hazard", "Tenant", "load_houses", "get_house", "matches", "rate_rows", "photos_of", "tenant_rows",
+]
+
 _KINDS = ("rental_house", "house_check", "tenant")
-
-
-# --- the registration rate: the two rules --------------------------------------------------------
-
-def registration_rate(registered: int, seen: int | None) -> float | None:
-    """A house's rate: registered (at most ``seen``) over residents seen; None when not counted."""
-    if not isinstance(seen, int) or isinstance(seen, bool) or seen <= 0:
-        return None
-    return min(registered, seen) / seen
-
-
-def combined_rate(pairs: Iterable[tuple[int, int | None]]) -> tuple[int, int, float | None]:
-    """Several houses' (registered, seen): (registered counted, seen counted, rate or None)."""
-    registered = seen = 0
-    for house_registered, house_seen in pairs:
-        if registration_rate(house_registered, house_seen) is None:
-            continue
-        registered += min(house_registered, house_seen)
-        seen += house_seen
-    return registered, seen, (registered / seen if seen else None)
-
-
-def below_goal(rate: float | None) -> bool:
-    """Whether a rate is under the 95 % goal (a house not counted is not below it)."""
-    return rate is not None and rate < REGISTRATION_GOAL
 
 
 # --- what the pages show ---------------------------------------------------------------------
@@ -211,8 +182,7 @@ def _hazards(values: Mapping[str, Any], checklists: Mapping[str, dict], english:
 
 
 def _moved_out(values: Mapping[str, Any], today: date) -> bool:
-    moved_out = values.get("moved_out")
-    return bool(moved_out) and moved_out <= today.isoformat()
+    return not living_there(values.get("moved_out"), today.isoformat())
 
 
 def load_houses(viewer: User, today: date, english: bool = False) -> list[House]:

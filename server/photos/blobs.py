@@ -63,18 +63,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Callable, ContextManager, Iterator
 
+from shared.records import is_sha256
+
 __all__ = [
     "BlobStore", "UploadSession", "UploadStatus", "FolderBlobStore", "BlobError", "BlobNotFound",
     "HashMismatch", "UploadLocked", "OffsetMismatch", "LengthMismatch", "is_sha256",
 ]
 
-_SHA256 = re.compile(r"^[0-9a-f]{64}\Z")
 _COPY_BYTES = 1024 * 1024
-
-
-def is_sha256(text: object) -> bool:
-    """Whether text is a SHA-256 digest in lowercase hex (the only form a blob is named by)."""
-    return isinstance(text, str) and bool(_SHA256.match(text))
 
 
 class BlobError(Exception):

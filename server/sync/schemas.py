@@ -1,10 +1,11 @@
-"""The API's request and answer schemas: used to load requests and to generate /api/v1/openapi.json."""
+"""The sync calls' request and answer schemas: used to load requests and to generate /api/v1/openapi.json."""
 
 from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, validate
 
 from shared.records import ChangeSchema, Instant, Text
+from shared.roles import ROLES
 
 NODE = validate.Regexp(r"^[0-9a-f]{16}$", error="must be 16 lowercase hex digits")
 
@@ -21,16 +22,6 @@ class ChangeList(fields.List):
         return value
 
 
-class ErrorBody(Schema):
-    code = fields.String(required=True, metadata={"example": "clock_skew"})
-    message = fields.String(required=True)
-    details = fields.Raw(metadata={"description": "for clock_skew: {server_time}; for invalid input: the fields"})
-
-
-class ErrorSchema(Schema):
-    error = fields.Nested(ErrorBody, required=True)
-
-
 class LoginRequest(Schema):
     username = Text(required=True, validate=validate.Length(min=1, max=80))
     password = fields.String(required=True, validate=validate.Length(max=200))
@@ -41,7 +32,7 @@ class LoginRequest(Schema):
 class UserSchema(Schema):
     id = fields.String(required=True)
     name = fields.String(required=True)
-    role = fields.String(required=True, validate=validate.OneOf(["worker", "supervisor", "unit", "admin"]))
+    role = fields.String(required=True, validate=validate.OneOf(ROLES))
 
 
 class LoginAnswer(Schema):
@@ -81,10 +72,3 @@ class PullAnswer(Schema):
     cursors = fields.Dict(keys=fields.String(), values=fields.String(), required=True)
     more = fields.Boolean(required=True)
     hlc = fields.String(required=True)
-
-
-class HealthAnswer(Schema):
-    status = fields.String(required=True)
-    engine = fields.String(required=True, metadata={"example": "sqlite"})
-    migration = fields.String(allow_none=True, metadata={"description": "the Alembic revision of the store"})
-    time = fields.String(required=True)

@@ -36,7 +36,7 @@ from msgspec.structs import astuple
 from shared.hlc import HLC, HLCError
 from shared.idcard import resident_id_error
 from shared.records import (
-    _BUCKET, _CANONICAL_UUID, KINDS, REF_BUCKET, Bool, Change, Code, Day, FullMatch, Id, Instant, Int, Kind,
+    BUCKET_PATTERN, KINDS, REF_BUCKET, UUID_PATTERN, Bool, Change, Code, Day, FullMatch, Id, Instant, Int, Kind,
     Location, Number, ResidentId, Text, _instant,
 )
 
@@ -85,8 +85,8 @@ class _Pattern:
 
 
 _STAMP = itemgetter(1)  # the HLC of a (value, hlc) write
-_UUID_PATTERN = _Pattern(_CANONICAL_UUID.pattern)
-_BUCKET_PATTERN = _Pattern(_BUCKET.pattern)
+_UUID_PATTERN = _Pattern(UUID_PATTERN.pattern)
+_BUCKET_PATTERN = _Pattern(BUCKET_PATTERN.pattern)
 _INSTANT_PATTERN = re.compile(_INSTANT).fullmatch
 
 

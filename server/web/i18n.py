@@ -30,7 +30,7 @@ from babel.messages.pofile import read_po
 from flask import current_app, session
 from flask_babel import Babel
 
-SOURCE = Path(__file__).parent.parent / "translations"
+SOURCE = Path(__file__).parent.parent / "translations"  # server/translations
 LANGUAGES = {"zh": "中文", "en": "English"}
 DEFAULT_LANGUAGE = "zh"
 _compiled: dict[str, str] = {}  # digest -> folder, so one process compiles once

@@ -2,13 +2,13 @@
 
 design.md, "Pull under concurrency": with a plain sequence, a transaction
 that took a lower position can commit after a reader has read past it, and
-that reader's cursor never comes back for it. server/store.py hands out
+that reader's cursor never comes back for it. server/sync/feed.py hands out
 positions under the feed lock and holds it until commit.
 
-The drill: WRITERS threads push batches through server.store.validate_batch +
+The drill: WRITERS threads push batches through server.sync.apply.validate_batch +
 apply_changes (each thread in its own app context, so its own session and
 connection), creating events and editing each other's, while PULLERS threads
-page through server.store.pull_changes with their cursors, for FEED_SECONDS.
+page through server.sync.service.pull_changes with their cursors, for FEED_SECONDS.
 A writer notes every change whose apply_changes returned (committed and
 acknowledged). When the writers stop, each puller pulls until ``more`` is
 false; its view must then hold every acknowledged write and equal the store.
@@ -35,8 +35,7 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import OperationalError
 
 from server import accounts, create_app
-
-from server.sync import apply as store
+from server.sync import apply, feed, service
 from server.db import db
 from server.models import Feed, Record, User
 from shared.hlc import Clock, format_ms
@@ -62,8 +61,8 @@ def prepare(app) -> str:
     with app.app_context():
         admin = accounts.create_user("admin", "drill", role="admin")
         db.session.commit()
-        store.write_as_server([
-            store.stamp("grid", str(uuid.uuid5(uuid.NAMESPACE_URL, code)), {
+        apply.write_as_server([
+            apply.stamp("grid", str(uuid.uuid5(uuid.NAMESPACE_URL, code)), {
                 "code": code, "name": f"grid {code}", "type": "base", "community": "c", "street": "s",
                 "district": "d"})
             for code in GRIDS])
@@ -113,9 +112,9 @@ class Workload:
                                       "description": [f"writer {n}", hlc], "reporter": [REPORTER, hlc],
                                       "reported_at": [format_ms(clock.last.wall_ms), hlc]}
                         raw.append({"kind": "event", "id": rid, "bucket": bucket, "fields": fields})
-                    changes, rejected = store.validate_batch(admin, raw)
+                    changes, rejected = apply.validate_batch(admin, raw)
                     try:
-                        results = store.apply_changes(admin, changes, rejected)  # returns after commit
+                        results = apply.apply_changes(admin, changes, rejected)  # returns after commit
                     except OperationalError as exc:
                         if not (self.unlocked and isinstance(exc.orig, psycopg.errors.DeadlockDetected)):
                             raise
@@ -146,14 +145,14 @@ class Workload:
                 admin = db.session.get(User, self.admin_id)
                 pulls = 0
                 while not self.stop_pullers.is_set():
-                    page = store.pull_changes(admin, cursors, rng.randint(1, 60))
+                    page = service.pull_changes(admin, cursors, rng.randint(1, 60))
                     for change in page["changes"]:
                         view[change["id"]] = change  # the whole state; a later position is newer
                     cursors = page["cursors"]
                     pulls += 1
                 # The writers have stopped: pull until the feed says there is no more.
                 while True:
-                    page = store.pull_changes(admin, cursors, 500)
+                    page = service.pull_changes(admin, cursors, 500)
                     for change in page["changes"]:
                         view[change["id"]] = change
                     cursors = page["cursors"]
@@ -188,7 +187,7 @@ class Workload:
 def stored_state(app) -> dict[str, dict]:
     """Every record's wire state, read directly from the store."""
     with app.app_context():
-        state = {r.id: store.record_change(r) for r in db.session.scalars(select(Record))}
+        state = {r.id: service.record_change(r) for r in db.session.scalars(select(Record))}
         db.session.remove()
     return state
 
@@ -248,7 +247,7 @@ def test_the_checker_catches_a_feed_built_on_a_plain_sequence(pg_database, monke
         db.session.execute(Feed.__table__.delete())
         db.session.commit()
         db.session.remove()
-    monkeypatch.setattr(store, "_lock_feed", _plain_sequence_feed)
+    monkeypatch.setattr(feed, "lock", _plain_sequence_feed)
 
     workload = Workload(app, admin_id, BROKEN_SECONDS, unlocked=True)
     try:
@@ -305,7 +304,7 @@ def test_the_feed_lock_makes_a_second_writer_wait_for_the_first_ones_commit(pg_d
     clock = Clock("0000000000000f1f")
     first, second = _event("F-01", "first", str(clock.now())), _event("F-01", "second", str(clock.now()))
     holding, release = threading.Event(), threading.Event()
-    real_held_states = store._held_states
+    real_held_states = feed.held_states
 
     def held_states_pausing_first(ids):
         # apply_changes reads the records a batch touches once it holds the feed lock: pause T1 there.
@@ -314,7 +313,7 @@ def test_the_feed_lock_makes_a_second_writer_wait_for_the_first_ones_commit(pg_d
             assert release.wait(30)
         return real_held_states(ids)
 
-    monkeypatch.setattr(store, "_held_states", held_states_pausing_first)
+    monkeypatch.setattr(feed, "held_states", held_states_pausing_first)
     done: dict[str, list] = {}
     errors: list[BaseException] = []
 
@@ -322,8 +321,8 @@ def test_the_feed_lock_makes_a_second_writer_wait_for_the_first_ones_commit(pg_d
         with app.app_context():
             try:
                 admin = db.session.get(User, admin_id)
-                changes, rejected = store.validate_batch(admin, [raw])
-                done[name] = store.apply_changes(admin, changes, rejected)
+                changes, rejected = apply.validate_batch(admin, [raw])
+                done[name] = apply.apply_changes(admin, changes, rejected)
             except BaseException as exc:
                 errors.append(exc)
             finally:
@@ -349,7 +348,7 @@ def test_the_feed_lock_makes_a_second_writer_wait_for_the_first_ones_commit(pg_d
         assert waiting == 1, "T2 should be waiting for the feed lock"
         with app.app_context():
             admin = db.session.get(User, admin_id)
-            page = store.pull_changes(admin, {}, 100)
+            page = service.pull_changes(admin, {}, 100)
             assert [c for c in page["changes"] if c["kind"] == "event"] == []
             db.session.remove()
         release.set()

@@ -7,8 +7,8 @@ import hashlib
 import io
 import secrets
 
-from server.sync import apply as store
-from server.cases.service import keep_photos
+from server.sync import apply
+from server.photos.service import keep_photos
 from server.clock import server_clock
 from shared.hlc import format_ms
 from shared.records import uuid7
@@ -39,7 +39,7 @@ def test_a_house_page_shows_details_checks_hazards_tenants_and_photos(pages):
     sha = keep_photos([photo])[0]
     missing = hashlib.sha256(b"still on the tablet").hexdigest()
     now = server_clock().physical_ms()
-    store.write_as_server([store.stamp("house_check", uuid7(now, secrets.token_bytes(10)), {
+    apply.write_as_server([apply.stamp("house_check", uuid7(now, secrets.token_bytes(10)), {
         "house": house.id, "worker": user("worker2").id, "checked_at": format_ms(now), "checklist": "rental_house",
         "checklist_version": 1, "answers": [{"item": "wiring", "result": "fail", "note": "仍有飞线"}],
         "photos": [sha, missing], "residents_seen": 6}, bucket=house.bucket)])
@@ -75,7 +75,7 @@ def test_tenants_list_and_the_csv_export_mask_and_filter_alike(pages):
 def test_a_csv_cell_that_looks_like_a_formula_is_defused(pages):
     house = house_by_address("东湖村18号")
     now = server_clock().physical_ms()
-    store.write_as_server([store.stamp("tenant", uuid7(now, secrets.token_bytes(10)), {
+    apply.write_as_server([apply.stamp("tenant", uuid7(now, secrets.token_bytes(10)), {
         "house": house.id, "name": "=HYPERLINK(\"http://x\")", "room": "9"}, bucket=house.bucket)])
     log_in(pages, "supervisor1")
     text = pages.get("/houses/tenants.csv").get_data(as_text=True)

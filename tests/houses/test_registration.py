@@ -12,9 +12,9 @@ import secrets
 
 import pytest
 
-from server.sync import apply as store
+from server.sync import apply
 from server.clock import server_clock
-from server.houses.service import below_goal, combined_rate, registration_rate
+from shared.houses import below_goal, combined_rate, registration_rate
 from shared.hlc import format_ms
 from shared.records import uuid7
 
@@ -63,7 +63,7 @@ def test_the_demo_rates_on_the_page_with_the_definition_and_the_houses_below_goa
 def test_a_later_check_and_a_move_out_change_the_rate(pages):
     house = house_by_address("东湖村18号")
     now = server_clock().physical_ms()
-    store.write_as_server([store.stamp("house_check", uuid7(now, secrets.token_bytes(10)), {
+    apply.write_as_server([apply.stamp("house_check", uuid7(now, secrets.token_bytes(10)), {
         "house": house.id, "worker": user("worker1").id, "checked_at": format_ms(now), "checklist": "rental_house",
         "checklist_version": 1, "answers": [{"item": "extinguisher", "result": "pass"}], "residents_seen": 5},
         bucket=house.bucket)])

@@ -22,7 +22,7 @@ from sqlalchemy import select
 
 from mobile.store import Store
 from mobile.sync import synchronize
-from server.sync import apply as server_store
+from server.sync import apply, service
 from server.db import db
 from server.models import Record, User
 from shared.hlc import format_ms
@@ -63,12 +63,12 @@ def seed_houses(app) -> None:
     """Two houses in G-0101, each with a tenant, written by the server before any tablet syncs."""
     changes = []
     for i, house in enumerate(HOUSES):
-        changes.append(server_store.stamp("rental_house", house, {
+        changes.append(apply.stamp("rental_house", house, {
             "grid": GRID, "address": f"白石洲 {i + 1} 栋", "floors": 6, "rooms": 24}))
-        changes.append(server_store.stamp("tenant", TENANTS[i], {
+        changes.append(apply.stamp("tenant", TENANTS[i], {
             "house": house, "name": f"租户{i}", "room": "101", "id_number": resident_id(100 + i)},
             bucket=f"grid:{GRID}"))
-    assert {r.status for r in server_store.write_as_server(changes)} == {"applied"}
+    assert {r.status for r in apply.write_as_server(changes)} == {"applied"}
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +85,7 @@ def views(app, logins) -> list[dict]:
         result = []
         for login in logins:
             user = db.session.get(User, login.user["id"])
-            result.append({(r.kind, r.id): (r.bucket, json.loads(json.dumps(server_store.record_change(r, user)["fields"])))
+            result.append({(r.kind, r.id): (r.bucket, json.loads(json.dumps(service.record_change(r, user)["fields"])))
                            for r in rows})
         db.session.rollback()
         return result

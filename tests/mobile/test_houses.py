@@ -8,13 +8,12 @@ from types import SimpleNamespace
 import pytest
 from hypothesis import given, strategies as st
 
-from mobile.houses import HousesPresenter, living_there, normalise_resident_id, registration_rate
+from mobile.houses import HousesPresenter, normalise_resident_id
 from mobile.presenters import InputError
 from mobile.store import Store
 from mobile.sync import synchronize
 from shared.hlc import format_ms
-from server.houses.service import combined_rate
-from server.houses.service import registration_rate as pages_rate
+from shared.houses import combined_rate, living_there, registration_rate
 from shared.idcard import check_digit
 
 from .fakes import DAY_MS, T0, FakeServer, ManualClock
@@ -220,13 +219,11 @@ def test_a_check_that_counted_nobody_gives_no_rate(core):
 ])
 def test_the_rate_of_a_house(registered, seen, rate):
     assert registration_rate(registered, seen) == (pytest.approx(rate) if rate is not None else None)
-    assert registration_rate(registered, seen) == pages_rate(registered, seen)
 
 
 @given(st.integers(min_value=0, max_value=10_000), st.one_of(st.none(), st.integers(min_value=-5, max_value=10_000)))
-def test_the_tablets_rate_is_the_pages_rate(registered, seen):
+def test_a_rate_is_within_0_and_1_and_a_house_alone_is_its_grids_figure(registered, seen):
     rate = registration_rate(registered, seen)
-    assert rate == pages_rate(registered, seen)  # the same figure the supervisor pages show
     assert (rate is None) == (seen is None or seen <= 0)
     if rate is not None:
         assert 0.0 <= rate <= 1.0

@@ -10,8 +10,9 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from werkzeug.security import generate_password_hash
 
-from server.sync import apply as store
-from server.cases.service import load_case, load_reference
+from server.sync import apply
+from server.cases.service import load_case
+from server.reference import load_reference
 from server.clock import server_clock
 from server.db import db
 from server.models import Record, User
@@ -45,7 +46,7 @@ def new_event(*, reporter: str = "worker1", grid: str = "G-0101", category: str 
     """A new event, written by the server as if synced from the reporter's tablet; returns its id."""
     now = server_clock().physical_ms()
     event_id = uuid7(now, secrets.token_bytes(10))
-    store.write_as_server([store.stamp("event", event_id, {
+    apply.write_as_server([apply.stamp("event", event_id, {
         "grid": grid, "category": category, "description": description or f"测试事件 {event_id[-6:]}",
         "urgent": urgent, "micro": False, "photos": list(photos), "reporter": user(reporter).id,
         "location": {"lat": lat, "lon": lon, "accuracy_m": 5.0, "source": "gps"},
@@ -57,7 +58,7 @@ def add_action(event_id: str, action: str, username: str, **values) -> str:
     """A case action on the event, written by the server in the user's name; returns its id."""
     event = db.session.get(Record, event_id)
     action_id = uuid7(server_clock().physical_ms(), secrets.token_bytes(10))
-    store.write_as_server([store.stamp("case_action", action_id, {
+    apply.write_as_server([apply.stamp("case_action", action_id, {
         "event": event_id, "action": action, "actor": user(username).id, **values}, bucket=event.bucket)])
     return action_id
 

@@ -101,7 +101,7 @@ def test_the_dispatch_form_suggests_the_categorys_unit_and_deadline(pages, app):
 
     now = server_clock().physical_ms()
     with app.test_request_context():
-        from server.cases.views import utc_instant
+        from server.web.times import utc_instant
         from datetime import datetime
 
         suggested = parse_ms(utc_instant(datetime.fromisoformat(deadline)))

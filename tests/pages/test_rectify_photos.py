@@ -8,9 +8,10 @@ import io
 import pytest
 from PIL import Image  # a dependency of the server and dev extras: no skip
 
-from server.cases.service import load_case, load_reference
+from server.cases.service import load_case
+from server.reference import load_reference
 from server.clock import server_clock
-from server.photos.views import blob_store
+from server.photos.service import blob_store
 
 from .conftest import count_actions, csrf_token, event_in, folded, log_in
 

@@ -107,11 +107,11 @@ def put_record(kind: str, values: dict[str, Any], bucket: str | None = None) -> 
     """Store a record as the server itself would; answers its id."""
     import os
 
-    from server.sync import apply as store
+    from server.sync import apply
     from shared.records import uuid7
 
     record_id = uuid7(1_795_000_000_000, os.urandom(10))
-    results = store.write_as_server([store.stamp(kind, record_id, values, bucket)])
+    results = apply.write_as_server([apply.stamp(kind, record_id, values, bucket)])
     assert results[0].status == "applied", results
     return record_id
 

@@ -57,7 +57,7 @@ def test_a_photo_uploads_in_pieces_and_is_kept_only_when_whole(client, tokens, a
     assert first.status_code == 204 and first.headers["Upload-Offset"] == "1000"
     second = patch(client, token, name, data[1000:], offset=1000)  # Upload-Length is known by now
     assert second.status_code == 204 and second.headers["Upload-Offset"] == str(len(data))
-    from server.photos.views import blob_store
+    from server.photos.service import blob_store
 
     assert blob_store().read(name) == data
     again = patch(client, token, name, b"", offset=len(data), length=len(data))
@@ -89,7 +89,7 @@ def test_an_upload_that_is_not_an_image_is_415_and_discarded(client, tokens, bod
 
 
 def test_an_image_of_too_many_pixels_is_413_and_discarded(client, tokens, monkeypatch):
-    import server.photos.views as photos_module
+    import server.photos.images as photos_module
 
     monkeypatch.setattr(photos_module, "MAX_PIXELS", 64 * 48 - 1)  # a decompression bomb, in miniature
     data = make_jpeg(64, 48)
@@ -198,7 +198,7 @@ def test_concurrent_uploads_of_the_same_photo_over_http_end_with_one_intact_phot
         for thread in threads:
             thread.join(60)
     assert not failures
-    from server.photos.views import blob_store
+    from server.photos.service import blob_store
 
     assert blob_store().read(name) == data
     root = tmp_path / "photos"
@@ -255,9 +255,9 @@ def test_a_unit_sees_the_photos_of_cases_dispatched_to_it(client, tokens, photos
 
 
 def test_a_deleted_record_grants_nothing(client, tokens, photos):
-    from server.sync import apply as store
+    from server.sync import apply
 
-    store.write_as_server([store.stamp("event", photos["event"], {"_deleted": True}, "grid:G-0101")])
+    apply.write_as_server([apply.stamp("event", photos["event"], {"_deleted": True}, "grid:G-0101")])
     assert client.get(f"/api/v1/photos/{photos['event_photo']}", headers=bearer(tokens["worker1"])).status_code == 403
 
 
@@ -271,7 +271,7 @@ def test_the_record_hint_checks_only_that_record(client, tokens, photos):
 
 
 def test_the_thumbnail_is_made_once_and_cached_on_disk(client, tokens, photos, tmp_path, monkeypatch):
-    import server.photos.views as photos_module
+    import server.photos.images as photos_module
 
     url = f"/api/v1/photos/{photos['event_photo']}/thumb"
     answer = client.get(url, headers=bearer(tokens["worker1"]))
@@ -295,7 +295,7 @@ def test_the_thumbnail_is_made_once_and_cached_on_disk(client, tokens, photos, t
 def test_a_record_says_how_many_of_its_photos_the_server_holds(client, tokens, photos):
     from server.db import db
     from server.models import Record
-    from server.photos.views import photos_received
+    from server.photos.service import photos_received
 
     record_id = put_event("G-0101", [photos["event_photo"], photos["orphan"], sha(b"not yet")])
     receipt = photos_received(db.session.get(Record, record_id))

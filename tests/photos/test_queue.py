@@ -28,7 +28,7 @@ def event(store: Store, photos: list[str], grid: str = "G-0101"):
 
 
 def server_holds(name: str) -> bytes | None:
-    from server.photos.views import blob_store
+    from server.photos.service import blob_store
 
     return blob_store().read(name) if blob_store().has(name) else None
 

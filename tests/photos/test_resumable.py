@@ -27,7 +27,7 @@ CUT_EVERY = 256 * 1024
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the store plays no part in the bytes
 def test_fifty_photos_through_a_connection_cut_every_256_kib_arrive_whole_and_none_starts_over(
         app, tokens, tmp_path):
-    from server.photos.views import blob_store
+    from server.photos.service import blob_store
 
     with Store(tmp_path / "tablet.db") as store:
         queue = PhotoQueue(store, tmp_path / "tablet-photos")

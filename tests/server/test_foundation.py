@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from server.admin import demo as demo_data
-from server.sync import apply as store
+from server.sync import apply
 from server.db import db
 from server.models import Record, User
 from shared.hlc import HLC, format_ms
@@ -107,8 +107,8 @@ def apply_raw(raw: list[dict], size: int = 500) -> list:
     admin = db.session.scalar(select(User).where(User.username == "admin"))
     results = []
     for start in range(0, len(raw), size):
-        changes, rejected = store.validate_batch(admin, raw[start:start + size])
-        results += store.apply_changes(admin, changes, rejected)
+        changes, rejected = apply.validate_batch(admin, raw[start:start + size])
+        results += apply.apply_changes(admin, changes, rejected)
     return results
 
 

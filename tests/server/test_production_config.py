@@ -70,10 +70,10 @@ def test_a_short_secret_key_in_production_fails_start_up(environment, monkeypatc
     assert not (environment / "secret_key").exists()
 
 
-def test_from_environment_itself_refuses_production_without_a_key(environment, monkeypatch):
+def test_the_settings_themselves_refuse_production_without_a_key(environment, monkeypatch):
     monkeypatch.setenv("GRIDPATROL_ENV", "production")
     with pytest.raises(RuntimeError, match="GRIDPATROL_SECRET_KEY is not set"):
-        config.from_environment()
+        config.settings()
     assert not environment.exists()
 
 

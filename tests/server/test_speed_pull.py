@@ -1,6 +1,6 @@
-"""The pull's speed-ups (server/api.py, server/store.py) answer what the plain path answers.
+"""The pull's speed-ups (server/sync/service.py, feed.py) answer what the plain path answers.
 
-The plain path: store.pull_changes without ``encode`` (each JSON column decoded by the column
+The plain path: service.pull_changes without ``encode`` (each JSON column decoded by the column
 type, each change a dict) and json.dumps of the whole page. The fast path: the view, which encodes
 each change with msgspec as it is made and splices the page together. The two texts may differ in
 how a float or a character is written, never in what they decode to: the same values of the same
@@ -12,9 +12,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from server.sync import views as api
-from server.sync import apply as store
-from server.sync import wire
+from server.sync import feed, service, wire
 from server.db import db
 from server.models import Record, User
 from shared.hlc import HLC, format_ms
@@ -49,7 +47,7 @@ def _awkward_events(reporter: str) -> list[dict]:
 
 def _plain_page(user: User, cursors: dict, limit: int, hlc: str) -> dict:
     """What the pull answers, the plain way: the plain store call and json's own encoding."""
-    answer = store.pull_changes(user, cursors, limit)
+    answer = service.pull_changes(user, cursors, limit)
     answer["hlc"] = hlc
     return json.loads(json.dumps(answer))
 
@@ -81,26 +79,25 @@ def test_pull_pages_decode_to_exactly_the_plain_answer(client, demo, username):
 
 
 def test_rows_are_decoded_as_the_json_column_decodes_them(app, demo):
-    """The JSON columns read as text and decoded with _json_loads give what the column type gives."""
-    plain = {r.id: (r.field_values, r.field_hlcs) for r in db.session.execute(
-        db.select(Record.id, Record.field_values, Record.field_hlcs))}
-    loads = store._json_loads()
-    rows = db.session.execute(db.select(*store._PULL_COLUMNS)).all()
+    """The JSON columns feed.py reads as text and decodes with feed.loads give what the column type gives."""
+    plain = {r.id: (r.bucket, r.field_values, r.field_hlcs) for r in db.session.execute(
+        db.select(Record.id, Record.bucket, Record.field_values, Record.field_hlcs))}
+    rows = [row for bucket in {bucket for bucket, _v, _h in plain.values()}
+            for row in feed.bucket_page(bucket, 0, len(plain) + 1)]
     assert len(rows) == len(plain) > 0
-    for row in rows:
-        decoded = store._decoded(row, loads)
-        values, hlcs = plain[decoded.id]
+    for _kind, rid, _bucket, values_text, hlcs_text, _position in rows:
+        _bucket, values, hlcs = plain[rid]
         # Equal, and in the same key order (the wire answer keeps it).
-        assert list(decoded.field_values.items()) == list(values.items())
-        assert list(decoded.field_hlcs.items()) == list(hlcs.items())
+        assert list(feed.loads(values_text).items()) == list(values.items())
+        assert list(feed.loads(hlcs_text).items()) == list(hlcs.items())
 
 
 def test_page_json_is_the_text_of_the_whole_page(app):
     for changes in ([], [{"kind": "unit", "id": "x", "bucket": "ref", "fields": {"name": ["消防", "h"]}}] * 3):
         answer = {"changes": changes, "cursors": {"ref": "3", "grid:G-0101": "0"}, "more": False, "hlc": "h"}
         spliced = {**answer, "changes": [wire.encode(c) for c in changes]}
-        assert api._page_json(spliced) == wire.encode(answer)
-        assert _exactly(json.loads(api._page_json(spliced))) == _exactly(answer)
+        assert service.page_json(spliced) == wire.encode(answer)
+        assert _exactly(json.loads(service.page_json(spliced))) == _exactly(answer)
 
 
 def test_stored_json_reads_back_as_json_would_read_it(app):

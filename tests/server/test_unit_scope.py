@@ -9,7 +9,7 @@ import secrets
 
 import pytest
 
-from server.sync import apply as store
+from server.sync import apply
 from server.clock import server_clock
 from server.db import db
 from server.models import Record
@@ -21,7 +21,7 @@ from .test_sync_api import OTHER_NODE, case_action, pushed, token_of, user_named
 def stored_event() -> dict:
     """A new event and the wire form a push would name it by (only id and bucket are read)."""
     event_id = uuid7(server_clock().physical_ms(), secrets.token_bytes(10))
-    store.write_as_server([store.stamp("event", event_id, {
+    apply.write_as_server([apply.stamp("event", event_id, {
         "grid": "G-0101", "category": "fire_hazard", "description": "消防通道堵塞", "urgent": False,
         "reporter": user_named("worker1").id, "reported_at": "2026-01-01T00:00:00.000Z"})])
     return {"id": event_id, "bucket": "grid:G-0101"}
@@ -29,7 +29,7 @@ def stored_event() -> dict:
 
 def dispatch(event: dict, unit: str) -> None:
     action_id = uuid7(server_clock().physical_ms(), secrets.token_bytes(10))
-    store.write_as_server([store.stamp("case_action", action_id, {
+    apply.write_as_server([apply.stamp("case_action", action_id, {
         "event": event["id"], "action": "dispatch", "unit": unit, "actor": user_named("supervisor1").id},
         bucket=event["bucket"])])
 

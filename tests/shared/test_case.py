@@ -8,11 +8,12 @@ from hypothesis import strategies as st
 
 from shared.case import _canonical as canonical  # the fold's own tie-break encoding
 from shared.case import (
-    FAILURES_BEFORE_SUPERVISION, REASONS, RESOLUTIONS, STATUSES, Action, CaseState, awaiting_verification,
-    fold_case, is_overdue, queue_key,
+    FAILURES_BEFORE_SUPERVISION, REASONS, RESOLUTIONS, STATUSES, Action, CaseState, available_actions,
+    awaiting_verification, fold_case, is_overdue, queue_key,
 )
 from shared.hlc import HLC, format_ms, parse_ms
 from shared.records import CASE_ACTIONS
+from shared.roles import ACTIONS_BY_ROLE, ROLES, may_stand_in
 
 REPORTER = "0193b5c8-0000-7000-8000-000000000001"
 WORKER = "0193b5c8-0000-7000-8000-000000000002"      # another grid worker
@@ -551,3 +552,42 @@ def test_mark_duplicate_names_the_original_from_its_field():
                     {"action": "mark_duplicate", "actor": "s", "duplicate_of": original, "note": f"see {mentioned}"})
     state = fold_case(event, [action])
     assert state.status == "closed" and state.duplicate_of == original
+
+
+# --- which actions a case offers: exactly those the fold would apply ------------------------------
+
+LATE = T0 + 10_000 * HOUR  # after every action the strategies make, so a candidate folds last
+
+
+@given(events, actions_st, categories, st.sampled_from(ROLES), st.sampled_from(ACTORS))
+def test_an_action_is_offered_if_and_only_if_folding_it_in_would_apply_it(event, actions, category, role, actor):
+    """available_actions dry-runs the fold; folding the well-formed action in, last, says the same."""
+    state = fold_case(event, actions, category=category)
+    offered = available_actions(state, role, actor=actor, reporter=event["reporter"])
+    assert set(offered) <= ACTIONS_BY_ROLE[role]  # never what the role may not push
+    for name in sorted(ACTIONS_BY_ROLE[role]):
+        values = {"action": name, "actor": actor}
+        if name == "dispatch":
+            values["unit"] = "fire"
+        if name == "extend":
+            values["deadline"] = format_ms(LATE + HOUR)
+        if name in ("verify_pass", "verify_fail") and may_stand_in(role):
+            values["stand_in"] = True
+        candidate = Action("ffffffff-ffff-7fff-bfff-ffffffffffff", str(HLC(LATE, 0, TABLET)), values)
+        # Judged after every well-stamped action (a malformed stamp sorts anywhere, and never applies).
+        judged = entry(fold_case(event, [*actions, candidate], category=category), candidate.id)
+        assert (name in offered) == judged.applied, (name, judged.reason)
+
+
+@pytest.mark.parametrize("role, actor, before, offered", [
+    ("supervisor", SUPERVISOR, [], ("dispatch", "close", "comment", "mark_duplicate", "supervise")),
+    ("worker", REPORTER, [], ("comment",)),
+    ("worker", REPORTER, [dispatch(1), rectify(2)], ("verify_pass", "verify_fail", "comment")),
+    ("worker", WORKER, [dispatch(1), rectify(2)], ("comment",)),  # only the reporter verifies
+    ("unit", UNIT_USER, [dispatch(1)], ("rectify", "comment")),
+    ("admin", SUPERVISOR, [dispatch(1), rectify(2)],
+     ("verify_pass", "verify_fail", "close", "return", "extend", "comment", "mark_duplicate", "supervise")),
+])
+def test_the_offered_actions_follow_the_case_and_the_role(role, actor, before, offered):
+    state = fold_case(EVENT, before)
+    assert available_actions(state, role, actor=actor, reporter=REPORTER) == offered

@@ -4,7 +4,7 @@ Four thin screens over mobile/houses.py's HousesPresenter, which holds every
 rule (current checklist, notes on failed items, the ID-number check,
 registration rate). Like every capture, a check or a tenant is one local
 write: it works offline and syncs later. The registration rate shown is the
-supervisor pages' figure (`registration_rate`): current tenants, counted at
+supervisor pages' figure (shared/houses.py): current tenants, counted at
 most up to the residents seen at the latest check, over those residents seen;
 a dash when that check counted nobody or there is none.
 
@@ -29,9 +29,11 @@ from kivy.uix.gridlayout import GridLayout
 from kivy.uix.recycleview import RecycleView
 from kivy.uix.scrollview import ScrollView
 
+from shared.houses import REGISTRATION_GOAL
+
 from ... import i18n
 from ...app_core import run_off_ui
-from ...houses import REGISTRATION_GOAL, HousesPresenter
+from ...houses import HousesPresenter
 from ...presenters import InputError, ReportPresenter
 from ..app import schedule
 from ..format import local_time

@@ -1,0 +1,183 @@
+"""What every call under /api/v1 shares: body reading, device tokens, and the OpenAPI document.
+
+Each API view is registered with `documented`, which is also what the OpenAPI document
+(/api/v1/openapi.json) is generated from, so the document cannot drift from the views. Feature
+packages (sync, photos) register their views on their own blueprints through it. `health` and the
+document itself live here: they belong to no feature.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import zlib
+from functools import wraps
+from typing import Any
+
+from apispec import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
+from flask import Blueprint, current_app, g, jsonify, request
+from marshmallow import Schema, ValidationError
+from marshmallow import fields as ma_fields
+from sqlalchemy import text
+
+from . import accounts
+from .clock import server_clock
+from .db import db
+from .errors import ApiError, describe
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+_DOCUMENTED: list[dict[str, Any]] = []
+
+
+class ErrorBody(Schema):
+    code = ma_fields.String(required=True, metadata={"example": "clock_skew"})
+    message = ma_fields.String(required=True)
+    details = ma_fields.Raw(metadata={"description": "for clock_skew: {server_time}; for invalid input: the fields"})
+
+
+class ErrorSchema(Schema):
+    error = ma_fields.Nested(ErrorBody, required=True)
+
+
+class HealthAnswer(Schema):
+    status = ma_fields.String(required=True)
+    engine = ma_fields.String(required=True, metadata={"example": "sqlite"})
+    migration = ma_fields.String(allow_none=True, metadata={"description": "the Alembic revision of the store"})
+    time = ma_fields.String(required=True)
+
+
+def documented(rule: str, method: str, summary: str, *, blueprint: Blueprint,
+               request_schema: type[Schema] | None = None, answer: type[Schema] | None = None,
+               errors: tuple[int, ...] = (), auth: bool = True, openapi: dict[str, Any] | None = None):
+    """Register a view on the blueprint and in the OpenAPI document.
+
+    ``openapi`` is merged into the operation, for what the schemas cannot say: path parameters, a body
+    that is not JSON, an answer other than 200 (its ``responses`` then replace the default 200).
+    """
+
+    def decorator(view):
+        _DOCUMENTED.append({"rule": rule, "method": method.lower(), "summary": summary, "doc": view.__doc__,
+                            "request": request_schema, "answer": answer, "errors": errors, "auth": auth,
+                            "openapi": openapi or {}})
+        blueprint.add_url_rule(rule, view_func=view, methods=[method])
+        return view
+
+    return decorator
+
+
+def read_body() -> bytes:
+    """The request body, unzipped when it says gzip; over the size limit, 413."""
+    limit = current_app.config["GRIDPATROL_MAX_PUSH_BYTES"]
+    raw = request.get_data(cache=False)
+    if len(raw) > limit:
+        raise ApiError(413, f"the request body is larger than {limit} bytes; send fewer changes per push")
+    if request.headers.get("Content-Encoding", "").lower() == "gzip":
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            raw = inflater.decompress(raw, limit + 1)
+        except zlib.error:
+            raise ApiError(400, "the body is not valid gzip") from None
+        if len(raw) > limit or inflater.unconsumed_tail:
+            raise ApiError(413, f"the request body is larger than {limit} bytes once unzipped")
+    return raw
+
+
+def read_json(schema: Schema | None = None, *, raw: bytes | None = None, decoded: Any = None) -> Any:
+    """The request body as JSON (gzip allowed), loaded through schema; errors become 400/413.
+
+    ``raw``: the body already read with read_body(); ``decoded``: that body already decoded
+    (server/wire.py's read_push), or None to decode it here.
+    """
+    if decoded is None:
+        try:
+            decoded = json.loads(read_body() if raw is None else raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ApiError(400, f"the body is not valid JSON: {exc}", code="malformed") from None
+        except RecursionError:
+            raise ApiError(400, "the body's JSON is nested too deeply", code="malformed") from None
+    if schema is None:
+        return decoded
+    if not isinstance(decoded, dict):
+        raise ApiError(400, "the body must be a JSON object", code="malformed")
+    try:
+        return schema.load(decoded)
+    except ValidationError as exc:
+        raise ApiError(400, describe(exc.messages), code="invalid", details=exc.messages) from None
+
+
+def device_required(view):
+    """Let the request through only with a valid device token; sets g.device and g.user."""
+
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        device = accounts.device_for_token(token.strip()) if scheme.lower() == "bearer" and token else None
+        if device is None:
+            raise ApiError(401, "no valid device token: log in again on this device", code="unauthorized")
+        g.device, g.user = device, device.user
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+@documented("/health", "GET", "The store engine and the migration version", answer=HealthAnswer, auth=False,
+            blueprint=bp)
+def health():
+    """Answers 200 while the store can be reached."""
+    try:
+        revision = db.session.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    except Exception as exc:  # a store that cannot be read is exactly what health must report
+        db.session.rollback()
+        raise ApiError(503, f"the store cannot be read: {exc.__class__.__name__}", code="unavailable") from None
+    db.session.rollback()
+    return jsonify(HealthAnswer().dump({"status": "ok", "engine": db.engine.dialect.name,
+                                                "migration": revision, "time": server_clock().physical_iso()}))
+
+
+@documented("/openapi.json", "GET", "This document", auth=False, blueprint=bp)
+def openapi():
+    """The OpenAPI 3 document of the API, generated from the views' schemas."""
+    return jsonify(build_spec().to_dict())
+
+
+def _dict_sizes(converter, field, ret, **kwargs) -> dict:
+    """apispec writes a Length on a Dict as minLength/maxLength; for an object OpenAPI says min/maxProperties."""
+    if not isinstance(field, ma_fields.Dict):
+        return {}
+    return {new: ret.pop(old) for old, new in (("minLength", "minProperties"), ("maxLength", "maxProperties"))
+            if old in ret}
+
+
+def build_spec() -> APISpec:
+    """An APISpec built from every `documented` view."""
+    plugin = MarshmallowPlugin()
+    spec = APISpec(title="GridPatrol sync API", version="1", openapi_version="3.0.3",
+                   plugins=[plugin],
+                   info={"description": "Field-by-field sync of grid records between tablets and the "
+                                        "central case store. Errors share one shape (Error)."})
+    plugin.converter.add_attribute_function(_dict_sizes)
+    spec.components.security_scheme("device", {"type": "http", "scheme": "bearer"})
+    spec.components.schema("Error", schema=ErrorSchema)
+    for entry in _DOCUMENTED:
+        operation: dict[str, Any] = {"summary": entry["summary"], "description": entry["doc"] or "",
+                                     "responses": {}}
+        if entry["request"] is not None:
+            operation["requestBody"] = {"required": True,
+                                        "content": {"application/json": {"schema": entry["request"]}}}
+        if entry["answer"] is not None:
+            operation["responses"]["200"] = {"description": "OK",
+                                             "content": {"application/json": {"schema": entry["answer"]}}}
+        elif "responses" not in entry["openapi"]:
+            operation["responses"]["200"] = {"description": "OK"}
+        for status in entry["errors"] + ((401,) if entry["auth"] and 401 not in entry["errors"] else ()):
+            operation["responses"][str(status)] = {"description": "error",
+                                                   "content": {"application/json": {"schema": "Error"}}}
+        if entry["auth"]:
+            operation["security"] = [{"device": []}]
+        operation.update({**entry["openapi"], "responses": {**entry["openapi"].get("responses", {}),
+                                                            **operation["responses"]}})
+        path = re.sub(r"<(?:[^<>:]+:)?([^<>]+)>", r"{\1}", entry["rule"])  # Flask's <name> is OpenAPI's {name}
+        spec.path(path="/api/v1" + path, operations={entry["method"]: operation})
+    return spec

@@ -1,0 +1,93 @@
+"""The forms of the case page's actions, one per button; each checks its input before a service sees it."""
+
+from __future__ import annotations
+
+import io
+
+from flask_babel import gettext as _, lazy_gettext as _l
+from flask_wtf import FlaskForm
+from flask_wtf.file import MultipleFileField
+from wtforms import DateTimeLocalField, HiddenField, RadioField, SelectField, TextAreaField
+from wtforms.validators import DataRequired, InputRequired, Length, Optional, ValidationError
+
+from shared.records import is_uuid
+
+from ..photos.images import NotAnImage, TooManyPixels, check_image
+from ..photos.service import max_photo_bytes
+from ..web.forms import choice
+
+MAX_RECTIFY_PHOTOS = 10  # photos one rectification may carry; bounds the request body with the photo limit
+
+
+class NoteForm(FlaskForm):
+    """Close, return, supervise, rectify: an optional note."""
+
+    note = TextAreaField(_l("Note"), validators=[Optional(), Length(max=4000)])
+
+
+class RectifyForm(NoteForm):
+    """Rectify: an optional note and optional photos of the work done."""
+
+    photos = MultipleFileField(_l("Photos"))
+
+    def validate_photos(self, field) -> None:
+        """Each file a JPEG, PNG or WebP image within GRIDPATROL_MAX_PHOTO_BYTES; their bytes go to photo_data.
+
+        Every file is checked before any is stored, so a bad one means nothing is written.
+        """
+        self.photo_data: list[bytes] = []
+        files = [f for f in field.data or [] if f and f.filename]  # a browser sends an empty part for none
+        if len(files) > MAX_RECTIFY_PHOTOS:
+            raise ValidationError(_("At most %(count)s photos.", count=MAX_RECTIFY_PHOTOS))
+        limit = max_photo_bytes()
+        for upload in files:
+            data = upload.read(limit + 1)
+            if len(data) > limit:
+                raise ValidationError(_("“%(name)s” is larger than %(limit)s bytes.", name=upload.filename,
+                                        limit=limit))
+            try:
+                check_image(io.BytesIO(data))
+            except (NotAnImage, TooManyPixels):
+                raise ValidationError(_("“%(name)s” is not a JPEG, PNG or WebP photo.",
+                                        name=upload.filename)) from None
+            self.photo_data.append(data)
+
+
+class CommentForm(FlaskForm):
+    note = TextAreaField(_l("Comment"), validators=[DataRequired(), Length(max=4000)])
+
+
+class DispatchForm(FlaskForm):
+    unit = SelectField(_l("Unit"), validators=[InputRequired()])
+    deadline = DateTimeLocalField(_l("Deadline"), format=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"],
+                                  validators=[InputRequired()])
+    note = TextAreaField(_l("Note"), validators=[Optional(), Length(max=4000)])
+
+
+class ExtendForm(FlaskForm):
+    deadline = DateTimeLocalField(_l("New deadline"), format=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"],
+                                  validators=[InputRequired()])
+    note = TextAreaField(_l("Reason"), validators=[Optional(), Length(max=4000)])
+
+
+class VerifyForm(FlaskForm):
+    verdict = RadioField(_l("Result"), choices=[choice("pass", _l("Pass")), choice("fail", _l("Fail"))],
+                         validators=[InputRequired()])
+    note = TextAreaField(_l("Note"), validators=[Optional(), Length(max=4000)])
+
+
+class DuplicateForm(FlaskForm):
+    duplicate_of = HiddenField(validators=[InputRequired()])
+    note = TextAreaField(_l("Note"), validators=[Optional(), Length(max=4000)])
+
+    def validate_duplicate_of(self, field) -> None:
+        """The case this one duplicates: a record id."""
+        if not is_uuid(field.data):
+            raise ValidationError(_("Not a case."))
+
+
+ACTION_FORMS: dict[str, type[FlaskForm]] = {
+    "dispatch": DispatchForm, "close": NoteForm, "return": NoteForm, "extend": ExtendForm,
+    "comment": CommentForm, "supervise": NoteForm, "verify": VerifyForm, "mark_duplicate": DuplicateForm,
+    "rectify": RectifyForm,
+}

@@ -1,0 +1,195 @@
+"""The sync service: a push and a pull, as the views call them and the benchmark measures them.
+
+`push` checks the batch's limits and the device's clock, then applies the changes
+(server/sync/apply.py); `pull` serves one page of change-only records from the user's buckets
+(server/sync/feed.py), with personal values shown as the user may see them (server/privacy.py).
+Both answer with the JSON bytes of the answer: the views only read the request and send these.
+
+Hazard: a device clock far ahead. A push whose latest timestamp is more than the allowed drift
+ahead of the server's clock is refused whole with ``clock_skew`` and the server's time, before
+anything is written; the tablet corrects its offset and re-stamps only what was never
+acknowledged (design.md, Clock skew). The skew is recorded on the device for admins.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+from flask import current_app
+from sqlalchemy import select
+
+from shared.hlc import ClockDriftError, format_ms, parse_ms
+from shared.records import REF_BUCKET, grid_bucket
+from shared.roles import readable_grids, reads_every_grid
+
+from .. import accounts, privacy
+from ..clock import server_clock
+from ..db import db
+from ..errors import ApiError
+from ..models import Device, Record, User
+from . import apply, feed, wire
+
+
+def push(user: User, device: Device, body: dict[str, Any]) -> bytes:
+    """Apply a loaded push body as the user of the device; the answer's JSON. Commits.
+
+    Raises ApiError 413 for too many changes, 409 ``clock_skew`` for a clock too far ahead.
+    """
+    limit = current_app.config["GRIDPATROL_MAX_PUSH_CHANGES"]
+    if len(body["changes"]) > limit:
+        raise ApiError(413, f"a push may carry at most {limit} changes, this one has {len(body['changes'])}")
+    clock = server_clock()
+    if body.get("sent_at"):
+        note_skew(device, parse_ms(body["sent_at"]) - clock.physical_ms())
+    accounts.touch(device)
+    writer = apply.writer_of(user)
+    changes, rejected = apply.validate_batch(writer, body["changes"])
+    latest = apply.max_hlc(c for c in changes if c is not None)
+    if latest is not None:
+        try:
+            clock.update(latest)
+        except ClockDriftError as exc:
+            note_skew(device, exc.remote.wall_ms - exc.physical_ms)
+            db.session.commit()
+            raise ApiError(409, f"this device's clock is ahead of the server's: {exc}", code="clock_skew",
+                           details={"server_time": format_ms(exc.physical_ms)}) from None
+    results = apply.apply_changes(writer, changes, rejected)
+    # Speed: the answer as schemas.PushAnswer().dump would give it (every value is already a str, in
+    # the schema's key order), written by msgspec, without marshmallow's per-field dump of 500 results.
+    return wire.encode({"results": results, "hlc": str(clock.now())})
+
+
+def note_skew(device: Device, skew_ms: int) -> None:
+    """Record how far the device's clock is off, when that moved by a second or more.
+
+    Each push measures it anew, a few milliseconds apart (the network's delay); writing each of those
+    would update the device's row on every push for nothing an admin could see.
+    """
+    if device.clock_skew_ms is None or abs(skew_ms - device.clock_skew_ms) >= 1000:
+        device.clock_skew_ms = skew_ms
+
+
+def pull(user: User, device: Device, cursors: dict[str, str], limit: int | None) -> bytes:
+    """One page of the user's changes after their cursors, as the answer's JSON; 400 for a foreign cursor."""
+    config = current_app.config
+    limit = min(limit or config["GRIDPATROL_DEFAULT_PULL_LIMIT"], config["GRIDPATROL_MAX_PULL_LIMIT"])
+    if accounts.touch(device):
+        db.session.commit()
+    try:
+        answer = pull_changes(user, cursors, limit, as_json=True)
+    except ValueError as exc:
+        raise ApiError(400, str(exc), code="invalid") from None
+    answer["hlc"] = str(server_clock().now())
+    return page_json(answer)
+
+
+def readable_buckets(user: User) -> list[str]:
+    """The buckets a user pulls: reference data, then their grids (supervisors and admins: every grid)."""
+    every: list[str] = []
+    if reads_every_grid(user.role):
+        grids = db.session.scalars(select(Record.field_values).where(Record.kind == "grid")).all()
+        every = [values["code"] for values in grids if not values.get("_deleted")]
+    codes = readable_grids(user.role, user.grid_codes, every)
+    return [REF_BUCKET] + [grid_bucket(code) for code in codes]
+
+
+def record_change(record: Record, viewer: User | None = None) -> dict[str, Any]:
+    """A stored record (or a row of its columns) in the wire form of a change: its whole state.
+
+    Personal values are shown as ``viewer`` may see them (server/privacy.py); None is the
+    server itself.
+    """
+    if record.kind in privacy.PERSONAL_KINDS:
+        shown = privacy.shown_fields(record.kind, record.field_values, record.field_hlcs, viewer)
+    else:
+        hlcs = record.field_hlcs
+        shown = {name: [value, hlcs[name]] for name, value in record.field_values.items()}
+    return {"kind": record.kind, "id": record.id, "bucket": record.bucket, "fields": shown}
+
+
+class _PulledRow(NamedTuple):
+    """A records row as pull_changes serves it, its JSON columns decoded."""
+
+    kind: str
+    id: str
+    bucket: str
+    field_values: dict
+    field_hlcs: dict
+    position: int
+
+
+def _decoded(row: Any) -> _PulledRow:
+    """A row of feed.bucket_page with its JSON decoded as the column type would decode it."""
+    kind, rid, bucket, values, hlcs, position = row
+    return _PulledRow(kind, rid, bucket, feed.loads(values), feed.loads(hlcs), position)
+
+
+def pull_changes(user: User, cursors: dict[str, str], limit: int, *, as_json: bool = False) -> dict[str, Any]:
+    """One page of changes in the user's buckets after their cursors.
+
+    Buckets are served in order, ``ref`` first, so a device learns the
+    categories before the events that use them. A bucket missing from
+    ``cursors`` starts from zero; a bucket the user may no longer read is
+    not served and not returned.
+
+    ``as_json``: ``changes`` holds each change as its JSON (bytes, wire.encode), made as soon as
+    the record is read, so that a page never holds its 500 decoded records at once; else each change as a dict.
+    """
+    changes: list[Any] = []
+    answer_cursors: dict[str, str] = {}
+    more = False
+    serve = _served_json(user) if as_json else (lambda row: record_change(_decoded(row), user))
+    for bucket in readable_buckets(user):
+        after = _parse_cursor(cursors.get(bucket))
+        answer_cursors[bucket] = str(after)
+        room = limit - len(changes)
+        rows = feed.bucket_page(bucket, after, room + 1)
+        if len(rows) > room:
+            rows = rows[:room]
+            more = True
+        changes.extend(map(serve, rows))
+        if rows:
+            answer_cursors[bucket] = str(rows[-1][5])
+    db.session.rollback()  # end the read transaction; nothing was written
+    return {"changes": changes, "cursors": answer_cursors, "more": more}
+
+
+def _served_json(user: User) -> Callable[[Any], bytes]:
+    """A function from a pulled row to the JSON of its change, as record_change gives it, for user."""
+    encode, loads, personal = wire.encode, feed.loads, privacy.PERSONAL_KINDS
+
+    def served(row) -> bytes:
+        kind, rid, bucket, values, hlcs, _ = row
+        if kind in personal:
+            return encode(record_change(_decoded(row), user))
+        hlcs = loads(hlcs)
+        return encode({"kind": kind, "id": rid, "bucket": bucket,
+                       "fields": {name: [value, hlcs[name]] for name, value in loads(values).items()}})
+
+    return served
+
+
+def _parse_cursor(cursor: Any) -> int:
+    if cursor in (None, ""):
+        return 0
+    try:
+        value = int(cursor)
+    except (TypeError, ValueError):
+        raise ValueError(f"cursor {cursor!r} is not one this server gave") from None
+    if value < 0:
+        raise ValueError(f"cursor {cursor!r} is not one this server gave")
+    return value
+
+
+def page_json(answer: dict[str, Any]) -> bytes:
+    """The JSON of a pull answer whose changes are already encoded, one by one (wire.encode).
+
+    Speed: each record's decoded values are garbage as soon as it is encoded, instead of living until
+    the whole page is, which had the garbage collector walk them again and again; and msgspec writes
+    JSON several times faster than json. The page is ``wire.encode(answer)`` of the decoded answer
+    (tests/server/test_speed_pull.py).
+    """
+    rest = {key: value for key, value in answer.items() if key != "changes"}
+    if next(iter(answer)) != "changes" or not rest:
+        raise ValueError("a pull answer is changes first, then cursors, more, hlc")
+    return b'{"changes":[' + b",".join(answer["changes"]) + b"]," + wire.encode(rest)[1:]
