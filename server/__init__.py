@@ -56,7 +56,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 def _engine_options(url: str) -> dict[str, Any]:
     # The JSON columns are written and read by msgspec (server/sync/wire.py), several times faster than
     # json; server/sync/feed.py decodes the text it reads with the same function.
-    options: dict[str, Any] = {"json_serializer": wire.dumps, "json_deserializer": wire.loads}
+    # hide_parameters: a database error is logged with its statement, never with the values bound to it
+    # (record JSON, token hashes, tenants' names and phones).
+    options: dict[str, Any] = {"json_serializer": wire.dumps, "json_deserializer": wire.loads,
+                               "hide_parameters": True}
     if url.startswith("sqlite"):
         # One connection per thread; pushes queue on SQLite's write lock (busy_timeout).
         return {**options, "connect_args": {"timeout": 30}}

@@ -53,8 +53,20 @@ def assign_grids(user: User, grids: list[str]) -> None:
 
 
 def set_password(user: User, password: str) -> None:
-    """Change a user's password; the caller commits."""
+    """Change a user's password and end their page sessions; the caller commits."""
     user.password_hash = generate_password_hash(password)
+    end_sessions(user)
+
+
+def end_sessions(user: User) -> None:
+    """End every page session of the user, on every server process at once; the caller commits."""
+    user.session_version = (user.session_version or 0) + 1
+
+
+def deactivate(user: User) -> None:
+    """Stop the user from logging in, syncing and using the pages (history keeps their name); the caller commits."""
+    user.active = False
+    end_sessions(user)
 
 
 def authenticate(username: str, password: str) -> User | None:

@@ -13,7 +13,7 @@ import re
 import secrets
 from pathlib import Path
 from datetime import timedelta, timezone
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Mapping
 
 ROOT = Path(__file__).resolve().parent.parent
 VAR = Path(os.environ.get("GRIDPATROL_VAR_DIR", ROOT / "var"))
@@ -66,44 +66,51 @@ def local_id_key() -> str:
 
 
 MIN_SECRET_KEY_LENGTH = 32
+_MAKE_SECRET = "Make one with: python -c \"import secrets; print(secrets.token_hex(32))\""
 
 
-def secret_key(environment: str) -> str:
-    """The key that signs page sessions: GRIDPATROL_SECRET_KEY, or outside production one kept in var/secret_key.
+def secret_key(environment: str, given: str | None = None) -> str:
+    """The key that signs page sessions: ``given`` (a setting), GRIDPATROL_SECRET_KEY, or outside production one
+    kept in var/secret_key.
 
     In production a missing, empty or short key is a start-up error, as a missing GRIDPATROL_ID_KEY is
     (server/privacy.py): a key made quietly in var/ differs from machine to machine, so sessions break
     behind a proxy, and it vanishes with the directory, logging everyone out on a redeploy.
     """
-    given = os.environ.get("GRIDPATROL_SECRET_KEY")
+    given = given if given is not None else os.environ.get("GRIDPATROL_SECRET_KEY")
     if environment != "production":
         return given or _local_secret()
     raw = (given or "").strip()  # a key of blanks only is not set either
-    make = "Make one with: python -c \"import secrets; print(secrets.token_hex(32))\""
     if not raw:
         raise RuntimeError(
             "GRIDPATROL_SECRET_KEY is not set: in production the key that signs page sessions must come from the "
             f"configuration (at least {MIN_SECRET_KEY_LENGTH} characters; every server process needs the same one). "
-            + make)
+            + _MAKE_SECRET)
     if len(raw) < MIN_SECRET_KEY_LENGTH:
         raise RuntimeError(
             f"GRIDPATROL_SECRET_KEY is too short ({len(raw)} characters): in production it must have at least "
-            f"{MIN_SECRET_KEY_LENGTH}. " + make)
+            f"{MIN_SECRET_KEY_LENGTH}. " + _MAKE_SECRET)
     return given
 
 
 def settings(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The app's settings: ``overrides`` (a test's, for one) on top of the GRIDPATROL_* variables.
 
-    The overrides are applied first, so a setting they give is never made from the environment: a
-    test app that passes SECRET_KEY and GRIDPATROL_ID_KEY writes no key into var/. In production a
-    missing secret key raises RuntimeError; so does a malformed GRIDPATROL_UTC_OFFSET anywhere.
+    The overrides come first: a setting they give is never read from the environment, nor made (a
+    test app that passes SECRET_KEY and GRIDPATROL_ID_KEY writes no key into var/). Start-up errors
+    are RuntimeErrors naming the variable: a malformed number or GRIDPATROL_UTC_OFFSET anywhere, and
+    in production a missing or short secret key, given or not.
     """
     overrides = dict(overrides or {})
     environment = overrides.get("GRIDPATROL_ENV") or os.environ.get("GRIDPATROL_ENV") or "development"
-    values = from_environment(environment, skip=overrides.keys())
+    values = {name: read() for name, read in _READERS.items() if name not in overrides}
     values.update(overrides)
-    parse_offset(values["GRIDPATROL_UTC_OFFSET"])  # fail at start-up, not on the first page
+    values["GRIDPATROL_ENV"] = environment
+    values["SECRET_KEY"] = secret_key(environment, overrides.get("SECRET_KEY"))
+    try:
+        parse_offset(values["GRIDPATROL_UTC_OFFSET"])  # fail at start-up, not on the first page
+    except ValueError as exc:
+        raise RuntimeError(str(exc)) from None
     return values
 
 
@@ -127,40 +134,38 @@ def parse_offset(raw: str) -> timezone:
     return timezone(-delta if sign == "-" else delta)
 
 
-def from_environment(environment: str, skip: Iterable[str] = ()) -> dict[str, Any]:
-    """The settings read from GRIDPATROL_* variables, but those named in ``skip``."""
-    values: dict[str, Any] = {}
-    if "SECRET_KEY" not in skip:
-        # Sessions of the pages are signed with it; every process of one server must share it. Required in
-        # production (at least 32 characters); elsewhere unset means a key kept in var/secret_key.
-        values["SECRET_KEY"] = secret_key(environment)
-    return {**values,
-        # sqlite:///var/gridpatrol.db by default; postgresql+psycopg://user@host/db in production
-        "SQLALCHEMY_DATABASE_URI": os.environ.get("GRIDPATROL_DATABASE_URL") or f"sqlite:///{VAR / 'gridpatrol.db'}",
-        # The server's HLC node id (16 hex). Unset: each process makes its own (server/clock.py).
-        "GRIDPATROL_NODE": os.environ.get("GRIDPATROL_NODE") or None,
-        # How far ahead of the server's clock a pushed timestamp may be before the push gets clock_skew.
-        "GRIDPATROL_MAX_DRIFT_SECONDS": _int("GRIDPATROL_MAX_DRIFT_SECONDS", 300),
-        # Limits of one push: the body (after gzip decoding) and the number of changes.
-        "GRIDPATROL_MAX_PUSH_BYTES": _int("GRIDPATROL_MAX_PUSH_BYTES", 8 * 1024 * 1024),
-        "GRIDPATROL_MAX_PUSH_CHANGES": _int("GRIDPATROL_MAX_PUSH_CHANGES", 1000),
-        # The largest page a pull may ask for, and the page when it asks for none.
-        "GRIDPATROL_MAX_PULL_LIMIT": _int("GRIDPATROL_MAX_PULL_LIMIT", 1000),
-        "GRIDPATROL_DEFAULT_PULL_LIMIT": _int("GRIDPATROL_DEFAULT_PULL_LIMIT", 500),
-        "GRIDPATROL_PHOTO_DIR": os.environ.get("GRIDPATROL_PHOTO_DIR") or str(VAR / "photos"),
-        # The largest photo an upload may declare (413 above it); the app makes 1920 px JPEGs of ~0.5 MB.
-        "GRIDPATROL_MAX_PHOTO_BYTES": _int("GRIDPATROL_MAX_PHOTO_BYTES", 15 * 1024 * 1024),
-        # "production" makes missing secrets a start-up error instead of local ones made in var/.
-        "GRIDPATROL_ENV": environment,
-        # Seals resident ID numbers at rest (AES-SIV, server/privacy.py): 32, 48 or 64 bytes as hex. Every
-        # process of one server must share it, and losing it loses the numbers. Required in production;
-        # elsewhere unset means a key kept in var/id_key. Generate one with: python -c
-        # "import secrets; print(secrets.token_hex(64))"
-        "GRIDPATROL_ID_KEY": os.environ.get("GRIDPATROL_ID_KEY") or None,
-        # The case page's map tiles (e.g. https://tiles.example/{z}/{x}/{y}.png); empty: a plain grey map, offline.
-        "GRIDPATROL_TILE_URL": os.environ.get("GRIDPATROL_TILE_URL", ""),
-        "GRIDPATROL_TILE_ATTRIBUTION": os.environ.get("GRIDPATROL_TILE_ATTRIBUTION", ""),
-        # The district's time on the pages: a fixed offset (China keeps no daylight saving).
-        "GRIDPATROL_UTC_OFFSET": os.environ.get("GRIDPATROL_UTC_OFFSET") or "+08:00",
-        "GRIDPATROL_PAGE_SIZE": _int("GRIDPATROL_PAGE_SIZE", 20),
-    }
+def _text(name: str, default: str | None = None) -> Callable[[], str | None]:
+    return lambda: os.environ.get(name) or default
+
+
+# Each setting and how it is read from the environment; a setting the app is given is not read.
+# (SECRET_KEY and GRIDPATROL_ENV are settled in `settings`: they depend on each other.)
+_READERS: dict[str, Callable[[], Any]] = {
+    # sqlite:///var/gridpatrol.db by default; postgresql+psycopg://user@host/db in production
+    "SQLALCHEMY_DATABASE_URI": _text("GRIDPATROL_DATABASE_URL", f"sqlite:///{VAR / 'gridpatrol.db'}"),
+    # The server's HLC node id (16 hex). Unset: each process makes its own (server/clock.py).
+    "GRIDPATROL_NODE": _text("GRIDPATROL_NODE"),
+    # How far ahead of the server's clock a pushed timestamp may be before the push gets clock_skew.
+    "GRIDPATROL_MAX_DRIFT_SECONDS": lambda: _int("GRIDPATROL_MAX_DRIFT_SECONDS", 300),
+    # Limits of one push: the body (after gzip decoding) and the number of changes.
+    "GRIDPATROL_MAX_PUSH_BYTES": lambda: _int("GRIDPATROL_MAX_PUSH_BYTES", 8 * 1024 * 1024),
+    "GRIDPATROL_MAX_PUSH_CHANGES": lambda: _int("GRIDPATROL_MAX_PUSH_CHANGES", 1000),
+    # The largest page a pull may ask for, and the page when it asks for none.
+    "GRIDPATROL_MAX_PULL_LIMIT": lambda: _int("GRIDPATROL_MAX_PULL_LIMIT", 1000),
+    "GRIDPATROL_DEFAULT_PULL_LIMIT": lambda: _int("GRIDPATROL_DEFAULT_PULL_LIMIT", 500),
+    "GRIDPATROL_PHOTO_DIR": _text("GRIDPATROL_PHOTO_DIR", str(VAR / "photos")),
+    # The largest photo an upload may declare (413 above it); the app makes 1920 px JPEGs of ~0.5 MB.
+    "GRIDPATROL_MAX_PHOTO_BYTES": lambda: _int("GRIDPATROL_MAX_PHOTO_BYTES", 15 * 1024 * 1024),
+    # Seals resident ID numbers at rest (AES-SIV, server/privacy.py): 32, 48 or 64 bytes as hex. Every
+    # process of one server must share it, and losing it loses the numbers. Required in production;
+    # elsewhere unset means a key kept in var/id_key. Generate one with: python -c
+    # "import secrets; print(secrets.token_hex(64))"
+    "GRIDPATROL_ID_KEY": _text("GRIDPATROL_ID_KEY"),
+    # The case page's map tiles (e.g. https://tiles.example/{z}/{x}/{y}.png); empty: a plain grey map, offline.
+    "GRIDPATROL_TILE_URL": _text("GRIDPATROL_TILE_URL", ""),
+    "GRIDPATROL_TILE_ATTRIBUTION": _text("GRIDPATROL_TILE_ATTRIBUTION", ""),
+    # The district's time on the pages: a fixed offset (China keeps no daylight saving).
+    "GRIDPATROL_UTC_OFFSET": _text("GRIDPATROL_UTC_OFFSET", "+08:00"),
+    # Cases per page of the queue.
+    "GRIDPATROL_PAGE_SIZE": lambda: _int("GRIDPATROL_PAGE_SIZE", 20),
+}

@@ -60,10 +60,16 @@ def _page(status: int, exc: HTTPException | None = None):
     if page is None:
         return exc or InternalServerError()
     response = current_app.make_response(page(status, exc))
-    for name, value in exc.get_headers() if exc is not None else ():
+    if exc is not None:
+        _keep_headers(exc, response)
+    return response
+
+
+def _keep_headers(exc: HTTPException, response) -> None:
+    """Copy an HTTP error's own headers (Allow on a 405) onto the response that answers it."""
+    for name, value in exc.get_headers():
         if name.lower() not in ("content-type", "content-length"):
             response.headers[name] = value
-    return response
 
 
 def init_app(app) -> None:
@@ -80,7 +86,9 @@ def init_app(app) -> None:
             return exc
         if not _is_api():
             return _page(status, exc)
-        return error_response(status, _CODES.get(status, "error"), exc.description or exc.name)
+        response = error_response(status, _CODES.get(status, "error"), exc.description or exc.name)
+        _keep_headers(exc, response)  # a 405's Allow, a 416's Content-Range …
+        return response
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):

@@ -38,6 +38,8 @@ class Record(db.Model):
     field_values: Mapped[dict] = mapped_column(Json)
     field_hlcs: Mapped[dict] = mapped_column(Json)
     position: Mapped[int] = mapped_column(BigInteger, unique=True)
+    # The device whose push created the record; None for a record the server wrote (pages, CLI, demo).
+    device_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
 
     __table_args__ = (
         Index("ix_records_bucket_position", "bucket", "position"),
@@ -70,6 +72,8 @@ class User(db.Model):
     unit: Mapped[str | None] = mapped_column(String(64), nullable=True)  # the unit code of a unit user
     password_hash: Mapped[str] = mapped_column(String(256))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Raised to end every page session of the user at once (log-out, deactivation, a new password).
+    session_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     grids: Mapped[list["UserGrid"]] = relationship(back_populates="user", cascade="all, delete-orphan")
@@ -89,8 +93,8 @@ class User(db.Model):
         return bool(self.active)
 
     def get_id(self) -> str:
-        """Flask-Login: what the session keeps."""
-        return self.id
+        """Flask-Login: what the session keeps, the user's id and session version (server/web/auth.py)."""
+        return f"{self.id}:{self.session_version}"
 
     @property
     def grid_codes(self) -> list[str]:
@@ -137,3 +141,13 @@ class Setting(db.Model):
     value: Mapped[object] = mapped_column(Json)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_by: Mapped[str | None] = mapped_column(String(80), nullable=True)  # a user name, or "cli"
+
+
+class PhotoUpload(db.Model):
+    """A user who sent the bytes of a photo (server/photos/access.py: who may attach it)."""
+
+    __tablename__ = "photo_uploads"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    uploaded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

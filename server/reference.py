@@ -62,6 +62,14 @@ def names_of_users(ids: Iterable[str | None]) -> dict[str, str]:
     return dict(db.session.execute(select(User.id, User.name).where(User.id.in_(wanted))).all())
 
 
+def device_names(ids: Iterable[str | None]) -> dict[str, str]:
+    """Device names by id, for the ids given."""
+    wanted = sorted({i for i in ids if i})
+    if not wanted:
+        return {}
+    return dict(db.session.execute(select(Device.id, Device.name).where(Device.id.in_(wanted))).all())
+
+
 def devices_by_node(nodes: Iterable[str | None]) -> dict[str, str]:
     """The name of the device that registered each HLC node (the latest, if several did)."""
     wanted = sorted({n for n in nodes if n})

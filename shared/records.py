@@ -287,6 +287,7 @@ class Location(fields.Nested):
 
 # --- the kinds --------------------------------------------------------------------------------
 
+MAX_VERSION = 1_000_000  # a checklist's version: every integer on the wire has a range
 GRID_TYPES = ["base", "police", "safety", "traffic", "environment", "market", "cleanliness"]
 CASE_ACTIONS = [
     "dispatch", "rectify", "verify_pass", "verify_fail", "close", "return", "extend",
@@ -334,7 +335,7 @@ class ChecklistFields(Schema):
     code = Code(required=True)
     name = Name(required=True)
     name_en = Name(allow_none=True)
-    version = Int(required=True, validate=validate.Range(min=1))
+    version = Int(required=True, validate=validate.Range(min=1, max=MAX_VERSION))
     items = fields.List(fields.Nested(ChecklistItem), required=True, validate=validate.Length(min=1, max=200))
     _deleted = Bool()
 
@@ -391,7 +392,7 @@ class HouseCheckFields(Schema):
     worker = Id(required=True)
     checked_at = Instant(required=True)
     checklist = Code(required=True)
-    checklist_version = Int(required=True, validate=validate.Range(min=1))
+    checklist_version = Int(required=True, validate=validate.Range(min=1, max=MAX_VERSION))
     answers = fields.List(fields.Nested(CheckAnswer), required=True, validate=validate.Length(max=200))
     photos = Photos()
     residents_seen = Int(validate=validate.Range(min=0, max=10_000), allow_none=True)
@@ -423,7 +424,7 @@ class PatrolFields(Schema):
     started_at = Instant(required=True)
     ended_at = Instant(allow_none=True)
     track = fields.List(fields.Nested(TrackPoint), validate=validate.Length(max=20_000))
-    distance_m = Number(validate=validate.Range(min=0), allow_none=True)
+    distance_m = Number(validate=validate.Range(min=0, max=10_000_000), allow_none=True)
     note = Note(allow_none=True)
 
 
@@ -436,6 +437,8 @@ class Kind:
     reference: bool = False
     append_only: bool = False
     parent: tuple[str, str] | None = None  # (field, kind) whose bucket this record shares
+    # The field naming who made the record: the server holds it to the pushing user, written once.
+    author: str | None = None
 
     @cached_property
     def validator(self) -> Schema:
@@ -486,12 +489,12 @@ KINDS: dict[str, Kind] = {
         Kind("category", CategoryFields, reference=True),
         Kind("unit", UnitFields, reference=True),
         Kind("checklist", ChecklistFields, reference=True),
-        Kind("event", EventFields),
-        Kind("case_action", CaseActionFields, append_only=True, parent=("event", "event")),
+        Kind("event", EventFields, author="reporter"),
+        Kind("case_action", CaseActionFields, append_only=True, parent=("event", "event"), author="actor"),
         Kind("rental_house", RentalHouseFields),
-        Kind("house_check", HouseCheckFields, append_only=True, parent=("house", "rental_house")),
+        Kind("house_check", HouseCheckFields, append_only=True, parent=("house", "rental_house"), author="worker"),
         Kind("tenant", TenantFields, parent=("house", "rental_house")),
-        Kind("patrol", PatrolFields, append_only=True),
+        Kind("patrol", PatrolFields, append_only=True, author="worker"),
     ]
 }
 REFERENCE_KINDS = frozenset(k for k, v in KINDS.items() if v.reference)

@@ -100,6 +100,9 @@ def database_url(request, tmp_path):
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+TEST_ID_KEY = "5e" * 64
+
+
 @pytest.fixture
 def app_config(database_url, tmp_path):
     """Settings for a test app: its own store, photo folder and node."""
@@ -107,6 +110,7 @@ def app_config(database_url, tmp_path):
         "TESTING": True,
         "SQLALCHEMY_DATABASE_URI": database_url,
         "SECRET_KEY": "test",
+        "GRIDPATROL_ID_KEY": TEST_ID_KEY,  # with SECRET_KEY: a test app writes no key into var/
         "GRIDPATROL_NODE": uuid.uuid4().hex[:16],
         "GRIDPATROL_PHOTO_DIR": str(tmp_path / "photos"),
     }

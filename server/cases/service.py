@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 from sqlalchemy import select
@@ -88,7 +88,8 @@ class Case:
     event: Mapping[str, Any]
     actions: Mapping[str, Mapping[str, Any]]
     state: CaseState
-    created_hlc: str = ""  # the earliest write of the event: its node is the device that reported it
+    created_hlc: str = ""  # the earliest write of the event
+    devices: Mapping[str, str | None] = field(default_factory=dict)  # record id -> the device that pushed it
 
     @property
     def grid(self) -> str | None:
@@ -134,7 +135,8 @@ def _fold(event: Record, actions: Iterable[Record], reference: Reference, now_ms
     folded = fold_case(values, [Action.from_state(a.id, a.state()) for a in actions],
                        now_ms=now_ms, category=reference.category(values.get("category")))
     return Case(event.id, event.bucket, values, {a.id: a.field_values for a in actions}, folded,
-                min(event.field_hlcs.values(), default=""))
+                min(event.field_hlcs.values(), default=""),
+                {record.id: record.device_id for record in (event, *actions)})
 
 
 def load_cases(reference: Reference, now_ms: int) -> list[Case]:
@@ -328,7 +330,7 @@ def record_action(user: User, case: Case, action: str, *, unit: str | None = Non
     if deadline is not None and parse_ms(deadline) <= server_clock().physical_ms():
         raise DeadlineNotAhead(deadline)
     values = {"action": PAGE_ACTIONS[action], "unit": unit, "deadline": deadline, "note": note,
-              "duplicate_of": duplicate_of, "photos": keep_photos(photos) or None}
+              "duplicate_of": duplicate_of, "photos": keep_photos(photos, user.id) or None}
     return _write(user, case, values)
 
 

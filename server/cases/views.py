@@ -21,7 +21,7 @@ from shared.records import is_sha256, is_uuid
 from ..clock import server_clock
 from ..models import User
 from ..photos.service import max_photo_bytes
-from ..reference import Reference, devices_by_node, load_reference, names_of_users
+from ..reference import Reference, device_names, devices_by_node, load_reference, names_of_users
 from ..web.auth import page_required, protect
 from ..web.forms import choice
 from ..web.labels import ACTION_LABELS, REASON_LABELS, STATUS_LABELS, name_of
@@ -81,11 +81,27 @@ def queue():
 
 # --- the case page -------------------------------------------------------------------------------
 
-def _source(hlc: str, devices: dict[str, str]) -> dict[str, str]:
+def _source(case: service.Case, record_id: str, hlc: str, devices: dict[str, str]) -> dict[str, str]:
+    """Where a record came from: the device whose push created it, else (a page, the CLI) the server.
+
+    Records pushed before the server kept the device (migration 0003) are placed by their HLC's node.
+    """
     node = service.node_of(hlc) or ""
-    if node in devices:
-        return {"kind": "device", "label": _("Tablet “%(name)s”", name=devices[node]), "node": node}
+    device = case.devices.get(record_id) or ""
+    name = devices.get(device) or devices.get("node:" + node)
+    if name is not None:
+        return {"kind": "device", "label": _("Tablet “%(name)s”", name=name), "node": node}
     return {"kind": "server", "label": _("Web page / server"), "node": node}
+
+
+def _devices(case: service.Case) -> dict[str, str]:
+    """Device names by id, and by "node:<node>" for records that predate the device column."""
+    names = device_names(case.devices.values())
+    legacy = [service.node_of(hlc) for rid, hlc in ((case.id, case.created_hlc),
+                                                     *((e.action_id, e.hlc) for e in case.state.timeline))
+              if not case.devices.get(rid)]
+    names.update({"node:" + node: name for node, name in devices_by_node(legacy).items()})
+    return names
 
 
 def _timeline(case: service.Case, devices: dict[str, str], names: dict[str, str],
@@ -94,7 +110,7 @@ def _timeline(case: service.Case, devices: dict[str, str], names: dict[str, str]
     rows = [{"action": "report", "label": ACTION_LABELS["report"],
              "when": local_time(event.get("reported_at"), seconds=True),
              "who": names.get(event.get("reporter"), event.get("reporter") or ""),
-             "source": _source(case.created_hlc, devices), "applied": True, "reason": None, "details": [],
+             "source": _source(case, case.id, case.created_hlc, devices), "applied": True, "reason": None, "details": [],
              "status": "reported"}]
     for entry in case.state.timeline:
         values = case.actions.get(entry.action_id, {})
@@ -113,7 +129,7 @@ def _timeline(case: service.Case, devices: dict[str, str], names: dict[str, str]
             "action": entry.action, "label": ACTION_LABELS.get(entry.action, entry.action),
             "when": local_time(service.wall_ms_of(entry.hlc), seconds=True),
             "who": names.get(entry.actor, entry.actor or ""),
-            "source": _source(entry.hlc, devices), "applied": entry.applied,
+            "source": _source(case, entry.action_id, entry.hlc, devices), "applied": entry.applied,
             "reason": REASON_LABELS.get(entry.reason, entry.reason) if entry.reason else None,
             "stand_in": entry.stand_in, "details": details, "status": entry.status,
         })
@@ -159,8 +175,7 @@ def _photo_groups(case: service.Case) -> list[dict[str, Any]]:
 
 def _render_case(case: service.Case, reference: Reference, now_ms: int,
                  failed: tuple[str, FlaskForm] | None = None, status: int = 200):
-    devices = devices_by_node(service.node_of(h) for h in (case.created_hlc,
-                                                                   *(e.hlc for e in case.state.timeline)))
+    devices = _devices(case)
     nearby = service.nearby_cases(current_user, case, now_ms, reference)
     names = names_of_users([case.event.get("reporter"), *(e.actor for e in case.state.timeline),
                                     *(c.event.get("reporter") for c, _m in nearby)])

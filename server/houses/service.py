@@ -64,6 +64,7 @@ class Check:
     id: str
     values: Mapping[str, Any]
     hazards: list[Hazard]
+    device_id: str | None = None  # the device whose push recorded it; None: written by the server
 
     @property
     def checked_at(self) -> str:
@@ -201,7 +202,7 @@ def load_houses(viewer: User, today: date, english: bool = False) -> list[House]
         house = houses.get(record.field_values.get("house"))
         if house is not None:
             house.checks.append(Check(record.id, record.field_values,
-                                      _hazards(record.field_values, checklists, english)))
+                                      _hazards(record.field_values, checklists, english), record.device_id))
     for record in tenants:
         values = record.field_values
         house = houses.get(values.get("house"))

@@ -20,7 +20,7 @@ from shared.records import is_sha256, is_uuid
 
 from .. import privacy
 from ..cases.service import photo_holdings, photo_response
-from ..reference import load_reference, names_of_users
+from ..reference import device_names, load_reference, names_of_users
 from ..web.auth import page_required, protect
 from ..web.labels import english
 from ..web.times import today
@@ -73,9 +73,11 @@ def house(house_id: str):
     reference = load_reference()
     found = _house_or_404(house_id)
     names = names_of_users(c.values.get("worker") for c in found.checks)
+    devices = device_names(c.device_id for c in found.checks)
     photos = {c.id: photo_holdings(c.values.get("photos") or []) for c in found.checks}
     return render_template("pages/house.html", house=found, reference=reference, grid=reference.grid(found.grid),
-                           names=names, photos=photos, may_see=privacy.may_see_id_numbers(current_user))
+                           names=names, devices=devices, photos=photos,
+                           may_see=privacy.may_see_id_numbers(current_user))
 
 
 @bp.get("/houses/<house_id>/photos/<sha>")

@@ -1,4 +1,10 @@
-"""Who may see a photo: those who may see a live record that refers to it.
+"""Who may see a photo: those who may see a live record that refers to it and whose author could attach it.
+
+A record's author could attach a photo when the author sent its bytes (``photo_uploads``, noted
+by server/photos/service.py for a tablet's upload and for a page's). Naming a hash is not enough:
+a worker who pushed a record of their grid listing the hash of another grid's photo would
+otherwise be served its bytes. The author is the kind's author field (shared/records.py), which
+the server holds to the pushing user, so nobody can borrow another's uploads either.
 
 A worker, when a record of one of their grids refers to it; a supervisor or an admin, when any
 record does; a unit user, when it belongs to a case (the event or one of its case actions) that
@@ -20,11 +26,11 @@ from typing import Any, Iterable, Mapping
 
 from sqlalchemy import String, cast, select
 
-from shared.records import grid_bucket
+from shared.records import KINDS, grid_bucket, is_uuid
 from shared.roles import reads_every_grid
 
 from ..db import db
-from ..models import Record, User
+from ..models import PhotoUpload, Record, User
 
 PHOTO_KINDS = ("event", "case_action", "house_check")  # the kinds with a `photos` field
 
@@ -36,13 +42,22 @@ def photo_hashes(values: Mapping[str, Any]) -> list[str]:
 
 
 def referring_records(sha256: str, buckets: Iterable[str] | None = None) -> list[Record]:
-    """The live records (events, case actions, house checks) whose photos include the hash."""
+    """The live records (events, case actions, house checks) that attach the photo: they list its hash and
+    their author sent its bytes."""
     query = select(Record).where(Record.kind.in_(PHOTO_KINDS),
                                  cast(Record.field_values, String).contains(sha256, autoescape=True))
     if buckets is not None:
         query = query.where(Record.bucket.in_(list(buckets)))
-    rows = db.session.scalars(query).all()
-    return [r for r in rows if sha256 in photo_hashes(r.field_values) and not r.field_values.get("_deleted")]
+    return _attaching(sha256, db.session.scalars(query).all())
+
+
+def _attaching(sha256: str, records: Iterable[Record]) -> list[Record]:
+    """Of the records, the live ones that list the photo and whose author sent its bytes."""
+    listing = [r for r in records if sha256 in photo_hashes(r.field_values) and not r.field_values.get("_deleted")]
+    if not listing:
+        return []
+    uploaders = set(db.session.scalars(select(PhotoUpload.user_id).where(PhotoUpload.sha256 == sha256)))
+    return [r for r in listing if r.field_values.get(KINDS[r.kind].author) in uploaders]
 
 
 def _dispatched_to(unit: str | None, events: set[str]) -> bool:
@@ -72,11 +87,12 @@ def _may_see_records(user: User, records: list[Record]) -> bool:
 def may_see(user: User, sha256: str, record_id: str | None = None) -> bool:
     """Whether the user may see a record that refers to the photo (only ``record_id``, when given)."""
     if record_id is not None:
-        record = db.session.get(Record, record_id)
-        if record is None or record.kind not in PHOTO_KINDS or sha256 not in photo_hashes(record.field_values) \
-                or record.field_values.get("_deleted"):
+        if not is_uuid(record_id):
             return False
-        return _may_see_records(user, [record])
+        record = db.session.get(Record, record_id)
+        if record is None or record.kind not in PHOTO_KINDS:
+            return False
+        return _may_see_records(user, _attaching(sha256, [record]))
     buckets = [grid_bucket(code) for code in user.grid_codes] if user.role == "worker" else None
     return _may_see_records(user, referring_records(sha256, buckets))
 

@@ -18,10 +18,13 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
 
 from flask import Response, current_app, send_file
+from sqlalchemy import delete
+from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import ClientDisconnected
 
+from ..db import db
 from ..errors import ApiError
-from ..models import Record
+from ..models import PhotoUpload, Record
 from .access import photo_hashes
 from .blobs import (BlobNotFound, BlobStore, FolderBlobStore, HashMismatch, LengthMismatch, UploadLocked,
                     UploadStatus)
@@ -59,10 +62,29 @@ def thumbnail(sha256: str) -> bytes:
     return data
 
 
-def keep_photos(photos: Iterable[bytes]) -> list[str]:
-    """Keep whole photos (a page's upload) in the blob store; their hashes, in order, each once."""
+def keep_photos(photos: Iterable[bytes], uploader: str) -> list[str]:
+    """Keep whole photos (a page's upload) in the blob store, sent by ``uploader``; their hashes, in order, each once."""
     blobs = blob_store()
-    return list(dict.fromkeys(blobs.put(data, check=check_image) for data in photos))
+    hashes = list(dict.fromkeys(blobs.put(data, check=check_image) for data in photos))
+    for sha256 in hashes:
+        note_upload(sha256, uploader)
+    return hashes
+
+
+def note_upload(sha256: str, uploader: str) -> None:
+    """Remember that the user sent bytes of the photo (who may attach it: server/photos/access.py). Commits."""
+    if db.session.get(PhotoUpload, (sha256, uploader)) is None:
+        db.session.add(PhotoUpload(sha256=sha256, user_id=uploader))
+        try:
+            db.session.commit()
+        except IntegrityError:  # the same user's other request noted it first
+            db.session.rollback()
+
+
+def _forget_uploads(sha256: str) -> None:
+    """A discarded upload: nobody sent its bytes any more (a wrong hash tells nothing of who has the photo)."""
+    db.session.execute(delete(PhotoUpload).where(PhotoUpload.sha256 == sha256))
+    db.session.commit()
 
 
 # --- the resumable upload ----------------------------------------------------------------------
@@ -76,8 +98,8 @@ def upload_status(sha256: str) -> UploadStatus:
 
 
 def append(sha256: str, offset: int, length: int | None, body_length: int | None,
-           read: Callable[[int], bytes]) -> tuple[int, int]:
-    """Append a PATCH's body at ``offset``; returns (the new offset, the declared length).
+           read: Callable[[int], bytes], *, uploader: str) -> tuple[int, int]:
+    """Append a PATCH's body, sent by ``uploader``, at ``offset``; returns (the new offset, the declared length).
 
     The state machine of one upload: a complete photo only answers its offset; the first PATCH
     declares the length (later ones may repeat it, never change it); the offset must be the bytes
@@ -113,8 +135,10 @@ def append(sha256: str, offset: int, length: int | None, body_length: int | None
                 # What arrived is kept; the client, if it still listens, asks HEAD and resumes.
                 raise ApiError(400, f"the connection ended before the body did; {session.offset} bytes are held",
                                code="incomplete_body") from None
+            if new_offset > offset:
+                note_upload(sha256, uploader)
             if new_offset == declared:
-                _finish(session)
+                _finish(session, sha256)
             return new_offset, declared
     except LengthMismatch as exc:
         raise ApiError(409, str(exc), code="length_mismatch") from None
@@ -122,16 +146,20 @@ def append(sha256: str, offset: int, length: int | None, body_length: int | None
         raise ApiError(409, f"{exc}; ask HEAD and try again", code="upload_locked") from None
 
 
-def _finish(session) -> None:
+def _finish(session, sha256: str) -> None:
     """Check the whole upload: its hash, then that it is an image; a failure discards it."""
     try:
         session.finish(check=check_image)
     except HashMismatch as exc:
+        _forget_uploads(sha256)
         raise ApiError(400, f"{exc}; the upload was discarded, upload the photo again",
                        code="hash_mismatch") from None
-    except NotAnImage as exc:
-        raise ApiError(415, f"{exc}; the upload was discarded", code="not_an_image") from None
+    except NotAnImage:
+        _forget_uploads(sha256)
+        raise ApiError(415, "the upload is not a JPEG, PNG or WebP image; it was discarded",
+                       code="not_an_image") from None
     except TooManyPixels as exc:
+        _forget_uploads(sha256)
         raise ApiError(413, f"{exc}; the upload was discarded", code="too_large") from None
 
 

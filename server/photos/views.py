@@ -21,7 +21,10 @@ another upload of the same photo in progress (``upload_locked``), 413 over
 
 from __future__ import annotations
 
+import re
+
 from flask import Blueprint, Response, g, jsonify, request
+from werkzeug.routing import BaseConverter
 from marshmallow import Schema, fields, validate
 
 from shared.records import SHA256_PATTERN, FullMatch, Text, is_sha256
@@ -32,6 +35,20 @@ from . import access, service
 
 bp = Blueprint("photos", __name__, url_prefix="/api/v1")
 
+
+class PhotoName(BaseConverter):
+    """A photo's name in a URL: any one path segment but ``missing``, which is a call of its own.
+
+    So PATCH /photos/missing is 405 (with Allow: POST), not a PATCH of a photo named "missing". The
+    view checks that the name is a SHA-256 (400 otherwise).
+    """
+
+    regex = r"(?!missing$)[^/]+"
+
+
+bp.record_once(lambda state: state.app.url_map.converters.setdefault("photo", PhotoName))
+
+_DIGITS = re.compile(r"[0-9]{1,15}")
 TUS_VERSION = "1.0.0"
 OCTET_STREAM = "application/offset+octet-stream"
 _PHOTO_PARAM = [{"name": "sha256", "in": "path", "required": True,
@@ -67,7 +84,7 @@ def _header_int(name: str, *, required: bool) -> int | None:
         if required:
             raise ApiError(400, f"the {name} header is required", code="invalid")
         return None
-    if not raw.isdigit() or len(raw) > 15:
+    if _DIGITS.fullmatch(raw) is None:  # ASCII digits only: str.isdigit() also takes "²", which int() refuses
         raise ApiError(400, f"the {name} header must be a non-negative integer, not {raw[:40]!r}", code="invalid")
     return int(raw)
 
@@ -104,7 +121,7 @@ _UPLOAD_HEADERS = {
 }
 
 
-@documented("/photos/<sha256>", "HEAD", "How many bytes of a photo the server holds", errors=(400, 404),
+@documented("/photos/<photo:sha256>", "HEAD", "How many bytes of a photo the server holds", errors=(400, 404),
             blueprint=bp, openapi={"parameters": _PHOTO_PARAM, "responses": {
                 "200": {"description": "Upload-Offset: bytes held (equal to Upload-Length when complete)",
                         "headers": _UPLOAD_HEADERS}}})
@@ -114,7 +131,7 @@ def photo_offset(sha256: str):
     return _upload_status(sha256)
 
 
-@documented("/photos/<sha256>", "PATCH", "Append bytes to a photo's upload at the offset the server holds",
+@documented("/photos/<photo:sha256>", "PATCH", "Append bytes to a photo's upload at the offset the server holds",
             errors=(400, 404, 409, 413, 415), blueprint=bp, openapi={
                 "parameters": _PHOTO_PARAM + [
                     {"name": "Upload-Offset", "in": "header", "required": True, "schema": {"type": "integer"},
@@ -136,7 +153,8 @@ def photo_append(sha256: str):
         raise ApiError(415, f"the body must be {OCTET_STREAM}, not {request.mimetype or 'untyped'}",
                        code="wrong_content_type")
     request.max_content_length = service.max_photo_bytes()  # the app's limit is a push's; a photo has its own
-    new_offset, declared = service.append(sha256, offset, length, request.content_length, request.stream.read)
+    new_offset, declared = service.append(sha256, offset, length, request.content_length, request.stream.read,
+                                          uploader=g.user.id)
     return _tus(Response(status=204), new_offset, declared)
 
 
@@ -161,7 +179,7 @@ _IMAGE_ANSWER = {"200": {"description": "the image", "content": {
     "image/jpeg": {"schema": {"type": "string", "format": "binary"}}}}}
 
 
-@documented("/photos/<sha256>", "GET", "A photo, to those who may see a record that refers to it",
+@documented("/photos/<photo:sha256>", "GET", "A photo, to those who may see a record that refers to it",
             errors=(400, 403, 404), blueprint=bp,
             openapi={"parameters": _PHOTO_PARAM + _RECORD_PARAM, "responses": _IMAGE_ANSWER})
 @device_required
@@ -172,7 +190,7 @@ def photo(sha256: str):
     return service.send_photo(_visible(sha256))
 
 
-@documented("/photos/<sha256>/thumb", "GET", "A photo's thumbnail, to those who may see a record that refers to it",
+@documented("/photos/<photo:sha256>/thumb", "GET", "A photo's thumbnail, to those who may see a record that refers to it",
             errors=(400, 403, 404), blueprint=bp,
             openapi={"parameters": _PHOTO_PARAM + _RECORD_PARAM, "responses": _IMAGE_ANSWER})
 @device_required

@@ -74,13 +74,16 @@ def _may_write_bucket(writer: Writer | None, bucket: str) -> bool:
     return writer is None or may_write_bucket(writer.role, writer.grids, bucket)
 
 
-def authorize(user: User | Writer, change: Change) -> str | None:
+def authorize(user: User | Writer | None, change: Change) -> str | None:
     """Why the user may not push this change, or None when they may.
 
     For any kind but case_action the answer depends on the user, the kind and the bucket alone;
-    validate_batch asks once per (kind, bucket). A rule that reads a change's values must keep that.
+    validate_batch asks once per (kind, bucket). A rule that reads a change's values must keep
+    that, or go in `check_author` (asked for every change).
     """
     writer = writer_of(user)
+    if writer is None:  # the server itself
+        return None
     kind = KINDS[change.kind]
     if not _may_write_bucket(writer, change.bucket):
         if change.bucket == REF_BUCKET:
@@ -90,15 +93,28 @@ def authorize(user: User | Writer, change: Change) -> str | None:
         values = change.values
         action = values.get("action")
         if action is not None and not may_take(writer.role, action):
-            return f"forbidden: a {writer.role} may not {action}"
-        actor = values.get("actor")
-        if actor is not None and actor != writer.id:
-            return "forbidden: actor must be the pushing user"
+            return f"forbidden: the {writer.role} role may not {action}"
         # The fold trusts stand_in (shared/case.py, "Hazard: permission"): only here can it be refused.
         if values.get("stand_in") is True and not may_stand_in(writer.role):
             return "forbidden: only a supervisor verifies in the reporter's place"
     elif not may_write_kind(writer.role, change.kind, kind.reference):
         return f"forbidden: a unit user may not write {change.kind} records"
+    return None
+
+
+def check_author(writer: Writer | None, change: Change) -> str | None:
+    """Why the change's author field is refused, or None: it must name the pushing user.
+
+    The server decides who did what (design.md, principle 5): an event's reporter, a case action's
+    actor, a check's or a patrol's worker is whoever pushes the change that writes it, never a name
+    the tablet chose. That the field is written once is checked against the stored record, in
+    `apply_changes`. The server itself (writer None) writes for whoever acted on a page.
+    """
+    author = KINDS[change.kind].author
+    if writer is None or author is None or author not in change.fields:
+        return None
+    if change.fields[author][0] != writer.id:
+        return f"forbidden: {author} must be the pushing user"
     return None
 
 
@@ -108,8 +124,8 @@ def max_hlc(changes: Iterable[Change]) -> HLC | None:
     return HLC.parse(latest) if latest else None
 
 
-def validate_batch(user: User | Writer, raw_changes: list[Any]) -> tuple[list[Change | None], dict[int, Result]]:
-    """Load and authorise each change; rejected ones get their Result by index.
+def validate_batch(user: User | Writer | None, raw_changes: list[Any]) -> tuple[list[Change | None], dict[int, Result]]:
+    """Load and authorise each change (``user`` None: the server's own); rejected ones get their Result by index.
 
     A change may come already loaded, as a Change (server/wire.py read it from the body).
     """
@@ -125,6 +141,7 @@ def validate_batch(user: User | Writer, raw_changes: list[Any]) -> tuple[list[Ch
             else:
                 key = (raw.kind, raw.bucket)
                 reason = verdicts[key] if key in verdicts else verdicts.setdefault(key, authorize(writer, raw))
+            reason = reason or check_author(writer, raw)
             if reason:
                 rejected[index] = Result(raw.kind, raw.id, "rejected", reason)
                 changes.append(None)
@@ -139,7 +156,7 @@ def validate_batch(user: User | Writer, raw_changes: list[Any]) -> tuple[list[Ch
             rejected[index] = Result(kind[:32], rid[:64], "rejected", f"invalid: {describe(exc.messages)}")
             changes.append(None)
             continue
-        reason = authorize(writer, change)
+        reason = authorize(writer, change) or check_author(writer, change)
         if reason:
             rejected[index] = Result(change.kind, change.id, "rejected", reason)
             changes.append(None)
@@ -149,11 +166,12 @@ def validate_batch(user: User | Writer, raw_changes: list[Any]) -> tuple[list[Ch
 
 
 def apply_changes(user: User | Writer | None, changes: list[Change | None],
-                  rejected: dict[int, Result] | None = None) -> list[Result]:
+                  rejected: dict[int, Result] | None = None, *, device: str | None = None) -> list[Result]:
     """Merge validated changes into the store in one transaction; one Result per change, in order.
 
     ``changes`` holds None where a change was already rejected (its Result is
-    in ``rejected``). ``user`` None is the server itself. Commits before
+    in ``rejected``). ``user`` None is the server itself. ``device`` is the id of
+    the device that pushed them, kept on the records they create. Commits before
     returning.
     """
     rejected = dict(rejected or {})
@@ -184,6 +202,12 @@ def apply_changes(user: User | Writer | None, changes: list[Change | None],
         if existing and existing[0] != change.kind:
             results[index] = Result(change.kind, change.id, "rejected",
                                     f"invalid: id {change.id} is already a {existing[0]} record")
+            continue
+        author = kind.author
+        if (existing is not None and author in change.fields and author in existing[2]
+                and change.fields[author][0] != existing[2][author][0]):
+            results[index] = Result(change.kind, change.id, "rejected",
+                                    f"forbidden: the {author} of a {change.kind} is written once")
             continue
         if existing is None:
             # Speed: a new record (most of a push) takes every write as it is; merge_record would
@@ -242,7 +266,7 @@ def apply_changes(user: User | Writer | None, changes: list[Change | None],
         for rid in dirty:
             last_position += 1
             kind_name, bucket, state = states[rid]
-            rows.append((rid, kind_name, bucket, *columns(state), last_position))
+            rows.append((rid, kind_name, bucket, *columns(state), last_position, device))
         feed.write_records([row for row in rows if row[0] not in held], [row for row in rows if row[0] in held])
         feed.raise_to(last_position)
     db.session.commit()

@@ -13,6 +13,7 @@ acknowledged (design.md, Clock skew). The skew is recorded on the device for adm
 
 from __future__ import annotations
 
+import re
 from typing import Any, Callable, NamedTuple
 
 from flask import current_app
@@ -53,7 +54,7 @@ def push(user: User, device: Device, body: dict[str, Any]) -> bytes:
             db.session.commit()
             raise ApiError(409, f"this device's clock is ahead of the server's: {exc}", code="clock_skew",
                            details={"server_time": format_ms(exc.physical_ms)}) from None
-    results = apply.apply_changes(writer, changes, rejected)
+    results = apply.apply_changes(writer, changes, rejected, device=device.id)
     # Speed: the answer as schemas.PushAnswer().dump would give it (every value is already a str, in
     # the schema's key order), written by msgspec, without marshmallow's per-field dump of 500 results.
     return wire.encode({"results": results, "hlc": str(clock.now())})
@@ -169,16 +170,17 @@ def _served_json(user: User) -> Callable[[Any], bytes]:
     return served
 
 
+_CURSOR = re.compile(r"0|[1-9][0-9]{0,18}")  # a feed position as this server writes it
+_MAX_POSITION = 2**63 - 1  # BIGINT
+
+
 def _parse_cursor(cursor: Any) -> int:
+    """A cursor this server gave (the canonical digits of a feed position), or 0 for none; ValueError else."""
     if cursor in (None, ""):
         return 0
-    try:
-        value = int(cursor)
-    except (TypeError, ValueError):
-        raise ValueError(f"cursor {cursor!r} is not one this server gave") from None
-    if value < 0:
-        raise ValueError(f"cursor {cursor!r} is not one this server gave")
-    return value
+    if not isinstance(cursor, str) or _CURSOR.fullmatch(cursor) is None or int(cursor) > _MAX_POSITION:
+        raise ValueError(f"cursor {str(cursor)[:40]!r} is not one this server gave")
+    return int(cursor)
 
 
 def page_json(answer: dict[str, Any]) -> bytes:

@@ -54,9 +54,19 @@ login_manager.login_message_category = "info"
 
 
 @login_manager.user_loader
-def _load_user(user_id: str) -> User | None:
-    user = db.session.get(User, user_id)
-    return user if user is not None and user.active else None
+def _load_user(session_id: str) -> User | None:
+    """The session's user, while the session's version is the user's and the user is active.
+
+    Hazard: a session that outlives its end. A signed cookie cannot be taken back, so the session
+    carries the user's ``session_version``; log-out, deactivation and a new password raise it
+    (server/accounts.py, `end_sessions`), and every cookie holding an older one stops working at
+    once, on every machine that serves the pages.
+    """
+    user_id, _, version = session_id.partition(":")
+    user = db.session.get(User, user_id) if user_id else None
+    if user is None or not user.active or version != str(user.session_version):
+        return None
+    return user
 
 
 def page_required(area: str):

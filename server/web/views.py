@@ -6,7 +6,8 @@ from flask import Blueprint, flash, redirect, render_template, request, send_fro
 from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
 
-from ..accounts import authenticate
+from ..accounts import authenticate, end_sessions
+from ..db import db
 from . import i18n
 from .auth import protect, safe_next
 from .forms import LanguageForm, LoginForm
@@ -40,7 +41,10 @@ def login():
 
 @bp.post("/logout")
 def logout():
-    """End the page session."""
+    """End the user's page sessions: this one, and any copy of its cookie, on every server."""
+    if current_user.is_authenticated:
+        end_sessions(current_user)
+        db.session.commit()
     logout_user()
     return redirect(url_for(".login"), 303)
 

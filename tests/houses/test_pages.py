@@ -36,7 +36,7 @@ def test_the_list_shows_last_checks_and_open_hazards_and_filters(pages):
 def test_a_house_page_shows_details_checks_hazards_tenants_and_photos(pages):
     house = house_by_address("东湖村12号")
     photo = _jpeg()
-    sha = keep_photos([photo])[0]
+    sha = keep_photos([photo], user("worker2").id)[0]  # the check's worker sent it
     missing = hashlib.sha256(b"still on the tablet").hexdigest()
     now = server_clock().physical_ms()
     apply.write_as_server([apply.stamp("house_check", uuid7(now, secrets.token_bytes(10)), {

@@ -209,10 +209,11 @@ def test_concurrent_uploads_of_the_same_photo_over_http_end_with_one_intact_phot
 
 @pytest.fixture
 def photos(client, tokens):
-    """Three photos on the server: one of an event in G-0101, one of its rectification, one no record refers to."""
+    """Three photos on the server: one of an event in G-0101 (sent by its reporter, worker1), one of its
+    rectification (sent by admin, who rectifies in test_a_unit_sees…), one no record refers to."""
     event_photo, rectify_photo, orphan = (make_jpeg(seed=s, noise=True, width=400, height=300) for s in (11, 12, 13))
-    for data in (event_photo, rectify_photo, orphan):
-        assert upload(client, tokens["worker1"], data).status_code == 204
+    for who, data in (("worker1", event_photo), ("admin", rectify_photo), ("worker1", orphan)):
+        assert upload(client, tokens[who], data).status_code == 204
     event = put_event("G-0101", [sha(event_photo)])
     return {"event": event, "event_photo": sha(event_photo), "rectify_photo": sha(rectify_photo),
             "orphan": sha(orphan), "bytes": event_photo}

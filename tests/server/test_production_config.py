@@ -128,3 +128,28 @@ def test_outside_production_a_given_key_is_used_as_it_is(environment, monkeypatc
     monkeypatch.setenv("GRIDPATROL_SECRET_KEY", "short")
     assert create_app(app_settings(tmp_path)).secret_key == "short"
     assert not (environment / "secret_key").exists()
+
+
+# --- a test's settings come first ------------------------------------------------------------------
+
+def test_a_key_given_in_the_settings_is_held_to_the_production_rule_too(environment, tmp_path):
+    with pytest.raises(RuntimeError, match=r"GRIDPATROL_SECRET_KEY is too short \(5 characters\)"):
+        create_app({**app_settings(tmp_path), "GRIDPATROL_ENV": "production", "GRIDPATROL_ID_KEY": ID_KEY,
+                    "SECRET_KEY": "short"})
+
+
+def test_an_app_given_both_keys_writes_nothing_into_var(environment, tmp_path):
+    app = create_app({**app_settings(tmp_path), "SECRET_KEY": "test", "GRIDPATROL_ID_KEY": ID_KEY})
+    assert app.secret_key == "test"
+    assert not environment.exists()
+
+
+def test_a_setting_given_is_not_read_from_the_environment(environment, monkeypatch, tmp_path):
+    monkeypatch.setenv("GRIDPATROL_PAGE_SIZE", "twenty")  # would stop start-up, were it read
+    app = create_app({**app_settings(tmp_path), "SECRET_KEY": "test", "GRIDPATROL_ID_KEY": ID_KEY,
+                      "GRIDPATROL_PAGE_SIZE": 5})
+    assert app.config["GRIDPATROL_PAGE_SIZE"] == 5
+    monkeypatch.delenv("GRIDPATROL_PAGE_SIZE")
+    monkeypatch.setenv("GRIDPATROL_UTC_OFFSET", "8 hours")
+    with pytest.raises(RuntimeError, match="GRIDPATROL_UTC_OFFSET must look like"):
+        create_app({**app_settings(tmp_path), "SECRET_KEY": "test", "GRIDPATROL_ID_KEY": ID_KEY})
