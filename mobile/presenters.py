@@ -41,6 +41,7 @@ from shared.hlc import HLC, HLCError, format_ms, parse_ms
 from shared.records import ValidationError, grid_bucket
 
 from .app_core import AppCore, GridInfo, SyncOutcome, SyncRunner
+from .limits import ACTION_PHOTOS_MAX, ADDRESS_MAX, DESCRIPTION_MAX, NOTE_MAX, PHOTOS_MAX
 from .location import LAST_LOCATION_KEY, NO_READING, LocationReading, reading_dict, reading_from
 from .photos import prepare_photo
 from .store import Counts
@@ -48,14 +49,7 @@ from .store import Counts
 __all__ = [
     "InputError", "HomePresenter", "HomeView", "ReportPresenter", "CategoryChoice", "CasesPresenter", "CaseRow",
     "CasePresenter", "CaseView", "TimelineRow", "PhotoRef", "SyncPresenter", "RejectionRow", "SyncCounts",
-    "DESCRIPTION_MAX", "NOTE_MAX", "PHOTOS_MAX",
 ]
-
-# The wire's limits (shared/records.py): checked here first, so the worker learns at once, offline.
-DESCRIPTION_MAX = 4000
-NOTE_MAX = 4000
-ADDRESS_MAX = 500
-PHOTOS_MAX = 50
 
 
 class InputError(ValueError):
@@ -634,7 +628,7 @@ class CasePresenter(_PhotoForm):
             raise InputError("case", "not_awaiting", case.status)
         text = _check_text("note", note, NOTE_MAX, required=not passed)
         hashes = list(dict.fromkeys(photos or ()))
-        if len(hashes) > PHOTOS_MAX:
+        if len(hashes) > ACTION_PHOTOS_MAX:
             raise InputError("photos", "too_many")
         for sha in hashes:
             if not isinstance(sha, str) or self.core.photos.get(sha) is None:

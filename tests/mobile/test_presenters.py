@@ -16,10 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mobile.app_core import SyncRunner
+from mobile.limits import DESCRIPTION_MAX, NOTE_MAX
 from mobile.location import LocationReading
-from mobile.presenters import (
-    DESCRIPTION_MAX, CasePresenter, CasesPresenter, HomePresenter, InputError, ReportPresenter, SyncPresenter,
-)
+from mobile.presenters import CasePresenter, CasesPresenter, HomePresenter, InputError, ReportPresenter, SyncPresenter
 from mobile.sync import synchronize
 from shared.case import Action, fold_case
 from shared.hlc import format_ms
@@ -132,7 +131,7 @@ GOOD = {"grid": GRID, "category": "fire_hazard", "description": "消防通道被
     ({"description": None}, "description", "required"),
     ({"description": "长" * (DESCRIPTION_MAX + 1)}, "description", "too_long"),
     ({"description": "a\x00b"}, "description", "invalid"),
-    ({"note": "n" * 4001, "handled_on_spot": False}, "note", "too_long"),
+    ({"note": "n" * (NOTE_MAX + 1), "handled_on_spot": False}, "note", "too_long"),
     ({"handled_on_spot": True}, "handled_on_spot", "not_micro"),
     ({"urgent": "yes"}, "urgent", "invalid"),
     ({"location": LocationReading(95.0, 114.0, 5.0, "gps")}, "location", "invalid"),
