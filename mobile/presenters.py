@@ -32,6 +32,7 @@ the same status; before it, the tablet shows its own actions already applied.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Mapping, Sequence
@@ -50,6 +51,8 @@ __all__ = [
     "InputError", "HomePresenter", "HomeView", "ReportPresenter", "CategoryChoice", "CasesPresenter", "CaseRow",
     "CasePresenter", "CaseView", "TimelineRow", "PhotoRef", "SyncPresenter", "RejectionRow", "SyncCounts",
 ]
+
+log = logging.getLogger(__name__)
 
 
 class InputError(ValueError):
@@ -334,8 +337,8 @@ class ReportPresenter(_PhotoForm):
         if location is not None and location.known and location.source in ("gps", "manual"):
             try:
                 self.remember_location(location)
-            except InputError:
-                pass
+            except InputError:  # the event is saved: a position not kept for next time must not undo that
+                log.warning("report: could not keep the position as the last known one", exc_info=True)
         return event_id
 
 

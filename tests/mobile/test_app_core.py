@@ -273,6 +273,31 @@ def test_background_sync_runs_only_when_online_and_logged_in(core, fake):
     assert outcomes and all(o.ok for o in outcomes)
 
 
+def test_a_broken_online_check_is_logged_and_the_periodic_sync_goes_on(core, fake, caplog):
+    checks = iter([RuntimeError("no connectivity service")])
+
+    def is_online() -> bool:
+        failure = next(checks, None)
+        if failure is not None:
+            raise failure
+        return True
+
+    schedule = QueueSchedule()
+    runner = SyncRunner(core, schedule, interval_s=0.02, is_online=is_online)
+    outcomes: list[SyncOutcome] = []
+    runner.on_finished(outcomes.append)
+    runner.start_background()
+    deadline = time.monotonic() + 5
+    while not outcomes and time.monotonic() < deadline:
+        time.sleep(0.02)
+        schedule.drain()
+    runner.stop()
+    schedule.drain()
+    assert outcomes and outcomes[0].ok
+    [record] = [r for r in caplog.records if "online check failed" in r.getMessage()]
+    assert record.exc_info and "no connectivity service" in str(record.exc_info[1])
+
+
 def test_a_401_forgets_the_token_reports_needs_login_and_leaves_the_outbox(core, fake):
     report = ReportPresenter(core)
     report.save(**GOOD)
@@ -377,7 +402,7 @@ def _jpeg() -> bytes:
     return make_jpeg(40, 30, noise=True, seed=7)
 
 
-def test_closing_the_app_under_a_running_sync_still_ends_the_runner(tmp_path, fake, clock):
+def test_closing_the_app_under_a_running_sync_still_ends_the_runner(tmp_path, fake, clock, caplog):
     core = logged_in(tmp_path / "app", fake, clock)
     gate = Gate(fake)
     core.transport_factory = lambda url, token: gate
@@ -391,6 +416,7 @@ def test_closing_the_app_under_a_running_sync_still_ends_the_runner(tmp_path, fa
     assert runner.join(10) and not runner.running
     schedule.drain()
     assert len(outcomes) == 1 and not outcomes[0].ok and outcomes[0].error
+    assert any("could not store the outcome" in r.getMessage() and r.exc_info for r in caplog.records)
 
 
 def test_run_off_ui_hands_the_result_or_the_exception_to_the_ui_thread():
@@ -408,3 +434,17 @@ def test_run_off_ui_hands_the_result_or_the_exception_to_the_ui_thread():
         assert schedule.drain() == 1
     assert got[0] == ("done", 42)
     assert got[1][0] == "error" and isinstance(got[1][1], LoginFailed) and got[1][1].code == "unreachable"
+
+
+def test_run_off_ui_logs_a_failure_nobody_asked_to_hear_of(caplog):
+    from mobile.background import run_off_ui
+
+    schedule = QueueSchedule()
+
+    def fail():
+        raise RuntimeError("disk full")
+
+    run_off_ui(schedule, fail, on_done=lambda result: None).join(10)
+    assert schedule.drain() == 0
+    [record] = [r for r in caplog.records if r.name == "mobile.background"]
+    assert record.exc_info and "disk full" in str(record.exc_info[1])

@@ -10,6 +10,7 @@ accuracy, or, clearly marked, the last known position or a manual entry.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,8 @@ from ..format import location_text
 from ..pickers import ask_location, pick_photo
 from ..widgets import DANGER, MUTED, OK, WARN, Card, Field, FlatButton, Text, Title, Toggle
 from .base import BaseScreen
+
+log = logging.getLogger(__name__)
 
 
 class PhotoStrip(BoxLayout):
@@ -166,8 +169,8 @@ class ReportScreen(BaseScreen):
         for sha in self.photos:
             try:
                 presenter.remove_photo(sha)
-            except Exception:  # noqa: BLE001 - discarding a draft photo is best effort
-                pass
+            except Exception:  # noqa: BLE001 - discarding a draft photo is best effort: the form empties anyway
+                log.warning("report: could not discard the draft photo %s", sha, exc_info=True)
         self.category, self.photos = None, []
         self.description.text = ""
         self.urgent.state = "normal"
