@@ -149,6 +149,21 @@ def test_save_refuses_bad_input_before_writing_anything(core, changes, field, co
     assert snapshot(core) == before
 
 
+@pytest.mark.parametrize("role, offered", [("worker", True), ("supervisor", False), ("unit", False)])
+def test_handling_on_the_spot_is_offered_for_micro_events_to_whom_the_fold_applies_it(tmp_path, clock, role, offered):
+    core = logged_in(tmp_path / "app", seeded_server(clock, role=role), clock)
+    try:
+        report = ReportPresenter(core)
+        assert not report.offers_on_spot("fire_hazard") and not report.offers_on_spot(None)
+        assert report.offers_on_spot("ebike_stairwell") is offered
+        if not offered:
+            with pytest.raises(InputError) as caught:
+                report.save(grid=GRID, category="ebike_stairwell", description="x", handled_on_spot=True)
+            assert (caught.value.field, caught.value.code) == ("handled_on_spot", "not_allowed")
+    finally:
+        core.close()
+
+
 def test_save_without_a_user_is_refused(tmp_path, fake, clock):
     core = open_core(tmp_path / "fresh", fake, clock)
     try:
@@ -412,6 +427,35 @@ def test_a_verification_that_lost_the_race_stays_in_the_timeline_superseded(core
     assert (last.action, last.applied, last.superseded) == ("verify_fail", False, True)
 
 
+@pytest.mark.parametrize("user, role, offered", [
+    (WORKER, "worker", True),  # the reporter
+    (OTHER_WORKER, "worker", False),  # another worker of the grid
+    (SUPERVISOR, "supervisor", True),  # standing in for the reporter
+    (UNIT_USER, "unit", False),  # units rectify; they never verify
+])
+def test_verification_is_offered_to_whom_the_fold_applies_it(tmp_path, clock, user, role, offered):
+    fake = seeded_server(clock, user_id=user, role=role)
+    event_id = put(fake, "event", {"grid": GRID, "category": "fire_hazard", "description": "堵塞",
+                                   "reporter": WORKER, "reported_at": format_ms(T0)}, f"grid:{GRID}")
+    supervisor_acts(fake, event_id, "dispatch", "rectify")
+    core = logged_in(tmp_path / "app", fake, clock)
+    try:
+        case = CasePresenter(core, event_id)
+        assert case.view().can_verify is offered
+        if not offered:
+            with pytest.raises(InputError) as caught:
+                case.verify(True)
+            assert caught.value.code == "not_awaiting"
+            return
+        action_id = case.verify(True)
+        assert core.store.get("case_action", action_id).values.get("stand_in", False) is (user != WORKER)
+        sync(core, fake)
+        view = case.view()
+        assert (view.status, view.resolution, view.timeline[-1].applied) == ("closed", "verified", True)
+    finally:
+        core.close()
+
+
 def test_case_view_of_an_unknown_event_is_not_found(core):
     with pytest.raises(InputError) as caught:
         CasePresenter(core, "0193b5c8-ffff-7000-8000-000000000000").view()
@@ -512,6 +556,17 @@ def test_my_cases_memo_is_per_user(core, fake):
     sync(core, fake)  # everything synced: another user may log in
     core.login("https://gridpatrol.test", "worker2", "secret")
     assert CasesPresenter(core).rows() == []
+
+
+def test_my_cases_memo_follows_the_role(core, fake):
+    event_id = ReportPresenter(core).save(**GOOD)
+    sync(core, fake)
+    supervisor_acts(fake, event_id, "dispatch", "rectify")
+    sync(core, fake)
+    assert CasesPresenter(core).rows()[0].awaiting_me
+    fake.user = {**fake.user, "role": "unit"}  # the admins changed the user's role
+    core.login("https://gridpatrol.test", "worker1", "secret")
+    assert not CasesPresenter(core).rows()[0].awaiting_me
 
 
 def test_remove_photo_frees_a_form_photo_at_once_and_keeps_a_saved_one(core):

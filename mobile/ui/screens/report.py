@@ -75,6 +75,7 @@ class ReportScreen(BaseScreen):
     def build(self) -> None:
         self.presenter: ReportPresenter | None = None
         self.category: str | None = None
+        self.on_spot_offered = False  # the presenter's answer for the chosen category
         self.grid: str | None = None
         self.photos: list[str] = []
         self.reading: LocationReading | None = None
@@ -205,11 +206,9 @@ class ReportScreen(BaseScreen):
         self.save_button.text = i18n.t("report.save")
 
         self.categories.clear_widgets()
-        self.micro_codes = set()
         for choice in presenter.categories():
             name = (choice.name_en if english and choice.name_en else choice.name) or choice.code
             if choice.micro:
-                self.micro_codes.add(choice.code)
                 name += i18n.t("report.micro_mark")
             button = Toggle(text=name, group="category", allow_no_selection=False,
                             state="down" if choice.code == self.category else "normal")
@@ -224,21 +223,26 @@ class ReportScreen(BaseScreen):
             button.code = grid.code
             button.bind(on_release=lambda b: setattr(self, "grid", b.code))
             self.grid_choices.add_widget(button)
-        self._show_on_spot()
+        self._offer_on_spot()
         self._show_location()
         self._show_photos()
 
     def choose_category(self, code: str) -> None:
-        """A category was tapped: a micro one allows "handled on the spot"."""
+        """A category was tapped: one the worker may close on the spot (a micro one) allows "handled on the spot"."""
         self.category = code
+        self._offer_on_spot()
+
+    def _offer_on_spot(self) -> None:
+        """Ask the presenter whether the chosen category may be handled on the spot, and show the answer."""
+        self.on_spot_offered = self._presenter().offers_on_spot(self.category)
         self._show_on_spot()
 
     def _show_on_spot(self) -> None:
-        micro = self.category in getattr(self, "micro_codes", set())
-        self.on_spot.disabled = not micro
-        if not micro and self.on_spot.state == "down":
+        offered = self.on_spot_offered
+        self.on_spot.disabled = not offered
+        if not offered and self.on_spot.state == "down":
             self.on_spot.state = "normal"
-        shown = micro and self.on_spot.state == "down"
+        shown = offered and self.on_spot.state == "down"
         self.on_spot_note.disabled = not shown
         self.on_spot_note.opacity = 1 if shown else 0
         self.on_spot_note.height = dp(64) if shown else 0
