@@ -17,7 +17,6 @@ a dash when that check counted nobody or there is none.
 from __future__ import annotations
 
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 from kivy.lang import Builder
@@ -32,12 +31,10 @@ from kivy.uix.scrollview import ScrollView
 from shared.houses import REGISTRATION_GOAL
 
 from ... import i18n
-from ...app_core import run_off_ui
 from ...houses import HousesPresenter
 from ...presenters import InputError, ReportPresenter
-from ..app import schedule
 from ..format import local_time
-from ..pickers import pick_photo
+from ..pickers import PhotoTaker
 from ..widgets import DANGER, MUTED, OK, WARN, Card, Field, FlatButton, Text, Title, Toggle
 from .base import BaseScreen
 from .report import PhotoStrip
@@ -325,7 +322,8 @@ class HouseCheckScreen(BaseScreen):
         self.seen = Field(multiline=False, input_filter="int")
         photos = Card(padding=dp(16), spacing=dp(6))
         self.photos_title = Title()
-        self.strip = PhotoStrip(self.add_photo, self.remove_photo)
+        self.taker = PhotoTaker(self, lambda: self.form, self._photo_added)
+        self.strip = PhotoStrip(self.taker.take, self.remove_photo)
         photos.add_widget(self.photos_title)
         photos.add_widget(self.strip)
         self.save_button = FlatButton(tint=OK, tint_down=OK, height=dp(80), font_size=sp(28))
@@ -384,20 +382,10 @@ class HouseCheckScreen(BaseScreen):
         else:
             self.answers.pop(code, None)
 
-    def add_photo(self) -> None:
-        pick_photo(Path(self.core.data_dir) / "camera", self.app.photo_dir, self._photo_chosen,
-                   lambda exc: self.say(i18n.t("report.photo_failed", error=exc), "error"))
-
-    def _photo_chosen(self, path: str) -> None:
-        presenter = self.form
-
-        def done(sha: str) -> None:
-            if sha not in self.photos:
-                self.photos.append(sha)
-            self._show_photos()
-
-        run_off_ui(schedule, lambda: presenter.add_photo(path), done,
-                   lambda exc: self.say(i18n.t("report.photo_failed", error=exc), "error"))
+    def _photo_added(self, sha: str) -> None:
+        if sha not in self.photos:
+            self.photos.append(sha)
+        self._show_photos()
 
     def remove_photo(self, sha: str) -> None:
         self.form.remove_photo(sha)

@@ -11,8 +11,6 @@ accuracy, or, clearly marked, the last known position or a manual entry.
 from __future__ import annotations
 
 import logging
-import os
-from pathlib import Path
 from typing import Any
 
 from kivy.metrics import dp, sp
@@ -22,12 +20,10 @@ from kivy.uix.image import Image
 from kivy.uix.scrollview import ScrollView
 
 from ... import i18n
-from ...app_core import run_off_ui
-from ...location import LocationReading, on_android
+from ...location import LocationReading
 from ...presenters import InputError, ReportPresenter
-from ..app import schedule
 from ..format import location_text
-from ..pickers import ask_location, pick_photo
+from ..pickers import PhotoTaker, ask_location
 from ..widgets import DANGER, MUTED, OK, WARN, Card, Field, FlatButton, Text, Title, Toggle
 from .base import BaseScreen
 
@@ -79,7 +75,7 @@ class ReportScreen(BaseScreen):
         self.grid: str | None = None
         self.photos: list[str] = []
         self.reading: LocationReading | None = None
-        self.adding_photo = False
+        self.taker = PhotoTaker(self, self._presenter, self._photo_added)
 
         # Three columns, so the whole form fits a 1280×800 screen without scrolling: what it is
         # (category), what happened and where (description, flags, location), the evidence (photos) and Save.
@@ -131,7 +127,7 @@ class ReportScreen(BaseScreen):
         self.grid_choices.bind(minimum_height=self.grid_choices.setter("height"))
         photos = Card(padding=dp(16), spacing=dp(6))
         self.photos_title = Title()
-        self.strip = PhotoStrip(self.add_photo, self.remove_photo)
+        self.strip = PhotoStrip(self.taker.take, self.remove_photo)
         photos.add_widget(self.photos_title)
         photos.add_widget(self.strip)
         self.save_button = FlatButton(tint=OK, tint_down=OK, height=dp(80), font_size=sp(28))
@@ -278,33 +274,10 @@ class ReportScreen(BaseScreen):
 
     # --- photos ---------------------------------------------------------------------------------
 
-    def add_photo(self) -> None:
-        """Camera (Android) or file chooser (desktop); the photo is prepared off the UI thread."""
-        if self.adding_photo:
-            return
-        camera_dir = Path(self.core.data_dir) / "camera"
-        pick_photo(camera_dir, self.app.photo_dir, self._photo_chosen, self._photo_failed)
-
-    def _photo_chosen(self, path: str) -> None:
-        self.adding_photo = True
-        presenter = self._presenter()
-
-        def done(sha: str) -> None:
-            self.adding_photo = False
-            if sha not in self.photos:
-                self.photos.append(sha)
-            self._show_photos()
-            if on_android() and str(path).startswith(str(Path(self.core.data_dir) / "camera")):
-                os.unlink(path)  # the camera's full-size file: the queue holds the prepared photo
-
-        def failed(exc: BaseException) -> None:
-            self.adding_photo = False
-            self._photo_failed(exc)
-
-        run_off_ui(schedule, lambda: presenter.add_photo(path), done, failed)
-
-    def _photo_failed(self, exc: BaseException) -> None:
-        self.say(i18n.t("report.photo_failed", error=exc), "error")
+    def _photo_added(self, sha: str) -> None:
+        if sha not in self.photos:
+            self.photos.append(sha)
+        self._show_photos()
 
     def remove_photo(self, sha: str) -> None:
         """Take a photo out of the form (and off the tablet: no record refers to it)."""
