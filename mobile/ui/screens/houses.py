@@ -22,7 +22,6 @@ from typing import Any
 from kivy.lang import Builder
 from kivy.metrics import dp, sp
 from kivy.properties import BooleanProperty, StringProperty
-from kivy.uix.behaviors import ButtonBehavior
 from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.gridlayout import GridLayout
 from kivy.uix.recycleview import RecycleView
@@ -35,7 +34,7 @@ from ...houses import HousesPresenter
 from ...presenters import InputError, ReportPresenter
 from ..format import local_time
 from ..pickers import PhotoTaker
-from ..widgets import DANGER, MUTED, OK, WARN, Card, Field, FlatButton, Text, Title, Toggle
+from ..widgets import DANGER, MUTED, OK, WARN, Card, Field, FlatButton, ListRow, Text, Title, Toggle
 from .base import BaseScreen
 from .report import PhotoStrip
 
@@ -43,40 +42,8 @@ __all__ = ["HousesScreen", "HouseScreen", "HouseCheckScreen", "TenantScreen"]
 
 Builder.load_string("""
 <HouseRowView>:
-    orientation: 'horizontal'
-    padding: [dp(20), dp(10)]
-    spacing: dp(16)
-    canvas.before:
-        Color:
-            rgba: (0.88, 0.92, 0.97, 1) if self.state == 'down' else (1, 1, 1, 1)
-        RoundedRectangle:
-            pos: self.x, self.y + dp(4)
-            size: self.width, self.height - dp(8)
-            radius: [dp(10)]
-        Color:
-            rgba: (0.78, 0.16, 0.16, 1) if self.hazards else (0, 0, 0, 0)
-        Rectangle:
-            pos: self.x, self.y + dp(4)
-            size: dp(8), self.height - dp(8)
-    BoxLayout:
-        orientation: 'vertical'
-        Label:
-            text: root.title
-            color: 0.12, 0.16, 0.2, 1
-            font_size: '22sp'
-            bold: True
-            text_size: self.size
-            halign: 'left'
-            valign: 'middle'
-            shorten: True
-        Label:
-            text: root.subtitle
-            color: 0.38, 0.43, 0.49, 1
-            font_size: '18sp'
-            text_size: self.size
-            halign: 'left'
-            valign: 'middle'
-            shorten: True
+    fill: (0.88, 0.92, 0.97, 1) if self.state == 'down' else (1, 1, 1, 1)
+    stripe: (0.78, 0.16, 0.16, 1) if self.hazards else (0, 0, 0, 0)
     Label:
         size_hint_x: None
         width: dp(330)
@@ -106,13 +73,10 @@ def percent(rate: float | None) -> str:
     return "—" if rate is None else f"{rate * 100:.0f}%"
 
 
-class HouseRowView(ButtonBehavior, BoxLayout):
+class HouseRowView(ListRow):
     """One house in the list (reused by the RecycleView as the list scrolls)."""
 
     house_id = StringProperty("")
-    title = StringProperty("")
-    subtitle = StringProperty("")
-    status_text = StringProperty("")
     hazards = BooleanProperty(False)
 
     def on_release(self) -> None:
