@@ -27,7 +27,7 @@ from kivy.uix.gridlayout import GridLayout
 from kivy.uix.recycleview import RecycleView
 from kivy.uix.scrollview import ScrollView
 
-from shared.houses import REGISTRATION_GOAL
+from shared.houses import below_goal
 
 from ... import i18n
 from ...houses import HousesPresenter
@@ -199,7 +199,7 @@ class HouseScreen(BaseScreen):
         seen = view.checks[0].residents_seen if view.checks else None
         add(Text(text=i18n.t("house.registration", rate=percent(view.rate), tenants=current,
                              seen="—" if seen is None else seen),
-                 bold=True, tint=OK if view.rate is not None and view.rate >= REGISTRATION_GOAL else WARN))
+                 bold=True, tint=WARN if view.rate is None or below_goal(view.rate) else OK))
         add(Title(text=i18n.t("house.hazards")))
         if not view.hazards:
             add(Text(text=i18n.t("house.no_hazards"), tint=OK))
