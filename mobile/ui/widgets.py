@@ -15,11 +15,13 @@ from kivy.uix.behaviors import ButtonBehavior
 from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.button import Button
 from kivy.uix.label import Label
+from kivy.uix.scrollview import ScrollView
 from kivy.uix.textinput import TextInput
 from kivy.uix.togglebutton import ToggleButton
 
 __all__ = ["PRIMARY", "BACKGROUND", "TEXT", "MUTED", "WARN", "DANGER", "OK", "SURFACE", "TOUCH", "BIG_TOUCH",
-           "BigButton", "FlatButton", "Toggle", "Title", "Text", "Field", "Card", "HeaderBar", "ListRow", "hex_color"]
+           "BigButton", "FlatButton", "Toggle", "Title", "Text", "Field", "Card", "HeaderBar", "ListRow", "hex_color",
+           "scrolling_column"]
 
 
 def hex_color(text: str, alpha: float = 1.0) -> tuple[float, float, float, float]:
@@ -282,6 +284,20 @@ class HeaderBar(BoxLayout):
         self.label.bind(size=lambda w, s: setattr(w, "text_size", s))
         self.bind(title=lambda w, v: setattr(self.label, "text", v))
         self.add_widget(self.label)
+
+
+def scrolling_column(parent, share: float = 1, *, spacing: float = dp(10),
+                     padding: tuple = (0, 0, dp(12), 0)) -> BoxLayout:
+    """A vertical BoxLayout as tall as its content, in a ScrollView added to ``parent`` (``share`` of its width).
+
+    The default padding keeps the content clear of the scroll bar.
+    """
+    scroll = ScrollView(do_scroll_x=False, size_hint_x=share, bar_width=dp(8))
+    column = BoxLayout(orientation="vertical", spacing=spacing, size_hint_y=None, padding=list(padding))
+    column.bind(minimum_height=column.setter("height"))
+    scroll.add_widget(column)
+    parent.add_widget(scroll)
+    return column
 
 
 def paint_background(widget, color=BACKGROUND) -> None:

@@ -15,13 +15,12 @@ from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.gridlayout import GridLayout
 from kivy.uix.image import Image
 from kivy.uix.label import Label
-from kivy.uix.scrollview import ScrollView
 
 from ... import i18n
 from ...presenters import CasePresenter, InputError
 from ..format import local_time, location_text
 from ..pickers import PhotoTaker
-from ..widgets import DANGER, MUTED, OK, WARN, Card, Field, FlatButton, Text, Title
+from ..widgets import DANGER, MUTED, OK, WARN, Card, Field, FlatButton, Text, Title, scrolling_column
 from .base import BaseScreen
 
 
@@ -50,11 +49,7 @@ class CaseScreen(BaseScreen):
         self.event_id: str | None = None
         self.verify_photos: list[str] = []
         row = BoxLayout(spacing=dp(24))
-        scroll = ScrollView(do_scroll_x=False, size_hint_x=0.58, bar_width=dp(8))
-        self.details = BoxLayout(orientation="vertical", spacing=dp(10), size_hint_y=None, padding=[0, 0, dp(12), 0])
-        self.details.bind(minimum_height=self.details.setter("height"))
-        scroll.add_widget(self.details)
-        row.add_widget(scroll)
+        self.details = scrolling_column(row, 0.58)
 
         self.verify_card = Card()
         self.verify_title = Title()

@@ -25,7 +25,6 @@ from kivy.properties import BooleanProperty, StringProperty
 from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.gridlayout import GridLayout
 from kivy.uix.recycleview import RecycleView
-from kivy.uix.scrollview import ScrollView
 
 from shared.houses import below_goal
 
@@ -34,7 +33,7 @@ from ...houses import HousesPresenter
 from ...presenters import InputError, ReportPresenter
 from ..format import local_time
 from ..pickers import PhotoTaker
-from ..widgets import DANGER, MUTED, OK, WARN, Card, Field, FlatButton, ListRow, Text, Title, Toggle
+from ..widgets import DANGER, MUTED, OK, WARN, Card, Field, FlatButton, ListRow, Text, Title, Toggle, scrolling_column
 from .base import BaseScreen
 from .report import PhotoStrip
 
@@ -140,11 +139,7 @@ class HouseScreen(BaseScreen):
     def build(self) -> None:
         self.house_id: str | None = None
         row = BoxLayout(spacing=dp(24))
-        scroll = ScrollView(do_scroll_x=False, size_hint_x=0.55, bar_width=dp(8))
-        self.details = BoxLayout(orientation="vertical", spacing=dp(10), size_hint_y=None, padding=[0, 0, dp(12), 0])
-        self.details.bind(minimum_height=self.details.setter("height"))
-        scroll.add_widget(self.details)
-        row.add_widget(scroll)
+        self.details = scrolling_column(row, 0.55)
 
         column = BoxLayout(orientation="vertical", spacing=dp(12), size_hint_x=0.45)
         actions = GridLayout(cols=2, spacing=dp(12), size_hint_y=None, height=dp(80))
@@ -155,11 +150,7 @@ class HouseScreen(BaseScreen):
         actions.add_widget(self.check_button)
         actions.add_widget(self.tenant_button)
         column.add_widget(actions)
-        tenants_scroll = ScrollView(do_scroll_x=False, bar_width=dp(8))
-        self.tenants = BoxLayout(orientation="vertical", spacing=dp(8), size_hint_y=None)
-        self.tenants.bind(minimum_height=self.tenants.setter("height"))
-        tenants_scroll.add_widget(self.tenants)
-        column.add_widget(tenants_scroll)
+        self.tenants = scrolling_column(column, spacing=dp(8), padding=(0, 0, 0, 0))
         row.add_widget(column)
         self.body.add_widget(row)
 
@@ -276,11 +267,7 @@ class HouseCheckScreen(BaseScreen):
         self.notes: dict[str, Field] = {}
         self.photos: list[str] = []
         row = BoxLayout(spacing=dp(24))
-        scroll = ScrollView(do_scroll_x=False, size_hint_x=0.64, bar_width=dp(8))
-        self.items = BoxLayout(orientation="vertical", spacing=dp(10), size_hint_y=None, padding=[0, 0, dp(12), 0])
-        self.items.bind(minimum_height=self.items.setter("height"))
-        scroll.add_widget(self.items)
-        row.add_widget(scroll)
+        self.items = scrolling_column(row, 0.64)
         side = BoxLayout(orientation="vertical", spacing=dp(12), size_hint_x=0.36)
         self.seen_title = Title()
         self.seen = Field(multiline=False, input_filter="int")
