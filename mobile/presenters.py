@@ -37,8 +37,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Mapping, Sequence
 
-from shared.case import Action, CaseState, available_actions, fold_case
-from shared.hlc import HLC, HLCError, format_ms, parse_ms
+from shared.case import Action, CaseState, available_actions, fold_case, is_overdue
+from shared.hlc import HLC, HLCError, format_ms
 from shared.records import ValidationError, grid_bucket
 
 from .app_core import AppCore, GridInfo, SyncOutcome, SyncRunner
@@ -402,7 +402,6 @@ class _Folded:
     values: dict[str, Any]
     state: CaseState
     action_ids: tuple[str, ...]
-    deadline_ms: int | None
     row: "CaseRow | None" = None
 
 
@@ -446,7 +445,7 @@ class CasesPresenter:
                 folded = self._fold(key, text, own, categories)
             fresh[event_id] = folded
             synced = event_id not in pending and not any(a in pending for a in folded.action_ids)
-            overdue = folded.deadline_ms is not None and folded.state.status != "closed" and now > folded.deadline_ms
+            overdue = is_overdue(folded.state, now)
             row = folded.row
             if row is None or row.synced != synced or row.overdue != overdue:
                 row = folded.row = self._row(event_id, folded, categories, me, role, synced, overdue)
@@ -464,11 +463,7 @@ class CasesPresenter:
         actions = [Action.from_state(action_id, _state_of(action_text)) for action_id, action_text in own]
         category = categories.get(values.get("category"))  # type: ignore[arg-type]
         state = fold_case(values, actions, category=category)
-        try:
-            deadline_ms = parse_ms(state.deadline) if state.deadline else None
-        except ValueError:
-            deadline_ms = None
-        return _Folded(key, values, state, tuple(action_id for action_id, _t in own), deadline_ms)
+        return _Folded(key, values, state, tuple(action_id for action_id, _t in own))
 
     @staticmethod
     def _row(event_id: str, folded: _Folded, categories: Mapping[str, Mapping[str, Any]], me: str,
