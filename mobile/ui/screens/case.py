@@ -1,8 +1,9 @@
 """One case: what was reported, its photos, its timeline, and the worker's verification (pass / fail with a note).
 
-谁上报、谁核查: only the reporter verifies, and only a rectified case
-(CaseView.can_verify). A failure needs a note; both may carry photos. The
-verification is saved locally at once and syncs like any capture.
+谁上报、谁核查: only the reporter (or a supervisor standing in) verifies, and only a
+rectified case: CaseView.can_verify, which is what shared.case.available_actions offers the
+user's role. A failure needs a note; both may carry photos. The verification is saved locally
+at once and syncs like any capture.
 """
 
 from __future__ import annotations
