@@ -157,6 +157,12 @@ class AppCore:
         user = self.user
         return user.get("id") if isinstance(user, dict) else None
 
+    @property
+    def role(self) -> str | None:
+        """The role of the user of the last log-in (shared/roles.py: worker, supervisor, unit, admin), or None."""
+        user = self.user
+        return user.get("role") if isinstance(user, dict) else None
+
     def login(self, server_url: str, username: str, password: str, device_name: str = "tablet") -> None:
         """Log this device in (online, blocking); raises LoginFailed with a message for people.
 

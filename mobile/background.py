@@ -32,6 +32,7 @@ true forever.
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Callable, Optional
@@ -42,6 +43,8 @@ from .sync import synchronize
 from .transport import Unauthorized
 
 __all__ = ["SyncRunner", "SyncOutcome", "LAST_SYNC_KEY", "LAST_SUCCESS_KEY", "load_outcome", "run_off_ui"]
+
+log = logging.getLogger(__name__)
 
 LAST_SYNC_KEY = "last_sync"
 LAST_SUCCESS_KEY = "last_success_ms"
@@ -166,8 +169,8 @@ class SyncRunner:
             try:
                 if self.is_online() and not self.core.needs_login:
                     self.sync_now()
-            except Exception:  # a broken is_online must not end the periodic sync
-                pass
+            except Exception:  # noqa: BLE001 - a broken is_online must not end the periodic sync
+                log.exception("periodic sync: the online check failed")
             self._stopping.wait(self.interval_s)
 
     def _run(self) -> None:
@@ -175,11 +178,12 @@ class SyncRunner:
         try:
             outcome = self._synchronize()
         except Exception as exc:  # noqa: BLE001 - the outcome must come, whatever went wrong
+            log.exception("sync failed")  # the outcome carries the message; the traceback goes to the log
             outcome = SyncOutcome(False, False, 0, 0, 0, 0, f"{type(exc).__name__}: {exc}", self._now())
         try:
             self._remember(outcome)
-        except Exception:  # the store may be closing under us (app exit): the outcome still goes out
-            pass
+        except Exception:  # noqa: BLE001 - the store may be closing under us (app exit): the outcome still goes out
+            log.warning("sync: could not store the outcome", exc_info=True)
         finally:
             with self._lock:
                 self._worker = None
@@ -226,6 +230,7 @@ class SyncRunner:
         try:
             return self.core.now_ms()
         except Exception:  # noqa: BLE001 - an outcome must still be made
+            log.warning("sync: no corrected time (store closed?); using the raw clock", exc_info=True)
             return system_ms()
 
 
@@ -243,6 +248,8 @@ def run_off_ui(schedule: Schedule, work: Callable[[], Any], on_done: Callable[[A
             # Bound now: Python unbinds ``exc`` when the except block ends, before the UI thread runs this.
             if on_error is not None:
                 schedule(lambda error=exc: on_error(error))
+            else:
+                log.exception("a call off the UI thread failed and nobody asked to hear of it")
             return
         schedule(lambda: on_done(result))
 

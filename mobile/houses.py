@@ -34,7 +34,7 @@ from datetime import datetime, timezone
 from typing import Any, Mapping, Sequence
 
 from shared.hlc import format_ms
-from shared.houses import REGISTRATION_GOAL, living_there, registration_rate
+from shared.houses import living_there, registration_rate
 from shared.idcard import mask_resident_id, resident_id_error, resident_id_problem
 from shared.records import ValidationError
 

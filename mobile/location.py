@@ -16,6 +16,7 @@ Hazard: importing plyer on a desktop. plyer is imported only inside
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -24,6 +25,8 @@ from typing import Any, Callable, Mapping, Protocol
 
 __all__ = ["LocationReading", "LocationProvider", "PlyerLocation", "DesktopLocation", "NO_READING",
            "LAST_LOCATION_KEY", "reading_from", "on_android"]
+
+log = logging.getLogger(__name__)
 
 SOURCES = ("gps", "last_known", "manual")
 LAST_LOCATION_KEY = "last_location"  # the store meta key of the last known position
@@ -146,7 +149,7 @@ class PlyerLocation:
             from plyer import gps
             gps.stop()
         except (ImportError, NotImplementedError, AttributeError, OSError):
-            pass
+            log.warning("GPS: could not stop listening", exc_info=True)  # the app pauses all the same
         self._started = False
 
     def _on_location(self, **kwargs: Any) -> None:
@@ -154,6 +157,7 @@ class PlyerLocation:
         try:
             lat, lon = float(kwargs["lat"]), float(kwargs["lon"])
         except (KeyError, TypeError, ValueError):
+            log.warning("GPS: ignoring a fix without a usable position: %r", kwargs)
             return
         accuracy = kwargs.get("accuracy")
         try:

@@ -32,15 +32,17 @@ the same status; before it, the tablet shows its own actions already applied.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Mapping, Sequence
 
-from shared.case import Action, CaseState, awaiting_verification, fold_case
-from shared.hlc import HLC, HLCError, format_ms, parse_ms
+from shared.case import Action, CaseState, available_actions, fold_case, is_overdue
+from shared.hlc import HLC, HLCError, format_ms
 from shared.records import ValidationError, grid_bucket
 
 from .app_core import AppCore, GridInfo, SyncOutcome, SyncRunner
+from .limits import ACTION_PHOTOS_MAX, ADDRESS_MAX, DESCRIPTION_MAX, NOTE_MAX, PHOTOS_MAX
 from .location import LAST_LOCATION_KEY, NO_READING, LocationReading, reading_dict, reading_from
 from .photos import prepare_photo
 from .store import Counts
@@ -48,23 +50,18 @@ from .store import Counts
 __all__ = [
     "InputError", "HomePresenter", "HomeView", "ReportPresenter", "CategoryChoice", "CasesPresenter", "CaseRow",
     "CasePresenter", "CaseView", "TimelineRow", "PhotoRef", "SyncPresenter", "RejectionRow", "SyncCounts",
-    "DESCRIPTION_MAX", "NOTE_MAX", "PHOTOS_MAX",
 ]
 
-# The wire's limits (shared/records.py): checked here first, so the worker learns at once, offline.
-DESCRIPTION_MAX = 4000
-NOTE_MAX = 4000
-ADDRESS_MAX = 500
-PHOTOS_MAX = 50
+log = logging.getLogger(__name__)
 
 
 class InputError(ValueError):
     """An input the worker must correct: ``field`` names the form field, ``code`` says what is wrong.
 
     Codes: ``required``, ``too_long``, ``unknown`` (not one of the choices), ``not_micro`` (handled on the
-    spot, but the category is not on the micro-event list), ``invalid``, ``too_many``, ``not_an_image``,
-    ``not_logged_in``, ``not_awaiting`` (the case does not wait for this worker's verification),
-    ``not_found``.
+    spot, but the category is not on the micro-event list), ``not_allowed`` (handled on the spot by a role
+    that may not), ``invalid``, ``too_many``, ``not_an_image``, ``not_logged_in``, ``not_awaiting`` (the
+    case does not wait for this worker's verification), ``not_found``.
     """
 
     def __init__(self, field: str, code: str, detail: str | None = None):
@@ -89,6 +86,17 @@ def _hlc_time(hlc: str) -> str | None:
         return format_ms(HLC.parse(hlc).wall_ms)
     except (HLCError, ValueError, OverflowError, OSError):
         return None
+
+
+def _offered(state: CaseState, event: Mapping[str, Any], user_id: str | None, role: str | None) -> tuple[str, ...]:
+    """The case actions the user may take on the case now: those the role may push that the fold would apply.
+
+    The tablet offers what this answers and nothing else, so it never offers what the server's fold
+    would refuse; the rules stay in shared/case.py and shared/roles.py.
+    """
+    if not user_id or not role:
+        return ()
+    return available_actions(state, role, actor=user_id, reporter=_text(event.get("reporter")))
 
 
 def _check_text(field: str, value: Any, limit: int, *, required: bool) -> str | None:
@@ -253,6 +261,17 @@ class ReportPresenter(_PhotoForm):
             return LocationReading(last.lat, last.lon, last.accuracy_m, "last_known", last.at_ms)
         return NO_READING
 
+    def offers_on_spot(self, category: Any) -> bool:
+        """Whether the user may close a new event of the category on the spot (a micro event, for a worker)."""
+        values = _categories(self.core).get(category) if isinstance(category, str) else None
+        return self._on_spot_offered(values is not None and values.get("micro") is True)
+
+    def _on_spot_offered(self, micro: bool) -> bool:
+        """Whether the fold would apply the user's handle_on_spot to a new event, micro or not, they report."""
+        me = self.core.user_id
+        event = {"reporter": me, "micro": micro}
+        return "handle_on_spot" in _offered(fold_case(event, ()), event, me, self.core.role)
+
     def remember_location(self, reading: LocationReading) -> None:
         """Keep a position as the last known one (what the form falls back to without GPS)."""
         if not reading.known:
@@ -288,8 +307,8 @@ class ReportPresenter(_PhotoForm):
         if not isinstance(handled_on_spot, bool):
             raise InputError("handled_on_spot", "invalid")
         micro = categories[category].get("micro") is True
-        if handled_on_spot and not micro:
-            raise InputError("handled_on_spot", "not_micro")
+        if handled_on_spot and not self._on_spot_offered(micro):
+            raise InputError("handled_on_spot", "not_allowed" if micro else "not_micro")
         position = None
         if location is not None:
             if not isinstance(location, LocationReading) or location.problem() is not None:
@@ -340,8 +359,8 @@ class ReportPresenter(_PhotoForm):
         if location is not None and location.known and location.source in ("gps", "manual"):
             try:
                 self.remember_location(location)
-            except InputError:
-                pass
+            except InputError:  # the event is saved: a position not kept for next time must not undo that
+                log.warning("report: could not keep the position as the last known one", exc_info=True)
         return event_id
 
 
@@ -383,7 +402,6 @@ class _Folded:
     values: dict[str, Any]
     state: CaseState
     action_ids: tuple[str, ...]
-    deadline_ms: int | None
     row: "CaseRow | None" = None
 
 
@@ -404,7 +422,7 @@ class CasesPresenter:
 
     def rows(self) -> list[CaseRow]:
         """Every live event the worker reported: awaiting_me first, then newest first. Two queries in all."""
-        me = self.core.user_id
+        me, role = self.core.user_id, self.core.role
         if not me:
             return []
         store = self.core.store
@@ -421,16 +439,16 @@ class CasesPresenter:
         rows = []
         for event_id, _bucket, text in events:
             own = tuple(texts.get(event_id, ()))
-            key = (me, text, own, categories_key)
+            key = (me, role, text, own, categories_key)
             folded = memo.get(event_id)
             if folded is None or folded.key != key:
                 folded = self._fold(key, text, own, categories)
             fresh[event_id] = folded
             synced = event_id not in pending and not any(a in pending for a in folded.action_ids)
-            overdue = folded.deadline_ms is not None and folded.state.status != "closed" and now > folded.deadline_ms
+            overdue = is_overdue(folded.state, now)
             row = folded.row
             if row is None or row.synced != synced or row.overdue != overdue:
-                row = folded.row = self._row(event_id, folded, categories, me, synced, overdue)
+                row = folded.row = self._row(event_id, folded, categories, me, role, synced, overdue)
             rows.append(row)
         self.core.cache[self.MEMO] = fresh  # only the live events: deleted ones drop out
         # Newest first (reported_at, then the UUIDv7 id), then the awaiting ones ahead: sort is stable.
@@ -445,15 +463,11 @@ class CasesPresenter:
         actions = [Action.from_state(action_id, _state_of(action_text)) for action_id, action_text in own]
         category = categories.get(values.get("category"))  # type: ignore[arg-type]
         state = fold_case(values, actions, category=category)
-        try:
-            deadline_ms = parse_ms(state.deadline) if state.deadline else None
-        except ValueError:
-            deadline_ms = None
-        return _Folded(key, values, state, tuple(action_id for action_id, _t in own), deadline_ms)
+        return _Folded(key, values, state, tuple(action_id for action_id, _t in own))
 
     @staticmethod
-    def _row(event_id: str, folded: _Folded, categories: Mapping[str, Mapping[str, Any]], me: str, synced: bool,
-             overdue: bool) -> "CaseRow":
+    def _row(event_id: str, folded: _Folded, categories: Mapping[str, Mapping[str, Any]], me: str,
+             role: str | None, synced: bool, overdue: bool) -> "CaseRow":
         values, case = folded.values, folded.state
         category = categories.get(values.get("category"))  # type: ignore[arg-type]
         return CaseRow(
@@ -466,7 +480,7 @@ class CasesPresenter:
             urgent=case.urgent,
             micro=case.micro,
             reported_at=_text(values.get("reported_at")),
-            awaiting_me=awaiting_verification(case, values, me),
+            awaiting_me="verify_pass" in _offered(case, values, me, role),
             failed_verifications=case.failed_verifications,
             category_name_en=_text(category.get("name_en")) if category else None,
             grid=_text(values.get("grid")),
@@ -613,7 +627,8 @@ class CasePresenter(_PhotoForm):
             reporter=_text(values.get("reporter")), reported_at=_text(values.get("reported_at")),
             status=case.status, resolution=case.resolution, timeline=timeline,
             photos=self._photos(values.get("photos")),
-            can_verify=bool(me) and awaiting_verification(case, values, me),
+            # verify_fail is offered with verify_pass: one rule of the fold judges both.
+            can_verify="verify_pass" in _offered(case, values, me, self.core.role),
             failed_verifications=case.failed_verifications, unit=case.unit, deadline=case.deadline,
             overdue=case.overdue, supervised=case.supervised,
             synced=not event_pending and not any(row.action_id in pending for row in timeline))
@@ -630,17 +645,21 @@ class CasePresenter(_PhotoForm):
         if not isinstance(passed, bool):
             raise InputError("passed", "invalid")
         values, _rows, case, _category = self._load()
-        if not awaiting_verification(case, values, me):
+        name = "verify_pass" if passed else "verify_fail"
+        if name not in _offered(case, values, me, self.core.role):
             raise InputError("case", "not_awaiting", case.status)
         text = _check_text("note", note, NOTE_MAX, required=not passed)
         hashes = list(dict.fromkeys(photos or ()))
-        if len(hashes) > PHOTOS_MAX:
+        if len(hashes) > ACTION_PHOTOS_MAX:
             raise InputError("photos", "too_many")
         for sha in hashes:
             if not isinstance(sha, str) or self.core.photos.get(sha) is None:
                 raise InputError("photos", "unknown", str(sha)[:64])
-        action: dict[str, Any] = {"event": self.event_id, "action": "verify_pass" if passed else "verify_fail",
-                                  "actor": me}
+        action: dict[str, Any] = {"event": self.event_id, "action": name, "actor": me}
+        if values.get("reporter") != me:
+            # Offered to someone other than the reporter only for a role that stands in (a supervisor):
+            # the fold applies it only so marked.
+            action["stand_in"] = True
         if text:
             action["note"] = text
         if hashes:

@@ -1,7 +1,8 @@
 """Where photos and positions come from: the camera (Android, plyer) or a file chooser (desktop); a manual position.
 
 Callbacks of the Android camera arrive on another thread: they reach the UI
-through `schedule` like everything else.
+through `schedule` like everything else. `PhotoTaker` is how a form takes a
+photo: the report, the verification and the house check alike.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ from kivy.uix.gridlayout import GridLayout
 from kivy.uix.popup import Popup
 
 from .. import i18n
+from ..background import run_off_ui
 from ..location import on_android
 from .widgets import DANGER, Field, FlatButton, Text
 
-__all__ = ["pick_photo", "ask_location", "PHOTO_FILTERS"]
+__all__ = ["pick_photo", "PhotoTaker", "ask_location", "PHOTO_FILTERS"]
 
 PHOTO_FILTERS = ["*.jpg", "*.jpeg", "*.JPG", "*.JPEG", "*.png", "*.PNG", "*.webp"]
 
@@ -53,6 +55,46 @@ def _take_picture(camera_dir: Path, on_chosen: Callable[[str], None],
         camera.take_picture(filename=str(target), on_complete=complete)
     except (ImportError, NotImplementedError, OSError) as exc:
         on_failed(exc)
+
+
+class PhotoTaker:
+    """Takes photos for a screen's form, one at a time: `pick_photo`, then the form's ``add_photo`` off the UI thread.
+
+    Preparing a photo (EXIF turn, resize, hash) takes a moment: a tap meanwhile is ignored. Once the
+    photo queue holds the prepared photo, the camera's own full-size file goes: it would only fill the
+    tablet. ``form`` gives the presenter to add to (a _PhotoForm); ``on_added(sha)`` runs on the UI thread.
+    """
+
+    def __init__(self, screen: Any, form: Callable[[], Any], on_added: Callable[[str], None]):
+        self.screen, self.form, self.on_added = screen, form, on_added
+        self.busy = False
+
+    @property
+    def camera_dir(self) -> Path:
+        """Where the camera writes its pictures: inside the app's data, never the worker's gallery."""
+        return Path(self.screen.core.data_dir) / "camera"
+
+    def take(self) -> None:
+        """Camera (Android) or file chooser (desktop); a failure is said on the screen."""
+        if not self.busy:
+            pick_photo(self.camera_dir, self.screen.app.photo_dir, self._chosen, self._failed)
+
+    def _chosen(self, path: str) -> None:
+        from .app import schedule
+
+        self.busy = True
+        form = self.form()
+        run_off_ui(schedule, lambda: form.add_photo(path), lambda sha: self._added(path, sha), self._failed)
+
+    def _added(self, path: str, sha: str) -> None:
+        self.busy = False
+        if on_android() and Path(path).parent == self.camera_dir:
+            os.unlink(path)
+        self.on_added(sha)
+
+    def _failed(self, exc: BaseException) -> None:
+        self.busy = False
+        self.screen.say(i18n.t("report.photo_failed", error=exc), "error")
 
 
 class PhotoChooser(Popup):

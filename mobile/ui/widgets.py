@@ -11,14 +11,17 @@ from kivy.graphics import Color, Rectangle, RoundedRectangle
 from kivy.lang import Builder
 from kivy.metrics import dp, sp
 from kivy.properties import BooleanProperty, ColorProperty, StringProperty
+from kivy.uix.behaviors import ButtonBehavior
 from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.button import Button
 from kivy.uix.label import Label
+from kivy.uix.scrollview import ScrollView
 from kivy.uix.textinput import TextInput
 from kivy.uix.togglebutton import ToggleButton
 
 __all__ = ["PRIMARY", "BACKGROUND", "TEXT", "MUTED", "WARN", "DANGER", "OK", "SURFACE", "TOUCH", "BIG_TOUCH",
-           "BigButton", "FlatButton", "Toggle", "Title", "Text", "Field", "Card", "HeaderBar", "hex_color"]
+           "BigButton", "FlatButton", "Toggle", "Title", "Text", "Field", "Card", "HeaderBar", "ListRow", "hex_color",
+           "scrolling_column"]
 
 
 def hex_color(text: str, alpha: float = 1.0) -> tuple[float, float, float, float]:
@@ -147,6 +150,44 @@ Builder.load_string("""
             size: self.size
             radius: [dp(12)]
 
+<ListRow>:
+    orientation: 'horizontal'
+    padding: [dp(20), dp(10)]
+    spacing: dp(16)
+    canvas.before:
+        Color:
+            rgba: self.fill
+        RoundedRectangle:
+            pos: self.x, self.y + dp(4)
+            size: self.width, self.height - dp(8)
+            radius: [dp(10)]
+        Color:
+            rgba: self.stripe
+        Rectangle:
+            pos: self.x, self.y + dp(4)
+            size: dp(8), self.height - dp(8)
+    BoxLayout:
+        orientation: 'vertical'
+        Label:
+            text: root.title
+            color: 0.12, 0.16, 0.2, 1
+            font_size: '22sp'
+            bold: True
+            text_size: self.size
+            halign: 'left'
+            valign: 'middle'
+            shorten: True
+            shorten_from: 'right'
+        Label:
+            text: root.subtitle
+            color: 0.38, 0.43, 0.49, 1
+            font_size: '18sp'
+            text_size: self.size
+            halign: 'left'
+            valign: 'middle'
+            shorten: True
+            shorten_from: 'right'
+
 <HeaderBar>:
     size_hint_y: None
     height: dp(76)
@@ -212,6 +253,20 @@ class Card(BoxLayout):
     fill = ColorProperty(SURFACE)
 
 
+class ListRow(ButtonBehavior, BoxLayout):
+    """A row of a long list (My cases, rental houses), reused by its RecycleView as the list scrolls.
+
+    A card with a title and a subtitle, and a stripe at its left edge; a subclass's rule sets
+    ``fill`` and ``stripe`` and adds what stands at the right (``status_text`` and the like).
+    """
+
+    title = StringProperty("")
+    subtitle = StringProperty("")
+    status_text = StringProperty("")
+    fill = ColorProperty(SURFACE)
+    stripe = ColorProperty([0, 0, 0, 0])
+
+
 class HeaderBar(BoxLayout):
     """The blue bar at the top of every screen: back button, title, and screen-specific buttons on the right."""
 
@@ -229,6 +284,20 @@ class HeaderBar(BoxLayout):
         self.label.bind(size=lambda w, s: setattr(w, "text_size", s))
         self.bind(title=lambda w, v: setattr(self.label, "text", v))
         self.add_widget(self.label)
+
+
+def scrolling_column(parent, share: float = 1, *, spacing: float = dp(10),
+                     padding: tuple = (0, 0, dp(12), 0)) -> BoxLayout:
+    """A vertical BoxLayout as tall as its content, in a ScrollView added to ``parent`` (``share`` of its width).
+
+    The default padding keeps the content clear of the scroll bar.
+    """
+    scroll = ScrollView(do_scroll_x=False, size_hint_x=share, bar_width=dp(8))
+    column = BoxLayout(orientation="vertical", spacing=spacing, size_hint_y=None, padding=list(padding))
+    column.bind(minimum_height=column.setter("height"))
+    scroll.add_widget(column)
+    parent.add_widget(scroll)
+    return column
 
 
 def paint_background(widget, color=BACKGROUND) -> None:

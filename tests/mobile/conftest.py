@@ -1,4 +1,5 @@
-"""Fixtures for the sync client: a device clock, a fresh store per test, an in-memory server."""
+"""Fixtures for the sync client (a device clock, a fresh store per test, an in-memory server) and for the
+field-app core (one clock, a seeded server, an AppCore logged in to it: core_helpers.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import pytest
 
 from mobile.store import Store
 
+from .core_helpers import logged_in, seeded_server
 from .fakes import T0, FakeServer, ManualClock
 
 NODE = "a1b2c3d4e5f60718"
@@ -51,3 +53,23 @@ def store(tmp_path, device_clock):
 def server(server_clock) -> FakeServer:
     """An in-memory server that serves every bucket."""
     return FakeServer(server_clock)
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    """One physical clock for the tablet and the server."""
+    return ManualClock(T0)
+
+
+@pytest.fixture
+def fake(request, clock):
+    """The server, with reference data; a test may give seeded_server's keywords (indirect parametrization)."""
+    return seeded_server(clock, **getattr(request, "param", {}))
+
+
+@pytest.fixture
+def core(tmp_path, fake, clock):
+    """An AppCore logged in as WORKER, reference data pulled."""
+    opened = logged_in(tmp_path / "app", fake, clock)
+    yield opened
+    opened.close()

@@ -40,10 +40,11 @@ def put(fake: FakeServer, kind: str, values: dict[str, Any], bucket: str, record
     return record_id
 
 
-def seeded_server(clock: ManualClock | None = None, *, user_id: str = WORKER, name: str = "张伟") -> FakeServer:
-    """A FakeServer serving ref and two grids to one worker, with grids and categories in ref."""
+def seeded_server(clock: ManualClock | None = None, *, user_id: str = WORKER, name: str = "张伟",
+                  role: str = "worker") -> FakeServer:
+    """A FakeServer serving ref and two grids to one user (a worker), with grids and categories in ref."""
     fake = FakeServer(clock or ManualClock(T0), buckets=["ref", f"grid:{GRID}", f"grid:{GRID2}"],
-                      user={"id": user_id, "name": name, "role": "worker"})
+                      user={"id": user_id, "name": name, "role": role})
     put(fake, "grid", {"code": GRID, "name": "东湖一网格", "community": "东湖社区", "street": "东湖街道",
                        "district": "示范区"}, "ref")
     put(fake, "grid", {"code": GRID2, "name": "东湖二网格", "community": "东湖社区", "street": "东湖街道",

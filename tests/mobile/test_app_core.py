@@ -12,30 +12,10 @@ from mobile.presenters import CasesPresenter, HomePresenter, ReportPresenter
 from mobile.sync import synchronize
 from mobile.transport import HttpTransport
 
-from .core_helpers import GRID, GRID2, SERVER_URL, WORKER, QueueSchedule, logged_in, open_core, seeded_server
-from .fakes import T0, FakeServer, FlakyTransport, LocalHttpServer, ManualClock, error_body, serve_fake
+from .core_helpers import GRID, GRID2, SERVER_URL, WORKER, QueueSchedule, logged_in, open_core
+from .fakes import T0, FakeServer, FlakyTransport, LocalHttpServer, error_body, serve_fake
 
 GOOD = {"grid": GRID, "category": "fire_hazard", "description": "消防通道被杂物堵塞"}
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    """One physical clock for the tablet and the server."""
-    return ManualClock(T0)
-
-
-@pytest.fixture
-def fake(clock):
-    """The server, with reference data."""
-    return seeded_server(clock)
-
-
-@pytest.fixture
-def core(tmp_path, fake, clock):
-    """An AppCore logged in as WORKER, reference data pulled."""
-    opened = logged_in(tmp_path / "app", fake, clock)
-    yield opened
-    opened.close()
 
 
 def run(runner: SyncRunner, schedule: QueueSchedule) -> list[SyncOutcome]:
@@ -252,25 +232,52 @@ def test_runner_never_runs_two_syncs_at_once_and_sync_now_never_blocks(core, fak
     schedule.drain()
 
 
-def test_background_sync_runs_only_when_online_and_logged_in(core, fake):
-    online = threading.Event()
+def periodic(core, is_online) -> tuple[SyncRunner, QueueSchedule, list[SyncOutcome]]:
+    """A runner started to sync every 20 ms while is_online() says so; the list its outcomes are delivered to."""
     schedule = QueueSchedule()
-    runner = SyncRunner(core, schedule, interval_s=0.02, is_online=online.is_set)
+    runner = SyncRunner(core, schedule, interval_s=0.02, is_online=is_online)
     outcomes: list[SyncOutcome] = []
     runner.on_finished(outcomes.append)
     runner.start_background()
-    time.sleep(0.15)
-    runner.join(5)
-    schedule.drain()
-    assert outcomes == []  # offline: no attempt at all
-    online.set()
+    return runner, schedule, outcomes
+
+
+def stop_after_an_outcome(runner: SyncRunner, schedule: QueueSchedule, outcomes: list[SyncOutcome]) -> None:
+    """Play the UI thread until the runner has delivered an outcome (5 s at most), then stop the runner."""
     deadline = time.monotonic() + 5
     while not outcomes and time.monotonic() < deadline:
         time.sleep(0.02)
         schedule.drain()
     runner.stop()
     schedule.drain()
+
+
+def test_background_sync_runs_only_when_online_and_logged_in(core, fake):
+    online = threading.Event()
+    runner, schedule, outcomes = periodic(core, online.is_set)
+    time.sleep(0.15)
+    runner.join(5)
+    schedule.drain()
+    assert outcomes == []  # offline: no attempt at all
+    online.set()
+    stop_after_an_outcome(runner, schedule, outcomes)
     assert outcomes and all(o.ok for o in outcomes)
+
+
+def test_a_broken_online_check_is_logged_and_the_periodic_sync_goes_on(core, fake, caplog):
+    checks = iter([RuntimeError("no connectivity service")])
+
+    def is_online() -> bool:
+        failure = next(checks, None)
+        if failure is not None:
+            raise failure
+        return True
+
+    runner, schedule, outcomes = periodic(core, is_online)
+    stop_after_an_outcome(runner, schedule, outcomes)
+    assert outcomes and outcomes[0].ok  # the check after the failed one let the sync run
+    [record] = [r for r in caplog.records if "online check failed" in r.getMessage()]
+    assert record.exc_info and "no connectivity service" in str(record.exc_info[1])
 
 
 def test_a_401_forgets_the_token_reports_needs_login_and_leaves_the_outbox(core, fake):
@@ -377,7 +384,7 @@ def _jpeg() -> bytes:
     return make_jpeg(40, 30, noise=True, seed=7)
 
 
-def test_closing_the_app_under_a_running_sync_still_ends_the_runner(tmp_path, fake, clock):
+def test_closing_the_app_under_a_running_sync_still_ends_the_runner(tmp_path, fake, clock, caplog):
     core = logged_in(tmp_path / "app", fake, clock)
     gate = Gate(fake)
     core.transport_factory = lambda url, token: gate
@@ -391,6 +398,7 @@ def test_closing_the_app_under_a_running_sync_still_ends_the_runner(tmp_path, fa
     assert runner.join(10) and not runner.running
     schedule.drain()
     assert len(outcomes) == 1 and not outcomes[0].ok and outcomes[0].error
+    assert any("could not store the outcome" in r.getMessage() and r.exc_info for r in caplog.records)
 
 
 def test_run_off_ui_hands_the_result_or_the_exception_to_the_ui_thread():
@@ -408,3 +416,17 @@ def test_run_off_ui_hands_the_result_or_the_exception_to_the_ui_thread():
         assert schedule.drain() == 1
     assert got[0] == ("done", 42)
     assert got[1][0] == "error" and isinstance(got[1][1], LoginFailed) and got[1][1].code == "unreachable"
+
+
+def test_run_off_ui_logs_a_failure_nobody_asked_to_hear_of(caplog):
+    from mobile.background import run_off_ui
+
+    schedule = QueueSchedule()
+
+    def fail():
+        raise RuntimeError("disk full")
+
+    run_off_ui(schedule, fail, on_done=lambda result: None).join(10)
+    assert schedule.drain() == 0
+    [record] = [r for r in caplog.records if r.name == "mobile.background"]
+    assert record.exc_info and "disk full" in str(record.exc_info[1])

@@ -1,8 +1,8 @@
 """The field app's presenters, without a window: a real Store in tmp_path, the in-memory FakeServer.
 
-Each test opens an AppCore logged in to a FakeServer that serves two grids and three
-categories (fire_hazard, the micro ebike_stairwell, a deleted one); the device and the
-server share one ManualClock, so moving it orders captures without a clock-skew answer.
+Each test opens an AppCore (conftest.py's ``core``) logged in to a FakeServer that serves two
+grids and three categories (fire_hazard, the micro ebike_stairwell, a deleted one); the device and
+the server share one ManualClock, so moving it orders captures without a clock-skew answer.
 """
 
 from __future__ import annotations
@@ -16,10 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mobile.app_core import SyncRunner
+from mobile.limits import DESCRIPTION_MAX, NOTE_MAX
 from mobile.location import LocationReading
-from mobile.presenters import (
-    DESCRIPTION_MAX, CasePresenter, CasesPresenter, HomePresenter, InputError, ReportPresenter, SyncPresenter,
-)
+from mobile.presenters import CasePresenter, CasesPresenter, HomePresenter, InputError, ReportPresenter, SyncPresenter
 from mobile.sync import synchronize
 from shared.case import Action, fold_case
 from shared.hlc import format_ms
@@ -40,26 +39,6 @@ def jpeg(seed: int = 0) -> bytes:
         from tests.photos.helpers import make_jpeg
         JPEG_CACHE[seed] = make_jpeg(32, 24, noise=True, seed=seed)
     return JPEG_CACHE[seed]
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    """One physical clock for the tablet and the server."""
-    return ManualClock(T0)
-
-
-@pytest.fixture
-def fake(clock):
-    """The server, with reference data."""
-    return seeded_server(clock)
-
-
-@pytest.fixture
-def core(tmp_path, fake, clock):
-    """An AppCore logged in as WORKER, reference data pulled."""
-    opened = logged_in(tmp_path / "app", fake, clock)
-    yield opened
-    opened.close()
 
 
 def sync(core, fake) -> None:
@@ -132,7 +111,7 @@ GOOD = {"grid": GRID, "category": "fire_hazard", "description": "消防通道被
     ({"description": None}, "description", "required"),
     ({"description": "长" * (DESCRIPTION_MAX + 1)}, "description", "too_long"),
     ({"description": "a\x00b"}, "description", "invalid"),
-    ({"note": "n" * 4001, "handled_on_spot": False}, "note", "too_long"),
+    ({"note": "n" * (NOTE_MAX + 1), "handled_on_spot": False}, "note", "too_long"),
     ({"handled_on_spot": True}, "handled_on_spot", "not_micro"),
     ({"urgent": "yes"}, "urgent", "invalid"),
     ({"location": LocationReading(95.0, 114.0, 5.0, "gps")}, "location", "invalid"),
@@ -148,6 +127,18 @@ def test_save_refuses_bad_input_before_writing_anything(core, changes, field, co
         ReportPresenter(core).save(**{**GOOD, **changes})
     assert (caught.value.field, caught.value.code) == (field, code)
     assert snapshot(core) == before
+
+
+@pytest.mark.parametrize("fake, offered", [({"role": "worker"}, True), ({"role": "supervisor"}, False),
+                                           ({"role": "unit"}, False)], indirect=["fake"])
+def test_handling_on_the_spot_is_offered_for_micro_events_to_whom_the_fold_applies_it(core, offered):
+    report = ReportPresenter(core)
+    assert not report.offers_on_spot("fire_hazard") and not report.offers_on_spot(None)
+    assert report.offers_on_spot("ebike_stairwell") is offered
+    if not offered:
+        with pytest.raises(InputError) as caught:
+            report.save(grid=GRID, category="ebike_stairwell", description="x", handled_on_spot=True)
+        assert (caught.value.field, caught.value.code) == ("handled_on_spot", "not_allowed")
 
 
 def test_save_without_a_user_is_refused(tmp_path, fake, clock):
@@ -413,6 +404,31 @@ def test_a_verification_that_lost_the_race_stays_in_the_timeline_superseded(core
     assert (last.action, last.applied, last.superseded) == ("verify_fail", False, True)
 
 
+@pytest.mark.parametrize("fake, offered", [
+    ({"user_id": WORKER}, True),  # the reporter
+    ({"user_id": OTHER_WORKER}, False),  # another worker of the grid
+    ({"user_id": SUPERVISOR, "role": "supervisor"}, True),  # standing in for the reporter
+    ({"user_id": UNIT_USER, "role": "unit"}, False),  # units rectify; they never verify
+], indirect=["fake"])
+def test_verification_is_offered_to_whom_the_fold_applies_it(core, fake, offered):
+    event_id = put(fake, "event", {"grid": GRID, "category": "fire_hazard", "description": "堵塞",
+                                   "reporter": WORKER, "reported_at": format_ms(T0)}, f"grid:{GRID}")
+    supervisor_acts(fake, event_id, "dispatch", "rectify")
+    sync(core, fake)
+    case = CasePresenter(core, event_id)
+    assert case.view().can_verify is offered
+    if not offered:
+        with pytest.raises(InputError) as caught:
+            case.verify(True)
+        assert caught.value.code == "not_awaiting"
+        return
+    action_id = case.verify(True)
+    assert core.store.get("case_action", action_id).values.get("stand_in", False) is (core.user_id != WORKER)
+    sync(core, fake)
+    view = case.view()
+    assert (view.status, view.resolution, view.timeline[-1].applied) == ("closed", "verified", True)
+
+
 def test_case_view_of_an_unknown_event_is_not_found(core):
     with pytest.raises(InputError) as caught:
         CasePresenter(core, "0193b5c8-ffff-7000-8000-000000000000").view()
@@ -513,6 +529,17 @@ def test_my_cases_memo_is_per_user(core, fake):
     sync(core, fake)  # everything synced: another user may log in
     core.login("https://gridpatrol.test", "worker2", "secret")
     assert CasesPresenter(core).rows() == []
+
+
+def test_my_cases_memo_follows_the_role(core, fake):
+    event_id = ReportPresenter(core).save(**GOOD)
+    sync(core, fake)
+    supervisor_acts(fake, event_id, "dispatch", "rectify")
+    sync(core, fake)
+    assert CasesPresenter(core).rows()[0].awaiting_me
+    fake.user = {**fake.user, "role": "unit"}  # the admins changed the user's role
+    core.login("https://gridpatrol.test", "worker1", "secret")
+    assert not CasesPresenter(core).rows()[0].awaiting_me
 
 
 def test_remove_photo_frees_a_form_photo_at_once_and_keeps_a_saved_one(core):

@@ -1,8 +1,9 @@
 """One case: what was reported, its photos, its timeline, and the worker's verification (pass / fail with a note).
 
-谁上报、谁核查: only the reporter verifies, and only a rectified case
-(CaseView.can_verify). A failure needs a note; both may carry photos. The
-verification is saved locally at once and syncs like any capture.
+谁上报、谁核查: only the reporter (or a supervisor standing in) verifies, and only a
+rectified case: CaseView.can_verify, which is what shared.case.available_actions offers the
+user's role. A failure needs a note; both may carry photos. The verification is saved locally
+at once and syncs like any capture.
 """
 
 from __future__ import annotations
@@ -15,15 +16,12 @@ from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.gridlayout import GridLayout
 from kivy.uix.image import Image
 from kivy.uix.label import Label
-from kivy.uix.scrollview import ScrollView
 
 from ... import i18n
-from ...app_core import run_off_ui
 from ...presenters import CasePresenter, InputError
-from ..app import schedule
 from ..format import local_time, location_text
-from ..pickers import pick_photo
-from ..widgets import DANGER, MUTED, OK, WARN, Card, Field, FlatButton, Text, Title
+from ..pickers import PhotoTaker
+from ..widgets import DANGER, MUTED, OK, WARN, Card, Field, FlatButton, Text, Title, scrolling_column
 from .base import BaseScreen
 
 
@@ -32,7 +30,7 @@ def thumbnails(refs: list, height: float = dp(150)) -> GridLayout:
     grid = GridLayout(cols=4, spacing=dp(8), size_hint_y=None)
     grid.bind(minimum_height=grid.setter("height"))
     for ref in refs:
-        sha, path = ref[0], ref[1]
+        path = ref[1]
         thumb = getattr(ref, "thumbnail", None) or path
         if thumb and Path(thumb).exists():
             grid.add_widget(Image(source=thumb, fit_mode="contain", size_hint_y=None, height=height))
@@ -52,19 +50,17 @@ class CaseScreen(BaseScreen):
         self.event_id: str | None = None
         self.verify_photos: list[str] = []
         row = BoxLayout(spacing=dp(24))
-        scroll = ScrollView(do_scroll_x=False, size_hint_x=0.58, bar_width=dp(8))
-        self.details = BoxLayout(orientation="vertical", spacing=dp(10), size_hint_y=None, padding=[0, 0, dp(12), 0])
-        self.details.bind(minimum_height=self.details.setter("height"))
-        scroll.add_widget(self.details)
-        row.add_widget(scroll)
+        self.details = scrolling_column(row, 0.58)
 
         self.verify_card = Card()
         self.verify_title = Title()
         self.verify_hint = Text(tint=MUTED)
         self.note = Field(multiline=True)
         self.verify_thumbs = BoxLayout(size_hint_y=None, height=0)
+        # Photos of the rectified place, for the verification.
+        self.taker = PhotoTaker(self, lambda: CasePresenter(self.core, self.event_id), self._photo_added)
         self.add_photo = FlatButton(filled=False)
-        self.add_photo.bind(on_release=lambda *_: self.pick_photo())
+        self.add_photo.bind(on_release=lambda *_: self.taker.take())
         buttons = GridLayout(cols=2, spacing=dp(12), size_hint_y=None, height=dp(80))
         self.pass_button = FlatButton(tint=OK, tint_down=OK, height=dp(80), font_size=sp(26))
         self.fail_button = FlatButton(tint=DANGER, tint_down=DANGER, height=dp(80), font_size=sp(26))
@@ -160,21 +156,10 @@ class CaseScreen(BaseScreen):
         self.verify_thumbs = thumbnails(refs, dp(110)) if refs else BoxLayout(size_hint_y=None, height=0)
         self.verify_card.add_widget(self.verify_thumbs, index=3)
 
-    def pick_photo(self) -> None:
-        """A photo of the rectified place (camera or file chooser)."""
-        pick_photo(Path(self.core.data_dir) / "camera", self.app.photo_dir, self._photo_chosen,
-                   lambda exc: self.say(i18n.t("report.photo_failed", error=exc), "error"))
-
-    def _photo_chosen(self, path: str) -> None:
-        presenter = CasePresenter(self.core, self.event_id)
-
-        def done(sha: str) -> None:
-            if sha not in self.verify_photos:
-                self.verify_photos.append(sha)
-            self._show_verify_photos()
-
-        run_off_ui(schedule, lambda: presenter.add_photo(path), done,
-                   lambda exc: self.say(i18n.t("report.photo_failed", error=exc), "error"))
+    def _photo_added(self, sha: str) -> None:
+        if sha not in self.verify_photos:
+            self.verify_photos.append(sha)
+        self._show_verify_photos()
 
     def verify(self, passed: bool) -> None:
         """Record pass or fail locally; the next sync sends it."""

@@ -17,57 +17,21 @@ from typing import Any
 from kivy.lang import Builder
 from kivy.metrics import dp
 from kivy.properties import BooleanProperty, StringProperty
-from kivy.uix.behaviors import ButtonBehavior
-from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.recycleview import RecycleView
 
 from ... import i18n
 from ...presenters import CasesPresenter
 from ..format import local_time
 from ..loading import ScreenLoad
-from ..widgets import Text
+from ..widgets import ListRow, Text
 from .base import BaseScreen
 
 ROW_HEIGHT = dp(104)
 
 Builder.load_string("""
 <CaseRowView>:
-    orientation: 'horizontal'
-    padding: [dp(20), dp(10)]
-    spacing: dp(16)
-    canvas.before:
-        Color:
-            rgba: (1, 0.957, 0.839, 1) if self.awaiting else ((0.88, 0.92, 0.97, 1) if self.state == 'down' else (1, 1, 1, 1))
-        RoundedRectangle:
-            pos: self.x, self.y + dp(4)
-            size: self.width, self.height - dp(8)
-            radius: [dp(10)]
-        Color:
-            rgba: (0.78, 0.16, 0.16, 1) if self.urgent else ((0.7, 0.42, 0, 1) if self.awaiting else (0, 0, 0, 0))
-        Rectangle:
-            pos: self.x, self.y + dp(4)
-            size: dp(8), self.height - dp(8)
-    BoxLayout:
-        orientation: 'vertical'
-        Label:
-            text: root.title
-            color: 0.12, 0.16, 0.2, 1
-            font_size: '22sp'
-            bold: True
-            text_size: self.size
-            halign: 'left'
-            valign: 'middle'
-            shorten: True
-            shorten_from: 'right'
-        Label:
-            text: root.subtitle
-            color: 0.38, 0.43, 0.49, 1
-            font_size: '18sp'
-            text_size: self.size
-            halign: 'left'
-            valign: 'middle'
-            shorten: True
-            shorten_from: 'right'
+    fill: (1, 0.957, 0.839, 1) if self.awaiting else ((0.88, 0.92, 0.97, 1) if self.state == 'down' else (1, 1, 1, 1))
+    stripe: (0.78, 0.16, 0.16, 1) if self.urgent else ((0.7, 0.42, 0, 1) if self.awaiting else (0, 0, 0, 0))
     BoxLayout:
         orientation: 'vertical'
         size_hint_x: None
@@ -102,13 +66,10 @@ Builder.load_string("""
 """)
 
 
-class CaseRowView(ButtonBehavior, BoxLayout):
+class CaseRowView(ListRow):
     """One row of the list (reused by the RecycleView for whichever case scrolls into it)."""
 
     event_id = StringProperty("")
-    title = StringProperty("")
-    subtitle = StringProperty("")
-    status_text = StringProperty("")
     badges = StringProperty("")
     awaiting = BooleanProperty(False)
     urgent = BooleanProperty(False)

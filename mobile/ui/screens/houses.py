@@ -17,28 +17,23 @@ a dash when that check counted nobody or there is none.
 from __future__ import annotations
 
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 from kivy.lang import Builder
 from kivy.metrics import dp, sp
 from kivy.properties import BooleanProperty, StringProperty
-from kivy.uix.behaviors import ButtonBehavior
 from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.gridlayout import GridLayout
 from kivy.uix.recycleview import RecycleView
-from kivy.uix.scrollview import ScrollView
 
-from shared.houses import REGISTRATION_GOAL
+from shared.houses import below_goal
 
 from ... import i18n
-from ...app_core import run_off_ui
 from ...houses import HousesPresenter
 from ...presenters import InputError, ReportPresenter
-from ..app import schedule
 from ..format import local_time
-from ..pickers import pick_photo
-from ..widgets import DANGER, MUTED, OK, WARN, Card, Field, FlatButton, Text, Title, Toggle
+from ..pickers import PhotoTaker
+from ..widgets import DANGER, MUTED, OK, WARN, Card, Field, FlatButton, ListRow, Text, Title, Toggle, scrolling_column
 from .base import BaseScreen
 from .report import PhotoStrip
 
@@ -46,40 +41,8 @@ __all__ = ["HousesScreen", "HouseScreen", "HouseCheckScreen", "TenantScreen"]
 
 Builder.load_string("""
 <HouseRowView>:
-    orientation: 'horizontal'
-    padding: [dp(20), dp(10)]
-    spacing: dp(16)
-    canvas.before:
-        Color:
-            rgba: (0.88, 0.92, 0.97, 1) if self.state == 'down' else (1, 1, 1, 1)
-        RoundedRectangle:
-            pos: self.x, self.y + dp(4)
-            size: self.width, self.height - dp(8)
-            radius: [dp(10)]
-        Color:
-            rgba: (0.78, 0.16, 0.16, 1) if self.hazards else (0, 0, 0, 0)
-        Rectangle:
-            pos: self.x, self.y + dp(4)
-            size: dp(8), self.height - dp(8)
-    BoxLayout:
-        orientation: 'vertical'
-        Label:
-            text: root.title
-            color: 0.12, 0.16, 0.2, 1
-            font_size: '22sp'
-            bold: True
-            text_size: self.size
-            halign: 'left'
-            valign: 'middle'
-            shorten: True
-        Label:
-            text: root.subtitle
-            color: 0.38, 0.43, 0.49, 1
-            font_size: '18sp'
-            text_size: self.size
-            halign: 'left'
-            valign: 'middle'
-            shorten: True
+    fill: (0.88, 0.92, 0.97, 1) if self.state == 'down' else (1, 1, 1, 1)
+    stripe: (0.78, 0.16, 0.16, 1) if self.hazards else (0, 0, 0, 0)
     Label:
         size_hint_x: None
         width: dp(330)
@@ -109,13 +72,10 @@ def percent(rate: float | None) -> str:
     return "—" if rate is None else f"{rate * 100:.0f}%"
 
 
-class HouseRowView(ButtonBehavior, BoxLayout):
+class HouseRowView(ListRow):
     """One house in the list (reused by the RecycleView as the list scrolls)."""
 
     house_id = StringProperty("")
-    title = StringProperty("")
-    subtitle = StringProperty("")
-    status_text = StringProperty("")
     hazards = BooleanProperty(False)
 
     def on_release(self) -> None:
@@ -179,11 +139,7 @@ class HouseScreen(BaseScreen):
     def build(self) -> None:
         self.house_id: str | None = None
         row = BoxLayout(spacing=dp(24))
-        scroll = ScrollView(do_scroll_x=False, size_hint_x=0.55, bar_width=dp(8))
-        self.details = BoxLayout(orientation="vertical", spacing=dp(10), size_hint_y=None, padding=[0, 0, dp(12), 0])
-        self.details.bind(minimum_height=self.details.setter("height"))
-        scroll.add_widget(self.details)
-        row.add_widget(scroll)
+        self.details = scrolling_column(row, 0.55)
 
         column = BoxLayout(orientation="vertical", spacing=dp(12), size_hint_x=0.45)
         actions = GridLayout(cols=2, spacing=dp(12), size_hint_y=None, height=dp(80))
@@ -194,11 +150,7 @@ class HouseScreen(BaseScreen):
         actions.add_widget(self.check_button)
         actions.add_widget(self.tenant_button)
         column.add_widget(actions)
-        tenants_scroll = ScrollView(do_scroll_x=False, bar_width=dp(8))
-        self.tenants = BoxLayout(orientation="vertical", spacing=dp(8), size_hint_y=None)
-        self.tenants.bind(minimum_height=self.tenants.setter("height"))
-        tenants_scroll.add_widget(self.tenants)
-        column.add_widget(tenants_scroll)
+        self.tenants = scrolling_column(column, spacing=dp(8), padding=(0, 0, 0, 0))
         row.add_widget(column)
         self.body.add_widget(row)
 
@@ -238,7 +190,7 @@ class HouseScreen(BaseScreen):
         seen = view.checks[0].residents_seen if view.checks else None
         add(Text(text=i18n.t("house.registration", rate=percent(view.rate), tenants=current,
                              seen="—" if seen is None else seen),
-                 bold=True, tint=OK if view.rate is not None and view.rate >= REGISTRATION_GOAL else WARN))
+                 bold=True, tint=WARN if view.rate is None or below_goal(view.rate) else OK))
         add(Title(text=i18n.t("house.hazards")))
         if not view.hazards:
             add(Text(text=i18n.t("house.no_hazards"), tint=OK))
@@ -315,17 +267,14 @@ class HouseCheckScreen(BaseScreen):
         self.notes: dict[str, Field] = {}
         self.photos: list[str] = []
         row = BoxLayout(spacing=dp(24))
-        scroll = ScrollView(do_scroll_x=False, size_hint_x=0.64, bar_width=dp(8))
-        self.items = BoxLayout(orientation="vertical", spacing=dp(10), size_hint_y=None, padding=[0, 0, dp(12), 0])
-        self.items.bind(minimum_height=self.items.setter("height"))
-        scroll.add_widget(self.items)
-        row.add_widget(scroll)
+        self.items = scrolling_column(row, 0.64)
         side = BoxLayout(orientation="vertical", spacing=dp(12), size_hint_x=0.36)
         self.seen_title = Title()
         self.seen = Field(multiline=False, input_filter="int")
         photos = Card(padding=dp(16), spacing=dp(6))
         self.photos_title = Title()
-        self.strip = PhotoStrip(self.add_photo, self.remove_photo)
+        self.taker = PhotoTaker(self, lambda: self.form, self._photo_added)
+        self.strip = PhotoStrip(self.taker.take, self.remove_photo)
         photos.add_widget(self.photos_title)
         photos.add_widget(self.strip)
         self.save_button = FlatButton(tint=OK, tint_down=OK, height=dp(80), font_size=sp(28))
@@ -384,20 +333,10 @@ class HouseCheckScreen(BaseScreen):
         else:
             self.answers.pop(code, None)
 
-    def add_photo(self) -> None:
-        pick_photo(Path(self.core.data_dir) / "camera", self.app.photo_dir, self._photo_chosen,
-                   lambda exc: self.say(i18n.t("report.photo_failed", error=exc), "error"))
-
-    def _photo_chosen(self, path: str) -> None:
-        presenter = self.form
-
-        def done(sha: str) -> None:
-            if sha not in self.photos:
-                self.photos.append(sha)
-            self._show_photos()
-
-        run_off_ui(schedule, lambda: presenter.add_photo(path), done,
-                   lambda exc: self.say(i18n.t("report.photo_failed", error=exc), "error"))
+    def _photo_added(self, sha: str) -> None:
+        if sha not in self.photos:
+            self.photos.append(sha)
+        self._show_photos()
 
     def remove_photo(self, sha: str) -> None:
         self.form.remove_photo(sha)

@@ -10,8 +10,7 @@ accuracy, or, clearly marked, the last known position or a manual entry.
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
+import logging
 from typing import Any
 
 from kivy.metrics import dp, sp
@@ -21,14 +20,14 @@ from kivy.uix.image import Image
 from kivy.uix.scrollview import ScrollView
 
 from ... import i18n
-from ...app_core import run_off_ui
-from ...location import LocationReading, on_android
+from ...location import LocationReading
 from ...presenters import InputError, ReportPresenter
-from ..app import schedule
 from ..format import location_text
-from ..pickers import ask_location, pick_photo
+from ..pickers import PhotoTaker, ask_location
 from ..widgets import DANGER, MUTED, OK, WARN, Card, Field, FlatButton, Text, Title, Toggle
 from .base import BaseScreen
+
+log = logging.getLogger(__name__)
 
 
 class PhotoStrip(BoxLayout):
@@ -72,10 +71,11 @@ class ReportScreen(BaseScreen):
     def build(self) -> None:
         self.presenter: ReportPresenter | None = None
         self.category: str | None = None
+        self.on_spot_offered = False  # the presenter's answer for the chosen category
         self.grid: str | None = None
         self.photos: list[str] = []
         self.reading: LocationReading | None = None
-        self.adding_photo = False
+        self.taker = PhotoTaker(self, self._presenter, self._photo_added)
 
         # Three columns, so the whole form fits a 1280×800 screen without scrolling: what it is
         # (category), what happened and where (description, flags, location), the evidence (photos) and Save.
@@ -127,7 +127,7 @@ class ReportScreen(BaseScreen):
         self.grid_choices.bind(minimum_height=self.grid_choices.setter("height"))
         photos = Card(padding=dp(16), spacing=dp(6))
         self.photos_title = Title()
-        self.strip = PhotoStrip(self.add_photo, self.remove_photo)
+        self.strip = PhotoStrip(self.taker.take, self.remove_photo)
         photos.add_widget(self.photos_title)
         photos.add_widget(self.strip)
         self.save_button = FlatButton(tint=OK, tint_down=OK, height=dp(80), font_size=sp(28))
@@ -166,8 +166,8 @@ class ReportScreen(BaseScreen):
         for sha in self.photos:
             try:
                 presenter.remove_photo(sha)
-            except Exception:  # noqa: BLE001 - discarding a draft photo is best effort
-                pass
+            except Exception:  # noqa: BLE001 - discarding a draft photo is best effort: the form empties anyway
+                log.warning("report: could not discard the draft photo %s", sha, exc_info=True)
         self.category, self.photos = None, []
         self.description.text = ""
         self.urgent.state = "normal"
@@ -202,11 +202,9 @@ class ReportScreen(BaseScreen):
         self.save_button.text = i18n.t("report.save")
 
         self.categories.clear_widgets()
-        self.micro_codes = set()
         for choice in presenter.categories():
             name = (choice.name_en if english and choice.name_en else choice.name) or choice.code
             if choice.micro:
-                self.micro_codes.add(choice.code)
                 name += i18n.t("report.micro_mark")
             button = Toggle(text=name, group="category", allow_no_selection=False,
                             state="down" if choice.code == self.category else "normal")
@@ -221,21 +219,26 @@ class ReportScreen(BaseScreen):
             button.code = grid.code
             button.bind(on_release=lambda b: setattr(self, "grid", b.code))
             self.grid_choices.add_widget(button)
-        self._show_on_spot()
+        self._offer_on_spot()
         self._show_location()
         self._show_photos()
 
     def choose_category(self, code: str) -> None:
-        """A category was tapped: a micro one allows "handled on the spot"."""
+        """A category was tapped: one the worker may close on the spot (a micro one) allows "handled on the spot"."""
         self.category = code
+        self._offer_on_spot()
+
+    def _offer_on_spot(self) -> None:
+        """Ask the presenter whether the chosen category may be handled on the spot, and show the answer."""
+        self.on_spot_offered = self._presenter().offers_on_spot(self.category)
         self._show_on_spot()
 
     def _show_on_spot(self) -> None:
-        micro = self.category in getattr(self, "micro_codes", set())
-        self.on_spot.disabled = not micro
-        if not micro and self.on_spot.state == "down":
+        offered = self.on_spot_offered
+        self.on_spot.disabled = not offered
+        if not offered and self.on_spot.state == "down":
             self.on_spot.state = "normal"
-        shown = micro and self.on_spot.state == "down"
+        shown = offered and self.on_spot.state == "down"
         self.on_spot_note.disabled = not shown
         self.on_spot_note.opacity = 1 if shown else 0
         self.on_spot_note.height = dp(64) if shown else 0
@@ -271,33 +274,10 @@ class ReportScreen(BaseScreen):
 
     # --- photos ---------------------------------------------------------------------------------
 
-    def add_photo(self) -> None:
-        """Camera (Android) or file chooser (desktop); the photo is prepared off the UI thread."""
-        if self.adding_photo:
-            return
-        camera_dir = Path(self.core.data_dir) / "camera"
-        pick_photo(camera_dir, self.app.photo_dir, self._photo_chosen, self._photo_failed)
-
-    def _photo_chosen(self, path: str) -> None:
-        self.adding_photo = True
-        presenter = self._presenter()
-
-        def done(sha: str) -> None:
-            self.adding_photo = False
-            if sha not in self.photos:
-                self.photos.append(sha)
-            self._show_photos()
-            if on_android() and str(path).startswith(str(Path(self.core.data_dir) / "camera")):
-                os.unlink(path)  # the camera's full-size file: the queue holds the prepared photo
-
-        def failed(exc: BaseException) -> None:
-            self.adding_photo = False
-            self._photo_failed(exc)
-
-        run_off_ui(schedule, lambda: presenter.add_photo(path), done, failed)
-
-    def _photo_failed(self, exc: BaseException) -> None:
-        self.say(i18n.t("report.photo_failed", error=exc), "error")
+    def _photo_added(self, sha: str) -> None:
+        if sha not in self.photos:
+            self.photos.append(sha)
+        self._show_photos()
 
     def remove_photo(self, sha: str) -> None:
         """Take a photo out of the form (and off the tablet: no record refers to it)."""
