@@ -87,7 +87,7 @@ def read_json(schema: Schema | None = None, *, raw: bytes | None = None, decoded
     """The request body as JSON (gzip allowed), loaded through schema; errors become 400/413.
 
     ``raw``: the body already read with read_body(); ``decoded``: that body already decoded
-    (server/wire.py's read_push), or None to decode it here.
+    (server/sync/wire.py's read_push), or None to decode it here.
     """
     if decoded is None:
         try:

@@ -9,7 +9,7 @@ The feed position is the heart of change-only pull: a record's position is
 raised every time it changes, and a pull asks for the positions above its
 cursor in one bucket. `feed` holds the last position handed out; its single
 row is also the lock that serialises writers, so positions become visible in
-the order they were handed out (see server/store.py).
+the order they were handed out (see server/sync/feed.py).
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ from shared.houses import REGISTRATION_GOAL, below_goal, combined_rate, living_t
 from shared.records import REF_BUCKET
 
 from .. import privacy
-from ..cases.service import Reference
+from ..reference import Reference
 from ..db import db
 from ..models import Record, User
 

@@ -127,7 +127,7 @@ def max_hlc(changes: Iterable[Change]) -> HLC | None:
 def validate_batch(user: User | Writer | None, raw_changes: list[Any]) -> tuple[list[Change | None], dict[int, Result]]:
     """Load and authorise each change (``user`` None: the server's own); rejected ones get their Result by index.
 
-    A change may come already loaded, as a Change (server/wire.py read it from the body).
+    A change may come already loaded, as a Change (server/sync/wire.py read it from the body).
     """
     changes: list[Change | None] = []
     rejected: dict[int, Result] = {}

@@ -6,7 +6,7 @@ at random over a network that drops, duplicates and delays requests, with clocks
 
 Resident ID numbers are the one field that does not simply converge: a tablet whose role may not
 see them pulls ``id_number_masked`` instead (server/privacy.py). So the law checked here is: every
-tablet holds exactly the server's view of each record *for its user* (server.store.record_change
+tablet holds exactly the server's view of each record *for its user* (server.sync.service.record_change
 with the user as viewer), plus at most the ID numbers it typed itself, and never anyone else's.
 """
 

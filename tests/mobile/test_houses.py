@@ -233,7 +233,7 @@ def test_a_rate_is_within_0_and_1_and_a_house_alone_is_its_grids_figure(register
 
 @given(st.one_of(st.none(), st.just(""), st.dates().map(lambda d: d.isoformat())), st.dates())
 def test_living_there_is_the_pages_rule(moved_out, today):
-    # server/houses_service.py: moved out when moved_out is set and on or before today
+    # shared/houses.living_there: moved out when moved_out is set and on or before today
     assert living_there(moved_out, today.isoformat()) is not (bool(moved_out) and moved_out <= today.isoformat())
 
 

@@ -27,7 +27,7 @@ def test_every_message_of_the_pages_has_a_chinese_translation():
         translated = {m.id: m.string for m in read_po(handle) if m.id and m.string and not m.fuzzy}
     assert found, "no messages found: is the extraction looking in the right place?"
     missing = sorted(found - set(translated))
-    assert not missing, "untranslated (see server/i18n.py for the pybabel commands):\n" + "\n".join(missing)
+    assert not missing, "untranslated (see server/web/i18n.py for the pybabel commands):\n" + "\n".join(missing)
 
 
 def test_the_catalog_is_compiled_at_start_and_once_per_content(tmp_path):

@@ -1,4 +1,4 @@
-"""server/wire.py's read_push gives what json.loads and load_change give for a push body, only faster.
+"""server/sync/wire.py's read_push gives what json.loads and load_change give for a push body, only faster.
 
 On generated and byte-mutated bodies: whatever read_push returns has the keys and values json.loads
 gives, each change it validated is the Change load_change makes of the plain value, it never raises,

@@ -22,7 +22,7 @@ def upgrade():
     sa.Column('position', sa.BigInteger(), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
-    # The single feed row: the last position handed out, and the writers' lock (server/store.py).
+    # The single feed row: the last position handed out, and the writers' lock (server/sync/feed.py).
     op.bulk_insert(feed, [{'id': 1, 'position': 0}])
     op.create_table('records',
     sa.Column('id', sa.String(length=36), nullable=False),
