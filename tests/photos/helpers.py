@@ -1,4 +1,5 @@
-"""What the photo tests share: real JPEGs made with Pillow, the API as a transport, a live server, a cutting proxy."""
+"""What the photo tests share: real JPEGs made with Pillow, racing threads, the API as a transport, a live server,
+a cutting proxy."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import io
 import random
 import socket
 import threading
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from PIL import ExifTags, Image
 
@@ -53,6 +54,21 @@ def make_jpeg(width: int = 64, height: int = 48, *, orientation: int | None = No
 def sha(data: bytes) -> str:
     """The SHA-256 name of some bytes."""
     return hashlib.sha256(data).hexdigest()
+
+
+def race(target: Callable[[], None], runners: int, timeout: float = 60) -> None:
+    """Run ``target`` in ``runners`` threads that set off at the same moment, and wait for them all."""
+    start = threading.Barrier(runners)
+
+    def run() -> None:
+        start.wait()
+        target()
+
+    threads = [threading.Thread(target=run) for _ in range(runners)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout)
 
 
 # --- the server in process ------------------------------------------------------------------------
