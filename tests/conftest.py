@@ -16,6 +16,7 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.enviro
 # is migrated once per session into a template; each test gets a fresh copy
 # (a file copy on SQLite, CREATE DATABASE ... TEMPLATE on PostgreSQL).
 
+import contextlib  # noqa: E402
 import itertools  # noqa: E402
 import shutil  # noqa: E402
 import uuid  # noqa: E402
@@ -47,6 +48,19 @@ def pg_available():
             pytest.fail(f"CI needs PostgreSQL at {PG_ADMIN_URL}, but: {exc}")
         pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_URL}; PostgreSQL tests skipped")
     return True
+
+
+@contextlib.contextmanager
+def _pg_clone(template: str):
+    """A fresh PostgreSQL database cloned from the migrated template: answers its URL, drops it at the end."""
+    name = f"gp_test_{os.getpid()}_{next(_counter)}"
+    with _pg_connect() as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    try:
+        yield _pg_url(name)
+    finally:
+        with _pg_connect() as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _migrate(url: str) -> None:
@@ -91,13 +105,8 @@ def database_url(request, tmp_path):
         shutil.copy(request.getfixturevalue("sqlite_template"), path)
         yield f"sqlite:///{path}"
         return
-    template = request.getfixturevalue("pg_template")
-    name = f"gp_test_{os.getpid()}_{next(_counter)}"
-    with _pg_connect() as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-    yield _pg_url(name)
-    with _pg_connect() as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with _pg_clone(request.getfixturevalue("pg_template")) as url:
+        yield url
 
 
 TEST_ID_KEY = "5e" * 64
@@ -147,9 +156,5 @@ def demo(app):
 @pytest.fixture
 def pg_database(pg_template):
     """A fresh, migrated PostgreSQL store (for tests that use both engines at once)."""
-    name = f"gp_test_{os.getpid()}_{next(_counter)}"
-    with _pg_connect() as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"')
-    yield _pg_url(name)
-    with _pg_connect() as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with _pg_clone(pg_template) as url:
+        yield url

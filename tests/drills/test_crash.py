@@ -10,7 +10,7 @@ workers: no request or commit gets to finish), then starts it again and waits
 for /api/v1/health. The kill therefore lands anywhere: before the server has
 read the request, inside its transaction, between its commit and the answer,
 or while the answer travels. (Each gunicorn is started by a fork server that
-imported the server once, tests/drills/forkserver.py, so a restart costs a
+imported the server once, tests/forkserver.py, so a restart costs a
 fraction of a second and twenty kills fit in the drill's time.)
 
 At the end, read from the store directly: every change the device saw
@@ -33,7 +33,9 @@ from mobile.sync import synchronize
 from mobile.transport import HttpTransport, TransportError
 from shared.hlc import format_ms
 
-from .helpers import PASSWORD, ServerProcess, compare_with_server, load_demo, server_records
+from tests.servers import GunicornServer
+
+from .helpers import PASSWORD, compare_with_server, load_demo, server_records
 
 pytestmark = pytest.mark.slow
 
@@ -104,7 +106,7 @@ class WatchedTransport:
 class Killer(threading.Thread):
     """Kills the server a random moment into a push, restarts it, and waits for the next push."""
 
-    def __init__(self, server: ServerProcess, watched: WatchedTransport, seed: int):
+    def __init__(self, server: GunicornServer, watched: WatchedTransport, seed: int):
         super().__init__(name="killer", daemon=True)
         self.server, self.watched = server, watched
         self.random = random.Random(seed)
@@ -169,7 +171,7 @@ def test_sigkilled_server_loses_no_acknowledged_change_and_stores_none_twice(dat
     started = time.monotonic()
     users = load_demo(database_url)
     worker = users["worker1"]
-    server = ServerProcess(database_url, tmp_path / "gunicorn.log", workers=1, fast_restart=True)
+    server = GunicornServer(database_url, tmp_path / "photos", tmp_path / "gunicorn.log", workers=1, fast_restart=True)
     # Few retries and short timeouts: a dead server is noticed at once, and the loop below retries.
     http = HttpTransport(server.url, retries=1, backoff_factor=0.01, timeout=(0.5, 10))
     watched = WatchedTransport(http)

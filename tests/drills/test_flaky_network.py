@@ -33,7 +33,9 @@ from mobile.sync import synchronize
 from mobile.transport import HttpTransport
 from shared.hlc import format_ms
 
-from .helpers import PASSWORD, ServerProcess, compare_with_server, load_demo, server_records
+from tests.servers import GunicornServer
+
+from .helpers import PASSWORD, compare_with_server, load_demo, server_records
 
 pytestmark = pytest.mark.slow
 
@@ -185,7 +187,7 @@ class Device:
         self.store.close()
 
 
-def settle(devices: list[Device], deadline: float, server: ServerProcess) -> None:
+def settle(devices: list[Device], deadline: float, server: GunicornServer) -> None:
     """Sync each device until its sync runs to the end with nothing left to push."""
     for device in devices:
         while True:
@@ -199,7 +201,7 @@ def test_thirty_percent_of_requests_fail_and_everything_is_synced_once(database_
     started = time.monotonic()
     users = load_demo(database_url)
     devices: list[Device] = []
-    with ServerProcess(database_url, tmp_path / "gunicorn.log", workers=2, threads=4) as server:
+    with GunicornServer(database_url, tmp_path / "photos", tmp_path / "gunicorn.log", workers=2, threads=4) as server:
         proxy = FlakyProxy(server.port, FAILURE_RATE, seed=30)
         proxy_thread = threading.Thread(target=proxy.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         proxy_thread.start()

@@ -22,6 +22,7 @@ that the feed lock makes a second writer wait for the first one's commit.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import threading
@@ -89,99 +90,101 @@ class Workload:
         self.errors: list[BaseException] = []
         self.batches = self.pages = 0
 
-    def writer(self, n: int) -> None:
-        rng = random.Random(n)
-        clock = Clock(f"{0xfeed0000 + n:016x}")
+    @contextlib.contextmanager
+    def _own_app_context(self):
+        """The calling thread's own app context (its own session and connection); an error in it is kept for
+        run() and stops every thread."""
         with self.app.app_context():
             try:
-                admin = db.session.get(User, self.admin_id)
-                while not self.stop_writers.is_set():
-                    raw = []
-                    for _ in range(rng.randint(1, 12)):
-                        hlc = str(clock.now())
-                        with self.lock:
-                            target = rng.choice(self.committed) if self.committed and rng.random() < 0.35 else None
-                        if target:
-                            rid, bucket = target
-                            fields = {"description": [f"edit by writer {n} at {hlc}", hlc],
-                                      "urgent": [rng.random() < 0.5, hlc]}
-                        else:
-                            rid, grid = uuid7(clock.last.wall_ms, rng.randbytes(10)), rng.choice(GRIDS)
-                            bucket = grid_bucket(grid)
-                            fields = {"grid": [grid, hlc], "category": ["garbage", hlc],
-                                      "description": [f"writer {n}", hlc], "reporter": [REPORTER, hlc],
-                                      "reported_at": [format_ms(clock.last.wall_ms), hlc]}
-                        raw.append({"kind": "event", "id": rid, "bucket": bucket, "fields": fields})
-                    changes, rejected = apply.validate_batch(admin, raw)
-                    try:
-                        results = apply.apply_changes(admin, changes, rejected)  # returns after commit
-                    except OperationalError as exc:
-                        if not (self.unlocked and isinstance(exc.orig, psycopg.errors.DeadlockDetected)):
-                            raise
-                        db.session.rollback()
-                        self.deadlocks += 1
-                        continue
-                    with self.lock:
-                        self.batches += 1
-                        for change, result in zip(raw, results):
-                            assert result.status in ("applied", "stale"), result
-                            self.acknowledged.extend((change["id"], name, value, hlc)
-                                                     for name, (value, hlc) in change["fields"].items())
-                            if "grid" in change["fields"]:
-                                self.committed.append((change["id"], change["bucket"]))
+                yield
             except BaseException as exc:
                 self.errors.append(exc)
                 self.stop_writers.set()
                 self.stop_pullers.set()
             finally:
                 db.session.remove()
+
+    def writer(self, n: int) -> None:
+        rng = random.Random(n)
+        clock = Clock(f"{0xfeed0000 + n:016x}")
+        with self._own_app_context():
+            admin = db.session.get(User, self.admin_id)
+            while not self.stop_writers.is_set():
+                raw = []
+                for _ in range(rng.randint(1, 12)):
+                    hlc = str(clock.now())
+                    with self.lock:
+                        target = rng.choice(self.committed) if self.committed and rng.random() < 0.35 else None
+                    if target:
+                        rid, bucket = target
+                        fields = {"description": [f"edit by writer {n} at {hlc}", hlc],
+                                  "urgent": [rng.random() < 0.5, hlc]}
+                    else:
+                        rid, grid = uuid7(clock.last.wall_ms, rng.randbytes(10)), rng.choice(GRIDS)
+                        bucket = grid_bucket(grid)
+                        fields = {"grid": [grid, hlc], "category": ["garbage", hlc],
+                                  "description": [f"writer {n}", hlc], "reporter": [REPORTER, hlc],
+                                  "reported_at": [format_ms(clock.last.wall_ms), hlc]}
+                    raw.append({"kind": "event", "id": rid, "bucket": bucket, "fields": fields})
+                changes, rejected = apply.validate_batch(admin, raw)
+                try:
+                    results = apply.apply_changes(admin, changes, rejected)  # returns after commit
+                except OperationalError as exc:
+                    if not (self.unlocked and isinstance(exc.orig, psycopg.errors.DeadlockDetected)):
+                        raise
+                    db.session.rollback()
+                    self.deadlocks += 1
+                    continue
+                with self.lock:
+                    self.batches += 1
+                    for change, result in zip(raw, results):
+                        assert result.status in ("applied", "stale"), result
+                        self.acknowledged.extend((change["id"], name, value, hlc)
+                                                 for name, (value, hlc) in change["fields"].items())
+                        if "grid" in change["fields"]:
+                            self.committed.append((change["id"], change["bucket"]))
 
     def puller(self, n: int) -> None:
         rng = random.Random(1000 + n)
         view: dict[str, dict] = {}
         cursors: dict[str, str] = {}
-        with self.app.app_context():
-            try:
-                admin = db.session.get(User, self.admin_id)
-                pulls = 0
-                while not self.stop_pullers.is_set():
-                    page = service.pull_changes(admin, cursors, rng.randint(1, 60))
-                    for change in page["changes"]:
-                        view[change["id"]] = change  # the whole state; a later position is newer
-                    cursors = page["cursors"]
-                    pulls += 1
-                # The writers have stopped: pull until the feed says there is no more.
-                while True:
-                    page = service.pull_changes(admin, cursors, 500)
-                    for change in page["changes"]:
-                        view[change["id"]] = change
-                    cursors = page["cursors"]
-                    if not page["more"]:
-                        break
-                with self.lock:
-                    self.views.append(view)
-                    self.pages += pulls
-            except BaseException as exc:
-                self.errors.append(exc)
-                self.stop_writers.set()
-                self.stop_pullers.set()
-            finally:
-                db.session.remove()
+        pulls = 0
+        with self._own_app_context():
+            admin = db.session.get(User, self.admin_id)
+            while True:
+                writers_done = self.stop_pullers.is_set()  # then: pull until the feed says there is no more
+                page = service.pull_changes(admin, cursors, 500 if writers_done else rng.randint(1, 60))
+                for change in page["changes"]:
+                    view[change["id"]] = change  # the whole state; a later position is newer
+                cursors = page["cursors"]
+                pulls += 1
+                if writers_done and not page["more"]:
+                    break
+            with self.lock:
+                self.views.append(view)
+                self.pages += pulls
 
-    def run(self) -> None:
-        writers = [threading.Thread(target=self.writer, args=(n,), name=f"writer-{n}") for n in range(WRITERS)]
-        pullers = [threading.Thread(target=self.puller, args=(n,), name=f"puller-{n}") for n in range(PULLERS)]
-        for thread in writers + pullers:
-            thread.start()
-        self.stop_writers.wait(self.seconds)
-        self.stop_writers.set()
-        for thread in writers:
-            thread.join()
-        self.stop_pullers.set()
-        for thread in pullers:
-            thread.join()
-        if self.errors:
-            raise self.errors[0]
+    def run(self) -> dict[str, dict]:
+        """Write and pull for ``seconds``, then let the pullers catch up; answers what the store then holds.
+        The app's connections are closed at the end, whatever happened."""
+        try:
+            writers = [threading.Thread(target=self.writer, args=(n,), name=f"writer-{n}") for n in range(WRITERS)]
+            pullers = [threading.Thread(target=self.puller, args=(n,), name=f"puller-{n}") for n in range(PULLERS)]
+            for thread in writers + pullers:
+                thread.start()
+            self.stop_writers.wait(self.seconds)
+            self.stop_writers.set()
+            for thread in writers:
+                thread.join()
+            self.stop_pullers.set()
+            for thread in pullers:
+                thread.join()
+            if self.errors:
+                raise self.errors[0]
+            return stored_state(self.app)
+        finally:
+            with self.app.app_context():
+                db.engine.dispose()
 
 
 def stored_state(app) -> dict[str, dict]:
@@ -214,12 +217,7 @@ def test_concurrent_writers_and_pullers_miss_no_committed_change(pg_database):
     admin_id = prepare(app)
     started = time.monotonic()
     workload = Workload(app, admin_id, FEED_SECONDS)
-    try:
-        workload.run()
-        stored = stored_state(app)
-    finally:
-        with app.app_context():
-            db.engine.dispose()
+    stored = workload.run()
     problems = {n: check(view, workload.acknowledged, stored) for n, view in enumerate(workload.views)}
     print(f"{workload.batches} batches committed, {len(workload.acknowledged)} acknowledged writes, "
           f"{len(stored)} records, {workload.pages} pages pulled, {time.monotonic() - started:.1f} s")
@@ -250,12 +248,7 @@ def test_the_checker_catches_a_feed_built_on_a_plain_sequence(pg_database, monke
     monkeypatch.setattr(feed, "lock", _plain_sequence_feed)
 
     workload = Workload(app, admin_id, BROKEN_SECONDS, unlocked=True)
-    try:
-        workload.run()
-        stored = stored_state(app)
-    finally:
-        with app.app_context():
-            db.engine.dispose()
+    stored = workload.run()
     problems = [check(view, workload.acknowledged, stored) for view in workload.views]
     caught = sum(1 for p in problems if p)
     print(f"plain sequence: {workload.batches} batches ({workload.deadlocks} deadlocked); {caught} of {PULLERS} "

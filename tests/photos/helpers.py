@@ -1,23 +1,19 @@
-"""What the photo tests share: real JPEGs made with Pillow, the API as a transport, a live server, a cutting proxy."""
+"""What the photo tests share: real JPEGs made with Pillow, racing threads, the API as a transport, a live server,
+a cutting proxy."""
 
 from __future__ import annotations
 
 import hashlib
 import io
-import os
 import random
-import signal
 import socket
-import subprocess
-import sys
 import threading
-import time
-from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from PIL import ExifTags, Image
 
 from mobile.transport import (ClockSkew, HttpError, Rejected, TooLarge, Unauthorized, parse_server_time)
+from tests.servers import GunicornServer  # noqa: F401  (tests/gui/conftest.py imports it from here)
 
 PASSWORD = "demo-pass"
 LIMIT = 2 * 1024 * 1024  # GRIDPATROL_MAX_PHOTO_BYTES in these tests: 413 is cheap to reach
@@ -58,6 +54,21 @@ def make_jpeg(width: int = 64, height: int = 48, *, orientation: int | None = No
 def sha(data: bytes) -> str:
     """The SHA-256 name of some bytes."""
     return hashlib.sha256(data).hexdigest()
+
+
+def race(target: Callable[[], None], runners: int, timeout: float = 60) -> None:
+    """Run ``target`` in ``runners`` threads that set off at the same moment, and wait for them all."""
+    start = threading.Barrier(runners)
+
+    def run() -> None:
+        start.wait()
+        target()
+
+    threads = [threading.Thread(target=run) for _ in range(runners)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout)
 
 
 # --- the server in process ------------------------------------------------------------------------
@@ -321,68 +332,3 @@ class CuttingProxy:
                 client.sendall(data)
         except OSError:
             self._cut(client, server)
-
-
-class GunicornServer:
-    """The server as a real gunicorn process group on a free port, to be SIGKILLed and started again."""
-
-    def __init__(self, database_url: str, photo_dir: Path, log_path: Path):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
-        self.env = {**os.environ, "GRIDPATROL_DATABASE_URL": database_url, "GRIDPATROL_SECRET_KEY": "photos",
-                    "GRIDPATROL_VAR_DIR": str(log_path.parent), "GRIDPATROL_PHOTO_DIR": str(photo_dir)}
-        self.env.pop("GRIDPATROL_NODE", None)
-        self.process: subprocess.Popen | None = None
-        self.kills = 0
-
-    def start(self, timeout: float = 30.0) -> None:
-        """Start gunicorn and wait until /api/v1/health answers."""
-        import requests
-
-        with open(self.log_path, "ab") as log:
-            # Its own session: killpg reaches the master and every worker, as a power cut would.
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{self.port}", "--workers", "2",
-                 "--threads", "4", "--timeout", "60", "--graceful-timeout", "2", "server:create_app()"],
-                cwd=Path(__file__).resolve().parents[2], env=self.env, stdin=subprocess.DEVNULL,
-                stdout=log, stderr=log, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"gunicorn exited with {self.process.returncode}; see {self.log_path}")
-            try:
-                if requests.get(self.url + "/api/v1/health", timeout=1).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"gunicorn did not answer in {timeout} s; see {self.log_path}")
-            time.sleep(0.05)
-
-    def kill(self) -> None:
-        """SIGKILL the whole process group: no request or write gets to finish."""
-        process, self.process = self.process, None
-        if process is not None:
-            try:
-                os.killpg(process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            process.wait()
-            self.kills += 1
-
-    def stop(self) -> None:
-        """End the server for good."""
-        process, self.process = self.process, None
-        if process is None:
-            return
-        try:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        except ProcessLookupError:
-            process.wait()

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import io
-import threading
 
 import pytest
 from PIL import Image
 
-from .helpers import (LIMIT, OCTET, LiveServer, bearer, make_jpeg, put_action, put_event, sha, upload)
+from .helpers import (LIMIT, OCTET, LiveServer, bearer, make_jpeg, put_action, put_event, race, sha, upload)
 
 
 def patch(client, token, name, body, *, offset=0, length=None, content_type=OCTET):
@@ -171,11 +170,9 @@ def test_concurrent_uploads_of_the_same_photo_over_http_end_with_one_intact_phot
     name = sha(data)
     token = tokens["worker1"]
     failures: list[str] = []
-    start = threading.Barrier(6)
 
     def client_upload() -> None:
         with requests.Session() as session:
-            start.wait()
             for _ in range(500):
                 head = session.head(f"{server.url}/api/v1/photos/{name}", headers=bearer(token))
                 offset = int(head.headers["Upload-Offset"]) if head.status_code == 200 else 0
@@ -192,11 +189,7 @@ def test_concurrent_uploads_of_the_same_photo_over_http_end_with_one_intact_phot
             failures.append("never finished")
 
     with LiveServer(app) as server:
-        threads = [threading.Thread(target=client_upload) for _ in range(6)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(60)
+        race(client_upload, 6)
     assert not failures
     from server.photos.service import blob_store
 

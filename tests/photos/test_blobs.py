@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import threading
 
 import pytest
 
 from server.photos.blobs import FolderBlobStore, HashMismatch, LengthMismatch, UploadLocked
 
-from .helpers import make_jpeg, sha
+from .helpers import make_jpeg, race, sha
 
 
 def reader(data: bytes):
@@ -137,11 +136,9 @@ def test_concurrent_uploads_of_the_same_hash_end_with_one_intact_photo(tmp_path)
     data = make_jpeg(noise=True, width=300, height=300)
     name = sha(data)
     errors: list[BaseException] = []
-    start = threading.Barrier(8)
 
     def writer() -> None:
         try:
-            start.wait()
             while not blobs.has(name):
                 with blobs.upload(name, wait_seconds=30) as session:
                     if session.complete:
@@ -155,11 +152,7 @@ def test_concurrent_uploads_of_the_same_hash_end_with_one_intact_photo(tmp_path)
         except BaseException as exc:  # reported below, with the thread's error
             errors.append(exc)
 
-    threads = [threading.Thread(target=writer) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
+    race(writer, 8)
     assert not errors
     assert blobs.read(name) == data
     assert not list((tmp_path / "uploads").rglob("*.*"))

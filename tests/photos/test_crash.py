@@ -28,7 +28,9 @@ from mobile.store import Store
 from mobile.sync import synchronize
 from mobile.transport import HttpTransport
 
-from .helpers import GunicornServer, make_jpeg, user_id
+from tests.servers import GunicornServer
+
+from .helpers import make_jpeg, user_id
 
 pytestmark = pytest.mark.slow
 

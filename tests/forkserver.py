@@ -1,15 +1,15 @@
-"""Start gunicorn serving ``server.create_app()`` in a fraction of a second, as often as the crash drill asks.
+"""Start gunicorn serving ``server.create_app()`` in a fraction of a second, as often as a test asks.
 
-    python -m tests.drills.forkserver 127.0.0.1:PORT WORKERS THREADS
+    python -m tests.forkserver 127.0.0.1:PORT WORKERS THREADS
 
 Importing the server costs a second or two of CPU, and the crash drill
-restarts it after every SIGKILL. So this process imports everything once,
-then, for each line it reads on stdin, forks a child that becomes its own
-process group (the drill kills the whole group) and runs gunicorn there:
-the master builds the app with `create_app()` (a fresh app, node and
-engine in each server) and forks its workers, as ``gunicorn --preload
-'server:create_app()'`` does. It answers each line with the child's pid.
-It never serves anything itself, and it ends at EOF.
+restarts it after every SIGKILL (``fast_restart`` in tests/servers.py). So
+this process imports everything once, then, for each line it reads on stdin,
+forks a child that becomes its own process group (the test kills the whole
+group) and runs gunicorn there: the master builds the app with `create_app()`
+(a fresh app, node and engine in each server) and forks its workers, as
+``gunicorn --preload 'server:create_app()'`` does. It answers each line with
+the child's pid. It never serves anything itself, and it ends at EOF.
 """
 
 from __future__ import annotations
