@@ -32,14 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--photos", default=None, help="where the desktop file chooser opens")
     args = parser.parse_args(argv)
 
-    # Kivy reads its own command line unless told not to; ours is argparse's.
-    os.environ.setdefault("KIVY_NO_ARGS", "1")
-    from kivy.config import Config
+    from mobile.ui.window import prepare
 
-    if "ANDROID_ARGUMENT" not in os.environ:
-        Config.set("graphics", "width", "1280")
-        Config.set("graphics", "height", "800")
-        Config.set("input", "mouse", "mouse,disable_multitouch")
+    prepare()  # before the window exists, so before mobile.ui.app
     from mobile.ui.app import GridPatrolApp
 
     GridPatrolApp(args.data, server_url=args.server or DEFAULT_SERVER, photo_dir=args.photos).run()

@@ -1,6 +1,15 @@
-"""Test-wide settings: hypothesis profiles (CI runs the laws with 500 examples)."""
+"""Test-wide settings: hypothesis profiles (CI runs the laws with 500 examples), and no test writes var/."""
 
+import atexit
 import os
+import shutil
+import tempfile
+
+# What a server keeps in var/ when it is given no key or store (a local secret key, the ID-number key)
+# goes to a folder of this test run, never into the checkout's var/. Set before any test imports
+# server.config, which reads it once; server processes the tests start inherit it.
+os.environ["GRIDPATROL_VAR_DIR"] = tempfile.mkdtemp(prefix="gridpatrol-test-var-")
+atexit.register(shutil.rmtree, os.environ["GRIDPATROL_VAR_DIR"], True)
 
 from hypothesis import HealthCheck, settings
 
@@ -18,7 +27,6 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.enviro
 
 import contextlib  # noqa: E402
 import itertools  # noqa: E402
-import shutil  # noqa: E402
 import uuid  # noqa: E402
 
 import pytest  # noqa: E402

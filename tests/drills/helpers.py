@@ -7,10 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.servers import free_port  # noqa: F401  (tests/houses/test_access_log.py imports it from here)
-
 PASSWORD = "drill-pass"
-
 
 def drill_app(database_url: str):
     """A server app on the drill's store, for setting it up and reading it directly."""
@@ -18,7 +15,6 @@ def drill_app(database_url: str):
 
     return create_app({"SQLALCHEMY_DATABASE_URI": database_url, "SECRET_KEY": "drill",
                        "GRIDPATROL_NODE": "d7d7d7d7d7d7d7d7"})
-
 
 def load_demo(database_url: str) -> dict[str, dict[str, Any]]:
     """Load the demo data set (every password PASSWORD); answers {username: {id, role, grids}}."""
@@ -35,7 +31,6 @@ def load_demo(database_url: str) -> dict[str, dict[str, Any]]:
         db.session.remove()
         db.engine.dispose()
     return users
-
 
 def server_records(database_url: str) -> dict[str, Any]:
     """What the store holds, read directly: rows per id, each record's state, the feed and positions."""
@@ -57,14 +52,12 @@ def server_records(database_url: str) -> dict[str, Any]:
         db.engine.dispose()
     return {"duplicated": duplicated, "rows": len(rows), "records": records, "feed": feed, "positions": positions}
 
-
 def client_state(store) -> dict[str, dict[str, Any]]:
     """Every record a device holds, tombstoned ones too: {id: {kind, bucket, state}}."""
     from shared.records import KINDS
 
     return {r.id: {"kind": r.kind, "bucket": r.bucket, "state": dict(r.state)}
             for kind in KINDS for r in store.query(kind, include_deleted=True)}
-
 
 def compare_with_server(store, server: dict[str, Any], buckets: list[str]) -> list[str]:
     """Differences between a device's records and the server's records in the device's buckets."""

@@ -184,7 +184,7 @@ def demo_server(sqlite_template, tmp_path_factory, *, houses: bool = False):
     from server import create_app
     from server.admin import demo as demo_data
     from server.db import db
-    from tests.photos.helpers import GunicornServer
+    from tests.servers import GunicornServer
 
     base = tmp_path_factory.mktemp("gui-server")
     path = base / "store.db"

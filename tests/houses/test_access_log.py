@@ -19,7 +19,7 @@ import requests
 
 from shared.idcard import check_digit, mask_resident_id
 
-from ..drills.helpers import free_port
+from ..servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 NUMBER = "11010519491231002"

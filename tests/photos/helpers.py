@@ -13,7 +13,6 @@ from typing import Any, Callable, Mapping, Sequence
 from PIL import ExifTags, Image
 
 from mobile.transport import (ClockSkew, HttpError, Rejected, TooLarge, Unauthorized, parse_server_time)
-from tests.servers import GunicornServer  # noqa: F401  (tests/gui/conftest.py imports it from here)
 
 PASSWORD = "demo-pass"
 LIMIT = 2 * 1024 * 1024  # GRIDPATROL_MAX_PHOTO_BYTES in these tests: 413 is cheap to reach
