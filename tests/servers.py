@@ -154,7 +154,7 @@ class GunicornServer:
         """Send the process group ``sig`` (SIGKILL after 10 s) until the master is gone and the port is free."""
         deadline = time.monotonic() + 10
         _signal_group(self.pid, sig)
-        while self._running() or not _port_closed(self.port):
+        while self._running() or not port_closed(self.port):
             if time.monotonic() > deadline:
                 _signal_group(self.pid, signal.SIGKILL)
                 deadline = time.monotonic() + 10
@@ -170,7 +170,7 @@ def _signal_group(pgid: int, sig: int) -> None:
         pass
 
 
-def _port_closed(port: int) -> bool:
+def port_closed(port: int) -> bool:
     """Whether nothing listens on the port any more (so a new server can bind it at once)."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5):

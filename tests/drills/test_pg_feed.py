@@ -47,7 +47,7 @@ BROKEN_SECONDS = 10  # the negative control's workload
 WRITERS = 8
 PULLERS = 8
 GRIDS = ["F-01", "F-02", "F-03"]
-REPORTER = "0193b5c8-0000-7000-8000-00000000feed"
+REPORTER = "0193b5c8-0000-7000-8000-00000000feed"  # the admin who pushes every event
 
 
 def feed_app(url: str):
@@ -61,6 +61,7 @@ def prepare(app) -> str:
     """An admin (who may write and read every grid) and the grids; answers the admin's id."""
     with app.app_context():
         admin = accounts.create_user("admin", "drill", role="admin")
+        admin.id = REPORTER  # the drill's events name it: a reporter must be the pushing user
         db.session.commit()
         apply.write_as_server([
             apply.stamp("grid", str(uuid.uuid5(uuid.NAMESPACE_URL, code)), {

@@ -84,11 +84,14 @@ def test_a_push_carrying_id_number_masked_is_refused(pages):
 
 # --- start-up --------------------------------------------------------------------------------------
 
+PRODUCTION_SECRET = "5f" * 32  # production holds the session key to 32 characters too
+
+
 def test_a_missing_key_in_production_fails_start_up(app_config):
     from server import create_app
 
     with pytest.raises(RuntimeError, match="GRIDPATROL_ID_KEY is not set"):
-        create_app({**app_config, "GRIDPATROL_ENV": "production", "GRIDPATROL_ID_KEY": None})
+        create_app({**app_config, "GRIDPATROL_ENV": "production", "SECRET_KEY": PRODUCTION_SECRET, "GRIDPATROL_ID_KEY": None})
 
 
 @pytest.mark.parametrize("key, error", [("not hex", "hex digits"), ("ab" * 16, "32, 48 or 64 bytes")])
@@ -102,7 +105,8 @@ def test_a_malformed_key_fails_start_up(app_config, key, error):
 def test_a_server_in_production_with_a_key_starts(app_config):
     from server import create_app
 
-    app = create_app({**app_config, "GRIDPATROL_ENV": "production", "GRIDPATROL_ID_KEY": "cd" * 64})
+    app = create_app({**app_config, "GRIDPATROL_ENV": "production", "SECRET_KEY": PRODUCTION_SECRET,
+                      "GRIDPATROL_ID_KEY": "cd" * 64})
     assert "gridpatrol.id_key" in app.extensions
 
 
