@@ -64,7 +64,9 @@ class FullMatch(validate.Regexp):
 
     def __call__(self, value):
         if self.regex.fullmatch(value) is None:
-            raise ValidationError(self._format_error(value))
+            # Regexp's own message: its error with {input} and {regex} filled in, as its docs say (the
+            # method Regexp does it with, _format_error, is private).
+            raise ValidationError(self.error.format(input=value, regex=self.regex.pattern))
         return value
 
 
