@@ -210,8 +210,12 @@ class _KindReader:
         # (position in the struct, check, whether null passes)
         self.checks: list[tuple[int, Callable[[Any], bool], bool]] = []
         self.name, self.reference, self.has_grid = kind.name, kind.reference, "grid" in kind.fields
+        # A hook of the kind's schema (pre/post_load, @validates, @validates_schema) is a rule no type here
+        # says, so such a kind is read the plain way. marshmallow documents no way to list a schema's hooks;
+        # SchemaMeta.resolve_hooks(), which builds the table Schema.load runs them from, is at least not private.
+        hooked = any(kind.schema.resolve_hooks().values())
         for number, (name, field) in enumerate(kind.validator.load_fields.items()):
-            typed = _value_type(field) if field.data_key is None else None
+            typed = _value_type(field) if field.data_key is None and not hooked else None
             value_type, check = typed if typed is not None else (Any, _never)
             attributes.append((f"f{number}", Union[tuple[value_type, str], UnsetType],
                                msgspec.field(default=UNSET, name=name)))

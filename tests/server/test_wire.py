@@ -530,6 +530,26 @@ def test_null_for_a_nested_list_goes_the_plain_way(kind):
     check_law(body(change_text(kind, **{NESTED[kind]: "null"})))
 
 
+def test_a_kind_whose_schema_has_hooks_goes_the_plain_way():
+    # A schema hook is a rule no msgspec type says (here: no urgent event); only load_change runs it.
+    from marshmallow import validates_schema
+
+    from server.sync.wire import _KindReader
+    from shared.records import EventFields, Kind
+
+    class NoUrgentEvents(EventFields):
+        @validates_schema
+        def not_urgent(self, data, **kwargs):
+            if data.get("urgent"):
+                raise ValidationError("no urgent events")
+
+    bucket, values = VALID["event"]
+    writes = json.dumps({name: [value, H] for name, value in values.items()}).encode()
+    for schema, goes_fast in ((EventFields, True), (NoUrgentEvents, False)):
+        reader = _KindReader(Kind("event", schema))
+        assert (reader.change(new_id(9), bucket, reader.decoder.decode(writes)) is not None) is goes_fast
+
+
 @pytest.mark.parametrize("raw", [
     b'{"node":' + b"[" * 100_000 + b"]" * 100_000 + b',"changes":[]}',
     b'{"node":"x","changes":[' + b"[" * 100_000 + b"]" * 100_000 + b"]}",
