@@ -26,13 +26,12 @@ written by a newer version survives a round trip through an older one.
 
 from __future__ import annotations
 
-import math
 import re
 import uuid
 from dataclasses import dataclass
 from datetime import date
 from functools import cached_property
-from typing import Any, Callable, Mapping, NamedTuple
+from typing import Any, Mapping, NamedTuple
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
@@ -43,6 +42,7 @@ __all__ = [
     "ValidationError", "Kind", "KINDS", "REFERENCE_KINDS", "FIELD_KINDS", "Change",
     "ChangeSchema", "load_change", "dump_change", "grid_bucket", "bucket_grid", "uuid7",
     "CASE_ACTIONS", "REF_BUCKET", "UUID_PATTERN", "SHA256_PATTERN", "BUCKET_PATTERN", "is_uuid", "is_sha256",
+    "is_instant",
 ]
 
 REF_BUCKET = "ref"
@@ -64,7 +64,9 @@ class FullMatch(validate.Regexp):
 
     def __call__(self, value):
         if self.regex.fullmatch(value) is None:
-            raise ValidationError(self._format_error(value))
+            # Regexp's own message: its error with {input} and {regex} filled in, as its docs say (the
+            # method Regexp does it with, _format_error, is private).
+            raise ValidationError(self.error.format(input=value, regex=self.regex.pattern))
         return value
 
 
@@ -76,6 +78,17 @@ def is_uuid(text: object) -> bool:
 def is_sha256(text: object) -> bool:
     """Whether text is a SHA-256 digest in lowercase hex (a photo's name)."""
     return isinstance(text, str) and SHA256_PATTERN.fullmatch(text) is not None
+
+
+def is_instant(text: object) -> bool:
+    """Whether text is a time as Instant takes it: UTC with milliseconds, 2026-11-27T19:48:00.123Z."""
+    if not isinstance(text, str):
+        return False
+    try:
+        # strptime also takes "2026-1-1T1:1:1.1Z" and microseconds; only the one form sorts as text.
+        return format_ms(parse_ms(text)) == text
+    except (ValueError, OverflowError, OSError):
+        return False
 
 
 def grid_bucket(grid_code: str) -> str:
@@ -170,12 +183,7 @@ class Instant(Text):
 
     def _deserialize(self, value, attr, data, **kwargs):
         text = super()._deserialize(value, attr, data, **kwargs)
-        try:
-            # strptime also takes "2026-1-1T1:1:1.1Z" and microseconds; only the one form sorts as text.
-            canonical = format_ms(parse_ms(text))
-        except (ValueError, OverflowError, OSError):
-            canonical = None
-        if canonical != text:
+        if not is_instant(text):
             raise ValidationError("must be an ISO 8601 UTC time like 2026-11-27T19:48:00.123Z")
         return text
 
@@ -460,19 +468,6 @@ class Kind:
         """The ``partial`` for loading a change's values: every top-level field, nothing nested."""
         return _TopLevel(self.fields)
 
-    @cached_property
-    def fast_loaders(self) -> dict[str, Callable[[Any], Any]] | None:
-        """Per field, a loader of the plain common values (see `_fast_loader`); None: always the schema."""
-        schema = self.validator
-        if any(schema._hooks.values()):  # pre/post_load or @validates hooks: only the schema runs them
-            return None
-        loaders = {}
-        for name, field in schema.load_fields.items():
-            loader = _fast_loader(field) if field.data_key is None else None
-            if loader is not None:
-                loaders[name] = loader
-        return loaders
-
     def bucket_of(self, values: Mapping[str, Any]) -> str | None:
         """The bucket the values place the record in; None when the parent decides."""
         if self.reference:
@@ -618,171 +613,10 @@ _change_schema = ChangeSchema()
 
 def load_change(data: Any) -> Change:
     """Validate one wire change; raises ValidationError whose messages name the field."""
-    if type(data) is dict:
-        change = _load_change_fast(data)
-        if change is not None:
-            return change
-    return _load_change_plain(data)
-
-
-def _load_change_plain(data: Any) -> Change:
-    """load_change through ChangeSchema alone: the definition of what is accepted, and every message."""
     if not isinstance(data, dict):
         raise ValidationError({"_schema": ["a change must be a JSON object"]})
     loaded = _change_schema.load(data)
     return Change(loaded["kind"], loaded["id"], loaded["bucket"], dict(loaded["fields"]))
-
-
-# --- the fast path of load_change ---------------------------------------------------------------
-#
-# Speed: marshmallow's own machinery (a getter, an error store, missing and None checks, per field,
-# per level) was about 60 % of a push's CPU. `_load_change_fast` does what ChangeSchema.load and
-# check_values do for the plain common case, in one loop, and returns the same Change. It decides
-# nothing on its own: whatever it does not plainly accept (any unknown shape, any failed check, any
-# exception, a field type it does not know) makes it return None, and load_change then asks the
-# schema, which accepts or refuses and words every message exactly as before. So it accepts a
-# subset of what the schema accepts and gives the same result for it (tests/shared/test_fast_paths.py
-# compares the two on generated changes of every kind).
-
-_CHANGE_KEYS = frozenset(["kind", "id", "bucket", "fields"])
-
-
-class _Slow(Exception):
-    """This value is not plainly valid: the schema decides."""
-
-
-def _instant(text: str) -> bool:
-    """Instant's own test (see Instant._deserialize)."""
-    try:
-        return format_ms(parse_ms(text)) == text
-    except (ValueError, OverflowError, OSError):
-        return False
-
-
-def _fast_loader(field: fields.Field) -> Callable[[Any], Any] | None:
-    """A function that returns what ``field.deserialize`` returns for a plain valid value and raises
-    otherwise; None for a field it cannot stand in for. (Location's returns the value unchanged:
-    only a List's validators could see the difference, and no List of Location gets a loader.)
-
-    Only the exact field classes below are known; each loader does what that class's _deserialize
-    does for its one plain input type (``type(v) is str``, not a subclass), then runs the field's
-    own validators on the result, as marshmallow does. None is accepted where ``allow_none`` is
-    (marshmallow then skips _deserialize and the validators).
-    """
-    kind = type(field)
-    allow_none = field.allow_none
-    validators = tuple(field.validators)
-
-    def checked(value):
-        for validator in validators:
-            if validator(value) is False:  # And() takes a plain function's False for a failure
-                raise _Slow
-        return value
-
-    if kind in (Text, Code, Id, Instant):
-        extra = {Id: UUID_PATTERN.fullmatch, Instant: _instant}.get(kind)
-
-        def load_text(value):
-            if type(value) is not str:
-                if value is None and allow_none:
-                    return None
-                raise _Slow
-            if "\x00" in value or _SURROGATE.search(value) or (extra is not None and not extra(value)):
-                raise _Slow
-            return checked(value) if validators else value
-
-        return load_text
-    if kind in (Bool, Int):
-        plain = bool if kind is Bool else int  # Int refuses bool, which is no int by type() either
-
-        def load_scalar(value):
-            if type(value) is not plain:
-                if value is None and allow_none:
-                    return None
-                raise _Slow
-            return checked(value) if validators else value
-
-        return load_scalar
-    if kind is Number:
-        def load_number(value):
-            if type(value) is not float and type(value) is not int:
-                if value is None and allow_none:
-                    return None
-                raise _Slow
-            number = float(value)  # what Float loads; OverflowError for a huge int goes the slow way
-            if not math.isfinite(number):  # Float refuses NaN and infinities
-                raise _Slow
-            return checked(number) if validators else number
-
-        return load_number
-    if kind is Location and not validators:
-        def check_location(value):  # not a loader: it returns the value, not the loaded position
-            if value is not None and not Location.plain(value):
-                raise _Slow
-            if value is None and not allow_none:
-                raise _Slow
-            return value
-
-        return check_location
-    if kind is fields.List:
-        inner = _fast_loader(field.inner) if type(field.inner) is not Location else None
-        if inner is None:
-            return None
-
-        def load_list(value):
-            if type(value) is not list:
-                if value is None and allow_none:
-                    return None
-                raise _Slow
-            loaded = [inner(item) for item in value]
-            return checked(loaded) if validators else loaded
-
-        return load_list
-    return None
-
-
-def _load_change_fast(data: dict) -> Change | None:
-    """ChangeSchema.load for a plainly valid change; None for anything else (see above)."""
-    try:
-        if data.keys() != _CHANGE_KEYS:
-            return None
-        kind_name, rid, bucket, writes = data["kind"], data["id"], data["bucket"], data["fields"]
-        if type(kind_name) is not str or type(rid) is not str or type(bucket) is not str:
-            return None
-        kind = KINDS.get(kind_name)
-        loaders = kind.fast_loaders if kind is not None else None
-        # The patterns admit no NUL, so Text's own check holds too.
-        if (loaders is None or UUID_PATTERN.fullmatch(rid) is None or BUCKET_PATTERN.fullmatch(bucket) is None
-                or type(writes) is not dict or not writes):
-            return None
-        result: dict[str, tuple[Any, str]] = {}
-        checked_hlc = None
-        for name, write in writes.items():
-            if type(name) is not str or type(write) not in (list, tuple) or len(write) != 2:
-                return None
-            loader = loaders.get(name)
-            if loader is None:  # unknown, or a field only the schema loads
-                return None
-            value, hlc = write
-            if type(hlc) is not str:
-                return None
-            if hlc != checked_hlc:  # a change usually stamps every field with one HLC
-                HLC.parse(hlc)
-                checked_hlc = hlc
-            loader(value)
-            result[name] = (value, hlc)
-        # check_values' bucket rules.
-        if kind.reference:
-            if bucket != REF_BUCKET:
-                return None
-        elif bucket == REF_BUCKET:
-            return None
-        expected = kind.bucket_of({name: write[0] for name, write in result.items()})
-        if expected is not None and expected != bucket:
-            return None
-        return Change(kind_name, rid, bucket, result)
-    except Exception:  # noqa: BLE001 - whatever it is, the schema path decides and words it
-        return None
 
 
 def dump_change(change: Change) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """A push body read fast: the plain valid changes decoded and checked in C by msgspec.
 
 Speed: a push spent most of its CPU in Python checking each value of each change
-(shared/records.py's load_change, even on its fast path). Here msgspec decodes
+(shared/records.py's load_change, through marshmallow). Here msgspec decodes
 the body straight into per-kind types whose constraints (lengths, patterns,
 ranges, choices, booleans, integers) it checks while it parses, and Python only
 finishes a few checks (a date that may not exist, an ID number's check
@@ -37,7 +37,7 @@ from shared.hlc import HLC, HLCError
 from shared.idcard import resident_id_error
 from shared.records import (
     BUCKET_PATTERN, KINDS, REF_BUCKET, UUID_PATTERN, Bool, Change, Code, Day, FullMatch, Id, Instant, Int, Kind,
-    Location, Number, ResidentId, Text, _instant,
+    Location, Number, ResidentId, Text, is_instant,
 )
 
 __all__ = ["read_push", "encode", "dumps", "record_columns", "loads"]
@@ -91,7 +91,7 @@ _INSTANT_PATTERN = re.compile(_INSTANT).fullmatch
 
 
 def _instant_exists(text: str) -> bool:
-    return _INSTANT_PATTERN(text) is not None and (text[8:10] <= "28" or _instant(text))
+    return _INSTANT_PATTERN(text) is not None and (text[8:10] <= "28" or is_instant(text))
 
 
 _DAY_PATTERN = re.compile(_DAY).fullmatch
@@ -210,8 +210,12 @@ class _KindReader:
         # (position in the struct, check, whether null passes)
         self.checks: list[tuple[int, Callable[[Any], bool], bool]] = []
         self.name, self.reference, self.has_grid = kind.name, kind.reference, "grid" in kind.fields
+        # A hook of the kind's schema (pre/post_load, @validates, @validates_schema) is a rule no type here
+        # says, so such a kind is read the plain way. marshmallow documents no way to list a schema's hooks;
+        # SchemaMeta.resolve_hooks(), which builds the table Schema.load runs them from, is at least not private.
+        hooked = any(kind.schema.resolve_hooks().values())
         for number, (name, field) in enumerate(kind.validator.load_fields.items()):
-            typed = _value_type(field) if field.data_key is None else None
+            typed = _value_type(field) if field.data_key is None and not hooked else None
             value_type, check = typed if typed is not None else (Any, _never)
             attributes.append((f"f{number}", Union[tuple[value_type, str], UnsetType],
                                msgspec.field(default=UNSET, name=name)))

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from shared.hlc import HLC
 from shared.records import (
     FIELD_KINDS, KINDS, REF_BUCKET, REFERENCE_KINDS, Change, ValidationError, bucket_grid, dump_change,
-    grid_bucket, load_change, uuid7,
+    grid_bucket, is_instant, load_change, uuid7,
 )
 
 H = "2026-11-27T19:48:00.123Z-0000-9f86d081884c7d65"
@@ -309,6 +309,25 @@ def test_uuid7_needs_ten_random_bytes():
 
 def test_uuid7_is_accepted_as_a_record_id():
     assert load_change(replaced(change("event"), id=uuid7(2**47, bytes(10)))).id == uuid7(2**47, bytes(10))
+
+
+@pytest.mark.parametrize("text", [
+    NOW, "1970-01-01T00:00:00.000Z", "2024-02-29T23:59:59.999Z", "9999-12-31T23:59:59.999Z",
+    "2026-02-29T00:00:00.000Z", "2026-11-27T24:00:00.000Z", "2026-11-27T19:48:00Z", "2026-11-27T19:48:00.123456Z",
+    "2026-1-5T1:2:3.004Z", "2026-11-27T19:48:00.123+08:00", NOW + "\n", "２026-11-27T19:48:00.123Z", "",
+])
+def test_is_instant_is_what_an_instant_field_takes(text):
+    try:
+        load_change(change("event", reported_at=text))
+        taken = True
+    except ValidationError:
+        taken = False
+    assert is_instant(text) is taken
+
+
+@pytest.mark.parametrize("value", [None, 1_764_272_880_123, b"2026-11-27T19:48:00.123Z", ["2026-11-27T19:48:00.123Z"]])
+def test_is_instant_of_a_non_string_is_false(value):
+    assert is_instant(value) is False
 
 
 # --- kinds --------------------------------------------------------------------------------------
