@@ -43,6 +43,12 @@ def _filters_from(args) -> service.HouseFilters:
                                 below_goal=args.get("below_goal") == "1")
 
 
+def _filtered():
+    """The reference data, the filters of the request, and the houses that pass them."""
+    reference, filters = load_reference(), _filters_from(request.args)
+    return reference, filters, [h for h in _houses() if service.matches(h, filters, reference)]
+
+
 def _house_or_404(house_id: str) -> service.House:
     if not is_uuid(house_id):
         abort(404)
@@ -58,9 +64,7 @@ def _house_or_404(house_id: str) -> service.House:
 @page_required("houses")
 def houses():
     """Rental houses by street, community and grid, with their last check and open hazards."""
-    reference = load_reference()
-    filters = _filters_from(request.args)
-    found = [h for h in _houses() if service.matches(h, filters, reference)]
+    reference, filters, found = _filtered()
     names = names_of_users(h.last_check.values.get("worker") for h in found if h.last_check)
     return render_template("pages/houses.html", houses=found, filters=filters, reference=reference, names=names,
                            **reference.places())
@@ -97,10 +101,8 @@ def house_photo(house_id: str, sha: str):
 @page_required("houses")
 def tenants():
     """Tenants by house, current ones unless moved-out ones are asked for; ID numbers as the role may see them."""
-    reference = load_reference()
-    filters = _filters_from(request.args)
+    reference, filters, found = _filtered()
     current_only = request.args.get("all") != "1"
-    found = [h for h in _houses() if service.matches(h, filters, reference)]
     rows = service.tenant_rows(found, current_only=current_only)
     return render_template("pages/tenants.html", rows=rows, filters=filters, reference=reference,
                            current_only=current_only, args=request.args.to_dict(),
@@ -111,9 +113,7 @@ def tenants():
 @page_required("houses")
 def tenants_csv():
     """The tenant list as CSV (UTF-8 with BOM, for spreadsheets), with the same filters and the same masking."""
-    reference = load_reference()
-    filters = _filters_from(request.args)
-    found = [h for h in _houses() if service.matches(h, filters, reference)]
+    reference, _filters, found = _filtered()
     rows = service.tenant_rows(found, current_only=request.args.get("all") != "1")
     return Response(export.tenants_csv(rows, reference), mimetype="text/csv",
                     headers={"Content-Disposition": "attachment; filename=tenants.csv"})
