@@ -69,13 +69,28 @@ class PushAnswer(Schema):
     hlc = fields.String(required=True, metadata={"description": "the server's HLC; the device absorbs it"})
 
 
+class WholeNumber(fields.Integer):
+    """A JSON integer, in any of its spellings: 500 and 500.0 are one number to JSON Schema (and OpenAPI 3.1).
+
+    A boolean, a string or a fraction is refused, as by a strict Integer.
+    """
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValidationError("must be an integer")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
 class PullRequest(Schema):
     cursors = fields.Dict(keys=Text(), values=Text(allow_none=True), load_default=dict,
                           metadata={"description": "bucket → cursor from the last answer; a missing bucket "
                                                    "(or a null or empty cursor) starts from zero. The cursor of a "
                                                    "bucket you read must be one this server gave (its digits), "
                                                    "else 400; other buckets are ignored"})
-    limit = fields.Integer(strict=True, validate=validate.Range(min=1), load_default=None)
+    limit = WholeNumber(validate=validate.Range(min=1, max=2**31 - 1), load_default=None,
+                        metadata={"description": "changes per page at most; the server caps it"})
 
 
 class PullAnswer(Schema):
