@@ -12,7 +12,7 @@ import json
 import re
 import zlib
 from functools import wraps
-from typing import Any
+from typing import Any, Callable
 
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
@@ -20,6 +20,8 @@ from flask import Blueprint, current_app, g, jsonify, request
 from marshmallow import Schema, ValidationError
 from marshmallow import fields as ma_fields
 from sqlalchemy import text
+
+from shared.records import Instant, Text
 
 from . import accounts
 from .clock import server_clock
@@ -49,11 +51,14 @@ class HealthAnswer(Schema):
 
 def documented(rule: str, method: str, summary: str, *, blueprint: Blueprint,
                request_schema: type[Schema] | None = None, answer: type[Schema] | None = None,
-               errors: tuple[int, ...] = (), auth: bool = True, openapi: dict[str, Any] | None = None):
+               errors: tuple[int, ...] = (), auth: bool = True,
+               openapi: dict[str, Any] | Callable[[], dict[str, Any]] | None = None):
     """Register a view on the blueprint and in the OpenAPI document.
 
     ``openapi`` is merged into the operation, for what the schemas cannot say: path parameters, a body
-    that is not JSON, an answer other than 200 (its ``responses`` then replace the default 200).
+    that is not JSON, an answer other than 200 (its ``responses`` then replace the default 200). It may
+    be a function of no argument answering that dict, called in the app when the document is built, for
+    what depends on the app's configuration (a limit).
     """
 
     def decorator(view):
@@ -142,6 +147,34 @@ def openapi():
     return jsonify(build_spec().to_dict())
 
 
+# What the document states of every Text (shared.records): no NUL. Text refuses lone surrogates too,
+# which no pattern can name (a UTF-8 document holds none, and JSON Schema validators refuse the range).
+TEXT_PATTERN = r"^[^\u0000]*$"
+# An Instant exactly as the server takes it: the one text HLCs print, years 1000 to 9999 (what the
+# server formats with 4 digits), real dates only (Feb 29 in leap years). tests/server/test_openapi_conformance.py
+# holds it to Instant.
+_DAY = (r"[1-9][0-9]{3}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)"
+        r"|02-(?:0[1-9]|1[0-9]|2[0-8]))"
+        r"|(?:[1-9][0-9](?:0[48]|[2468][048]|[13579][26])|(?:[2468][048]|[13579][26])00)-02-29")
+INSTANT_PATTERN = rf"^(?:{_DAY})T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]\.[0-9]{{3}}Z$"
+
+
+def _text_patterns(converter, field, ret, **kwargs) -> dict:
+    """A Text without a pattern of its own is documented as refusing NUL; an Instant, as its one form."""
+    if isinstance(field, Instant):
+        return {"pattern": INSTANT_PATTERN}
+    if isinstance(field, Text) and "pattern" not in ret:
+        return {"pattern": TEXT_PATTERN}
+    return {}
+
+
+def _dict_keys(converter, field, ret, **kwargs) -> dict:
+    """A Dict's keys as propertyNames (OpenAPI 3.1), so that what its key field refuses is stated too."""
+    if isinstance(field, ma_fields.Dict) and field.key_field is not None:
+        return {"propertyNames": converter.field2property(field.key_field)}
+    return {}
+
+
 def _dict_sizes(converter, field, ret, **kwargs) -> dict:
     """apispec writes a Length on a Dict as minLength/maxLength; for an object OpenAPI says min/maxProperties."""
     if not isinstance(field, ma_fields.Dict):
@@ -153,14 +186,17 @@ def _dict_sizes(converter, field, ret, **kwargs) -> dict:
 def build_spec() -> APISpec:
     """An APISpec built from every `documented` view."""
     plugin = MarshmallowPlugin()
-    spec = APISpec(title="GridPatrol sync API", version="1", openapi_version="3.0.3",
+    # 3.1: a dict's keys can be stated (propertyNames), so the document is as strict as the server.
+    spec = APISpec(title="GridPatrol sync API", version="1", openapi_version="3.1.0",
                    plugins=[plugin],
                    info={"description": "Field-by-field sync of grid records between tablets and the "
                                         "central case store. Errors share one shape (Error)."})
-    plugin.converter.add_attribute_function(_dict_sizes)
+    for attribute_function in (_dict_sizes, _dict_keys, _text_patterns):
+        plugin.converter.add_attribute_function(attribute_function)
     spec.components.security_scheme("device", {"type": "http", "scheme": "bearer"})
     spec.components.schema("Error", schema=ErrorSchema)
     for entry in _DOCUMENTED:
+        extra = entry["openapi"]() if callable(entry["openapi"]) else entry["openapi"]
         operation: dict[str, Any] = {"summary": entry["summary"], "description": entry["doc"] or "",
                                      "responses": {}}
         if entry["request"] is not None:
@@ -169,15 +205,14 @@ def build_spec() -> APISpec:
         if entry["answer"] is not None:
             operation["responses"]["200"] = {"description": "OK",
                                              "content": {"application/json": {"schema": entry["answer"]}}}
-        elif "responses" not in entry["openapi"]:
+        elif "responses" not in extra:
             operation["responses"]["200"] = {"description": "OK"}
         for status in entry["errors"] + ((401,) if entry["auth"] and 401 not in entry["errors"] else ()):
             operation["responses"][str(status)] = {"description": "error",
                                                    "content": {"application/json": {"schema": "Error"}}}
         if entry["auth"]:
             operation["security"] = [{"device": []}]
-        operation.update({**entry["openapi"], "responses": {**entry["openapi"].get("responses", {}),
-                                                            **operation["responses"]}})
+        operation.update({**extra, "responses": {**extra.get("responses", {}), **operation["responses"]}})
         path = re.sub(r"<(?:[^<>:]+:)?([^<>]+)>", r"{\1}", entry["rule"])  # Flask's <name> is OpenAPI's {name}
         spec.path(path="/api/v1" + path, operations={entry["method"]: operation})
     return spec

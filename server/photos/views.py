@@ -114,17 +114,21 @@ def photos_missing():
     return jsonify(MissingAnswer().dump({"missing": service.blob_store().missing(body["sha256"])}))
 
 
-_UPLOAD_HEADERS = {
-    "Upload-Offset": {"description": "bytes held", "schema": {"type": "integer"}},
-    "Upload-Length": {"description": "the declared length, once a PATCH declared it", "schema": {"type": "integer"}},
-    "Tus-Resumable": {"schema": {"type": "string", "example": TUS_VERSION}},
-}
+def _size(limit: int) -> dict:
+    """A byte count of a photo, as a header's schema: at most ``limit`` (GRIDPATROL_MAX_PHOTO_BYTES)."""
+    return {"type": "integer", "minimum": 0, "maximum": limit}
+
+
+def _upload_headers(limit: int) -> dict:
+    return {"Upload-Offset": {"description": "bytes held", "required": True, "schema": _size(limit)},
+            "Upload-Length": {"description": "the declared length, once a PATCH declared it", "schema": _size(limit)},
+            "Tus-Resumable": {"required": True, "schema": {"type": "string", "const": TUS_VERSION}}}
 
 
 @documented("/photos/<photo:sha256>", "HEAD", "How many bytes of a photo the server holds", errors=(400, 404),
-            blueprint=bp, openapi={"parameters": _PHOTO_PARAM, "responses": {
+            blueprint=bp, openapi=lambda: {"parameters": _PHOTO_PARAM, "responses": {
                 "200": {"description": "Upload-Offset: bytes held (equal to Upload-Length when complete)",
-                        "headers": _UPLOAD_HEADERS}}})
+                        "headers": _upload_headers(service.max_photo_bytes())}}})
 @device_required
 def photo_offset(sha256: str):
     """A complete photo answers with Upload-Offset equal to Upload-Length. A HEAD answer has no body."""
@@ -132,16 +136,22 @@ def photo_offset(sha256: str):
 
 
 @documented("/photos/<photo:sha256>", "PATCH", "Append bytes to a photo's upload at the offset the server holds",
-            errors=(400, 404, 409, 413, 415), blueprint=bp, openapi={
+            errors=(400, 404, 409, 413, 415), blueprint=bp, openapi=lambda: {
                 "parameters": _PHOTO_PARAM + [
-                    {"name": "Upload-Offset", "in": "header", "required": True, "schema": {"type": "integer"},
+                    {"name": "Upload-Offset", "in": "header", "required": True,
+                     "schema": _size(service.max_photo_bytes()),
                      "description": "must equal the bytes the server holds (HEAD), else 409"},
-                    {"name": "Upload-Length", "in": "header", "schema": {"type": "integer"},
-                     "description": "the photo's total size; required until the server knows it"}],
+                    {"name": "Upload-Length", "in": "header", "required": True,
+                     "schema": _size(service.max_photo_bytes()),
+                     "description": "the photo's total size, at most GRIDPATROL_MAX_PHOTO_BYTES (else 413). The "
+                                    "server needs it on the first PATCH of a photo (400 without) and takes it "
+                                    "again, unchanged, on the later ones (409 if it differs), so clients always "
+                                    "send it. A body that runs past it, or bytes whose SHA-256 is not the name, "
+                                    "are 400"}],
                 "requestBody": {"required": True, "content": {OCTET_STREAM: {
                     "schema": {"type": "string", "format": "binary"}}}},
                 "responses": {"204": {"description": "appended; Upload-Offset is the new offset",
-                                      "headers": _UPLOAD_HEADERS}}})
+                                      "headers": _upload_headers(service.max_photo_bytes())}}})
 @device_required
 def photo_append(sha256: str):
     """When the last byte arrives, the SHA-256 is checked (mismatch: 400, upload discarded) and the bytes must

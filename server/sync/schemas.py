@@ -11,10 +11,17 @@ NODE = validate.Regexp(r"^[0-9a-f]{16}$", error="must be 16 lowercase hex digits
 
 
 class ChangeList(fields.List):
-    """A list of wire changes. Each is validated on its own later, so one bad change never fails the batch."""
+    """A list of wire changes. Each is validated on its own later, so one bad change never fails the batch.
+
+    So the document states an item as any JSON value, described: a change that is not a valid Change is
+    answered ``rejected`` in its result (200), never with a 4xx.
+    """
 
     def __init__(self, **kwargs):
-        super().__init__(fields.Nested(ChangeSchema), **kwargs)
+        super().__init__(fields.Raw(metadata={
+            "description": "a change, as Change (what a pull answers); each is checked on its own, and one that "
+                           "is not a valid Change (an unknown kind, a bad field) is answered `rejected` in its "
+                           "result, not with a 4xx"}), **kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs):
         if not isinstance(value, list):
@@ -44,8 +51,10 @@ class LoginAnswer(Schema):
 class PushRequest(Schema):
     node = Text(required=True, validate=NODE)
     changes = ChangeList(required=True)
-    sent_at = Instant(metadata={"description": "the device's own clock (not corrected) when it sent the push; "
-                                               "optional, used to record the device's clock skew"})
+    sent_at = Instant(metadata={"description": "the device's own clock (not corrected) when it sent the push, "
+                                               "as an HLC prints it (ISO 8601 UTC with milliseconds, 24 characters: "
+                                               "2026-11-27T19:48:00.123Z); optional, used to record the device's "
+                                               "clock skew"})
 
 
 class PushResult(Schema):
@@ -60,11 +69,28 @@ class PushAnswer(Schema):
     hlc = fields.String(required=True, metadata={"description": "the server's HLC; the device absorbs it"})
 
 
+class WholeNumber(fields.Integer):
+    """A JSON integer, in any of its spellings: 500 and 500.0 are one number to JSON Schema (and OpenAPI 3.1).
+
+    A boolean, a string or a fraction is refused, as by a strict Integer.
+    """
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValidationError("must be an integer")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
 class PullRequest(Schema):
     cursors = fields.Dict(keys=Text(), values=Text(allow_none=True), load_default=dict,
                           metadata={"description": "bucket → cursor from the last answer; a missing bucket "
-                                                   "starts from zero"})
-    limit = fields.Integer(strict=True, validate=validate.Range(min=1), load_default=None)
+                                                   "(or a null or empty cursor) starts from zero. The cursor of a "
+                                                   "bucket you read must be one this server gave (its digits), "
+                                                   "else 400; other buckets are ignored"})
+    limit = WholeNumber(validate=validate.Range(min=1, max=2**31 - 1), load_default=None,
+                        metadata={"description": "changes per page at most; the server caps it"})
 
 
 class PullAnswer(Schema):
