@@ -135,6 +135,7 @@ def parse_offset(raw: str) -> timezone:
 
 
 def _text(name: str, default: str | None = None) -> Callable[[], str | None]:
+    """A reader of a text setting (an empty variable is an unset one)."""
     return lambda: os.environ.get(name) or default
 
 
@@ -142,7 +143,8 @@ def _text(name: str, default: str | None = None) -> Callable[[], str | None]:
 # (SECRET_KEY and GRIDPATROL_ENV are settled in `settings`: they depend on each other.)
 _READERS: dict[str, Callable[[], Any]] = {
     # sqlite:///var/gridpatrol.db by default; postgresql+psycopg://user@host/db in production
-    "SQLALCHEMY_DATABASE_URI": _text("GRIDPATROL_DATABASE_URL", f"sqlite:///{VAR / 'gridpatrol.db'}"),
+    "SQLALCHEMY_DATABASE_URI": lambda: (os.environ.get("GRIDPATROL_DATABASE_URL")
+                                        or f"sqlite:///{VAR / 'gridpatrol.db'}"),
     # The server's HLC node id (16 hex). Unset: each process makes its own (server/clock.py).
     "GRIDPATROL_NODE": _text("GRIDPATROL_NODE"),
     # How far ahead of the server's clock a pushed timestamp may be before the push gets clock_skew.
@@ -153,7 +155,7 @@ _READERS: dict[str, Callable[[], Any]] = {
     # The largest page a pull may ask for, and the page when it asks for none.
     "GRIDPATROL_MAX_PULL_LIMIT": lambda: _int("GRIDPATROL_MAX_PULL_LIMIT", 1000),
     "GRIDPATROL_DEFAULT_PULL_LIMIT": lambda: _int("GRIDPATROL_DEFAULT_PULL_LIMIT", 500),
-    "GRIDPATROL_PHOTO_DIR": _text("GRIDPATROL_PHOTO_DIR", str(VAR / "photos")),
+    "GRIDPATROL_PHOTO_DIR": lambda: os.environ.get("GRIDPATROL_PHOTO_DIR") or str(VAR / "photos"),
     # The largest photo an upload may declare (413 above it); the app makes 1920 px JPEGs of ~0.5 MB.
     "GRIDPATROL_MAX_PHOTO_BYTES": lambda: _int("GRIDPATROL_MAX_PHOTO_BYTES", 15 * 1024 * 1024),
     # Seals resident ID numbers at rest (AES-SIV, server/privacy.py): 32, 48 or 64 bytes as hex. Every

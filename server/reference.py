@@ -68,14 +68,3 @@ def device_names(ids: Iterable[str | None]) -> dict[str, str]:
     if not wanted:
         return {}
     return dict(db.session.execute(select(Device.id, Device.name).where(Device.id.in_(wanted))).all())
-
-
-def devices_by_node(nodes: Iterable[str | None]) -> dict[str, str]:
-    """The name of the device that registered each HLC node (the latest, if several did)."""
-    wanted = sorted({n for n in nodes if n})
-    if not wanted:
-        return {}
-    rows = db.session.execute(
-        select(Device.node, Device.name).where(Device.node.in_(wanted)).order_by(Device.created_at)
-    ).all()
-    return {node: name for node, name in rows}

@@ -21,7 +21,7 @@ from shared.records import is_sha256, is_uuid
 from ..clock import server_clock
 from ..models import User
 from ..photos.service import max_photo_bytes
-from ..reference import Reference, device_names, devices_by_node, load_reference, names_of_users
+from ..reference import Reference, device_names, load_reference, names_of_users
 from ..web.auth import page_required, protect
 from ..web.forms import choice
 from ..web.labels import ACTION_LABELS, REASON_LABELS, STATUS_LABELS, name_of
@@ -82,26 +82,12 @@ def queue():
 # --- the case page -------------------------------------------------------------------------------
 
 def _source(case: service.Case, record_id: str, hlc: str, devices: dict[str, str]) -> dict[str, str]:
-    """Where a record came from: the device whose push created it, else (a page, the CLI) the server.
-
-    Records pushed before the server kept the device (migration 0003) are placed by their HLC's node.
-    """
+    """Where a record came from: the device whose push created it, else (a page, the CLI) the server."""
+    name = devices.get(case.devices.get(record_id) or "")
     node = service.node_of(hlc) or ""
-    device = case.devices.get(record_id) or ""
-    name = devices.get(device) or devices.get("node:" + node)
     if name is not None:
         return {"kind": "device", "label": _("Tablet “%(name)s”", name=name), "node": node}
     return {"kind": "server", "label": _("Web page / server"), "node": node}
-
-
-def _devices(case: service.Case) -> dict[str, str]:
-    """Device names by id, and by "node:<node>" for records that predate the device column."""
-    names = device_names(case.devices.values())
-    legacy = [service.node_of(hlc) for rid, hlc in ((case.id, case.created_hlc),
-                                                     *((e.action_id, e.hlc) for e in case.state.timeline))
-              if not case.devices.get(rid)]
-    names.update({"node:" + node: name for node, name in devices_by_node(legacy).items()})
-    return names
 
 
 def _timeline(case: service.Case, devices: dict[str, str], names: dict[str, str],
@@ -110,8 +96,8 @@ def _timeline(case: service.Case, devices: dict[str, str], names: dict[str, str]
     rows = [{"action": "report", "label": ACTION_LABELS["report"],
              "when": local_time(event.get("reported_at"), seconds=True),
              "who": names.get(event.get("reporter"), event.get("reporter") or ""),
-             "source": _source(case, case.id, case.created_hlc, devices), "applied": True, "reason": None, "details": [],
-             "status": "reported"}]
+             "source": _source(case, case.id, case.created_hlc, devices), "applied": True, "reason": None,
+             "details": [], "status": "reported"}]
     for entry in case.state.timeline:
         values = case.actions.get(entry.action_id, {})
         details = []
@@ -175,7 +161,7 @@ def _photo_groups(case: service.Case) -> list[dict[str, Any]]:
 
 def _render_case(case: service.Case, reference: Reference, now_ms: int,
                  failed: tuple[str, FlaskForm] | None = None, status: int = 200):
-    devices = _devices(case)
+    devices = device_names(case.devices.values())
     nearby = service.nearby_cases(current_user, case, now_ms, reference)
     names = names_of_users([case.event.get("reporter"), *(e.actor for e in case.state.timeline),
                                     *(c.event.get("reporter") for c, _m in nearby)])

@@ -4,8 +4,11 @@ Revision ID: 0003_authorship
 Revises: 0002_settings
 Create Date: 2026-12-06 02:45:00.000000
 
-Photos already referenced are taken as attached by the authors of the records that refer to them
-(the rule of server/photos/access.py applies from now on; before it, a reference was enough).
+Records already stored are placed on the device whose node stamped their first write (the pages
+placed them so before; from now on the server keeps the device of the push instead, which the
+tablet cannot choose). Photos already referenced are taken as attached by the authors of the
+records that refer to them (the rule of server/photos/access.py applies from now on; before it, a
+reference was enough).
 """
 import json
 from datetime import datetime, timezone
@@ -36,6 +39,7 @@ def upgrade():
     sa.PrimaryKeyConstraint('sha256', 'user_id')
     )
     connection = op.get_bind()
+    _place_records_on_devices(connection)
     users = {row[0] for row in connection.execute(sa.text("SELECT id FROM users"))}
     rows = connection.execute(sa.text(
         "SELECT kind, field_values FROM records WHERE kind IN ('event', 'case_action', 'house_check')"))
@@ -49,6 +53,22 @@ def upgrade():
     if found:
         now = datetime.now(timezone.utc)
         op.bulk_insert(uploads, [{"sha256": sha, "user_id": user, "uploaded_at": now} for sha, user in sorted(found)])
+
+
+def _place_records_on_devices(connection) -> None:
+    """Each stored record's device: the latest registered with the node of its earliest write's HLC."""
+    devices = dict(connection.execute(sa.text("SELECT node, id FROM devices ORDER BY created_at")).all())
+    if not devices:
+        return
+    placed = []
+    for rid, hlcs in connection.execute(sa.text("SELECT id, field_hlcs FROM records")):
+        hlcs = json.loads(hlcs) if isinstance(hlcs, str) else hlcs
+        first = min(hlcs.values(), default="")
+        device = devices.get(first[-16:]) if len(first) > 16 else None  # an HLC ends in its 16-hex node
+        if device is not None:
+            placed.append({"rid": rid, "device": device})
+    if placed:
+        connection.execute(sa.text("UPDATE records SET device_id = :device WHERE id = :rid"), placed)
 
 
 def downgrade():
