@@ -65,7 +65,7 @@ from .roles import ACTIONS_BY_ROLE, may_stand_in
 __all__ = [
     "STATUSES", "OPEN_STATUSES", "RESOLUTIONS", "REASONS", "FAILURES_BEFORE_SUPERVISION",
     "Action", "TimelineEntry", "CaseState", "fold_case", "is_overdue", "queue_key",
-    "awaiting_verification", "available_actions",
+    "awaiting_verification", "available_actions", "EVIDENCE", "missing_evidence",
 ]
 
 STATUSES = ("reported", "dispatched", "rectified", "returned", "closed")
@@ -94,9 +94,21 @@ REFUSED_NO_UNIT = "refused: dispatch names no unit"
 REFUSED_NO_DEADLINE = "refused: extend gives no deadline"
 REFUSED_NOT_MICRO = "refused: not a micro event"
 REFUSED_ON_SPOT = "refused: only the reporter handles a micro event on the spot"
+REFUSED_NO_REASON = "refused: gives no reason"
+REFUSED_DEADLINE_NOT_LATER = "refused: the deadline asked for is not later than the one in force"
+SUPERSEDED_NO_REQUEST = "superseded: no extension asked for"
 # Every reason a timeline entry can give, for pages that translate them.
 REASONS = (*_FOUND.values(), SUPERSEDED_DISPATCHED, REFUSED_UNKNOWN, REFUSED_TIMESTAMP, REFUSED_VERIFIER,
-           REFUSED_NO_UNIT, REFUSED_NO_DEADLINE, REFUSED_NOT_MICRO, REFUSED_ON_SPOT)
+           REFUSED_NO_UNIT, REFUSED_NO_DEADLINE, REFUSED_NOT_MICRO, REFUSED_ON_SPOT, REFUSED_NO_REASON,
+           REFUSED_DEADLINE_NOT_LATER, SUPERSEDED_NO_REQUEST)
+# What an action must carry as evidence before a page or a tablet sends it (and the server accepts
+# it from a push). Not a rule of the fold: actions recorded before the rule still fold as they did.
+EVIDENCE: dict[str, frozenset[str]] = {
+    "close": frozenset({"note"}),
+    "handle_on_spot": frozenset({"note", "photos"}),
+    "send_back": frozenset({"note"}),
+    "request_extension": frozenset({"note", "deadline"}),
+}
 
 
 @dataclass(frozen=True)
@@ -147,7 +159,10 @@ class CaseState:
     by the fourth failed verification); ``assessment_flag`` marks the case for
     the performance assessment of ``assessment_unit``, the unit that held it at
     the fourth failure. ``overdue`` is only ever True when the fold was given
-    ``now_ms``.
+    ``now_ms``. ``extensions`` counts the deadlines moved by a granted extension (or a supervisor's
+    ``extend``); ``extension_asked`` is the deadline a unit asked for while its request is pending;
+    ``sent_back`` counts the times a unit sent the case back as not theirs (it counts against no
+    one).
     """
 
     status: str = "reported"
@@ -164,6 +179,9 @@ class CaseState:
     closed_at: str | None = None
     overdue: bool = False
     timeline: tuple[TimelineEntry, ...] = ()
+    extensions: int = 0
+    extension_asked: str | None = None
+    sent_back: int = 0
 
     @property
     def is_open(self) -> bool:
@@ -277,6 +295,11 @@ class _Case:
     assessment_unit: str | None = None
     duplicate_of: str | None = None
     closed_at: str | None = None
+    extensions: int = 0
+    extension_asked: str | None = None
+    sent_back: int = 0
+    urgent: bool = False
+    urgent_hours: int | None = None
 
     @classmethod
     def from_state(cls, state: CaseState, reporter: str | None) -> "_Case":
@@ -285,20 +308,23 @@ class _Case:
                    resolution=state.resolution, unit=state.unit, deadline=state.deadline,
                    failed=state.failed_verifications, supervised=state.supervised,
                    assessment_flag=state.assessment_flag, assessment_unit=state.assessment_unit,
-                   duplicate_of=state.duplicate_of, closed_at=state.closed_at)
+                   duplicate_of=state.duplicate_of, closed_at=state.closed_at, extensions=state.extensions,
+                   extension_asked=state.extension_asked, sent_back=state.sent_back, urgent=state.urgent)
 
     def new_deadline(self, step: _Step) -> str | None:
-        """The action's deadline; else the category's hours from the action's time; else unchanged."""
+        """The action's deadline; else the category's hours (its urgent hours for an urgent event)
+        from the action's time; else unchanged."""
         if step.deadline:
             return step.deadline
-        if self.deadline_hours is not None and step.wall_ms is not None:
-            computed = _format(step.wall_ms + self.deadline_hours * _HOUR_MS)
+        hours = self.urgent_hours if self.urgent and self.urgent_hours is not None else self.deadline_hours
+        if hours is not None and step.wall_ms is not None:
+            computed = _format(step.wall_ms + hours * _HOUR_MS)
             if computed is not None:
                 return computed
         return self.deadline
 
     def close(self, step: _Step, resolution: str) -> None:
-        self.status, self.resolution = "closed", resolution
+        self.status, self.resolution, self.extension_asked = "closed", resolution, None
         self.closed_at = format_ms(step.wall_ms) if step.wall_ms is not None else None
 
     def is_reporter(self, step: _Step) -> bool:
@@ -320,6 +346,7 @@ def _dispatch(case: _Case, step: _Step) -> str | None:
     if step.unit is None:
         return REFUSED_NO_UNIT
     case.unit, case.deadline, case.status = step.unit, case.new_deadline(step), "dispatched"
+    case.extension_asked = None  # a request was the previous unit's
     return None
 
 
@@ -362,11 +389,50 @@ def _close(case: _Case, step: _Step) -> str | None:
 
 
 def _extend(case: _Case, step: _Step) -> str | None:
+    # A supervisor moving the deadline on their own: counted as a granted extension.
     if case.status == "reported":
         return _FOUND[case.status]
     if step.deadline is None:
         return REFUSED_NO_DEADLINE
-    case.deadline = step.deadline
+    case.deadline, case.extension_asked = step.deadline, None
+    case.extensions += 1
+    return None
+
+
+def _send_back(case: _Case, step: _Step) -> str | None:
+    # 退回: the unit says the case is not theirs. It goes back to the supervisor's queue to be
+    # dispatched again; nobody's deadline runs meanwhile and no one's assessment counts it.
+    if case.status != "dispatched":
+        return _FOUND[case.status]
+    if step.note is None:
+        return REFUSED_NO_REASON
+    case.status, case.unit, case.deadline, case.extension_asked = "reported", None, None, None
+    case.sent_back += 1
+    return None
+
+
+def _request_extension(case: _Case, step: _Step) -> str | None:
+    # 申请延期: only asks. The deadline moves when a supervisor grants it.
+    if case.status not in ("dispatched", "returned"):
+        return _FOUND[case.status]
+    if step.note is None:
+        return REFUSED_NO_REASON
+    if step.deadline is None:
+        return REFUSED_NO_DEADLINE
+    if case.deadline is not None and step.deadline <= case.deadline:
+        return REFUSED_DEADLINE_NOT_LATER
+    case.extension_asked = step.deadline
+    return None
+
+
+def _answer_extension(case: _Case, step: _Step) -> str | None:
+    if case.extension_asked is None:
+        return SUPERSEDED_NO_REQUEST
+    if step.action == "grant_extension":
+        # The supervisor may grant a different deadline than the one asked for.
+        case.deadline = step.deadline or case.extension_asked
+        case.extensions += 1
+    case.extension_asked = None
     return None
 
 
@@ -407,6 +473,10 @@ _RULES: dict[str, Callable[[_Case, _Step], str | None]] = {  # in the order butt
     "handle_on_spot": _handle_on_spot,
     "mark_duplicate": _mark_duplicate,
     "supervise": _supervise,
+    "send_back": _send_back,
+    "request_extension": _request_extension,
+    "grant_extension": _answer_extension,
+    "refuse_extension": _answer_extension,
 }
 
 
@@ -435,8 +505,8 @@ def _now_ms(now: int | str | None) -> int | None:
     return parse_ms(now) if isinstance(now, str) else now
 
 
-def _deadline_hours(category: Mapping[str, Any] | None) -> int | None:
-    hours = category.get("deadline_hours") if isinstance(category, Mapping) else None
+def _deadline_hours(category: Mapping[str, Any] | None, name: str = "deadline_hours") -> int | None:
+    hours = category.get(name) if isinstance(category, Mapping) else None
     return hours if isinstance(hours, int) and not isinstance(hours, bool) and hours > 0 else None
 
 
@@ -452,7 +522,8 @@ def fold_case(
     ``event`` holds the event record's plain values; the fold reads
     ``reporter``, ``urgent`` and ``micro`` (only ``True`` counts as true).
     ``category`` is the event category's plain values; only ``deadline_hours``
-    is read, for deadlines an action does not carry. ``now_ms``, Unix
+    and ``urgent_deadline_hours`` (for an urgent event) are read, for
+    deadlines an action does not carry. ``now_ms``, Unix
     milliseconds or an ISO 8601 UTC string, is needed only for ``overdue``; a
     malformed ``now_ms`` raises (it is the caller's mistake, not the data's).
 
@@ -472,8 +543,16 @@ def fold_case(
                                                            supervised and a new deadline
     return          rectified                              returned (not a failed verification)
     close           open                                   closed (closed)
-    extend          dispatched, rectified or returned;     deadline
+    extend          dispatched, rectified or returned;     deadline; one more extension
                     gives a deadline
+    send_back       dispatched; gives a reason (note)      reported again, no unit, no deadline
+                                                           (退回: not the unit's case)
+    request_        dispatched or returned; a reason and   the deadline asked for is pending
+    extension       a deadline later than the one in force
+    grant_          an extension is pending                deadline (the action's, else the one
+    extension                                              asked for); one more extension
+    refuse_         an extension is pending                nothing pending
+    extension
     handle_on_spot  reported; micro event; by the reporter closed (handled_on_spot)
     mark_duplicate  open                                   closed (duplicate); duplicate_of is
                                                            the action's duplicate_of, else the
@@ -483,8 +562,9 @@ def fold_case(
     ==============  =====================================  ====================================
 
     A new deadline is the action's ``deadline``; else the category's
-    ``deadline_hours`` after the action's HLC wall time; else the deadline
-    stays as it was. A ``verify_fail`` other than the 4th changes the deadline
+    ``deadline_hours`` (``urgent_deadline_hours`` for an urgent event, where
+    the category has them) after the action's HLC wall time; else the deadline
+    stays as it was. A dispatch or a close drops a pending extension request. A ``verify_fail`` other than the 4th changes the deadline
     only when it carries one.
     """
     event = event if isinstance(event, Mapping) else {}
@@ -492,6 +572,8 @@ def fold_case(
         reporter=_text(event.get("reporter")),
         micro=event.get("micro") is True,
         deadline_hours=_deadline_hours(category),
+        urgent=event.get("urgent") is True,
+        urgent_hours=_deadline_hours(category, "urgent_deadline_hours"),
     )
     now = _now_ms(now_ms)
     timeline = []
@@ -522,6 +604,9 @@ def fold_case(
         duplicate_of=case.duplicate_of,
         closed_at=case.closed_at,
         timeline=tuple(timeline),
+        extensions=case.extensions,
+        extension_asked=case.extension_asked,
+        sent_back=case.sent_back,
     )
     if now is not None and is_overdue(state, now):
         state = replace(state, overdue=True)
@@ -549,8 +634,8 @@ def available_actions(state: CaseState, role: str, *, actor: str | None,
 
     An action is offered when the role may push it (shared/roles.py) and the fold would apply it
     now: each candidate is dry-run through the fold's own rules (`_judge`) on the folded state, as
-    a well-formed action (a dispatch names a unit, an extension gives a deadline, a verification by
-    a role that may stand in does) stamped after every action folded so far. So a page or a tablet
+    a well-formed action (a dispatch names a unit, an extension gives a deadline, every action a
+    note, a verification by a role that may stand in does) stamped after every action folded so far. So a page or a tablet
     offers exactly what folding the action in would apply, and the rules stay written once, in
     `_RULES`. ``reporter`` is the event's reporter (the fold's verifier and on-the-spot handler).
     """
@@ -558,7 +643,8 @@ def available_actions(state: CaseState, role: str, *, actor: str | None,
     for name in sorted(ACTIONS_BY_ROLE.get(role, ()), key=_ACTION_ORDER.index):
         candidate = _Step(id="", hlc="", wall_ms=0, action=name, actor=_text(actor),
                           unit="unit" if name == "dispatch" else None,
-                          deadline=format_ms(_MAX_MS) if name == "extend" else None, note=None,
+                          deadline=format_ms(_MAX_MS) if name in ("extend", "request_extension") else None,
+                          note="note",
                           stand_in=name in ("verify_pass", "verify_fail") and may_stand_in(role),
                           duplicate_of=None)
         if _judge(_Case.from_state(state, reporter), candidate) is None:
@@ -570,3 +656,9 @@ def awaiting_verification(state: CaseState, event: Mapping[str, Any], user_id: s
     """Whether the case waits for user_id, its reporter, to verify the rectification."""
     reporter = event.get("reporter") if isinstance(event, Mapping) else None
     return bool(user_id) and "verify_pass" in available_actions(state, "worker", actor=user_id, reporter=reporter)
+
+
+def missing_evidence(values: Mapping[str, Any]) -> tuple[str, ...]:
+    """The evidence fields (EVIDENCE) a case action's values lack, sorted; () when it has them all."""
+    needed = EVIDENCE.get(values.get("action"), frozenset()) if isinstance(values, Mapping) else frozenset()
+    return tuple(sorted(name for name in needed if values.get(name) in (None, "", [], ())))

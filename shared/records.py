@@ -300,6 +300,7 @@ GRID_TYPES = ["base", "police", "safety", "traffic", "environment", "market", "c
 CASE_ACTIONS = [
     "dispatch", "rectify", "verify_pass", "verify_fail", "close", "return", "extend",
     "comment", "handle_on_spot", "mark_duplicate", "supervise",
+    "send_back", "request_extension", "grant_extension", "refuse_extension",
 ]
 
 
@@ -320,6 +321,7 @@ class CategoryFields(Schema):
     name_en = Name(allow_none=True)
     default_unit = Code(allow_none=True)
     deadline_hours = Int(validate=validate.Range(min=1, max=24 * 365))
+    urgent_deadline_hours = Int(validate=validate.Range(min=1, max=24 * 365), allow_none=True)
     micro = Bool()
     duplicate_radius_m = Int(validate=validate.Range(min=0, max=100_000))
     _deleted = Bool()
@@ -359,6 +361,8 @@ class EventFields(Schema):
     micro = Bool()
     reporter = Id(required=True)
     reported_at = Instant(required=True)
+    # Written by the server when the event first arrives (server/casebook.py); a push carrying it is refused.
+    case_number = Text(validate=validate.Length(max=32), allow_none=True)
     _deleted = Bool()
 
 

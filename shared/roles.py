@@ -36,9 +36,9 @@ ROLES = ("worker", "supervisor", "unit", "admin")
 # The case actions (case_action.action) each role may push, from a tablet or a page.
 ACTIONS_BY_ROLE: dict[str, frozenset[str]] = {
     "worker": frozenset({"verify_pass", "verify_fail", "handle_on_spot", "comment"}),
-    "unit": frozenset({"rectify", "comment"}),
+    "unit": frozenset({"rectify", "comment", "send_back", "request_extension"}),
     "supervisor": frozenset({"dispatch", "close", "return", "extend", "comment", "mark_duplicate", "supervise",
-                             "verify_pass", "verify_fail"}),
+                             "verify_pass", "verify_fail", "grant_extension", "refuse_extension"}),
 }
 # An admin acts on cases as a supervisor does. Rectifying is the unit's work (its assessment counts
 # it), handling on the spot the reporter's: nobody does either in their place.

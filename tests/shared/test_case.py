@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from shared.case import _canonical as canonical  # the fold's own tie-break encoding
 from shared.case import (
     FAILURES_BEFORE_SUPERVISION, REASONS, RESOLUTIONS, STATUSES, Action, CaseState, available_actions,
-    awaiting_verification, fold_case, is_overdue, queue_key,
+    awaiting_verification, fold_case, is_overdue, missing_evidence, queue_key,
 )
 from shared.hlc import HLC, format_ms, parse_ms
 from shared.records import CASE_ACTIONS
@@ -417,6 +417,92 @@ def test_garbage_actions_are_refused_never_raised(garbage):
     assert len(state.timeline) == 1 and state.status == "reported"
 
 
+# --- the unit's side: sending back, asking for more time -------------------------------------
+
+def send_back(minute, note="not our street"):
+    return act(minute, "send_back", UNIT_USER, note=note)
+
+
+def ask(minute, deadline_minute, note="waiting for parts"):
+    return act(minute, "request_extension", UNIT_USER, note=note, deadline=at(deadline_minute))
+
+
+def test_a_unit_sends_a_wrongly_dispatched_case_back_to_the_supervisors_queue():
+    state = fold_case(EVENT, [dispatch(1, deadline=at(600)), send_back(2)], category=CATEGORY)
+    assert (state.status, state.unit, state.deadline, state.sent_back) == ("reported", None, None, 1)
+    assert state.failed_verifications == 0 and not state.assessment_flag  # counts against no one
+    again = fold_case(EVENT, [dispatch(1), send_back(2), dispatch(3, unit="team", deadline=at(700))])
+    assert (again.status, again.unit, again.deadline) == ("dispatched", "team", at(700))
+
+
+@pytest.mark.parametrize("before, note, reason", [
+    ([dispatch(1)], None, "refused: gives no reason"),
+    ([], "why", "superseded: case not dispatched yet"),
+    ([dispatch(1), rectify(2)], "why", "superseded: case already rectified, awaiting verification"),
+    ([dispatch(1), rectify(2), verify(3, False)], "why", "superseded: case returned, not rectified again yet"),
+])
+def test_a_case_is_sent_back_only_while_dispatched_and_with_a_reason(before, note, reason):
+    late = act(50, "send_back", UNIT_USER, note=note)
+    assert entry(fold_case(EVENT, [*before, late]), late.id).reason == reason
+
+
+def test_an_extension_moves_the_deadline_only_when_granted_and_is_counted():
+    asked = fold_case(EVENT, [dispatch(1, deadline=at(600)), ask(2, 900)])
+    assert (asked.deadline, asked.extension_asked, asked.extensions) == (at(600), at(900), 0)
+    granted = fold_case(EVENT, [dispatch(1, deadline=at(600)), ask(2, 900), act(3, "grant_extension")])
+    assert (granted.deadline, granted.extension_asked, granted.extensions) == (at(900), None, 1)
+    refused = fold_case(EVENT, [dispatch(1, deadline=at(600)), ask(2, 900), act(3, "refuse_extension")])
+    assert (refused.deadline, refused.extension_asked, refused.extensions) == (at(600), None, 0)
+    # The supervisor may grant another deadline than the one asked for.
+    other = fold_case(EVENT, [dispatch(1, deadline=at(600)), ask(2, 900),
+                              act(3, "grant_extension", deadline=at(800))])
+    assert (other.deadline, other.extensions) == (at(800), 1)
+
+
+def test_a_supervisors_own_extension_counts_and_answers_a_pending_request():
+    state = fold_case(EVENT, [dispatch(1, deadline=at(600)), ask(2, 900), act(3, "extend", deadline=at(700))])
+    assert (state.deadline, state.extension_asked, state.extensions) == (at(700), None, 1)
+
+
+@pytest.mark.parametrize("before, late, reason", [
+    ([dispatch(1, deadline=at(600))], ask(5, 500), "refused: the deadline asked for is not later than the one in force"),
+    ([dispatch(1, deadline=at(600))], act(5, "request_extension", UNIT_USER, deadline=at(900)),
+     "refused: gives no reason"),
+    ([dispatch(1, deadline=at(600))], act(5, "request_extension", UNIT_USER, note="x"), "refused: extend gives no deadline"),
+    ([dispatch(1)], act(5, "grant_extension"), "superseded: no extension asked for"),
+    ([dispatch(1), ask(2, 900), act(3, "refuse_extension")], act(5, "grant_extension"),
+     "superseded: no extension asked for"),
+    ([dispatch(1), ask(2, 900), dispatch(3, unit="team")], act(5, "grant_extension"),
+     "superseded: no extension asked for"),  # a re-dispatch drops the other unit's request
+    ([], ask(5, 900), "superseded: case not dispatched yet"),
+])
+def test_an_extension_is_asked_and_answered_only_where_it_makes_sense(before, late, reason):
+    assert entry(fold_case(EVENT, [*before, late]), late.id).reason == reason
+
+
+def test_an_urgent_event_gets_its_categorys_urgent_deadline():
+    category = {**CATEGORY, "urgent_deadline_hours": 4}
+    urgent = fold_case({**EVENT, "urgent": True}, [dispatch(0)], category=category)
+    normal = fold_case(EVENT, [dispatch(0)], category=category)
+    assert urgent.deadline == at(4 * 60) and normal.deadline == at(48 * 60)
+    # A category without urgent hours gives an urgent event the normal ones.
+    assert fold_case({**EVENT, "urgent": True}, [dispatch(0)], category=CATEGORY).deadline == at(48 * 60)
+
+
+@pytest.mark.parametrize("values, missing", [
+    ({"action": "close"}, ("note",)),
+    ({"action": "close", "note": "done"}, ()),
+    ({"action": "handle_on_spot", "note": "moved it"}, ("photos",)),
+    ({"action": "handle_on_spot", "note": "", "photos": []}, ("note", "photos")),
+    ({"action": "request_extension", "note": "rain"}, ("deadline",)),
+    ({"action": "send_back"}, ("note",)),
+    ({"action": "comment"}, ()),
+    ({"action": 3}, ()),
+])
+def test_the_evidence_an_action_must_carry(values, missing):
+    assert missing_evidence(values) == missing
+
+
 # --- the laws ---------------------------------------------------------------------------------
 
 ACTORS = [REPORTER, WORKER, SUPERVISOR, UNIT_USER, None]
@@ -441,11 +527,14 @@ ids = st.integers(0, 10_000).map(lambda n: f"0193b5c8-0000-7000-9000-{n:012x}")
 noise = st.lists(st.builds(Action, ids, hlcs, action_values), max_size=30, unique_by=lambda a: a.id)
 # Mostly the loop itself, by the people who take each step, in nearly increasing time, so that long
 # runs (and the fourth failure) are common; a few steps are stamped out of order, as offline ones are.
-LOOP = ["dispatch"] + ["rectify"] * 6 + ["verify_fail"] * 6 + ["return", "extend", "comment", "supervise"]
+LOOP = (["dispatch"] + ["rectify"] * 6 + ["verify_fail"] * 6
+        + ["return", "extend", "comment", "supervise", "send_back", "request_extension", "grant_extension",
+           "refuse_extension"])
 RARE = ["verify_pass", "handle_on_spot", "close", "mark_duplicate", "reopen"]
 
 
-DOER = {"rectify": UNIT_USER, "verify_fail": REPORTER, "verify_pass": REPORTER, "handle_on_spot": REPORTER}
+DOER = {"rectify": UNIT_USER, "verify_fail": REPORTER, "verify_pass": REPORTER, "handle_on_spot": REPORTER,
+        "send_back": UNIT_USER, "request_extension": UNIT_USER}
 
 
 @st.composite
@@ -464,6 +553,8 @@ def runs(draw):
         minute += (roll >> 10) % 4
         hlc = draw(hlcs) if roll % 11 == 2 else stamp(minute, (roll >> 12) % 2)
         values = {"action": name, "actor": actor, "unit": "fire" if roll % 5 else "team"}
+        if name in ("send_back", "request_extension") and roll % 3:
+            values.update(note="not ours", deadline=format_ms(T0 + (minute + 600 + roll % 500) * MINUTE))
         if roll % 7 == 3:
             values.update(deadline=draw(deadlines), note=f"dup of {ORIGINAL}", stand_in=True)
         actions.append(Action(f"0193b5c8-0000-7000-9000-{n:012x}", hlc, values))
@@ -473,7 +564,9 @@ def runs(draw):
 actions_st = st.one_of(noise, runs())
 events = st.fixed_dictionaries({"reporter": st.sampled_from([REPORTER, None]), "urgent": st.booleans(),
                                 "micro": st.booleans()})
-categories = st.one_of(st.none(), st.fixed_dictionaries({"deadline_hours": st.integers(1, 200) | st.just(10**12)}))
+categories = st.one_of(st.none(), st.fixed_dictionaries(
+    {"deadline_hours": st.integers(1, 200) | st.just(10**12)},
+    optional={"urgent_deadline_hours": st.integers(1, 24) | st.just(None) | st.just("2")}))
 nows = st.one_of(st.none(), st.integers(T0, T0 + 200 * HOUR))
 
 
@@ -569,8 +662,9 @@ def test_an_action_is_offered_if_and_only_if_folding_it_in_would_apply_it(event,
         values = {"action": name, "actor": actor}
         if name == "dispatch":
             values["unit"] = "fire"
-        if name == "extend":
+        if name in ("extend", "request_extension"):
             values["deadline"] = format_ms(LATE + HOUR)
+        values["note"] = "why"
         if name in ("verify_pass", "verify_fail") and may_stand_in(role):
             values["stand_in"] = True
         candidate = Action("ffffffff-ffff-7fff-bfff-ffffffffffff", str(HLC(LATE, 0, TABLET)), values)
@@ -584,7 +678,11 @@ def test_an_action_is_offered_if_and_only_if_folding_it_in_would_apply_it(event,
     ("worker", REPORTER, [], ("comment",)),
     ("worker", REPORTER, [dispatch(1), rectify(2)], ("verify_pass", "verify_fail", "comment")),
     ("worker", WORKER, [dispatch(1), rectify(2)], ("comment",)),  # only the reporter verifies
-    ("unit", UNIT_USER, [dispatch(1)], ("rectify", "comment")),
+    ("unit", UNIT_USER, [dispatch(1)], ("rectify", "comment", "send_back", "request_extension")),
+    ("unit", UNIT_USER, [dispatch(1), rectify(2)], ("comment",)),
+    ("supervisor", SUPERVISOR, [dispatch(1), act(2, "request_extension", UNIT_USER, note="rain", deadline=at(9000))],
+     ("dispatch", "close", "extend", "comment", "mark_duplicate", "supervise", "grant_extension",
+      "refuse_extension")),
     ("admin", SUPERVISOR, [dispatch(1), rectify(2)],
      ("verify_pass", "verify_fail", "close", "return", "extend", "comment", "mark_duplicate", "supervise")),
 ])

@@ -34,7 +34,7 @@ VALID = {
     }),
     "category": (REF_BUCKET, {
         "code": "fire_hazard", "name": "消防隐患", "name_en": None, "default_unit": "fire",
-        "deadline_hours": 48, "micro": False, "duplicate_radius_m": 50, "_deleted": False,
+        "deadline_hours": 48, "urgent_deadline_hours": 4, "micro": False, "duplicate_radius_m": 50, "_deleted": False,
     }),
     "unit": (REF_BUCKET, {"code": "fire", "name": "消防大队", "name_en": "Fire brigade", "_deleted": False}),
     "checklist": (REF_BUCKET, {
@@ -46,7 +46,7 @@ VALID = {
     "event": ("grid:G-0101", {
         "grid": "G-0101", "category": "fire_hazard", "description": "楼道堆放杂物", "location": LOCATION,
         "address": "Beishan Rd 12", "photos": [SHA], "urgent": True, "micro": False, "reporter": USER,
-        "reported_at": NOW, "_deleted": False,
+        "reported_at": NOW, "case_number": "20261127-0001", "_deleted": False,
     }),
     "case_action": ("grid:G-0101", {
         "event": EVENT, "action": "dispatch", "actor": USER, "unit": "fire", "deadline": "2026-11-29T19:48:00.000Z",
@@ -339,7 +339,7 @@ def test_event_requires_grid_category_description_reporter_and_time():
 def test_event_and_case_action_fields_are_the_contract():
     assert KINDS["event"].fields == {
         "grid", "category", "description", "location", "address", "photos", "urgent", "micro", "reporter",
-        "reported_at", "_deleted",
+        "reported_at", "case_number", "_deleted",
     }
     assert {"event", "action", "actor", "unit", "deadline", "note", "photos"} <= KINDS["case_action"].fields
 
