@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String
+from sqlalchemy import BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, SmallInteger, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .db import Json, db
@@ -40,10 +40,14 @@ class Record(db.Model):
     position: Mapped[int] = mapped_column(BigInteger, unique=True)
     # The device whose push created the record; None for a record the server wrote (pages, CLI, demo).
     device_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    # The record this one belongs to (shared/records.py, Kind.parent: a case action's event, a check's or
+    # a tenant's house), so that one case or one house is read without scanning its grid.
+    parent_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
 
     __table_args__ = (
         Index("ix_records_bucket_position", "bucket", "position"),
         Index("ix_records_kind", "kind"),
+        Index("ix_records_parent", "parent_id"),
     )
 
     def state(self) -> dict:
@@ -151,3 +155,67 @@ class PhotoUpload(db.Model):
     sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
     uploaded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class CaseRow(db.Model):
+    """One case as the pages find it: a cache of `shared.case.fold_case` over its event and actions.
+
+    Written by server/casebook.py in the transaction that writes the records it folds, and
+    rebuilt from the records by ``flask cases rebuild``; never a source of truth. Times are Unix
+    ms (UTC). Overdue is not here: it depends on the clock, so it is asked at read time.
+    """
+
+    __tablename__ = "cases"
+
+    event_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    case_number: Mapped[str | None] = mapped_column(String(32), unique=True, nullable=True)
+    bucket: Mapped[str] = mapped_column(String(80))
+    grid: Mapped[str] = mapped_column(String(64))
+    category: Mapped[str] = mapped_column(String(64))
+    reporter: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+    # open: not closed and not deleted, the queue's usual filter, first in its index.
+    open: Mapped[bool] = mapped_column(Boolean)
+    status: Mapped[str] = mapped_column(String(16))
+    resolution: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    unit: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    urgent: Mapped[bool] = mapped_column(Boolean, default=False)
+    micro: Mapped[bool] = mapped_column(Boolean, default=False)
+    reported_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    deadline_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # The deadline, or a time after every deadline when there is none: the queue's order, in one index.
+    due_sort: Mapped[int] = mapped_column(BigInteger)
+    dispatched_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # the first dispatch
+    rectified_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # the last rectification
+    closed_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    failures: Mapped[int] = mapped_column(SmallInteger, default=0)  # applied failed verifications
+    supervised: Mapped[bool] = mapped_column(Boolean, default=False)
+    assessment: Mapped[bool] = mapped_column(Boolean, default=False)  # counts in assessment_unit's assessment
+    assessment_unit: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    extensions: Mapped[int] = mapped_column(SmallInteger, default=0)
+    extension_asked_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    sent_back: Mapped[int] = mapped_column(SmallInteger, default=0)
+    duplicate_of: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    lat: Mapped[float | None] = mapped_column(Float, nullable=True)
+    lon: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # What a keyword search reads: the case number, the description and the address, in one text.
+    search: Mapped[str] = mapped_column(Text, default="")
+    position: Mapped[int] = mapped_column(BigInteger)  # the feed position of the last record folded
+
+    __table_args__ = (
+        Index("ix_cases_queue", "open", urgent.desc(), "due_sort", "reported_ms", "event_id"),
+        Index("ix_cases_status_queue", "status", urgent.desc(), "due_sort", "reported_ms", "event_id"),
+        Index("ix_cases_grid_status", "grid", "status"),
+        Index("ix_cases_unit_status", "unit", "status"),
+        Index("ix_cases_category", "category", "open"),
+        Index("ix_cases_reported", "reported_ms"),
+    )
+
+
+class CaseNumbers(db.Model):
+    """The last case number handed out on each day (server/casebook.py)."""
+
+    __tablename__ = "case_numbers"
+
+    day: Mapped[str] = mapped_column(String(8), primary_key=True)  # YYYYMMDD in the district's time
+    last: Mapped[int] = mapped_column(Integer)

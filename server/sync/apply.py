@@ -10,7 +10,9 @@ one transaction:
 2. take the feed lock (server/sync/feed.py), so writers queue here;
 3. read the records the batch touches, merge each change into them through
    shared/merge.py, and note which changed;
-4. write the changed records with fresh feed positions, raise the feed, and
+4. write the changed records with fresh feed positions, raise the feed,
+5. fold again the cases whose event or actions changed into the ``cases`` table
+   (casebook.py), numbering the events that arrive for the first time, and
    commit. Only then does the caller answer.
 
 Hazard: replays. A tablet retries a push whose answer it lost. Merge is
@@ -27,7 +29,8 @@ import msgspec
 from marshmallow import ValidationError
 from sqlalchemy import select
 
-from shared.case import Action, fold_case
+from flask import current_app
+
 from shared.hlc import HLC
 from shared.merge import merge_record
 from shared.records import KINDS, REF_BUCKET, Change, grid_bucket, load_change
@@ -37,8 +40,8 @@ from .. import privacy
 from ..clock import server_clock
 from ..db import db
 from ..errors import describe
-from ..models import Record, User
-from . import feed, wire
+from ..models import CaseRow, User
+from . import casebook, feed, wire
 
 
 class Result(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -102,16 +105,27 @@ def authorize(user: User | Writer | None, change: Change) -> str | None:
     return None
 
 
+# Fields only the server writes, by kind: a push that carries one is refused.
+SERVER_FIELDS = {"event": frozenset({"case_number"})}
+
+
 def check_author(writer: Writer | None, change: Change) -> str | None:
-    """Why the change's author field is refused, or None: it must name the pushing user.
+    """Why the change's author field, or a field only the server writes, is refused; None when neither is.
+
+    The author field must name the pushing user.
 
     The server decides who did what (design.md, principle 5): an event's reporter, a case action's
     actor, a check's or a patrol's worker is whoever pushes the change that writes it, never a name
     the tablet chose. That the field is written once is checked against the stored record, in
     `apply_changes`. The server itself (writer None) writes for whoever acted on a page.
     """
+    if writer is None:
+        return None
+    for name in SERVER_FIELDS.get(change.kind, ()):
+        if name in change.fields:
+            return f"forbidden: {name} is given by the server"
     author = KINDS[change.kind].author
-    if writer is None or author is None or author not in change.fields:
+    if author is None or author not in change.fields:
         return None
     if change.fields[author][0] != writer.id:
         return f"forbidden: {author} must be the pushing user"
@@ -248,7 +262,7 @@ def apply_changes(user: User | Writer | None, changes: list[Change | None],
         if writer is not None and writer.role == "unit" and change.kind == "case_action":
             event_id = state["event"][0]
             if event_id not in case_units:
-                case_units[event_id] = _current_unit(event_id, states)
+                case_units[event_id] = _current_unit(event_id)
             if not writer.unit or case_units[event_id] != writer.unit:
                 results[index] = Result(change.kind, change.id, "rejected",
                                         "forbidden: the case is not dispatched to your unit")
@@ -261,14 +275,18 @@ def apply_changes(user: User | Writer | None, changes: list[Change | None],
         results[index] = Result(change.kind, change.id, "applied")
 
     if dirty:
+        _number_new_events([rid for rid in dirty if rid not in held and states[rid][0] == "event"], states)
         rows = []
         columns = wire.record_columns
         for rid in dirty:
             last_position += 1
             kind_name, bucket, state = states[rid]
-            rows.append((rid, kind_name, bucket, *columns(state), last_position, device))
+            parent = KINDS[kind_name].parent
+            parent_id = state[parent[0]][0] if parent and parent[0] in state else None
+            rows.append((rid, kind_name, bucket, *columns(state), last_position, device, parent_id))
         feed.write_records([row for row in rows if row[0] not in held], [row for row in rows if row[0] in held])
         feed.raise_to(last_position)
+        _refold_cases(dirty, states)
     db.session.commit()
     return [r for r in results if r is not None]
 
@@ -294,23 +312,42 @@ def _bucket_of(kind, state: dict, change: Change, states: dict) -> str | Result:
     return change.bucket
 
 
-def _current_unit(event_id: str, states: dict) -> str | None:
-    """The unit a case is dispatched to now: the fold of its stored actions; None without a live event.
+def _current_unit(event_id: str) -> str | None:
+    """The unit a case is dispatched to now, from the cases table; None without a live case.
 
-    Read under the feed lock, so a re-dispatch cannot commit between this check and the write.
-    The fold needs no category here: it reads the category only for deadlines (shared/case.py).
+    Read under the feed lock, so a re-dispatch cannot commit between this check and the write,
+    and the table is folded in the transaction that writes the actions (casebook.py).
     """
-    event = states.get(event_id)
-    if event is None or event[0] != "event":
-        return None
-    values = {name: write[0] for name, write in event[2].items()}
-    if values.get("_deleted"):
-        return None
-    # A case's actions live in its event's bucket; the JSON condition keeps to this one case.
-    rows = db.session.scalars(select(Record).where(
-        Record.bucket == event[1], Record.kind == "case_action",
-        Record.field_values["event"].as_string() == event_id))
-    return fold_case(values, [Action.from_state(r.id, r.state()) for r in rows]).unit
+    return db.session.scalar(select(CaseRow.unit).where(CaseRow.event_id == event_id, CaseRow.deleted.is_(False)))
+
+
+def _number_new_events(event_ids: list[str], states: dict) -> None:
+    """Give each event arriving for the first time its case number, as a write of the server's own."""
+    if not event_ids:
+        return
+    clock = server_clock()
+    numbers = casebook.number_events(db.session.connection(), len(event_ids), clock.physical_ms(),
+                                     current_app.config["GRIDPATROL_UTC_OFFSET"])
+    hlc = str(clock.now())
+    for event_id, number in zip(event_ids, numbers):
+        kind, bucket, state = states[event_id]
+        states[event_id] = (kind, bucket, {**state, "case_number": (number, hlc)})
+
+
+def _refold_cases(dirty: Iterable[str], states: dict) -> None:
+    """Fold again, into the cases table, every case whose event or action the batch wrote."""
+    events, categories = set(), set()
+    for rid in dirty:
+        kind, _bucket, state = states[rid]
+        if kind == "event":
+            events.add(rid)
+        elif kind == "case_action":
+            events.add(state["event"][0])
+        elif kind == "category" and "code" in state:
+            categories.add(state["code"][0])
+    connection = db.session.connection()
+    casebook.refold(connection, events)
+    casebook.refold_category(connection, categories)
 
 
 def stamp(kind: str, record_id: str, values: dict[str, Any], bucket: str | None = None) -> Change:

@@ -68,7 +68,8 @@ def held_states(ids: list[str]) -> dict[str, tuple[str, str, dict]]:
 
 
 def write_records(inserts: list[tuple], updates: list[tuple]) -> None:
-    """Insert and update records rows (id, kind, bucket, values JSON text, hlcs JSON text, position, device).
+    """Insert and update records rows (id, kind, bucket, values JSON text, hlcs JSON text, position, device,
+    parent id).
 
     The device is written when a record is created, never changed by a later update.
 
@@ -80,13 +81,14 @@ def write_records(inserts: list[tuple], updates: list[tuple]) -> None:
     json_mark = f"{mark}::jsonb" if connection.dialect.name == "postgresql" else mark
     if inserts:
         connection.exec_driver_sql(
-            "INSERT INTO records (id, kind, bucket, field_values, field_hlcs, position, device_id) "
-            f"VALUES ({mark}, {mark}, {mark}, {json_mark}, {json_mark}, {mark}, {mark})", inserts)
+            "INSERT INTO records (id, kind, bucket, field_values, field_hlcs, position, device_id, parent_id) "
+            f"VALUES ({mark}, {mark}, {mark}, {json_mark}, {json_mark}, {mark}, {mark}, {mark})", inserts)
     if updates:
         connection.exec_driver_sql(
             f"UPDATE records SET kind = {mark}, bucket = {mark}, field_values = {json_mark}, "
-            f"field_hlcs = {json_mark}, position = {mark} WHERE id = {mark}",
-            [(kind, bucket, values, hlcs, position, rid) for rid, kind, bucket, values, hlcs, position, _ in updates])
+            f"field_hlcs = {json_mark}, position = {mark}, parent_id = {mark} WHERE id = {mark}",
+            [(kind, bucket, values, hlcs, position, parent, rid)
+             for rid, kind, bucket, values, hlcs, position, _device, parent in updates])
 
 
 def bucket_page(bucket: str, after: int, limit: int) -> list[Any]:

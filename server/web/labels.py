@@ -23,6 +23,8 @@ ACTION_LABELS = {
     "return": _l("Return for rectification"), "extend": _l("Extend deadline"), "comment": _l("Comment"),
     "handle_on_spot": _l("Handled on the spot"), "mark_duplicate": _l("Marked as duplicate"),
     "supervise": _l("Put under supervision (督办)"), "verify": _l("Verify in the reporter's place"),
+    "send_back": _l("Send back as not ours"), "request_extension": _l("Ask for more time"),
+    "grant_extension": _l("Grant the extension"), "refuse_extension": _l("Refuse the extension"),
 }
 RESOLUTION_LABELS = {
     "verified": _l("verified by the reporter"), "handled_on_spot": _l("handled on the spot"),
@@ -48,6 +50,10 @@ REASON_LABELS = {
     "refused: not a micro event": _l("refused: not a micro event"),
     "refused: only the reporter handles a micro event on the spot":
         _l("refused: only the reporter handles a micro event on the spot"),
+    "refused: gives no reason": _l("refused: no reason given"),
+    "refused: the deadline asked for is not later than the one in force":
+        _l("refused: the deadline asked for is not later than the one in force"),
+    "superseded: no extension asked for": _l("superseded: no extension was asked for"),
 }
 if set(REASON_LABELS) != set(REASONS):
     raise RuntimeError("every reason the fold gives needs a label: "

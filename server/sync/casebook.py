@@ -1,0 +1,231 @@
+"""The store's cases: one ``cases`` row per event, kept by the write path, and the case numbers.
+
+A case's state is `shared.case.fold_case` over its event and actions; that stays the one source
+of the rules. The ``cases`` table (server/models.py, `CaseRow`) is a cache of the fold's output
+that the pages filter, order, page and count in SQL. It is written by `refold`, which
+`apply.apply_changes` calls in the transaction that writes the records, for the
+events the batch touched, and by `rebuild` (``flask cases rebuild``), which folds every event
+again from the records, streamed in chunks so memory stays flat. A property test proves that the
+table after any sequence of pushes equals a rebuild (tests/server/test_casebook.py).
+
+What is not here: overdue (it depends on the clock: asked at read time from ``deadline_ms``), and
+the place above the grid (community, street, district): the queue and the statistics resolve
+those from the reference data when they read, so redrawing the tree of places rewrites no case.
+
+**Case numbers.** An event gets a number a person can read out on the phone when it first
+reaches the server: ``YYYYMMDD-NNNN``, the day in the district's time (``GRIDPATROL_UTC_OFFSET``)
+and the day's sequence (four digits, more past 9,999). The server writes it into the event record
+as the field ``case_number``, stamped with its own HLC, so tablets pull it like any other write;
+a push that carries it is refused (apply.py). The sequence comes from one
+``case_numbers`` row per day, raised by an atomic upsert, so two writers never take one number.
+
+Hazard: reference data under old cases. The fold reads the category's deadline hours for
+deadlines an action does not carry. When a category record changes, `refold_category` folds that
+category's cases again in the same transaction, so the table never keeps a deadline the fold
+would no longer give.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Iterable, Mapping
+
+from shared.case import Action, CaseState, fold_case
+from shared.hlc import HLC, HLCError, parse_ms
+from shared.records import REF_BUCKET
+
+from ..config import parse_offset
+from .wire import loads
+
+__all__ = ["CASE_COLUMNS", "NO_DEADLINE", "refold", "refold_category", "rebuild", "number_events", "case_number",
+           "row_of"]
+
+# A time after every deadline (year 9999 is 253402300799999 ms): cases without one sort last.
+NO_DEADLINE = 2**62
+CASE_COLUMNS = (
+    "event_id", "case_number", "bucket", "grid", "category", "reporter", "deleted", "open", "status", "resolution",
+    "unit", "urgent", "micro", "reported_ms", "deadline_ms", "due_sort", "dispatched_ms", "rectified_ms",
+    "closed_ms", "failures", "supervised", "assessment", "assessment_unit", "extensions", "extension_asked_ms",
+    "sent_back", "duplicate_of", "lat", "lon", "search", "position",
+)
+_CHUNK = 500
+
+
+def _mark(connection) -> str:
+    return "%s" if connection.dialect.paramstyle in ("format", "pyformat") else "?"
+
+
+def _as_text(connection) -> str:
+    return "::text" if connection.dialect.name == "postgresql" else ""
+
+
+def _ms(text: Any) -> int | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        return parse_ms(text)
+    except ValueError:
+        return None
+
+
+def _wall_ms(hlc: str) -> int | None:
+    try:
+        return HLC.parse(hlc).wall_ms
+    except HLCError:
+        return None
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def row_of(event_id: str, bucket: str, event: Mapping[str, Any], state: CaseState, position: int) -> tuple:
+    """The ``cases`` row (CASE_COLUMNS, in order) of a folded case."""
+    applied = [entry for entry in state.timeline if entry.applied]
+    dispatches = [_wall_ms(e.hlc) for e in applied if e.action == "dispatch"]
+    rectified = [_wall_ms(e.hlc) for e in applied if e.action == "rectify"]
+    deleted = event.get("_deleted") is True
+    deadline = _ms(state.deadline)
+    location = event.get("location") if isinstance(event.get("location"), Mapping) else {}
+    number = event.get("case_number") if isinstance(event.get("case_number"), str) else None
+    search = " ".join(str(part) for part in (number, event.get("description"), event.get("address"))
+                      if isinstance(part, str) and part)
+    return (
+        event_id, number, bucket, str(event.get("grid") or ""), str(event.get("category") or ""),
+        event.get("reporter") if isinstance(event.get("reporter"), str) else None,
+        deleted, state.is_open and not deleted, state.status, state.resolution, state.unit, state.urgent,
+        state.micro, _ms(event.get("reported_at")), deadline, NO_DEADLINE if deadline is None else deadline,
+        dispatches[0] if dispatches else None, rectified[-1] if rectified else None, _ms(state.closed_at),
+        state.failed_verifications, state.supervised, state.assessment_flag, state.assessment_unit,
+        state.extensions, _ms(state.extension_asked), state.sent_back, state.duplicate_of,
+        _number(location.get("lat")), _number(location.get("lon")), search.casefold(), position,
+    )
+
+
+def _upsert_sql(connection) -> str:
+    mark = _mark(connection)
+    updates = ", ".join(f"{name} = excluded.{name}" for name in CASE_COLUMNS[1:])
+    return (f"INSERT INTO cases ({', '.join(CASE_COLUMNS)}) VALUES ({', '.join([mark] * len(CASE_COLUMNS))}) "
+            f"ON CONFLICT (event_id) DO UPDATE SET {updates}")
+
+
+def _categories(connection) -> dict[str, dict]:
+    """The categories' plain values by code (the fold reads their deadline hours)."""
+    rows = connection.exec_driver_sql(
+        f"SELECT field_values{_as_text(connection)} FROM records WHERE kind = 'category' AND bucket = {_mark(connection)}",
+        (REF_BUCKET,))
+    found = {}
+    for (text,) in rows:
+        values = loads(text)
+        if isinstance(values.get("code"), str) and not values.get("_deleted"):
+            found[values["code"]] = values
+    return found
+
+
+def _fold_rows(connection, events: list[tuple], categories: Mapping[str, dict]) -> list[tuple]:
+    """The cases rows of events given as (id, bucket, values, position), their actions read by parent."""
+    if not events:
+        return []
+    mark, as_text = _mark(connection), _as_text(connection)
+    ids = [event[0] for event in events]
+    actions: dict[str, list[Action]] = {event_id: [] for event_id in ids}
+    positions = {event[0]: event[3] for event in events}
+    rows = connection.exec_driver_sql(
+        f"SELECT parent_id, id, field_values{as_text}, field_hlcs{as_text}, position FROM records "
+        f"WHERE parent_id IN ({', '.join([mark] * len(ids))}) AND kind = 'case_action'", tuple(ids))
+    for parent, rid, values, hlcs, position in rows:
+        if parent not in actions:
+            continue
+        values, hlcs = loads(values), loads(hlcs)
+        actions[parent].append(Action.from_state(rid, {name: (value, hlcs[name]) for name, value in values.items()}))
+        positions[parent] = max(positions[parent], position)
+    found = []
+    for event_id, bucket, values, _position in events:
+        state = fold_case(values, actions[event_id], category=categories.get(values.get("category")))
+        found.append(row_of(event_id, bucket, values, state, positions[event_id]))
+    return found
+
+
+def _write(connection, rows: list[tuple]) -> None:
+    if rows:
+        connection.exec_driver_sql(_upsert_sql(connection), rows)
+
+
+def refold(connection, event_ids: Iterable[str]) -> int:
+    """Fold the given events again from the stored records and write their rows; returns how many.
+
+    Called in the writing transaction after the records are written. An id that is not a stored
+    event is skipped (a case action may name an event that has not arrived yet).
+    """
+    wanted = sorted(set(event_ids))
+    if not wanted:
+        return 0
+    mark, as_text = _mark(connection), _as_text(connection)
+    categories = _categories(connection)
+    written = 0
+    for start in range(0, len(wanted), _CHUNK):
+        chunk = wanted[start:start + _CHUNK]
+        events = [(rid, bucket, loads(values), position) for rid, bucket, values, position in connection.exec_driver_sql(
+            f"SELECT id, bucket, field_values{as_text}, position FROM records "
+            f"WHERE id IN ({', '.join([mark] * len(chunk))}) AND kind = 'event'", tuple(chunk))]
+        rows = _fold_rows(connection, events, categories)
+        _write(connection, rows)
+        written += len(rows)
+    return written
+
+
+def refold_category(connection, codes: Iterable[str]) -> int:
+    """Fold again every case of the given categories (after their deadline hours changed)."""
+    codes = sorted(set(codes))
+    if not codes:
+        return 0
+    mark = _mark(connection)
+    ids = [rid for (rid,) in connection.exec_driver_sql(
+        f"SELECT event_id FROM cases WHERE category IN ({', '.join([mark] * len(codes))})", tuple(codes))]
+    return refold(connection, ids)
+
+
+def _events_after(connection, after: str, limit: int) -> list[tuple]:
+    mark, as_text = _mark(connection), _as_text(connection)
+    return [(rid, bucket, loads(values), position) for rid, bucket, values, position in connection.exec_driver_sql(
+        f"SELECT id, bucket, field_values{as_text}, position FROM records WHERE kind = 'event' AND id > {mark} "
+        f"ORDER BY id LIMIT {mark}", (after, limit))]
+
+
+def rebuild(connection, *, chunk: int = 2000, progress=None) -> int:
+    """Empty the cases table and fold every event again, ``chunk`` events at a time; returns the count.
+
+    Streamed by id (keyset), so memory does not grow with the store. ``progress(done)`` is called
+    after each chunk. The caller commits.
+    """
+    connection.exec_driver_sql("DELETE FROM cases")
+    categories = _categories(connection)
+    done, after = 0, ""
+    while True:
+        events = _events_after(connection, after, chunk)
+        if not events:
+            return done
+        _write(connection, _fold_rows(connection, events, categories))
+        done += len(events)
+        after = events[-1][0]
+        if progress is not None:
+            progress(done)
+
+
+def case_number(day: str, sequence: int) -> str:
+    """The case number of a day's nth event: ``20261206-0042``."""
+    return f"{day}-{sequence:04d}"
+
+
+def number_events(connection, count: int, now_ms: int, utc_offset: str) -> list[str]:
+    """Hand out ``count`` case numbers for events arriving now, in one atomic step; in order."""
+    if count <= 0:
+        return []
+    day = datetime.fromtimestamp(now_ms / 1000, parse_offset(utc_offset)).strftime("%Y%m%d")
+    mark = _mark(connection)
+    last = connection.exec_driver_sql(
+        f"INSERT INTO case_numbers (day, last) VALUES ({mark}, {mark}) "
+        f"ON CONFLICT (day) DO UPDATE SET last = case_numbers.last + excluded.last RETURNING last",
+        (day, count)).scalar_one()
+    return [case_number(day, n) for n in range(last - count + 1, last + 1)]
+
