@@ -29,7 +29,7 @@ setup: $(VENV)/.installed-$(SERVE_EXTRAS)
 run: $(VENV)/.installed-$(SERVE_EXTRAS)
 	@mkdir -p var
 	@echo "==> migrating the store in var/"
-	@$(BIN)/flask --app server db upgrade 2>&1 | grep -v '^INFO  \[alembic' || true
+	@out=$$($(BIN)/flask --app server db upgrade 2>&1) || { echo "$$out"; exit 1; }
 	@$(BIN)/flask --app server demo load --if-empty
 	@echo ""
 	@echo "GridPatrol is serving on http://127.0.0.1:$(PORT)   (Ctrl-C stops it)"
