@@ -333,7 +333,8 @@ class HousesPresenter:
         item = self._checklist_items().get((values["checklist"], item_code))
         text = item.text if item else item_code
         address = house_values.get("address", "")
-        description = f"{address}: {text}" + (f" ({answer['note']})" if answer.get("note") else "")
+        # The checklist's words are Chinese, and so is the description: Chinese punctuation.
+        description = f"{address}：{text}" + (f"（{answer['note']}）" if answer.get("note") else "")
         return EventDraft(house_values.get("grid", ""), item.category if item else None, description,
                           list(values.get("photos", ())), house_values.get("location"))
 

@@ -22,7 +22,8 @@ import logging
 from typing import Any, Callable
 
 __all__ = ["LANGUAGES", "DEFAULT_LANGUAGE", "CATALOG", "t", "set_language", "language", "on_change",
-           "status_name", "action_name", "source_name", "phase_name", "error_text", "resolution_name", "kind_name", "reason_text"]
+           "status_name", "action_name", "source_name", "phase_name", "error_text", "resolution_name", "kind_name", "reason_text",
+           "labelled", "size_text"]
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "common.loading": "正在加载…",
         "common.loading_for": "正在加载…（已 {seconds} 秒）",
         "common.load_failed": "加载失败：{error}",
+        "common.labelled": "{label}：{value}",
         # log-in
         "login.title": "登录",
         "login.hint": "首次使用需联网登录一次；之后离线也能打开。",
@@ -310,6 +312,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "common.loading": "Loading…",
         "common.loading_for": "Loading… ({seconds} s)",
         "common.load_failed": "Could not load: {error}",
+        "common.labelled": "{label}: {value}",
         "login.title": "Log in",
         "login.hint": "Log in online once; after that the app opens without a network.",
         "login.again": "Your log-in was refused; please log in again. Every unsynced capture is kept on this tablet.",
@@ -652,6 +655,24 @@ def reason_text(reason: str) -> str:
     if not detail or key not in CATALOG[_current]:
         return reason
     return f"{t(key)}（{detail.strip()}）" if _current == "zh" else f"{t(key)} ({detail.strip()})"
+
+
+def labelled(label: Any, value: Any) -> str:
+    """"label: value" with the language's colon (full-width in Chinese)."""
+    return t("common.labelled", label=label, value=value)
+
+
+def size_text(size: int) -> str:
+    """A number of bytes as people read it: 850 B, 12 KB, 1.5 MB (1 KB = 1024 B)."""
+    if size < 1024:
+        return f"{size} B"
+    value = float(size)
+    for unit in ("KB", "MB", "GB"):
+        value /= 1024
+        if value < 1024 or unit == "GB":
+            break
+    text = f"{value:.1f}" if value < 10 else f"{value:.0f}"
+    return f"{text.removesuffix('.0')} {unit}"
 
 
 def error_text(field: str, code: str) -> str:

@@ -2,8 +2,10 @@
 
     flask --app server db upgrade                 create or migrate the store
     flask --app server demo load [--if-empty]     load the demo data set and print its log-ins
+    flask --app server demo passwords             give the demo users new passwords and print them
     flask --app server users create NAME --role worker --grid G-0101 [--password ...]
     flask --app server users list
+    flask --app server users reset-password NAME [--password ...]
     flask --app server grids create G-0401 --name ... --community ... --street ... --district ...
     flask --app server devices create USERNAME --name NAME | list | revoke DEVICE_ID
     flask --app server privacy show | allow ROLE | deny ROLE    who sees resident ID numbers in full
@@ -21,6 +23,7 @@ from sqlalchemy import select
 from shared.roles import ROLES
 
 from .. import accounts, privacy
+from ..config import demo_password
 from ..db import db
 from ..errors import describe
 from ..models import Device, User
@@ -34,11 +37,16 @@ devices_cli = AppGroup("devices", help="Devices and their tokens.")
 privacy_cli = AppGroup("privacy", help="Which roles see resident ID numbers in full (by default none).")
 
 
+RESET_HINT = "flask --app server demo passwords"
+
+
 def print_logins(logins: dict[str, str]) -> None:
-    """Print the demo log-ins as a table."""
-    click.echo("Demo log-ins (shown once; set GRIDPATROL_DEMO_PASSWORD for fixed ones):")
+    """Print the demo log-ins as a table, and how to get new ones."""
+    click.echo("Demo log-ins (passwords are stored hashed and shown once; set GRIDPATROL_DEMO_PASSWORD for fixed ones):")
     for username, password in logins.items():
         click.echo(f"  {username:<12} {password}")
+    click.echo(f"Lost them? `{RESET_HINT}` gives the demo users new passwords "
+               "(`flask --app server users reset-password NAME` for one user).")
 
 
 @demo_cli.command("load")
@@ -51,6 +59,41 @@ def demo_load(if_empty: bool) -> None:
             return
         raise click.ClickException("the store is not empty; the demo loads only into an empty store")
     print_logins(demo.load(houses=True))
+
+
+@demo_cli.command("passwords")
+def demo_passwords() -> None:
+    """Give every demo user a new password (GRIDPATROL_DEMO_PASSWORD's, else a random one) and print them.
+
+    Passwords are stored hashed, so the ones printed at load cannot be shown again; this replaces them and ends
+    the users' page sessions. Users who are not the demo's keep theirs.
+    """
+    password = demo_password()
+    logins: dict[str, str] = {}
+    for username, *_ in demo.PEOPLE:
+        user = db.session.scalar(select(User).where(User.username == username))
+        if user is None:
+            continue
+        logins[username] = password or secrets.token_urlsafe(9)
+        accounts.set_password(user, logins[username])
+    if not logins:
+        raise click.ClickException("no demo user in this store; `flask --app server demo load` loads the demo")
+    db.session.commit()
+    print_logins(logins)
+
+
+@users_cli.command("reset-password")
+@click.argument("username")
+@click.option("--password", help="Default: a random one, printed once.")
+def users_reset_password(username, password) -> None:
+    """Give a user a new password (printed when random) and end their page sessions."""
+    user = db.session.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise click.ClickException(f"no user {username!r}")
+    secret = password or secrets.token_urlsafe(9)
+    accounts.set_password(user, secret)
+    db.session.commit()
+    click.echo(f"{username}: new password" + ("" if password else f" {secret}"))
 
 
 @users_cli.command("create")

@@ -15,6 +15,7 @@ from shared.records import is_uuid
 from ..photos.images import NotAnImage, TooManyPixels, check_image
 from ..photos.service import max_photo_bytes
 from ..web.forms import choice
+from ..web.labels import size_text
 
 MAX_RECTIFY_PHOTOS = 10  # photos one rectification may carry; bounds the request body with the photo limit
 
@@ -43,8 +44,8 @@ class RectifyForm(NoteForm):
         for upload in files:
             data = upload.read(limit + 1)
             if len(data) > limit:
-                raise ValidationError(_("“%(name)s” is larger than %(limit)s bytes.", name=upload.filename,
-                                        limit=limit))
+                raise ValidationError(_("“%(name)s” is larger than %(limit)s.", name=upload.filename,
+                                        limit=size_text(limit)))
             try:
                 check_image(io.BytesIO(data))
             except (NotAnImage, TooManyPixels):

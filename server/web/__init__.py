@@ -24,18 +24,23 @@ from .labels import template_labels
 from .times import local_time
 
 def error_page(status: int, exc: HTTPException | None = None):
-    """The page for an HTTP error on the pages, in the look of the pages and the user's language."""
+    """The page for an HTTP error outside /api/ (a page, or an address that is none), in the look of the pages and
+    the user's language: a title in words, what happened, the way back."""
     if isinstance(exc, CSRFError):
-        message = _("The form has expired. Go back, reload the page and try again.")
+        title, message = _("The form has expired"), _("The form has expired. Go back, reload the page and try again.")
     elif status == 403:
-        message = _("Your role may not use this page. Grid workers use the tablet app.")
+        title, message = _("Not for your role"), _("Your role may not use this page. Grid workers use the tablet app.")
     elif status == 404:
-        message = _("There is no such page, or it is not one you may see.")
+        title, message = _("Page not found"), _("There is no such page, or it is not one you may see.")
+    elif status == 405:
+        title, message = _("Not possible here"), _(
+            "This address does not take that kind of request. Use the buttons and links of the pages.")
     elif status >= 500:
-        message = _("The server failed. Try again; if it keeps failing, tell the administrator.")
+        title, message = _("Server error"), _(
+            "The server failed. Try again; if it keeps failing, tell the administrator.")
     else:
-        message = _("The request could not be served.")
-    return render_template("pages/error.html", code=status, message=message), status
+        title, message = _("Request not served"), _("The request could not be served.")
+    return render_template("pages/error.html", code=status, title=title, message=message), status
 
 
 def template_globals() -> dict[str, Any]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask_babel import get_locale, lazy_gettext as _l
+from flask_babel import get_locale, gettext as _, lazy_gettext as _l
 
 from shared.case import REASONS
 
@@ -79,7 +79,26 @@ def percent(rate: float | None) -> str:
     return "—" if rate is None else f"{rate * 100:.1f} %"
 
 
+def size_text(size: int) -> str:
+    """A number of bytes as people read it: 850 B, 12 KB, 1.5 MB, 15 MB (1 KB = 1024 B)."""
+    if size < 1024:
+        return f"{size} B"
+    value = float(size)
+    for unit in ("KB", "MB", "GB"):
+        value /= 1024
+        if value < 1024 or unit == "GB":
+            break
+    text = f"{value:.1f}" if value < 10 else f"{value:.0f}"
+    return f"{text.removesuffix('.0')} {unit}"
+
+
+def labelled(label: Any, value: Any) -> str:
+    """"label: value" in the page's language's punctuation (a full-width colon in Chinese)."""
+    return _("%(label)s: %(value)s", label=label, value=value)
+
+
 def template_labels() -> dict[str, Any]:
     """The labels every template may use."""
     return {"STATUS_LABELS": STATUS_LABELS, "ACTION_LABELS": ACTION_LABELS, "RESOLUTION_LABELS": RESOLUTION_LABELS,
-            "ROLE_LABELS": ROLE_LABELS, "name_of": name_of, "percent": percent}
+            "ROLE_LABELS": ROLE_LABELS, "name_of": name_of, "percent": percent,
+            "labelled": labelled, "size_text": size_text}

@@ -89,7 +89,7 @@ def test_a_photo_over_the_limit_is_400_and_nothing_written(app, pages):
     started = count_actions()
     answer = rectify(pages, event_id, [(big.getvalue(), "big.jpg")])
     assert answer.status_code == 400
-    assert "“big.jpg”超过 1000 字节。" in answer.get_data(as_text=True)
+    assert "“big.jpg”超过 1000 B。" in answer.get_data(as_text=True)  # 15 MB at the default limit
     assert count_actions() == started
     assert not blob_store().has(hashlib.sha256(big.getvalue()).hexdigest())
 

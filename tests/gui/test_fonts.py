@@ -1,0 +1,90 @@
+"""The app draws Chinese with the Simplified Chinese face, not the Japanese face a font collection starts with.
+
+Noto Sans CJK's collection (Debian's and Android's NotoSansCJK-Regular.ttc) holds the Japanese face first; Kivy
+opens a collection's first face only, so mobile/ui/fonts.py chooses the face named SC and, when it is not the first,
+writes it to a file of its own. The difference shows in "：" (centred in Japanese, low on the left in Chinese) and
+in some characters. The screenshot test draws one line three times, in the registered default font, in the SC face
+and in the JP face, and compares the rows of the window's PNG (test-artifacts/gui/font-faces.png).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageChops
+
+from mobile.ui import fonts
+
+from .checks import render
+from .conftest import idle, screenshot
+
+SAMPLE = "上传照片：1.2 MB；复核（东湖）"
+
+
+def _collection() -> Path:
+    source = fonts._search()
+    if source is None or len(fonts.face_names(source)) < 2:
+        pytest.skip("no CJK font collection (fonts-noto-cjk): nothing to choose a face from")
+    return source
+
+
+def test_the_registered_font_is_the_simplified_chinese_face(window):
+    source = _collection()
+    registered = fonts.register_cjk_font()
+    assert fonts.face_names(registered)[0].endswith(" SC"), fonts.face_names(registered)
+    from kivy.core.text import DEFAULT_FONT
+
+    index_sc = fonts.simplified_face(fonts.face_names(source))
+    sc_face = fonts.face_file(source, index_sc)
+    for text in ("：", "复", SAMPLE):
+        ours = render(text, DEFAULT_FONT, 48)
+        assert ours == render(text, str(sc_face), 48), text  # drawn with the SC face …
+    for text in ("：", SAMPLE):
+        assert render(text, DEFAULT_FONT, 48) != render(text, str(source), 48), text  # … not the first face (JP)
+
+
+def test_a_screenshot_shows_the_simplified_chinese_face(window):
+    from kivy.core.text import DEFAULT_FONT
+    from kivy.uix.floatlayout import FloatLayout
+    from kivy.uix.label import Label
+
+    source = _collection()
+    fonts.register_cjk_font()
+    sc_face = fonts.face_file(source, fonts.simplified_face(fonts.face_names(source)))
+    row_height = 120
+    layout = FloatLayout()
+    with layout.canvas.before:
+        from kivy.graphics import Color, Rectangle
+
+        Color(1, 1, 1, 1)
+        Rectangle(pos=(0, 0), size=window.size)
+    faces = [DEFAULT_FONT, str(sc_face), str(source)]  # ours, Simplified Chinese, the collection's first (JP)
+    for row, font in enumerate(faces):
+        layout.add_widget(Label(text=SAMPLE, font_name=font, font_size=64, color=(0, 0, 0, 1), size_hint=(None, None),
+                                size=(window.width, row_height), pos=(0, window.height - (row + 1) * row_height),
+                                halign="left", valign="middle", text_size=(window.width - 40, row_height)))
+    window.add_widget(layout)
+    try:
+        idle(3)
+        path = screenshot(window, "font-faces")
+    finally:
+        window.remove_widget(layout)
+    with Image.open(path) as image:
+        shot = image.convert("L")
+        rows = [shot.crop((0, r * row_height, shot.width, (r + 1) * row_height)) for r in range(3)]
+    ours, simplified, japanese = rows
+    assert ImageChops.difference(ours, simplified).getbbox() is None, "the app's default font is not the SC face"
+    assert ImageChops.difference(ours, japanese).getbbox() is not None, "the SC and JP rows look the same"
+    assert ours.getextrema()[0] < 128  # something dark was drawn
+
+
+def test_a_collections_face_is_written_as_a_font_file_of_its_own(tmp_path):
+    source = _collection()
+    names = fonts.face_names(source)
+    index = fonts.simplified_face(names)
+    assert names[index].endswith(" SC") and index != 0, names
+    copy = fonts.face_file(source, index, tmp_path)
+    assert copy.parent == tmp_path and fonts.face_names(copy) == [names[index]]
+    assert fonts.face_file(source, index, tmp_path) == copy  # made once
+    assert fonts.face_file(source, 0, tmp_path) == source  # the first face needs no copy
