@@ -163,7 +163,7 @@ class TenantIndex(db.Model):
     __tablename__ = "tenant_index"
 
     tenant_id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    house_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    house_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
     position: Mapped[int] = mapped_column(BigInteger)  # the feed position of the record these hashes are of
     name_hash: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
     id_hash: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)  # the whole number

@@ -30,13 +30,13 @@ def upgrade():
     sa.PrimaryKeyConstraint('tenant_id')
     )
     with op.batch_alter_table('tenant_index', schema=None) as batch_op:
-        for column in ('name_hash', 'id_hash', 'id_tail_hash', 'id_ends_hash'):
+        for column in ('house_id', 'name_hash', 'id_hash', 'id_tail_hash', 'id_ends_hash'):
             batch_op.create_index(f'ix_tenant_index_{column}', [column], unique=False)
     op.bulk_insert(table, [{'tenant_id': '*', 'position': 0}])
 
 
 def downgrade():
     with op.batch_alter_table('tenant_index', schema=None) as batch_op:
-        for column in ('name_hash', 'id_hash', 'id_tail_hash', 'id_ends_hash'):
+        for column in ('house_id', 'name_hash', 'id_hash', 'id_tail_hash', 'id_ends_hash'):
             batch_op.drop_index(f'ix_tenant_index_{column}')
     op.drop_table('tenant_index')
