@@ -15,10 +15,18 @@ role an admin allowed, masked to everyone else.
 **The registration rate** (暂住人口登记率, goal ≥ 95 %) is shared/houses.py's rule, the
 one the tablet shows too, counted on the district's date.
 
-Scaling note: as for cases, each request reads every house, check and tenant
-(one query) and computes in Python: milliseconds for the demo, fine for some
-thousands of houses. Beyond that, a per-house summary table maintained by
-`apply_changes` would serve the lists.
+Scaling note: a house page reads its house by id and then only the checks and
+tenants of its bucket that name it, and unseals only those tenants' numbers.
+The house list and the tenant list filter (the place filters become grid
+buckets), search, count and page in SQL (LIMIT/OFFSET), and only a page's
+tenants are unsealed. A tenant search by name or ID number goes through keyed
+hashes in ``tenant_index`` (server/houses/index.py, docs/privacy.md); an address
+search is a LIKE over the houses. Still computed in Python: the house list's
+hazard and below-goal filters (each house's last check and tenants, read for
+the houses of the place filters, no number unsealed) and the registration page
+(every house, check and tenant in one query, no number unsealed). Those would
+want a per-house summary (last check, open hazards, registered, seen) kept by
+`apply_changes`. bench/houses_bench.py measures the lists on 100,000 tenants.
 """
 
 from __future__ import annotations
