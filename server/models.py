@@ -219,3 +219,20 @@ class CaseNumbers(db.Model):
 
     day: Mapped[str] = mapped_column(String(8), primary_key=True)  # YYYYMMDD in the district's time
     last: Mapped[int] = mapped_column(Integer)
+
+class TenantIndex(db.Model):
+    """What a tenant list is searched by, as keyed hashes: never a name or a number (server/houses/index.py).
+
+    One row per tenant record (a deleted tenant keeps its row, without hashes), and one more row,
+    ``tenant_id`` ``"*"``, whose ``position`` is the feed position up to which every tenant is indexed.
+    """
+
+    __tablename__ = "tenant_index"
+
+    tenant_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    house_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+    position: Mapped[int] = mapped_column(BigInteger)  # the feed position of the record these hashes are of
+    name_hash: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    id_hash: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)  # the whole number
+    id_tail_hash: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)  # its last four
+    id_ends_hash: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)  # first and last four

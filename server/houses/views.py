@@ -12,7 +12,7 @@ shared browser's or a proxy's cache.
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, render_template, request
+from flask import Blueprint, Response, abort, current_app, render_template, request, url_for
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
@@ -24,7 +24,7 @@ from ..reference import device_names, load_reference, names_of_users
 from ..web.auth import page_required, protect
 from ..web.labels import english
 from ..web.times import today
-from . import export, service
+from . import cli, export, service
 
 bp = Blueprint("houses", __name__)
 protect(bp, no_store=True)  # names, phones and ID numbers stay out of every cache
@@ -33,20 +33,34 @@ RISK_LABELS = {"low": _l("Low"), "medium": _l("Medium"), "high": _l("High")}
 RESULT_LABELS = {"pass": _l("Pass"), "fail": _l("Fail"), "na": _l("Not applicable")}
 
 
-def _houses():
-    return service.load_houses(current_user, today(), english())
-
-
 def _filters_from(args) -> service.HouseFilters:
     return service.HouseFilters(grid=args.get("grid") or None, community=args.get("community") or None,
                                 street=args.get("street") or None, hazards=args.get("hazards") == "1",
                                 below_goal=args.get("below_goal") == "1")
 
 
-def _filtered():
-    """The reference data, the filters of the request, and the houses that pass them."""
-    reference, filters = load_reference(), _filters_from(request.args)
-    return reference, filters, [h for h in _houses() if service.matches(h, filters, reference)]
+def _page_number() -> int:
+    try:
+        return int(request.args.get("page", "1"))
+    except ValueError:
+        return 1
+
+
+def _query() -> str:
+    return (request.args.get("q") or "").strip()[:100]
+
+
+def _tenants(reference, filters, per_page):
+    """The tenant rows of the request's filters and search: a page of them, or all (per_page None)."""
+    return service.list_tenants(current_user, filters, reference, today(), query=_query(),
+                                current_only=request.args.get("all") != "1", page=_page_number(),
+                                per_page=per_page)
+
+
+def list_url(endpoint: str, args: dict[str, str], **changes) -> str:
+    """A list page's URL with the current filters and some changed (an empty value drops one)."""
+    merged = {**args, **changes}
+    return url_for(endpoint, **{k: v for k, v in merged.items() if v not in (None, "")})
 
 
 def _house_or_404(house_id: str) -> service.House:
@@ -64,10 +78,12 @@ def _house_or_404(house_id: str) -> service.House:
 @page_required("houses")
 def houses():
     """Rental houses by street, community and grid, with their last check and open hazards."""
-    reference, filters, found = _filtered()
-    names = names_of_users(h.last_check.values.get("worker") for h in found if h.last_check)
-    return render_template("pages/houses.html", houses=found, filters=filters, reference=reference, names=names,
-                           **reference.places())
+    reference, filters = load_reference(), _filters_from(request.args)
+    result = service.list_houses(filters, reference, today(), query=_query(), page=_page_number(),
+                                 per_page=current_app.config["GRIDPATROL_PAGE_SIZE"], english=english())
+    names = names_of_users(h.last_check.values.get("worker") for h in result.houses if h.last_check)
+    return render_template("pages/houses.html", houses=result.houses, result=result, filters=filters,
+                           reference=reference, names=names, query=_query(), args=_args(), **reference.places())
 
 
 @bp.get("/houses/<house_id>")
@@ -101,20 +117,19 @@ def house_photo(house_id: str, sha: str):
 @page_required("houses")
 def tenants():
     """Tenants by house, current ones unless moved-out ones are asked for; ID numbers as the role may see them."""
-    reference, filters, found = _filtered()
-    current_only = request.args.get("all") != "1"
-    rows = service.tenant_rows(found, current_only=current_only)
-    return render_template("pages/tenants.html", rows=rows, filters=filters, reference=reference,
-                           current_only=current_only, args=request.args.to_dict(),
-                           may_see=privacy.may_see_id_numbers(current_user), **reference.places())
+    reference, filters = load_reference(), _filters_from(request.args)
+    result = _tenants(reference, filters, current_app.config["GRIDPATROL_PAGE_SIZE"])
+    return render_template("pages/tenants.html", rows=result.rows, result=result, filters=filters,
+                           reference=reference, current_only=request.args.get("all") != "1", query=_query(),
+                           args=_args(), may_see=privacy.may_see_id_numbers(current_user), **reference.places())
 
 
 @bp.get("/houses/tenants.csv")
 @page_required("houses")
 def tenants_csv():
     """The tenant list as CSV (UTF-8 with BOM, for spreadsheets), with the same filters and the same masking."""
-    reference, _filters, found = _filtered()
-    rows = service.tenant_rows(found, current_only=request.args.get("all") != "1")
+    reference = load_reference()
+    rows = _tenants(reference, _filters_from(request.args), None).rows
     return Response(export.tenants_csv(rows, reference), mimetype="text/csv",
                     headers={"Content-Disposition": "attachment; filename=tenants.csv"})
 
@@ -124,7 +139,7 @@ def tenants_csv():
 def registration():
     """The registration rate per community, grid and house against the 95 % goal, and the houses below it."""
     reference = load_reference()
-    found = _houses()
+    found = service.load_houses(today(), english())
     by_grid = service.rate_rows(found, lambda h: h.grid)
     by_community = service.rate_rows(found, lambda h: reference.grid(h.grid).get("community"))
     total = service.rate_rows(found, lambda h: "")
@@ -138,9 +153,15 @@ def registration():
 @bp.context_processor
 def _inject():
     return {"RISK_LABELS": RISK_LABELS, "RESULT_LABELS": RESULT_LABELS, "GOAL": service.REGISTRATION_GOAL,
-            "below_goal": service.below_goal}
+            "below_goal": service.below_goal, "list_url": list_url}
+
+
+def _args() -> dict[str, str]:
+    """The request's query arguments but the page number, for the pager and the export link."""
+    return {k: v for k, v in request.args.items() if k != "page"}
 
 
 def init_app(app) -> None:
     """Register the house pages (after `server.web.init_app`, whose log-in, CSRF and languages they use)."""
     app.register_blueprint(bp)
+    app.cli.add_command(cli.houses_cli)
