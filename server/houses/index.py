@@ -2,7 +2,7 @@
 
 A tenant's ID number is sealed in the store (server/privacy.py), so SQL cannot look inside it; and a
 search by name or number must not leave a readable copy beside the record. Each tenant has one row
-in ``tenant_index`` (server/models.py, migration 0006) holding HMAC-SHA256 digests, truncated to
+in ``tenant_index`` (server/models.py, migration 0005_house_index) holding HMAC-SHA256 digests, truncated to
 128 bits, under a key derived from GRIDPATROL_ID_KEY:
 
 * ``name_hash``     the full name, normalised (NFKC, spaces collapsed, case folded): exact-name search;

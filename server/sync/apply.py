@@ -11,9 +11,10 @@ one transaction:
 3. read the records the batch touches, merge each change into them through
    shared/merge.py, and note which changed;
 4. write the changed records with fresh feed positions, raise the feed,
-5. fold again the cases whose event or actions changed into the ``cases`` table
-   (casebook.py), numbering the events that arrive for the first time, and
-   commit. Only then does the caller answer.
+5. keep what the pages search by: fold again the cases whose event or actions
+   changed into the ``cases`` table (casebook.py), numbering the events that
+   arrive for the first time, and index the tenants written
+   (server/houses/index.py); then commit. Only then does the caller answer.
 
 Hazard: replays. A tablet retries a push whose answer it lost. Merge is
 idempotent, so the replay changes nothing and every change comes back `stale`.
@@ -41,6 +42,7 @@ from ..clock import server_clock
 from ..db import db
 from ..errors import describe
 from ..models import CaseRow, User
+from ..houses import index as house_index
 from . import casebook, feed, wire
 
 
@@ -276,7 +278,8 @@ def apply_changes(user: User | Writer | None, changes: list[Change | None],
 
     if dirty:
         _number_new_events([rid for rid in dirty if rid not in held and states[rid][0] == "event"], states)
-        rows = []
+        rows, tenants = [], []
+        first_position = last_position
         columns = wire.record_columns
         for rid in dirty:
             last_position += 1
@@ -284,9 +287,12 @@ def apply_changes(user: User | Writer | None, changes: list[Change | None],
             parent = KINDS[kind_name].parent
             parent_id = state[parent[0]][0] if parent and parent[0] in state else None
             rows.append((rid, kind_name, bucket, *columns(state), last_position, device, parent_id))
+            if kind_name == "tenant":
+                tenants.append((rid, bucket, state, last_position))
         feed.write_records([row for row in rows if row[0] not in held], [row for row in rows if row[0] in held])
         feed.raise_to(last_position)
         _refold_cases(dirty, states)
+        house_index.reindex(tenants, previous=first_position, last=last_position)
     db.session.commit()
     return [r for r in results if r is not None]
 
