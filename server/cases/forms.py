@@ -7,7 +7,7 @@ import io
 from flask_babel import gettext as _, lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import MultipleFileField
-from wtforms import DateTimeLocalField, HiddenField, RadioField, SelectField, TextAreaField
+from wtforms import BooleanField, DateTimeLocalField, HiddenField, RadioField, SelectField, TextAreaField
 from wtforms.validators import DataRequired, InputRequired, Length, Optional, ValidationError
 
 from shared.records import is_uuid
@@ -54,6 +54,36 @@ class RectifyForm(NoteForm):
             self.photo_data.append(data)
 
 
+class CloseForm(FlaskForm):
+    """Close: a note is the evidence, and closing without the reporter's verification is confirmed."""
+
+    note = TextAreaField(_l("Why the case is closed"), validators=[DataRequired(), Length(max=4000)])
+    confirm = BooleanField(_l("I close this case without the reporter's verification"),
+                           validators=[DataRequired(_l("Confirm that the case is closed without a verification."))])
+
+
+class SendBackForm(FlaskForm):
+    """退回: the unit says why the case is not theirs."""
+
+    note = TextAreaField(_l("Why this case is not your unit's"), validators=[DataRequired(), Length(max=4000)])
+
+
+class RequestExtensionForm(FlaskForm):
+    """申请延期: the deadline asked for and why."""
+
+    deadline = DateTimeLocalField(_l("Deadline asked for"), format=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"],
+                                  validators=[InputRequired()])
+    note = TextAreaField(_l("Reason"), validators=[DataRequired(), Length(max=4000)])
+
+
+class GrantExtensionForm(FlaskForm):
+    """Grant: the deadline asked for, or another one the supervisor gives."""
+
+    deadline = DateTimeLocalField(_l("New deadline"), format=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"],
+                                  validators=[InputRequired()])
+    note = TextAreaField(_l("Note"), validators=[Optional(), Length(max=4000)])
+
+
 class CommentForm(FlaskForm):
     note = TextAreaField(_l("Comment"), validators=[DataRequired(), Length(max=4000)])
 
@@ -88,7 +118,8 @@ class DuplicateForm(FlaskForm):
 
 
 ACTION_FORMS: dict[str, type[FlaskForm]] = {
-    "dispatch": DispatchForm, "close": NoteForm, "return": NoteForm, "extend": ExtendForm,
+    "dispatch": DispatchForm, "close": CloseForm, "return": NoteForm, "extend": ExtendForm,
     "comment": CommentForm, "supervise": NoteForm, "verify": VerifyForm, "mark_duplicate": DuplicateForm,
-    "rectify": RectifyForm,
+    "rectify": RectifyForm, "send_back": SendBackForm, "request_extension": RequestExtensionForm,
+    "grant_extension": GrantExtensionForm, "refuse_extension": NoteForm,
 }

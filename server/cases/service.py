@@ -1,15 +1,16 @@
-"""Cases for the supervisor and unit pages: fold, filter, order, page, and record actions.
+"""Cases for the supervisor and unit pages: find, read, and record actions.
 
-The pages never store a case's status. A case is an event plus its
-``case_action`` records, and its state is `shared.case.fold_case` over them,
-the same fold the tablet runs. This module is the service the views call:
-`list_cases` for the queue, `get_case` and `nearby_cases` for the case page,
-`record_action` for every button. It is plain functions over the store, so
-tests and the CLI can call it without a request.
+A case is an event plus its ``case_action`` records, and its state is
+`shared.case.fold_case` over them, the same fold the tablet runs. The store
+keeps that fold's output per case in the ``cases`` table
+(server/sync/casebook.py), written in the transaction of every write, so the
+queue filters, orders (urgent first, then deadline), pages, counts and searches
+in SQL (`list_cases`) and never folds. The case page (`get_case`) reads one
+event and its actions by their parent and folds them, for the timeline.
 
 Who sees what (``visible_to``): supervisors and admins every case; a unit
-user only the cases whose folded state names their unit (dispatched to them,
-or last re-dispatched to them); a grid worker none (workers use the tablet).
+user only the cases dispatched to their unit now; a grid worker none
+(workers use the tablet).
 
 Writing: a page's action is a ``case_action`` record stamped with the
 server's HLC and applied through `server.sync.apply.apply_changes` with the
@@ -18,16 +19,8 @@ the record syncs to tablets like any other. The page checks first that the
 action applies to the case as it stands (`available_actions`), so a stale
 page does not write an action the fold would only mark superseded; an action
 that races another one is still recorded, and the fold shows it superseded.
-
-Scaling note. Each request folds every case from its records: two queries
-(events, case actions) and one fold per event. That is milliseconds for the
-demo and fine for a few thousand open cases. Past that, keep a materialised
-``cases`` table (event id, status, unit, deadline, urgent, grid, category,
-failures, supervised, feed position of the last action folded), updated in
-the same transaction as `apply_changes` by re-folding only the events a batch
-touched, and filter and page it in SQL. The fold stays the single source of
-the rules; the table is a cache of its output that can be rebuilt from the
-records at any time.
+What an action must carry as evidence (a close's note, a request's reason) is
+shared/case.py's ``EVIDENCE``, checked by the forms and again at the write.
 """
 
 from __future__ import annotations
@@ -37,17 +30,17 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
-from sqlalchemy import select
+from sqlalchemy import and_, false, func, select
 
 from shared import case as rules
-from shared.case import STATUSES, Action, CaseState, fold_case, queue_key
+from shared.case import OPEN_STATUSES, STATUSES, Action, CaseState, fold_case
 from shared.hlc import HLC, HLCError, format_ms, parse_ms
 from shared.records import dump_change, uuid7
 from shared.roles import may_stand_in, may_take, reads_every_grid
 
 from ..clock import server_clock
 from ..db import db
-from ..models import Record, User
+from ..models import CaseRow, Record, User
 from ..photos.service import blob_store, keep_photos, send_photo, send_thumbnail
 from ..reference import Reference, load_reference
 from ..sync import apply
@@ -57,6 +50,8 @@ from ..sync import apply
 # "verify" is a verification in the reporter's place; its verdict picks verify_pass or verify_fail.
 PAGE_ACTIONS = {
     "dispatch": "dispatch", "rectify": "rectify", "close": "close", "return": "return", "extend": "extend",
+    "grant_extension": "grant_extension", "refuse_extension": "refuse_extension",
+    "request_extension": "request_extension", "send_back": "send_back",
     "comment": "comment", "supervise": "supervise", "verify": "verify_pass", "mark_duplicate": "mark_duplicate",
 }
 STATUS_FILTERS = ("open", *STATUSES, "all")
@@ -79,9 +74,17 @@ class DeadlineNotAhead(ValueError):
     """A dispatch or an extension whose deadline is not in the future."""
 
 
+class MissingEvidence(ValueError):
+    """An action without what it must carry (shared/case.py, EVIDENCE): args[0] names the fields."""
+
+
 @dataclass(frozen=True)
 class Case:
-    """One case: the event record, its actions by id, and the folded state."""
+    """One case: the event record, its actions by id, and the folded state.
+
+    On the case page ``actions`` holds every action and ``state`` the fold with its timeline; in
+    the queue a case is read from the cases table, with its event's values and no timeline.
+    """
 
     id: str
     bucket: str
@@ -101,6 +104,11 @@ class Case:
         """The event's category code."""
         return self.event.get("category")
 
+    @property
+    def number(self) -> str | None:
+        """The case number the server gave the event when it arrived (server/sync/casebook.py)."""
+        return self.event.get("case_number")
+
 
 @dataclass(frozen=True)
 class QueueFilters:
@@ -114,6 +122,9 @@ class QueueFilters:
     unit: str | None = None
     urgent: bool = False
     overdue: bool = False
+    supervised: bool = False  # under deadline supervision (督办)
+    resolution: str | None = None  # how a closed case was closed (RESOLUTIONS)
+    q: str | None = None  # words of the description or the address, or a case number
 
 
 @dataclass(frozen=True)
@@ -139,25 +150,13 @@ def _fold(event: Record, actions: Iterable[Record], reference: Reference, now_ms
                 {record.id: record.device_id for record in (event, *actions)})
 
 
-def load_cases(reference: Reference, now_ms: int) -> list[Case]:
-    """Every case that is not deleted, folded (see the scaling note above)."""
-    events = db.session.scalars(select(Record).where(Record.kind == "event")).all()
-    by_event: dict[str, list[Record]] = {}
-    for action in db.session.scalars(select(Record).where(Record.kind == "case_action")):
-        by_event.setdefault(action.field_values.get("event"), []).append(action)
-    return [_fold(event, by_event.get(event.id, []), reference, now_ms)
-            for event in events if not event.field_values.get("_deleted")]
-
-
 def load_case(event_id: str, reference: Reference, now_ms: int) -> Case | None:
-    """One case, folded; None when there is no such event or it was deleted."""
+    """One case, folded with its timeline; None when there is no such event or it was deleted."""
     event = db.session.get(Record, event_id)
     if event is None or event.kind != "event" or event.field_values.get("_deleted"):
         return None
-    # A case's actions live in its event's bucket (shared/records.py: parent), which is indexed.
-    actions = [a for a in db.session.scalars(
-        select(Record).where(Record.bucket == event.bucket, Record.kind == "case_action"))
-        if a.field_values.get("event") == event.id]
+    actions = db.session.scalars(select(Record).where(Record.parent_id == event.id,
+                                                      Record.kind == "case_action")).all()
     return _fold(event, actions, reference, now_ms)
 
 
@@ -181,42 +180,103 @@ def get_case(user: User, event_id: str, now_ms: int | None = None,
     return case
 
 
-def _matches(case: Case, filters: QueueFilters, reference: Reference) -> bool:
-    grid = reference.grid(case.grid)
-    state = case.state
-    return ((not filters.grid or case.grid == filters.grid)
-            and (not filters.community or grid.get("community") == filters.community)
-            and (not filters.street or grid.get("street") == filters.street)
-            and (not filters.category or case.category == filters.category)
-            and (not filters.unit or state.unit == filters.unit)
-            and (not filters.urgent or state.urgent)
-            and (not filters.overdue or state.overdue))
+def _instant(ms: int | None) -> str | None:
+    return None if ms is None else format_ms(ms)
 
 
-def _in_status(case: Case, status: str) -> bool:
-    if status == "all":
-        return True
+def state_of(row: CaseRow, now_ms: int) -> CaseState:
+    """A case's state as the cases table keeps it (no timeline), overdue as of now."""
+    deadline = _instant(row.deadline_ms)
+    return CaseState(
+        status=row.status, resolution=row.resolution, unit=row.unit, deadline=deadline,
+        failed_verifications=row.failures, supervised=row.supervised, assessment_flag=row.assessment,
+        assessment_unit=row.assessment_unit, urgent=row.urgent, micro=row.micro, duplicate_of=row.duplicate_of,
+        closed_at=_instant(row.closed_ms), extensions=row.extensions,
+        extension_asked=_instant(row.extension_asked_ms), sent_back=row.sent_back,
+        overdue=bool(row.open and row.deadline_ms is not None and now_ms > row.deadline_ms),
+    )
+
+
+def _cases_of(rows: list[CaseRow], now_ms: int) -> list[Case]:
+    """Cases for a list: each row with its event's values (one query), in the rows' order."""
+    events = {record.id: record for record in db.session.scalars(
+        select(Record).where(Record.id.in_([row.event_id for row in rows])))} if rows else {}
+    return [Case(row.event_id, row.bucket, events[row.event_id].field_values, {}, state_of(row, now_ms))
+            for row in rows if row.event_id in events]
+
+
+def _like(text: str) -> str:
+    """A LIKE pattern that finds text anywhere, its wildcards taken literally (escape \\)."""
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _conditions(user: User, filters: QueueFilters, reference: Reference, now_ms: int) -> list:
+    """The SQL conditions of the filters, but the status; None in the list: nothing can match."""
+    conditions: list = [CaseRow.deleted.is_(False)]
+    if not reads_every_grid(user.role):
+        conditions.append(CaseRow.unit == user.unit if user.role == "unit" and user.unit else false())
+    grids = [code for code, grid in reference.grids.items()
+             if (not filters.community or grid.get("community") == filters.community)
+             and (not filters.street or grid.get("street") == filters.street)]
+    if filters.community or filters.street:
+        conditions.append(CaseRow.grid.in_(grids) if grids else false())
+    if filters.grid:
+        conditions.append(CaseRow.grid == filters.grid)
+    if filters.category:
+        conditions.append(CaseRow.category == filters.category)
+    if filters.unit:
+        conditions.append(CaseRow.unit == filters.unit)
+    if filters.urgent:
+        conditions.append(CaseRow.urgent.is_(True))
+    if filters.supervised:
+        conditions.append(CaseRow.supervised.is_(True))
+    if filters.overdue:
+        conditions.append(and_(CaseRow.open.is_(True), CaseRow.deadline_ms < now_ms))
+    if filters.resolution:
+        conditions.append(CaseRow.resolution == filters.resolution)
+    words = (filters.q or "").strip().casefold()
+    if words:
+        conditions.extend(CaseRow.search.like(_like(word), escape="\\") for word in words.split()[:5])
+    return conditions
+
+
+def _status_condition(status: str):
     if status == "open":
-        return case.state.is_open
-    return case.state.status == status
+        return CaseRow.open.is_(True)
+    if status in STATUSES:
+        return CaseRow.status == status
+    return None  # all
 
 
 def list_cases(user: User, filters: QueueFilters, page: int = 1, per_page: int = 20,
                now_ms: int | None = None, reference: Reference | None = None) -> QueuePage:
-    """The user's queue: filtered, urgent first then by deadline (queue_key), paged, with status counts."""
+    """The user's queue: filtered, urgent first, then by deadline (none last), then reported; paged;
+    with counts per status over the other filters. All in SQL, on the cases table."""
     reference = reference or load_reference()
     now_ms = server_clock().physical_ms() if now_ms is None else now_ms
-    candidates = [c for c in load_cases(reference, now_ms)
-                  if visible_to(user, c) and _matches(c, filters, reference)]
-    counts = {status: sum(_in_status(c, status) for c in candidates) for status in STATUS_FILTERS}
-    chosen = [c for c in candidates if _in_status(c, filters.status)]
-    # queue_key, then the id: two cases with equal keys keep one order from page to page.
-    chosen.sort(key=lambda c: (queue_key(c.state, c.event), c.id))
+    conditions = _conditions(user, filters, reference, now_ms)
+    by_status = dict(db.session.execute(
+        select(CaseRow.status, func.count()).where(*conditions).group_by(CaseRow.status)).all())
+    counts = {status: by_status.get(status, 0) for status in STATUSES}
+    counts["open"] = sum(counts[status] for status in OPEN_STATUSES)
+    counts["all"] = sum(by_status.values())
+    total = counts.get(filters.status, counts["all"])
     per_page = max(1, per_page)
-    pages = max(1, math.ceil(len(chosen) / per_page))
+    pages = max(1, math.ceil(total / per_page))
     page = min(max(1, page), pages)
-    start = (page - 1) * per_page
-    return QueuePage(chosen[start:start + per_page], counts, len(chosen), page, pages, per_page)
+    status = _status_condition(filters.status)
+    rows = db.session.scalars(
+        select(CaseRow).where(*conditions, *([] if status is None else [status]))
+        # queue_key's order (shared/case.py), then the id: equal keys keep one order from page to page.
+        .order_by(CaseRow.urgent.desc(), CaseRow.due_sort, CaseRow.reported_ms, CaseRow.event_id)
+        .limit(per_page).offset((page - 1) * per_page)).all()
+    return QueuePage(_cases_of(rows, now_ms), counts, total, page, pages, per_page)
+
+
+def find_by_number(user: User, number: str) -> str | None:
+    """The event id of the case with this number, if the user may see it."""
+    conditions = _conditions(user, QueueFilters(), Reference(), 0)
+    return db.session.scalar(select(CaseRow.event_id).where(CaseRow.case_number == number.strip(), *conditions))
 
 
 def distance_m(a: Mapping[str, Any], b: Mapping[str, Any]) -> float:
@@ -228,22 +288,30 @@ def distance_m(a: Mapping[str, Any], b: Mapping[str, Any]) -> float:
 
 def nearby_cases(user: User, case: Case, now_ms: int | None = None,
                  reference: Reference | None = None) -> list[tuple[Case, float]]:
-    """Open cases in the same category within the category's duplicate radius, nearest first."""
+    """Open cases in the same category within the category's duplicate radius, nearest first.
+
+    The cases table finds the candidates in a box around the case (SQL), the great circle decides.
+    """
     reference = reference or load_reference()
     radius = reference.category(case.category).get("duplicate_radius_m") or 0
     here = case.event.get("location")
     if radius <= 0 or not isinstance(here, Mapping):
         return []
     now_ms = server_clock().physical_ms() if now_ms is None else now_ms
+    dlat = math.degrees(radius / EARTH_RADIUS_M)
+    dlon = dlat / max(0.01, math.cos(math.radians(here["lat"])))
+    conditions = _conditions(user, QueueFilters(category=case.category), reference, now_ms)
+    rows = db.session.scalars(select(CaseRow).where(
+        *conditions, CaseRow.open.is_(True), CaseRow.event_id != case.id,
+        CaseRow.lat.between(here["lat"] - dlat, here["lat"] + dlat),
+        CaseRow.lon.between(here["lon"] - dlon, here["lon"] + dlon)).limit(200)).all()
     found = []
-    for other in load_cases(reference, now_ms):
+    for other in _cases_of(rows, now_ms):
         there = other.event.get("location")
-        if (other.id == case.id or other.category != case.category or not other.state.is_open
-                or not isinstance(there, Mapping) or not visible_to(user, other)):
-            continue
-        metres = distance_m(here, there)
-        if metres <= radius:
-            found.append((other, metres))
+        if isinstance(there, Mapping):
+            metres = distance_m(here, there)
+            if metres <= radius:
+                found.append((other, metres))
     return sorted(found, key=lambda pair: (pair[1], pair[0].id))
 
 
@@ -303,12 +371,17 @@ def available_actions(user: User, case: Case) -> list[str]:
     return [action for action, recorded in PAGE_ACTIONS.items() if recorded in offered and may_press(user, action)]
 
 
+def _hours(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
 def suggested_deadline(reference: Reference, case: Case, now_ms: int) -> str | None:
-    """The default deadline for a dispatch: now plus the category's deadline hours."""
-    hours = reference.category(case.category).get("deadline_hours")
-    if not isinstance(hours, int) or isinstance(hours, bool) or hours <= 0:
-        return None
-    return format_ms(now_ms + hours * 3_600_000)
+    """The default deadline for a dispatch: now plus the category's deadline hours (its urgent hours for
+    an urgent event, where it has them), as the fold computes one an action does not carry."""
+    category = reference.category(case.category)
+    hours = _hours(category.get("urgent_deadline_hours")) if case.state.urgent else None
+    hours = hours or _hours(category.get("deadline_hours"))
+    return None if hours is None else format_ms(now_ms + hours * 3_600_000)
 
 
 def record_action(user: User, case: Case, action: str, *, unit: str | None = None,
@@ -319,7 +392,9 @@ def record_action(user: User, case: Case, action: str, *, unit: str | None = Non
     ``action`` is any page action but ``verify``, which carries a verdict
     and goes through `record_verification`. Raises ActionNotAllowed for a role
     that may not, ActionDoesNotApply for a case in the wrong state,
-    DeadlineNotAhead for a deadline that is not in the future. ``photos``
+    DeadlineNotAhead for a deadline that is not in the future (or, asking for
+    more time, not after the one in force), MissingEvidence for an action
+    without its note or photos. ``photos``
     are whole images already checked by the form; they are kept in the blob
     store by their SHA-256 (verified again there) and the action lists those.
     """
@@ -329,8 +404,15 @@ def record_action(user: User, case: Case, action: str, *, unit: str | None = Non
         raise ActionDoesNotApply(action)
     if deadline is not None and parse_ms(deadline) <= server_clock().physical_ms():
         raise DeadlineNotAhead(deadline)
+    if (action == "request_extension" and deadline is not None and case.state.deadline is not None
+            and parse_ms(deadline) <= parse_ms(case.state.deadline)):
+        raise DeadlineNotAhead(deadline)
     values = {"action": PAGE_ACTIONS[action], "unit": unit, "deadline": deadline, "note": note,
-              "duplicate_of": duplicate_of, "photos": keep_photos(photos, user.id) or None}
+              "duplicate_of": duplicate_of}
+    missing = rules.missing_evidence({**values, "photos": list(photos)})
+    if missing:
+        raise MissingEvidence(missing)
+    values["photos"] = keep_photos(photos, user.id) or None
     return _write(user, case, values)
 
 

@@ -9,6 +9,7 @@ token, checked before any view runs (`server.web.protect`).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
@@ -16,6 +17,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from flask_wtf import FlaskForm
 
+from shared.case import RESOLUTIONS
 from shared.records import is_sha256, is_uuid
 
 from ..clock import server_clock
@@ -26,10 +28,11 @@ from ..web.auth import page_required, protect
 from ..web.forms import choice
 from ..web.labels import ACTION_LABELS, REASON_LABELS, STATUS_LABELS, name_of
 from ..web.times import local_input, local_time, utc_instant
-from . import service
+from . import cli, service
 from .forms import ACTION_FORMS, MAX_RECTIFY_PHOTOS, DispatchForm, DuplicateForm, RectifyForm
 
 bp = Blueprint("cases", __name__)
+CASE_NUMBER = re.compile(r"[0-9]{8}-[0-9]{4,9}")  # server/sync/casebook.py, case_number
 
 
 def _now_ms() -> int:
@@ -58,6 +61,9 @@ def _filters_from(args, user: User) -> service.QueueFilters:
         unit=(args.get("unit") or None) if user.role != "unit" else None,
         urgent=args.get("urgent") == "1",
         overdue=args.get("overdue") == "1",
+        supervised=args.get("supervised") == "1",
+        resolution=args.get("resolution") if args.get("resolution") in RESOLUTIONS else None,
+        q=(args.get("q") or "").strip()[:100] or None,
     )
 
 
@@ -67,10 +73,12 @@ def queue():
     """The work queue: filters, urgent first then by deadline, paged, with counts per status."""
     reference = load_reference()
     filters = _filters_from(request.args, current_user)
-    try:
-        page = int(request.args.get("page", "1"))
-    except ValueError:
-        page = 1
+    if filters.q and CASE_NUMBER.fullmatch(filters.q):  # a number read out on the phone: straight to it
+        found = service.find_by_number(current_user, filters.q)
+        if found:
+            return redirect(url_for(".case", event_id=found), 303)
+    page_text = request.args.get("page", "1")
+    page = int(page_text) if page_text.isascii() and page_text.isdigit() and len(page_text) < 7 else 1
     result = service.list_cases(current_user, filters, page, current_app.config["GRIDPATROL_PAGE_SIZE"],
                                 _now_ms(), reference)
     names = names_of_users(c.event.get("reporter") for c in result.cases)
@@ -136,8 +144,10 @@ def _forms_for(case: service.Case, reference: Reference, now_ms: int,
             _unit_choices(form, reference)
             form.unit.data = case.state.unit or reference.category(case.category).get("default_unit")
             form.deadline.data = local_input(service.suggested_deadline(reference, case, now_ms))
-        elif action == "extend":
+        elif action in ("extend", "request_extension"):
             form.deadline.data = local_input(case.state.deadline)
+        elif action == "grant_extension":
+            form.deadline.data = local_input(case.state.extension_asked)
         forms[action] = form
     return forms
 
@@ -226,7 +236,11 @@ def act(event_id: str, action: str):
                 duplicate_of=form.duplicate_of.data if isinstance(form, DuplicateForm) else None,
                 photos=form.photo_data if isinstance(form, RectifyForm) else ())
     except service.DeadlineNotAhead:
-        flash(_("The deadline must be in the future."), "error")
+        flash(_("The deadline must be in the future.") if action != "request_extension"
+              else _("The deadline asked for must be later than the one in force."), "error")
+        return _render_case(case, reference, now_ms, failed=(action, form), status=400)
+    except service.MissingEvidence:
+        flash(_("Please correct the form: %(action)s.", action=ACTION_LABELS[action]), "error")
         return _render_case(case, reference, now_ms, failed=(action, form), status=400)
     except service.ActionDoesNotApply:
         flash(_("This action no longer applies: the case is now “%(status)s”. Nothing was recorded.",
@@ -234,6 +248,8 @@ def act(event_id: str, action: str):
         return redirect(url_for(".case", event_id=case.id), 303)
     if result.status == "applied":
         flash(_("Recorded: %(action)s.", action=ACTION_LABELS[action]), "success")
+        if action == "send_back":  # the case is no longer the unit's to see
+            return redirect(url_for(".queue"), 303)
     else:
         flash(_("Not recorded: %(reason)s", reason=result.reason or result.status), "error")
     return redirect(url_for(".case", event_id=case.id), 303)
@@ -283,3 +299,4 @@ def _inject():
 def init_app(app) -> None:
     """Register the case pages (after `server.web.init_app`, whose log-in, CSRF and languages they use)."""
     app.register_blueprint(bp)
+    app.cli.add_command(cli.cases_cli)

@@ -32,6 +32,7 @@ from sqlalchemy import select
 
 from flask import current_app
 
+from shared.case import missing_evidence
 from shared.hlc import HLC
 from shared.merge import merge_record
 from shared.records import KINDS, REF_BUCKET, Change, grid_bucket, load_change
@@ -237,6 +238,14 @@ def apply_changes(user: User | Writer | None, changes: list[Change | None],
                                         + ", ".join(sorted(merged.refused)) + ")")
                 continue
             state, changed = merged.state, bool(merged.changed)
+        # What an action must carry as evidence (shared/case.py, EVIDENCE), asked of a new one from a
+        # person; the server's own writes (demo, CLI) and actions stored before the rule are as they are.
+        if existing is None and writer is not None and change.kind == "case_action":
+            missing = missing_evidence(change.values)
+            if missing:
+                results[index] = Result(change.kind, change.id, "rejected",
+                                        f"invalid: a {change.values.get('action')} needs " + ", ".join(missing))
+                continue
         if not kind.required <= state.keys():
             results[index] = Result(change.kind, change.id, "rejected",
                                     "invalid: a new record needs " + ", ".join(sorted(kind.required - state.keys())))

@@ -36,8 +36,15 @@ def post(client, event_id: str, action: str, **form):
     ("rectified", "supervisor1", "return", {"note": "照片不清楚"},
      {"status": "returned", "failed_verifications": 0, "unit": "fire"}),
     # close
-    ("reported", "supervisor1", "close", {}, {"status": "closed", "resolution": "closed"}),
-    ("rectified", "supervisor1", "close", {"note": "已核实"}, {"status": "closed", "resolution": "closed"}),
+    ("reported", "supervisor1", "close", {"note": "重复投诉", "confirm": "y"}, {"status": "closed", "resolution": "closed"}),
+    ("rectified", "supervisor1", "close", {"note": "已核实", "confirm": "y"}, {"status": "closed", "resolution": "closed"}),
+    # the unit's side: send back as not theirs (退回), ask for more time (申请延期)
+    ("dispatched", "unit1", "send_back", {"note": "不属于本单位职责"},
+     {"status": "reported", "unit": None, "deadline": None, "sent_back": 1}),
+    ("dispatched", "unit1", "request_extension", {"deadline": LATER_LOCAL, "note": "材料未到"},
+     {"status": "dispatched", "extension_asked": LATER_UTC, "extensions": 0}),
+    ("returned", "unit1", "request_extension", {"deadline": LATER_LOCAL, "note": "返工需要时间"},
+     {"status": "returned", "extension_asked": LATER_UTC}),
     # extend
     ("dispatched", "supervisor1", "extend", {"deadline": LATER_LOCAL, "note": "需要采购材料"},
      {"status": "dispatched", "deadline": LATER_UTC}),
@@ -72,9 +79,10 @@ def test_each_page_action_records_one_case_action_and_moves_the_case(pages, app,
     assert node_of(last.hlc) == app.config["GRIDPATROL_NODE"]  # stamped with the server's HLC
     assert last.action == {"verify": "verify_" + form.get("verdict", "")}.get(action, action)
     assert last.stand_in == (action == "verify")
-    page = pages.get(f"/cases/{event_id}").get_data(as_text=True)
+    # A unit that sent a case back no longer sees it: the flash shows on its queue.
+    page = pages.get("/cases" if action == "send_back" else f"/cases/{event_id}").get_data(as_text=True)
     assert "已记录" in page  # the flash: "Recorded: …"
-    if form.get("note"):
+    if form.get("note") and action != "send_back":
         assert form["note"] in page  # the note shows in the timeline
 
 
@@ -206,3 +214,55 @@ def test_an_action_pushed_from_a_tablet_shows_the_device(pages):
     page = pages.get(f"/cases/{event_id}").get_data(as_text=True)
     assert "平板“张伟的平板”" in page
     assert 'data-status="returned"' in page
+
+
+@pytest.mark.parametrize("action, form, expect", [
+    ("grant_extension", {"deadline": LATER_LOCAL}, {"deadline": LATER_UTC, "extensions": 1, "extension_asked": None}),
+    ("grant_extension", {"deadline": FAR_LOCAL, "note": "给到月初"},
+     {"deadline": FAR_UTC, "extensions": 1, "extension_asked": None}),
+    ("refuse_extension", {"note": "不符合延期条件"}, {"extensions": 0, "extension_asked": None}),
+])
+def test_a_supervisor_answers_a_units_request_for_more_time(pages, app, action, form, expect):
+    event_id = event_in("dispatched")
+    add_action(event_id, "request_extension", "unit1", deadline=LATER_UTC, note="材料未到")
+    log_in(pages, "supervisor1")
+    page = pages.get(f"/cases/{event_id}").get_data(as_text=True)
+    assert 'data-action="grant_extension"' in page and 'data-action="refuse_extension"' in page
+    before = folded(event_id).deadline
+    assert post(pages, event_id, action, **form).status_code == 303
+    state = folded(event_id)
+    for name, value in expect.items():
+        assert getattr(state, name) == value, name
+    if action == "refuse_extension":
+        assert state.deadline == before  # only a granted extension moves the deadline
+
+
+@pytest.mark.parametrize("action, form", [
+    ("close", {"note": "已核实"}),  # not confirmed
+    ("close", {"confirm": "y"}),  # no note
+    ("send_back", {}),  # no reason
+    ("request_extension", {"deadline": LATER_LOCAL}),  # no reason
+    ("request_extension", {"deadline": "2020-01-01T10:00", "note": "晚了"}),  # not in the future
+])
+def test_an_action_without_its_evidence_records_nothing(pages, app, action, form):
+    event_id = event_in("dispatched")
+    log_in(pages, "unit1" if action in ("send_back", "request_extension") else "supervisor1")
+    started = count_actions()
+    assert post(pages, event_id, action, **form).status_code == 400
+    assert count_actions() == started
+
+
+def test_a_unit_no_longer_sees_a_case_it_sent_back_and_the_supervisor_dispatches_it_again(pages, app):
+    event_id = event_in("dispatched")
+    log_in(pages, "unit1")
+    assert post(pages, event_id, "send_back", note="应由城管处理").status_code == 303
+    assert pages.get(f"/cases/{event_id}").status_code == 404
+    log_in(pages, "supervisor1")
+    queue = pages.get("/cases?status=reported").get_data(as_text=True)
+    assert f'data-case="{event_id}"' in queue
+    page = pages.get(f"/cases/{event_id}").get_data(as_text=True)
+    assert 'data-testid="sent-back"' in page and "应由城管处理" in page
+    assert post(pages, event_id, "dispatch", unit="city_management", deadline=FAR_LOCAL).status_code == 303
+    state = folded(event_id)
+    assert (state.status, state.unit, state.failed_verifications, state.assessment_flag) == \
+        ("dispatched", "city_management", 0, False)

@@ -23,10 +23,18 @@ SETUPS = {
     "other": lambda: {"id": event_in("dispatched", unit="city_management")},
     "reported": lambda: {"id": event_in("reported")},
     "own_rectified": lambda: {"id": event_in("rectified", unit="fire")},
+    "own_asking": lambda: _asking(),
     "own_photo": lambda: {"id": event_in("dispatched", unit="fire", photos=[PHOTO])},
     "own_with_neighbour": lambda: {"id": event_in("dispatched", unit="fire"),
                                    "dup": event_in("dispatched", unit="fire")},
 }
+
+def _asking() -> dict:
+    """A case of unit1's unit whose unit asked for more time."""
+    event_id = event_in("dispatched", unit="fire")
+    add_action(event_id, "request_extension", "unit1", deadline="2099-03-01T00:00:00.000Z", note="材料未到")
+    return {"id": event_id}
+
 
 FAR = "2099-01-01T10:00"
 # name, method, path, setup, form, {role: status}; roles not named get the row's default for their kind.
@@ -47,7 +55,18 @@ ROWS = [
      {"supervisor1": 404, "admin": 404, "unit1": 404}),
     ("dispatch", "POST", "/cases/{id}/dispatch", "reported", {"unit": "fire", "deadline": FAR},
      {"supervisor1": 303, "admin": 303, "unit1": 403}),
-    ("close", "POST", "/cases/{id}/close", "own", {}, {"supervisor1": 303, "admin": 303, "unit1": 403}),
+    ("close", "POST", "/cases/{id}/close", "own", {"note": "已核实", "confirm": "y"},
+     {"supervisor1": 303, "admin": 303, "unit1": 403}),
+    ("send back, own case", "POST", "/cases/{id}/send_back", "own", {"note": "非本单位职责"},
+     {"supervisor1": 403, "admin": 403, "unit1": 303}),
+    ("send back, another unit's case", "POST", "/cases/{id}/send_back", "other", {"note": "非本单位职责"},
+     {"supervisor1": 403, "admin": 403, "unit1": 404}),
+    ("ask for more time, own case", "POST", "/cases/{id}/request_extension", "own",
+     {"deadline": FAR, "note": "材料未到"}, {"supervisor1": 403, "admin": 403, "unit1": 303}),
+    ("grant an extension", "POST", "/cases/{id}/grant_extension", "own_asking", {"deadline": FAR},
+     {"supervisor1": 303, "admin": 303, "unit1": 403}),
+    ("refuse an extension", "POST", "/cases/{id}/refuse_extension", "own_asking", {},
+     {"supervisor1": 303, "admin": 303, "unit1": 403}),
     ("return", "POST", "/cases/{id}/return", "own_rectified", {}, {"supervisor1": 303, "admin": 303, "unit1": 403}),
     ("extend", "POST", "/cases/{id}/extend", "own", {"deadline": FAR}, {"supervisor1": 303, "admin": 303,
                                                                         "unit1": 403}),

@@ -112,3 +112,40 @@ def test_a_unit_user_sees_only_the_cases_dispatched_to_their_unit(pages):
 def test_odd_query_values_fall_back_to_defaults(pages, query):
     log_in(pages, "supervisor1")
     assert pages.get("/cases" + query).status_code == 200
+
+
+def test_a_keyword_finds_cases_by_description_or_address_and_a_case_number_opens_the_case(pages, app):
+    from server.db import db
+    from server.models import Record
+
+    lamp = new_event(description="路灯不亮 Broken LAMP")
+    litter = new_event(description="垃圾堆放于桥洞西侧")
+    percent = new_event(description="100% 堵塞")
+    log_in(pages, "supervisor1")
+    assert queue_ids(pages, "?status=all&q=lamp") == [lamp]  # any case, any part of the text
+    assert queue_ids(pages, "?status=all&q=桥洞西") == [litter]
+    assert queue_ids(pages, "?status=all&q=100%25") == [percent]  # a wildcard is taken literally
+    assert queue_ids(pages, "?status=all&q=%25") == [percent]
+    assert queue_ids(pages, "?status=all&q=路灯 lamp") == [lamp]  # every word must be there
+    number = db.session.get(Record, litter).field_values["case_number"]
+    assert re.fullmatch(r"\d{8}-\d{4}", number)
+    answer = pages.get(f"/cases?q={number}")
+    assert answer.status_code == 303 and answer.headers["Location"].endswith(f"/cases/{litter}")
+    assert number in pages.get(f"/cases/{litter}").get_data(as_text=True)
+
+
+def test_the_supervised_and_how_closed_filters(pages, app):
+    supervised = event_in("dispatched")
+    add_action(supervised, "supervise", "supervisor1", deadline=deadline_in(5))
+    plain = event_in("dispatched")
+    closed = event_in("closed")
+    duplicate = new_event()
+    add_action(duplicate, "mark_duplicate", "supervisor1", duplicate_of=closed)
+    log_in(pages, "supervisor1")
+    shown = queue_ids(pages, "?status=open&supervised=1")
+    assert supervised in shown and plain not in shown
+    assert closed in queue_ids(pages, "?status=closed&resolution=closed")
+    assert duplicate not in queue_ids(pages, "?status=closed&resolution=closed")
+    assert duplicate in queue_ids(pages, "?status=closed&resolution=duplicate")
+    result = list_cases(user("supervisor1"), QueueFilters(status="closed", resolution="duplicate"), per_page=500)
+    assert {c.state.resolution for c in result.cases} == {"duplicate"}

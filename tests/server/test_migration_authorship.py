@@ -8,37 +8,19 @@ On SQLite and PostgreSQL, from an empty database migrated to 0002 by the project
 
 from __future__ import annotations
 
-import itertools
 import json
 
-import pytest
 from flask_migrate import upgrade
 from sqlalchemy import text
 
 from server import create_app
 from server.db import db
-from tests.conftest import TEST_ID_KEY, _pg_connect, _pg_url
+from tests.conftest import TEST_ID_KEY
 
-_names = itertools.count()
 TABLET_NODE, SERVER_NODE = "0123456789abcdef", "5e5e5e5e5e5e5e5e"
 REPORTER, DEVICE = "0193b5c8-0000-7000-8000-000000000001", "0193b5c8-0000-7000-8000-0000000000d1"
 EVENT, DEMO_EVENT = "0193b5c8-0000-7000-9000-000000000001", "0193b5c8-0000-7000-9000-000000000002"
 PHOTO = "ab" * 32
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.pg)])
-def empty_url(request, tmp_path):
-    """An empty database on each engine."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'old.db'}"
-        return
-    request.getfixturevalue("pg_available")
-    name = f"gp_migration_{next(_names)}_{id(tmp_path)}"
-    with _pg_connect() as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield _pg_url(name)
-    with _pg_connect() as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def stamp(minute: int, node: str) -> str:

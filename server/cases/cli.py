@@ -1,0 +1,39 @@
+"""``flask --app server cases rebuild``: fold every case again into the cases table (server/sync/casebook.py)."""
+
+from __future__ import annotations
+
+import resource
+import time
+
+import click
+from flask.cli import AppGroup
+
+from ..db import db
+from ..models import Record
+from ..sync import casebook
+
+cases_cli = AppGroup("cases", help="The store's cases.")
+
+
+@cases_cli.command("rebuild")
+@click.option("--chunk", default=2000, show_default=True, type=click.IntRange(1, 100_000),
+              help="Events folded and written per step; memory grows with it, not with the store.")
+def rebuild(chunk: int) -> None:
+    """Empty the cases table and fold every event again from the records, in one transaction.
+
+    The table is a cache of the fold: run this after restoring records from a backup, or to check
+    that the table holds what the records say. Pushes wait for it (it holds the table's rows).
+    """
+    total = db.session.scalar(db.select(db.func.count()).select_from(Record).where(Record.kind == "event"))
+    started = time.perf_counter()
+    with click.progressbar(length=total, label="Folding cases", show_pos=True) as bar:
+        seen = [0]
+
+        def progress(done: int) -> None:
+            bar.update(done - seen[0])
+            seen[0] = done
+
+        count = casebook.rebuild(db.session.connection(), chunk=chunk, progress=progress)
+    db.session.commit()
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    click.echo(f"Folded {count} cases in {time.perf_counter() - started:.1f} s (peak memory {peak_mb:.0f} MB).")
