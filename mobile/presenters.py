@@ -309,6 +309,11 @@ class ReportPresenter(_PhotoForm):
         micro = categories[category].get("micro") is True
         if handled_on_spot and not self._on_spot_offered(micro):
             raise InputError("handled_on_spot", "not_allowed" if micro else "not_micro")
+        if handled_on_spot:  # the evidence an on-the-spot handling carries (shared/case.py, EVIDENCE)
+            if not (isinstance(note, str) and note.strip()):
+                raise InputError("note", "required")
+            if not photos:
+                raise InputError("photos", "required")
         position = None
         if location is not None:
             if not isinstance(location, LocationReading) or location.problem() is not None:
@@ -347,9 +352,8 @@ class ReportPresenter(_PhotoForm):
             ("event", event_id, values, grid_bucket(values["grid"]))]
         if handled_on_spot:
             action: dict[str, Any] = {"event": event_id, "action": "handle_on_spot", "actor": values["reporter"]}
-            text = _check_text("note", note, NOTE_MAX, required=False)
-            if text:
-                action["note"] = text
+            action["note"] = _check_text("note", note, NOTE_MAX, required=True)
+            action["photos"] = values["photos"]  # what the worker photographed on the spot
             writes.append(("case_action", store.new_id(), action, grid_bucket(values["grid"])))
         try:
             store.write_many(writes)
@@ -387,6 +391,7 @@ class CaseRow:
     deadline: str | None = None
     overdue: bool = False
     supervised: bool = False
+    case_number: str | None = None  # given by the server when the event first reaches it; None until then
 
 
 def _state_of(text: str) -> dict[str, tuple[Any, str]]:
@@ -488,6 +493,7 @@ class CasesPresenter:
             deadline=case.deadline,
             overdue=overdue,
             supervised=case.supervised,
+            case_number=_text(values.get("case_number")),
         )
 
 
@@ -563,6 +569,7 @@ class CaseView:
     overdue: bool = False
     supervised: bool = False
     synced: bool = True
+    case_number: str | None = None  # given by the server when the event first reaches it; None until then
 
 
 class CasePresenter(_PhotoForm):
@@ -631,7 +638,8 @@ class CasePresenter(_PhotoForm):
             can_verify="verify_pass" in _offered(case, values, me, self.core.role),
             failed_verifications=case.failed_verifications, unit=case.unit, deadline=case.deadline,
             overdue=case.overdue, supervised=case.supervised,
-            synced=not event_pending and not any(row.action_id in pending for row in timeline))
+            synced=not event_pending and not any(row.action_id in pending for row in timeline),
+            case_number=_text(values.get("case_number")))
 
     def verify(self, passed: bool, note: str | None = None, photos: Sequence[str] = ()) -> str:
         """Record the worker's verification (verify_pass / verify_fail) offline; returns the action's id.

@@ -64,9 +64,10 @@ class FlaskTransport(HttpTransport):
     def __init__(self, client: Any, token: str | None = None, **kwargs: Any):
         super().__init__(BASE_URL, token, **kwargs)
         adapter = WsgiAdapter(client)
-        self.session.trust_env = False  # no proxies or netrc to look up: the server is in-process
-        self.session.mount("http://", adapter)
-        self.session.mount("https://", adapter)
+        for session in (self.session, self.upload_session):  # records and photos alike
+            session.trust_env = False  # no proxies or netrc to look up: the server is in-process
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
 
 
 class Network:

@@ -119,8 +119,8 @@ def test_login_over_http_with_the_real_transport(tmp_path, fake, clock):
 def test_relogin_after_a_revoke_keeps_every_unsynced_capture(core, fake):
     report = ReportPresenter(core)
     sha = report.add_photo(_jpeg())
-    ids = [report.save(**GOOD, photos=[sha]), report.save(grid=GRID, category="ebike_stairwell",
-                                                          description="x", handled_on_spot=True)]
+    ids = [report.save(**GOOD, photos=[sha]), report.save(grid=GRID, category="ebike_stairwell", description="x",
+                                                          handled_on_spot=True, note="已劝离", photos=[sha])]
     fake.revoked = True
     schedule = QueueSchedule()
     runner = SyncRunner(core, schedule)
@@ -348,7 +348,8 @@ def test_everything_survives_closing_and_reopening_mid_way(tmp_path, fake, clock
     # The push reaches the server, the answer is lost: the app is killed before it is acknowledged.
     result = synchronize(core.store, FlakyTransport(fake, plan=["after"]), photos=core.photos)
     assert not result.ok
-    second = report.save(grid=GRID, category="ebike_stairwell", description="x", handled_on_spot=True)
+    second = report.save(grid=GRID, category="ebike_stairwell", description="x", handled_on_spot=True, note="已劝离",
+                         photos=[sha])
     core.close()  # killed
 
     again = open_core(tmp_path / "app", fake, clock)

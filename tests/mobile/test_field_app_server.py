@@ -16,6 +16,7 @@ from server.cases import service as cases_service
 from server.db import db
 from server.models import User
 from tests.integration.transport import BASE_URL, FlaskTransport
+from tests.photos.helpers import make_jpeg
 
 from .core_helpers import QueueSchedule
 
@@ -85,8 +86,9 @@ def test_reference_data_and_grids_come_from_the_real_server(tablet):
 
 def test_a_micro_event_handled_on_the_spot_is_closed_on_the_server(tablet):
     core, runner, schedule = tablet
-    event_id = ReportPresenter(core).save(grid="G-0101", category="garbage", description="路口垃圾已清理",
-                                          handled_on_spot=True, note="当场处置")
+    report = ReportPresenter(core)
+    event_id = report.save(grid="G-0101", category="garbage", description="路口垃圾已清理", handled_on_spot=True,
+                           note="当场处置", photos=[report.add_photo(make_jpeg(40, 30, noise=True, seed=3))])
     outcome = sync(runner, schedule)
     assert outcome.pushed == 2
     case = server_case(event_id)

@@ -169,8 +169,10 @@ def test_save_writes_the_event_offline_with_every_field(core, fake):
 
 
 def test_a_micro_event_handled_on_the_spot_is_a_closed_case_at_once_and_on_the_server(core, fake):
-    event_id = ReportPresenter(core).save(grid=GRID, category="ebike_stairwell", description="楼道充电",
-                                          handled_on_spot=True, note="已劝离")
+    report = ReportPresenter(core)
+    sha = report.add_photo(jpeg())
+    event_id = report.save(grid=GRID, category="ebike_stairwell", description="楼道充电", handled_on_spot=True,
+                           note="已劝离", photos=[sha])
     row = CasesPresenter(core).rows()[0]
     assert (row.event_id, row.status, row.resolution, row.micro) == (event_id, "closed", "handled_on_spot", True)
     view = CasePresenter(core, event_id).view()
@@ -178,7 +180,7 @@ def test_a_micro_event_handled_on_the_spot_is_a_closed_case_at_once_and_on_the_s
         ("handle_on_spot", True, "已劝离", True)]
     sync(core, fake)
     held = [state for (kind, _id), state in fake.records.items() if kind == "case_action"]
-    assert [s["action"][0] for s in held] == ["handle_on_spot"]
+    assert [(s["action"][0], s["note"][0], s["photos"][0]) for s in held] == [("handle_on_spot", "已劝离", [sha])]
     assert CasesPresenter(core).rows()[0].synced
 
 
@@ -194,8 +196,25 @@ def test_event_and_on_the_spot_action_are_one_transaction(core, monkeypatch):
         return real(self, kind, record_id, values, bucket)
 
     monkeypatch.setattr(store_module.Store, "_write", failing)
+    report = ReportPresenter(core)
+    sha = report.add_photo(jpeg())
+    before = snapshot(core)
     with pytest.raises(InputError):
-        ReportPresenter(core).save(grid=GRID, category="ebike_stairwell", description="x", handled_on_spot=True)
+        report.save(grid=GRID, category="ebike_stairwell", description="x", handled_on_spot=True, note="已劝离",
+                    photos=[sha])
+    assert snapshot(core) == before
+
+
+@pytest.mark.parametrize("note, with_photo, field", [(None, True, "note"), ("  ", True, "note"),
+                                                     ("已劝离", False, "photos")])
+def test_handling_on_the_spot_needs_a_note_and_a_photo(core, note, with_photo, field):
+    report = ReportPresenter(core)
+    photos = [report.add_photo(jpeg())] if with_photo else []
+    before = snapshot(core)
+    with pytest.raises(InputError) as caught:
+        report.save(grid=GRID, category="ebike_stairwell", description="x", handled_on_spot=True, note=note,
+                    photos=photos)
+    assert (caught.value.field, caught.value.code) == (field, "required")
     assert snapshot(core) == before
 
 
@@ -471,8 +490,9 @@ def test_presenters_work_without_any_network(tmp_path, clock):
     core = logged_in(tmp_path / "app", fake, clock)
     core.transport_factory = lambda url, token: (_ for _ in ()).throw(AssertionError("no network"))
     try:
-        event_id = ReportPresenter(core).save(grid=GRID, category="ebike_stairwell", description="x",
-                                              handled_on_spot=True)
+        report = ReportPresenter(core)
+        event_id = report.save(grid=GRID, category="ebike_stairwell", description="x", handled_on_spot=True,
+                               note="已劝离", photos=[report.add_photo(jpeg())])
         assert CasesPresenter(core).rows()[0].event_id == event_id
         assert CasePresenter(core, event_id).view().status == "closed"
         assert HomePresenter(core).view().unsynced_records == 2

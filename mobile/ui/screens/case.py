@@ -105,6 +105,8 @@ class CaseScreen(BaseScreen):
             status += f" · {i18n.resolution_name(view.resolution)}"
         add(Text(text=i18n.t("case.status", status=status), bold=True,
                  tint=OK if view.status == "closed" else (WARN if view.can_verify else (0.08, 0.4, 0.75, 1))))
+        add(Text(text=i18n.t("case.number", number=view.case_number) if view.case_number
+                 else i18n.t("case.no_number"), tint=MUTED))
         add(Text(text=i18n.t("case.reported_at", when=local_time(view.reported_at)), tint=MUTED))
         place, source = location_text(view.location)
         add(Text(text=i18n.t("case.location", place=place + (f"（{source}）" if source and not english else

@@ -102,7 +102,7 @@ def row_data(row: Any) -> dict[str, Any]:
     return {
         "event_id": row.event_id,
         "title": f"{name}：{row.description}" if not english else f"{name}: {row.description}",
-        "subtitle": local_time(row.reported_at),
+        "subtitle": local_time(row.reported_at) + "   " + (row.case_number or i18n.t("cases.no_number")),
         "status_text": status,
         "badges": "  ".join(badges),
         "awaiting": row.awaiting_me,
