@@ -151,3 +151,49 @@ class PhotoUpload(db.Model):
     sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
     uploaded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class AuditEntry(db.Model):
+    """One line of the audit log: who did what, when, from where; append-only (server/audit.py).
+
+    Hazard: an audit log that can be edited proves nothing. No route, CLI command or role changes a
+    line, and the migration (0005_admin) puts a trigger on the table that refuses UPDATE and DELETE
+    on both engines, so a mistaken or malicious statement fails instead of rewriting history.
+    """
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+                                    autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    actor_id: Mapped[str | None] = mapped_column(String(36), nullable=True)  # None: the CLI or the server
+    actor: Mapped[str] = mapped_column(String(80))  # the user name then, or "cli"
+    role: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    address: Mapped[str | None] = mapped_column(String(64), nullable=True)  # the client's IP address
+    action: Mapped[str] = mapped_column(String(32), index=True)  # create, edit, deactivate, view_id_numbers …
+    kind: Mapped[str] = mapped_column(String(32), index=True)  # what it was done to: user, grid, tenant …
+    target: Mapped[str | None] = mapped_column(String(200), nullable=True)  # its id, code or user name
+    before: Mapped[object | None] = mapped_column(Json, nullable=True)
+    after: Mapped[object | None] = mapped_column(Json, nullable=True)
+    note: Mapped[str | None] = mapped_column(String(500), nullable=True)
+
+
+class GridAssignment(db.Model):
+    """Who held which grid when: one row per stretch of a user holding a grid (server/accounts.py).
+
+    ``user_grids`` says what a user holds now (sync reads it); this table keeps the history, so a
+    row is opened when a grid is assigned and closed (``ended_at``) when it is taken away.
+    """
+
+    __tablename__ = "grid_assignments"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+                                    autoincrement=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    grid: Mapped[str] = mapped_column(String(64), index=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    started_by: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    ended_by: Mapped[str | None] = mapped_column(String(80), nullable=True)
+
+    user: Mapped[User] = relationship()
