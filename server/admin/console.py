@@ -360,7 +360,7 @@ class GridView(ReferenceView):
         return data
 
     def values(self, form):
-        values = {name: form[name].data.strip() or None
+        values = {name: (form[name].data or "").strip() or None
                   for name in ("name", "name_en", "type", "district", "street", "community")}
         upload = form.boundary_file.data
         text = upload.read().decode("utf-8", errors="replace") if upload else (form.boundary.data or "").strip()
