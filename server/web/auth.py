@@ -174,9 +174,9 @@ def init_security(app) -> None:
     limiter.init_app(app)
     if app.config.get("GRIDPATROL_ENV") == "production":
         # Served over HTTPS behind the proxy: the cookies never travel in clear text.
-        app.config.setdefault("SESSION_COOKIE_SECURE", True)
-        app.config.setdefault("REMEMBER_COOKIE_SECURE", True)
-    app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
+        app.config["SESSION_COOKIE_SECURE"] = True
+        app.config["REMEMBER_COOKIE_SECURE"] = True
+    app.config["SESSION_COOKIE_HTTPONLY"] = True
     policy = content_security_policy(app)
     production = app.config.get("GRIDPATROL_ENV") == "production"
 
