@@ -87,7 +87,6 @@ def test_each_admin_action_leaves_one_audit_line_with_who_when_where_and_what(pa
 
 
 def test_an_admins_edit_is_a_record_change_that_syncs(pages):
-    from server.sync.apply import stamp  # noqa: F401 (the path the pages write through)
     from server.reference import load_reference
 
     log_in(pages, "admin")
