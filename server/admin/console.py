@@ -448,17 +448,21 @@ def init_app(app) -> None:
     """The admin area: Flask-Admin under /admin, in the pages' look (templates/admin/gp_base.html)."""
     from flask_admin.theme import Bootstrap4Theme
 
-    admin = Admin(name=_l("Administration"), url="/admin", endpoint="admin_home",
-                  index_view=Home(name=_l("Overview"), endpoint="admin_home", url="/admin"),
-                  theme=Bootstrap4Theme(base_template="admin/gp_base.html"),
-                  translations_path=_admin_translations())
-    admin.add_view(UserView(User, db, name=_l("Users"), endpoint="users", url="/admin/users"))
-    admin.add_view(DeviceView(Device, db, name=_l("Devices"), endpoint="devices", url="/admin/devices"))
-    admin.add_view(GridView(name=_l("Grids"), endpoint="grids", url="/admin/grids"))
-    admin.add_view(CategoryView(name=_l("Categories"), endpoint="categories", url="/admin/categories"))
-    admin.add_view(UnitView(name=_l("Units"), endpoint="units", url="/admin/units"))
-    admin.add_view(ChecklistView(name=_l("Checklists"), endpoint="checklists", url="/admin/checklists"))
-    admin.add_view(AuditView(AuditEntry, db, name=_l("Audit log"), endpoint="audit", url="/admin/audit"))
-    admin.add_link(MenuLink(name=_l("ID numbers"), endpoint="admin.privacy_setting"))
-    admin.init_app(app)
+    # Plain names (translated where shown, in templates/admin/gp_base.html): Flask-Admin tests a name's truth
+    # when the view is made, which would render a lazy translation outside any request.
+    # Flask-Admin reads labels (lazy translations) while it builds its views: give it a request of this app.
+    with app.test_request_context():
+        admin = Admin(name="Administration", url="/admin", endpoint="admin_home",
+                      index_view=Home(name="Overview", endpoint="admin_home", url="/admin"),
+                      theme=Bootstrap4Theme(base_template="admin/gp_base.html"),
+                      translations_path=_admin_translations())
+        admin.add_view(UserView(User, db, name="Users", endpoint="users", url="/admin/users"))
+        admin.add_view(DeviceView(Device, db, name="Devices", endpoint="devices", url="/admin/devices"))
+        admin.add_view(GridView(name="Grids", endpoint="grids", url="/admin/grids"))
+        admin.add_view(CategoryView(name="Categories", endpoint="categories", url="/admin/categories"))
+        admin.add_view(UnitView(name="Units", endpoint="units", url="/admin/units"))
+        admin.add_view(ChecklistView(name="Checklists", endpoint="checklists", url="/admin/checklists"))
+        admin.add_view(AuditView(AuditEntry, db, name="Audit log", endpoint="audit", url="/admin/audit"))
+        admin.add_link(MenuLink(name="ID numbers", endpoint="admin.privacy_setting"))
+        admin.init_app(app)
 
