@@ -19,7 +19,13 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from shared.roles import ROLES
 
 from .db import db
-from .models import Device, User, UserGrid, utcnow
+from .errors import ApiError
+from .models import Device, GridAssignment, User, UserGrid, utcnow
+
+MIN_PASSWORD_LENGTH = 10
+# Hashed once per process: a log-in with an unknown user name checks the password against it, so that
+# it takes as long as one with a known name (the time does not tell which names exist).
+_DUMMY_HASH: list[str] = []
 
 
 class AccountError(ValueError):
@@ -42,14 +48,57 @@ def create_user(username: str, password: str, *, name: str | None = None, role: 
         raise AccountError(f"user {username!r} already exists")
     user = User(id=str(uuid.uuid4()), username=username, name=name or username, role=role, unit=unit,
                 password_hash=generate_password_hash(password))
-    user.grids = [UserGrid(grid=code) for code in dict.fromkeys(grids)]
     db.session.add(user)
+    assign_grids(user, list(grids))
     return user
 
 
-def assign_grids(user: User, grids: list[str]) -> None:
-    """Replace a user's grids; the caller commits. A new grid is pulled from zero by their devices."""
-    user.grids = [UserGrid(grid=code) for code in dict.fromkeys(grids)]
+def password_problem(username: str, password: str) -> str | None:
+    """Why a new password is refused (the rules for new passwords), or None when it is fine."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        return f"a password needs at least {MIN_PASSWORD_LENGTH} characters"
+    if password.strip().casefold() == username.strip().casefold() or username.casefold() in password.casefold():
+        return "a password must not contain the user name"
+    return None
+
+
+def check_new_password(username: str, password: str) -> None:
+    """Raise AccountError when a new password breaks the rules (pages and CLI; the demo's are its own)."""
+    problem = password_problem(username, password)
+    if problem:
+        raise AccountError(problem)
+
+
+def assign_grids(user: User, grids: list[str], by: str | None = None) -> tuple[list[str], list[str]]:
+    """Replace a user's grids and keep the history; the caller commits. Returns (added, removed).
+
+    A new grid is pulled from zero by their devices at their next sync; what a tablet holds of a
+    grid taken away stays on it, and its unsynced captures are still pushed (docs/field-app.md).
+    """
+    wanted = list(dict.fromkeys(grids))
+    held = set(user.grid_codes)
+    added = [code for code in wanted if code not in held]
+    removed = sorted(held - set(wanted))
+    now = utcnow()
+    if removed and user.id is not None:
+        open_rows = db.session.scalars(select(GridAssignment).where(
+            GridAssignment.user_id == user.id, GridAssignment.grid.in_(removed), GridAssignment.ended_at.is_(None)))
+        for row in open_rows:
+            row.ended_at, row.ended_by = now, by
+    for code in added:
+        db.session.add(GridAssignment(user=user, grid=code, started_at=now, started_by=by))
+    user.grids = [g for g in user.grids if g.grid in wanted] + [UserGrid(grid=code) for code in added]
+    return added, removed
+
+
+def grid_history(user_id: str | None = None, grid: str | None = None) -> list[GridAssignment]:
+    """Who held which grid when, newest first; for one user, one grid, or all."""
+    query = select(GridAssignment).options(joinedload(GridAssignment.user))
+    if user_id:
+        query = query.where(GridAssignment.user_id == user_id)
+    if grid:
+        query = query.where(GridAssignment.grid == grid)
+    return list(db.session.scalars(query.order_by(GridAssignment.started_at.desc(), GridAssignment.id.desc())))
 
 
 def set_password(user: User, password: str) -> None:
@@ -72,9 +121,18 @@ def deactivate(user: User) -> None:
 def authenticate(username: str, password: str) -> User | None:
     """The active user with these credentials, or None."""
     user = db.session.scalar(select(User).where(User.username == username))
-    if user is None or not user.active or not check_password_hash(user.password_hash, password):
+    if user is None:
+        check_password_hash(_dummy_hash(), password)  # as long as a known name takes
+        return None
+    if not check_password_hash(user.password_hash, password) or not user.active:
         return None
     return user
+
+
+def _dummy_hash() -> str:
+    if not _DUMMY_HASH:
+        _DUMMY_HASH.append(generate_password_hash(secrets.token_urlsafe(16)))
+    return _DUMMY_HASH[0]
 
 
 def register_device(user: User, device_name: str, node: str) -> tuple[Device, str]:
@@ -94,8 +152,16 @@ def device_for_token(token: str) -> Device | None:
         select(Device).where(Device.token_hash == hash_token(token))
         .options(joinedload(Device.user).joinedload(User.grids))
     ).unique().first()
-    if device is None or device.revoked_at is not None or not device.user.active:
+    if device is None:
         return None
+    # A clear reason for the two tokens that stopped on purpose; the code stays the contract's 401
+    # "unauthorized" (the tablet stops sync and asks for a new log-in), details.reason says why.
+    if device.revoked_at is not None:
+        raise ApiError(401, "this device was revoked by an administrator: ask them, then log in again",
+                       code="unauthorized", details={"reason": "device_revoked"})
+    if not device.user.active:
+        raise ApiError(401, "this user was deactivated by an administrator", code="unauthorized",
+                       details={"reason": "user_deactivated"})
     return device
 
 

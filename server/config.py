@@ -170,4 +170,9 @@ _READERS: dict[str, Callable[[], Any]] = {
     "GRIDPATROL_UTC_OFFSET": _text("GRIDPATROL_UTC_OFFSET", "+08:00"),
     # Cases per page of the queue.
     "GRIDPATROL_PAGE_SIZE": lambda: _int("GRIDPATROL_PAGE_SIZE", 20),
+    # Where log-in throttling counts failures (Flask-Limiter storage URI): memory:// counts per process;
+    # several processes or machines share one count in Redis, e.g. redis://127.0.0.1:6379/0.
+    "GRIDPATROL_RATELIMIT_STORAGE": _text("GRIDPATROL_RATELIMIT_STORAGE", "memory://"),
+    # Failed log-ins allowed per minute, per user name and per address; the next is answered 429.
+    "GRIDPATROL_LOGIN_FAILURES_PER_MINUTE": lambda: _int("GRIDPATROL_LOGIN_FAILURES_PER_MINUTE", 10),
 }

@@ -160,7 +160,7 @@ class PhotoUpload(db.Model):
 class CaseRow(db.Model):
     """One case as the pages find it: a cache of `shared.case.fold_case` over its event and actions.
 
-    Written by server/casebook.py in the transaction that writes the records it folds, and
+    Written by server/sync/casebook.py in the transaction that writes the records it folds, and
     rebuilt from the records by ``flask cases rebuild``; never a source of truth. Times are Unix
     ms (UTC). Overdue is not here: it depends on the clock, so it is asked at read time.
     """
@@ -236,3 +236,49 @@ class TenantIndex(db.Model):
     id_hash: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)  # the whole number
     id_tail_hash: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)  # its last four
     id_ends_hash: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)  # first and last four
+
+
+class AuditEntry(db.Model):
+    """One line of the audit log: who did what, when, from where; append-only (server/audit.py).
+
+    Hazard: an audit log that can be edited proves nothing. No route, CLI command or role changes a
+    line, and the migration (0006_admin) puts a trigger on the table that refuses UPDATE and DELETE
+    on both engines, so a mistaken or malicious statement fails instead of rewriting history.
+    """
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+                                    autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    actor_id: Mapped[str | None] = mapped_column(String(36), nullable=True)  # None: the CLI or the server
+    actor: Mapped[str] = mapped_column(String(80))  # the user name then, or "cli"
+    role: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    address: Mapped[str | None] = mapped_column(String(64), nullable=True)  # the client's IP address
+    action: Mapped[str] = mapped_column(String(32), index=True)  # create, edit, deactivate, view_id_numbers …
+    kind: Mapped[str] = mapped_column(String(32), index=True)  # what it was done to: user, grid, tenant …
+    target: Mapped[str | None] = mapped_column(String(200), nullable=True)  # its id, code or user name
+    before: Mapped[object | None] = mapped_column(Json, nullable=True)
+    after: Mapped[object | None] = mapped_column(Json, nullable=True)
+    note: Mapped[str | None] = mapped_column(String(500), nullable=True)
+
+
+class GridAssignment(db.Model):
+    """Who held which grid when: one row per stretch of a user holding a grid (server/accounts.py).
+
+    ``user_grids`` says what a user holds now (sync reads it); this table keeps the history, so a
+    row is opened when a grid is assigned and closed (``ended_at``) when it is taken away.
+    """
+
+    __tablename__ = "grid_assignments"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+                                    autoincrement=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    grid: Mapped[str] = mapped_column(String(64), index=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    started_by: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    ended_by: Mapped[str | None] = mapped_column(String(80), nullable=True)
+
+    user: Mapped[User] = relationship()

@@ -312,7 +312,36 @@ class GridFields(Schema):
     community = Name(required=True)
     street = Name(required=True)
     district = Name(required=True)
+    # The grid's outline as a GeoJSON Polygon geometry ({"type": "Polygon", "coordinates": [ring, ...]},
+    # lon/lat in WGS 84), so the app can show the worker's grid; the server also checks it is simple.
+    boundary = fields.Dict(allow_none=True, validate=lambda value: _check_boundary(value))
     _deleted = Bool()
+
+
+MAX_BOUNDARY_POINTS = 5000
+
+
+def _check_boundary(value: Any) -> bool:
+    """A GeoJSON Polygon: closed rings of at least four [lon, lat] positions in range, at most 5,000 in all."""
+    if value.get("type") != "Polygon" or set(value) - {"type", "coordinates"}:
+        raise ValidationError("must be a GeoJSON Polygon: {type: Polygon, coordinates: [[[lon, lat], ...]]}")
+    rings = value.get("coordinates")
+    if not isinstance(rings, list) or not rings:
+        raise ValidationError("a Polygon needs at least one ring")
+    count = 0
+    for ring in rings:
+        if not isinstance(ring, list) or len(ring) < 4:
+            raise ValidationError("each ring needs at least four positions (a closed triangle)")
+        for point in ring:
+            if (not isinstance(point, list) or len(point) not in (2, 3)
+                    or not _within(point[0], -180, 180) or not _within(point[1], -90, 90)):
+                raise ValidationError("each position must be [lon, lat] in degrees")
+        if ring[0][:2] != ring[-1][:2]:
+            raise ValidationError("each ring must be closed: its last position equals its first")
+        count += len(ring)
+    if count > MAX_BOUNDARY_POINTS:
+        raise ValidationError(f"at most {MAX_BOUNDARY_POINTS} positions")
+    return True
 
 
 class CategoryFields(Schema):

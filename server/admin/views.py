@@ -1,4 +1,7 @@
-"""The admin pages (blueprint ``admin``): who sees resident ID numbers in full.
+"""The admin pages (blueprint ``admin``): who sees resident ID numbers in full; the admin area's style sheet.
+
+The rest of the admin area (users, devices, places, categories, units, checklists, the audit log)
+is Flask-Admin's, in server/admin/console.py; this page is in its menu.
 
 Only admins (shared/roles.py, ``PAGES["admin"]``). Answers carry ``Cache-Control: no-store``,
 as the house pages do.
@@ -14,13 +17,13 @@ from wtforms import SelectMultipleField, widgets
 
 from shared.roles import ROLES
 
-from .. import privacy
+from .. import audit, privacy
 from ..web.auth import page_required, protect
 from ..web.forms import choice
 from ..web.labels import ROLE_LABELS
 from ..web.times import local_time
 
-bp = Blueprint("admin", __name__)
+bp = Blueprint("admin", __name__, static_folder="static", static_url_path="/admin/assets")
 protect(bp, no_store=True)  # names, phones and ID numbers stay out of every cache
 
 
@@ -37,7 +40,11 @@ def privacy_setting():
     form = PrivacyForm()
     if request.method == "POST":
         if form.validate_on_submit():
-            privacy.set_allowed_roles(form.roles.data or [], by=current_user.username)
+            before = sorted(privacy.allowed_roles())
+            after = sorted(privacy.set_allowed_roles(form.roles.data or [], by=current_user.username))
+            if before != after:
+                audit.record("edit", "setting", privacy.SETTING, before={"roles": before}, after={"roles": after},
+                             commit=True)
             flash(_("Saved: who may see ID numbers in full."), "success")
             return redirect(url_for(".privacy_setting"), 303)
         return render_template("pages/privacy.html", form=form, changed=_changed()), 400
@@ -53,7 +60,8 @@ def _changed() -> tuple[str, str | None]:
 
 def init_app(app) -> None:
     """Register the admin pages and the admin CLI (after `server.web.init_app`)."""
-    from . import cli
+    from . import cli, console
 
     app.register_blueprint(bp)
+    console.init_app(app)
     cli.init_app(app)

@@ -18,7 +18,7 @@ from flask_login import current_user
 
 from shared.records import is_sha256, is_uuid
 
-from .. import privacy
+from .. import audit, privacy
 from ..cases.service import photo_holdings, photo_response
 from ..reference import device_names, load_reference, names_of_users
 from ..web.auth import page_required, protect
@@ -95,6 +95,7 @@ def house(house_id: str):
     names = names_of_users(c.values.get("worker") for c in found.checks)
     devices = device_names(c.device_id for c in found.checks)
     photos = {c.id: photo_holdings(c.values.get("photos") or []) for c in found.checks}
+    _audit_full_numbers("house", house_id, [t for t in found.tenants if t.id_full])
     return render_template("pages/house.html", house=found, reference=reference, grid=reference.grid(found.grid),
                            names=names, devices=devices, photos=photos,
                            may_see=privacy.may_see_id_numbers(current_user))
@@ -119,6 +120,8 @@ def tenants():
     """Tenants by house, current ones unless moved-out ones are asked for; ID numbers as the role may see them."""
     reference, filters = load_reference(), _filters_from(request.args)
     result = _tenants(reference, filters, current_app.config["GRIDPATROL_PAGE_SIZE"])
+    _audit_full_numbers("tenants", request.query_string.decode(errors="replace") or None,
+                        [t for _h, t in result.rows if t.id_full])
     return render_template("pages/tenants.html", rows=result.rows, result=result, filters=filters,
                            reference=reference, current_only=request.args.get("all") != "1", query=_query(),
                            args=_args(), may_see=privacy.may_see_id_numbers(current_user), **reference.places())
@@ -130,8 +133,18 @@ def tenants_csv():
     """The tenant list as CSV (UTF-8 with BOM, for spreadsheets), with the same filters and the same masking."""
     reference = load_reference()
     rows = _tenants(reference, _filters_from(request.args), None).rows
+    full = sum(1 for _h, t in rows if t.id_full)
+    audit.record("export", "tenants", request.query_string.decode(errors="replace") or None,
+                 note=f"{len(rows)} rows, {full} full ID numbers", commit=True)
     return Response(export.tenants_csv(rows, reference), mimetype="text/csv",
                     headers={"Content-Disposition": "attachment; filename=tenants.csv"})
+
+
+def _audit_full_numbers(page: str, target: str | None, tenants) -> None:
+    """An audit line for a page that shows full resident ID numbers: which tenants' (by id), never the numbers."""
+    if tenants:
+        audit.record("view_id_numbers", "tenant", target, after={"page": page, "tenants": [t.id for t in tenants]},
+                     note=f"{len(tenants)} full ID numbers", commit=True)
 
 
 @bp.get("/houses/registration")

@@ -18,7 +18,7 @@ from werkzeug.exceptions import HTTPException
 from shared.roles import may_use
 
 from . import i18n, views
-from .auth import csrf, login_manager, protect
+from .auth import csrf, init_security, login_manager, protect
 from .forms import EmptyForm, LanguageForm
 from .labels import template_labels
 from .times import local_time
@@ -60,6 +60,7 @@ def init_app(app) -> None:
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # a page left open all day still posts
     csrf.init_app(app)
     login_manager.init_app(app)
+    init_security(app)  # log-in throttling, security headers, secure cookies in production
     i18n.init_app(app)
     app.extensions["gridpatrol.error_page"] = error_page  # server/errors.py answers the pages' errors with it
     app.jinja_env.filters["local_time"] = local_time

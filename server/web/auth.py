@@ -1,4 +1,5 @@
-"""Who is on a page: Flask-Login sessions, CSRF on every form post, and the decorator that keeps each area to its roles.
+"""Who is on a page: Flask-Login sessions, CSRF on every form post, the decorator that keeps each area to its
+roles, log-in throttling (Flask-Limiter) and the security headers of every answer.
 
 Which role may open which area is shared/roles.py's ``PAGES`` table. Anonymous visitors are sent
 to log in; a logged-in user whose role may not use the area gets 403 (a grid worker may log in,
@@ -7,12 +8,17 @@ but works on the tablet).
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import re
 from functools import wraps
+from pathlib import Path
 from typing import Callable
 from urllib.parse import urlsplit
 
-from flask import Blueprint, abort, request
-from flask_babel import lazy_gettext as _l
+from flask import Blueprint, abort, current_app, flash, make_response, render_template, request
+from flask_babel import gettext as _, lazy_gettext as _l
+from flask_limiter import Limiter
 from flask_login import LoginManager, current_user, login_required
 from flask_wtf.csrf import CSRFProtect
 
@@ -93,3 +99,94 @@ def safe_next(target: str | None) -> str | None:
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
         return None
     return target
+
+
+# --- log-in throttling -------------------------------------------------------------------------
+
+limiter = Limiter(key_func=lambda: request.remote_addr or "-", default_limits=[], headers_enabled=False)
+
+
+def _failures() -> str:
+    return f"{current_app.config['GRIDPATROL_LOGIN_FAILURES_PER_MINUTE']} per minute"
+
+
+def _username_key() -> str:
+    # Case and blanks do not make a new name to guess under.
+    return "user:" + (request.form.get("username") or "").strip().casefold()
+
+
+def _refused(_limit):
+    """The log-in page with a clear message and 429, when too many log-ins failed in a minute."""
+    from .forms import LoginForm
+
+    flash(_("Too many failed log-ins. Wait a minute, then try again."), "error")
+    return make_response(render_template("pages/login.html", form=LoginForm()), 429)
+
+
+def login_throttle(view):
+    """Count failed log-ins (answered 401) per address and per user name; past the limit answer 429.
+
+    Only failures count (``deduct_when``), so an office behind one address logging in all morning
+    is not throttled. The counts live in GRIDPATROL_RATELIMIT_STORAGE: memory:// is per process, so
+    with several processes or machines give them one Redis (README, "Administration").
+    """
+    failed = lambda response: response.status_code == 401  # noqa: E731
+    view = limiter.limit(_failures, methods=["POST"], deduct_when=failed, on_breach=_refused,
+                         scope="login-address")(view)
+    return limiter.limit(_failures, key_func=_username_key, methods=["POST"], deduct_when=failed,
+                         on_breach=_refused, scope="login-user")(view)
+
+
+# --- security headers --------------------------------------------------------------------------
+
+_INLINE_SCRIPT = re.compile(r"<script>(.*?)</script>", re.S)
+
+
+def inline_script_hashes(folder: Path) -> list[str]:
+    """CSP hashes of the inline scripts in the templates under ``folder`` (literal text only).
+
+    The policy allows no inline script but these, by hash: the case page's map script
+    (server/templates/pages/case.html) predates the policy; once it moves to a file this is empty.
+    """
+    found = set()
+    for path in sorted(folder.rglob("*.html")):
+        for body in _INLINE_SCRIPT.findall(path.read_text(encoding="utf-8")):
+            if "{{" not in body and "{%" not in body:
+                digest = base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()
+                found.add(f"'sha256-{digest}'")
+    return sorted(found)
+
+
+def content_security_policy(app) -> str:
+    """The pages' Content-Security-Policy: scripts and styles from this site, tiles from the tile server."""
+    hashes = inline_script_hashes(Path(app.root_path) / "templates")
+    tiles = urlsplit(app.config.get("GRIDPATROL_TILE_URL") or "")
+    tile_origin = f" {tiles.scheme}://{tiles.netloc}" if tiles.scheme and tiles.netloc else ""
+    return ("default-src 'self'; " f"script-src 'self' {' '.join(hashes)}".rstrip() + "; "
+            "style-src 'self' 'unsafe-inline'; " f"img-src 'self' data: blob:{tile_origin}; "
+            "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; "
+            "frame-ancestors 'none'")
+
+
+def init_security(app) -> None:
+    """Log-in throttling, security headers on every answer, and secure session cookies in production."""
+    app.config.setdefault("RATELIMIT_STORAGE_URI", app.config.get("GRIDPATROL_RATELIMIT_STORAGE") or "memory://")
+    limiter.init_app(app)
+    if app.config.get("GRIDPATROL_ENV") == "production":
+        # Served over HTTPS behind the proxy: the cookies never travel in clear text.
+        app.config["SESSION_COOKIE_SECURE"] = True
+        app.config["REMEMBER_COOKIE_SECURE"] = True
+    app.config["SESSION_COOKIE_HTTPONLY"] = True
+    policy = content_security_policy(app)
+    production = app.config.get("GRIDPATROL_ENV") == "production"
+
+    @app.after_request
+    def _security_headers(response):
+        headers = response.headers
+        headers.setdefault("Content-Security-Policy", policy)
+        headers.setdefault("X-Frame-Options", "DENY")
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        headers.setdefault("Referrer-Policy", "same-origin")
+        if production:
+            headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+        return response

@@ -9,7 +9,7 @@ from flask_login import current_user, login_user, logout_user
 from ..accounts import authenticate, end_sessions
 from ..db import db
 from . import i18n
-from .auth import protect, safe_next
+from .auth import login_throttle, protect, safe_next
 from .forms import LanguageForm, LoginForm
 
 bp = Blueprint("web", __name__)
@@ -25,6 +25,7 @@ def index():
 
 
 @bp.route("/login", methods=["GET", "POST"])
+@login_throttle
 def login():
     """Log in with user name and password; a grid worker may log in but the pages answer 403."""
     form = LoginForm()

@@ -128,7 +128,8 @@ def test_houses_a_house_and_the_registration_rate_in_the_browser(live_server):
 
             # The admin lets supervisors see ID numbers in full.
             log_in("admin")
-            page.click("header nav >> text=身份证号")
+            page.click("header nav >> text=系统管理")
+            page.click("[data-testid=admin-menu] >> text=身份证号")
             page.check("[data-testid=privacy-form] input[value=supervisor]")
             page.click("[data-testid=privacy-form] button[type=submit]")
             expect(page.locator(".flash.success")).to_be_visible()

@@ -46,7 +46,11 @@ def test_device_create_list_and_revoke(runner):
     assert "平板2" in runner.invoke(args=["devices", "list"]).output
     assert runner.invoke(args=["devices", "revoke", device.id]).exit_code == 0
     db.session.expire_all()
-    assert accounts.device_for_token(token) is None
+    from server.errors import ApiError
+
+    with pytest.raises(ApiError) as refused:  # a 401 that says why (device_revoked)
+        accounts.device_for_token(token)
+    assert refused.value.status == 401 and refused.value.details == {"reason": "device_revoked"}
     assert db.session.get(Device, device.id).revoked_at is not None
 
 
