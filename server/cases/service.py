@@ -38,6 +38,7 @@ from shared.hlc import HLC, HLCError, format_ms, parse_ms
 from shared.records import dump_change, uuid7
 from shared.roles import may_stand_in, may_take, reads_every_grid
 
+from .. import audit
 from ..clock import server_clock
 from ..db import db
 from ..models import CaseRow, Record, User
@@ -434,4 +435,9 @@ def _write(user: User, case: Case, values: dict[str, Any]) -> apply.Result:
     # The same path as a push: validation, the role check and the merge are the sync API's.
     changes, rejected = apply.validate_batch(user, [dump_change(change)])
     [result] = apply.apply_changes(user, changes, rejected)
+    if result.status == "applied":  # every supervisor's and unit's action on the pages, in the audit log
+        state = case.state
+        audit.record(values["action"], "case", case.number or case.id, actor=user, commit=True,
+                     before={"status": state.status, "unit": state.unit, "deadline": state.deadline},
+                     after={k: v for k, v in values.items() if k not in ("event", "actor")})
     return result

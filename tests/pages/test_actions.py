@@ -266,3 +266,19 @@ def test_a_unit_no_longer_sees_a_case_it_sent_back_and_the_supervisor_dispatches
     state = folded(event_id)
     assert (state.status, state.unit, state.failed_verifications, state.assessment_flag) == \
         ("dispatched", "city_management", 0, False)
+
+
+def test_each_page_action_is_in_the_audit_log(pages, app):
+    from sqlalchemy import select
+
+    from server.db import db
+    from server.models import AuditEntry
+
+    event_id = event_in("dispatched")
+    log_in(pages, "unit1")
+    assert post(pages, event_id, "request_extension", deadline=LATER_LOCAL, note="材料未到").status_code == 303
+    db.session.rollback()
+    [entry] = db.session.scalars(select(AuditEntry).where(AuditEntry.kind == "case")).all()
+    assert (entry.action, entry.actor, entry.role) == ("request_extension", "unit1", "unit")
+    assert entry.before["status"] == "dispatched"
+    assert entry.after == {"action": "request_extension", "deadline": LATER_UTC, "note": "材料未到"}
