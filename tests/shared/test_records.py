@@ -31,6 +31,7 @@ VALID = {
     "grid": (REF_BUCKET, {
         "code": "G-0101", "name": "西湖网格 0101", "name_en": "West Lake grid 0101", "type": "base",
         "community": "Lingyin", "street": "Beishan", "district": "Xihu", "_deleted": False,
+        "boundary": {"type": "Polygon", "coordinates": [[[120.1, 30.2], [120.2, 30.2], [120.2, 30.3], [120.1, 30.2]]]},
     }),
     "category": (REF_BUCKET, {
         "code": "fire_hazard", "name": "消防隐患", "name_en": None, "default_unit": "fire",
