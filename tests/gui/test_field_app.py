@@ -226,7 +226,8 @@ def test_a_worker_reports_offline_syncs_and_verifies_until_the_case_closes(windo
     assert time.monotonic() - started < 90
 
 
-def test_a_refused_token_shows_log_in_again_and_keeps_the_captures(window, field_app, network, live_server):
+def test_a_refused_token_shows_log_in_again_and_keeps_the_captures(window, field_app, network, live_server,
+                                                                   tmp_path):
     app = field_app
     login = app.screen("login")
     login.username.text, login.password.text = "worker1", PASSWORD
@@ -242,6 +243,11 @@ def test_a_refused_token_shows_log_in_again_and_keeps_the_captures(window, field
     report.description.text = "路口垃圾堆放，已现场清理"
     tap(report.on_spot)
     report.on_spot_note.text = "叫来保洁员清走"
+    tap(report.save_button)  # handling on the spot needs a photo as evidence: the form says so, nothing is saved
+    assert current(app) == "report" and app.core.store.counts().unsynced == 0
+    path = tmp_path / "cleared.jpg"
+    path.write_bytes(make_jpeg(800, 600, noise=True, seed=9))
+    choose_photo(app, report.strip.add, path, lambda: report.photos)
     tap(report.save_button)
     assert current(app) == "home"
     network.mode = "refused"
@@ -259,7 +265,7 @@ def test_a_refused_token_shows_log_in_again_and_keeps_the_captures(window, field
     tap(report.header.back)  # leaving the form: now the log-in
     assert current(app) == "login"
     assert "重新登录" in login.hint.text
-    assert app.core.store.counts().unsynced == 2  # the event and its handle_on_spot action wait
+    assert app.core.store.counts().unsynced == 2  # the event and its handle_on_spot action wait (and a photo)
 
     # Log in again: the sync after it sends them; the server shows the micro event closed on the spot.
     network.mode = "online"
