@@ -178,9 +178,11 @@ def test_clock_skew_restamps_only_unacknowledged_writes_in_order_and_retries(sto
     order = [a_state["description"][1], b_state["description"][1], a_state["urgent"][1]]
     assert order == sorted(order)
     assert all(abs(HLC.parse(h).wall_ms - T0) < 60_000 for h in order)
-    # the first push was refused whole; the second carried the fresh stamps
+    # the first push was refused whole; the second carried the fresh stamps. The urgent event a goes
+    # first, on its own, then b.
     pushes = server.pushes()
-    assert len(pushes) == 3 and pushes[1]["changes"][0]["fields"]["description"][1] > order[0]
+    assert len(pushes) == 4 and pushes[1]["changes"][0]["fields"]["description"][1] > order[0]
+    assert [[c["id"] for c in p["changes"]] for p in pushes[1:]] == [[a.id], [a.id], [b.id]]
 
 
 def test_after_the_correction_new_writes_carry_the_server_time(store, server, device_clock):
