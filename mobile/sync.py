@@ -63,7 +63,7 @@ from typing import Callable, Iterable, Optional
 from shared.hlc import format_ms, is_hlc
 from shared.records import dump_change
 
-from .photos import PhotoQueue, PhotoUploadResult, upload_photos
+from .photos import DEFAULT_CHUNK_BYTES, PhotoQueue, PhotoUploadResult, upload_photos
 from .store import RemoteChangeError, Rejection, Store, parse_remote_changes
 from .transport import ClockSkew, LinkCut, TooLarge, Transport, TransportError, Unauthorized
 
@@ -182,6 +182,7 @@ def synchronize(
     max_retries: int = MAX_RETRIES,
     backoff: float = RETRY_BACKOFF_S,
     sleep: Callable[[float], None] = time.sleep,
+    photo_chunk: int = DEFAULT_CHUNK_BYTES,
 ) -> SyncReport:
     """Push the outbox (urgent events first), pull every bucket until `more` is false, then upload photos.
 
@@ -201,7 +202,8 @@ def synchronize(
         first_photos = push_urgent(store, transport, report, batch_size=batch_size,
                                    max_skew_retries=max_skew_retries, retry=retry)
         if photos is not None and first_photos:
-            report.photos = upload_photos(photos, transport, only=first_photos)  # raises only Unauthorized
+            report.photos = upload_photos(photos, transport, only=first_photos, chunk_bytes=photo_chunk,
+                                          sleep=sleep)  # raises only Unauthorized
         # 2. The rest of the outbox.
         pushed_to = push(store, transport, report, notify, batch_size=batch_size,
                          max_skew_retries=max_skew_retries, retry=retry)
@@ -222,7 +224,8 @@ def synchronize(
             phase = "photos"
             during = _DuringPhotos(store, transport, report, pushed_to, batch_size=batch_size,
                                    max_skew_retries=max_skew_retries, retry=retry)
-            result = upload_photos(photos, transport, notify, between=during)  # raises only Unauthorized
+            result = upload_photos(photos, transport, notify, between=during, chunk_bytes=photo_chunk,
+                                   sleep=sleep)  # raises only Unauthorized
             report.photos = _merged(report.photos, result)
             report.phases["photos"] = "done" if not result.error and not result.failed else \
                 "partial" if result.uploaded or result.confirmed or result.bytes_done else "failed"
