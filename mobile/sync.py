@@ -145,6 +145,8 @@ class SyncReport:
                      + (", more to come" if self.more_to_pull else ""))
         if self.retries:
             parts.append(f"{self.retries} cut requests retried")
+        if self.error:
+            parts.append(f"stopped: {self.error}")
         return "; ".join(parts)
 
 
