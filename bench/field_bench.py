@@ -28,6 +28,7 @@ import argparse
 import os
 import platform
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -91,6 +92,8 @@ def sync_until(tablet: Tablet, done, limit: int, **options):
 
 
 def main() -> None:
+    # A SIGTERM ends the bench through its finally blocks, so the gunicorn it started stops with it.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scale", type=float, default=0.1, help="scale of every count and of minute 5 (1 = full)")
     parser.add_argument("--mbit", type=float, default=1.0, help="the link's bandwidth each way, Mbit/s")

@@ -71,7 +71,7 @@ def noise_jpeg(seed: int, kilobytes: int) -> bytes:
     """A JPEG of about ``kilobytes`` KB that does not compress (sensor noise)."""
     from PIL import Image
 
-    side = max(16, int((kilobytes * 1024 / 1.6) ** 0.5))  # noise at quality 90: ~1.6 bytes a pixel
+    side = max(16, int((kilobytes * 1024 / 0.96) ** 0.5))  # noise at quality 90: ~0.96 bytes a pixel
     pixels = random.Random(seed).randbytes(side * side * 3)
     out = io.BytesIO()
     Image.frombytes("RGB", (side, side), pixels).save(out, "JPEG", quality=90)
