@@ -72,6 +72,11 @@ class SyncOutcome:
     finished_at_ms: int
     photos_uploaded: int = 0
     seconds: float = 0.0
+    # Per phase (issue 20): a sync that stopped may still have sent everything. uploads_done: the outbox and
+    # the photos went through; pull_done: the download ran to its last page; more_to_pull: it did not.
+    uploads_done: bool = False
+    pull_done: bool = False
+    more_to_pull: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         """The stored (JSON) form."""
@@ -213,7 +218,8 @@ class SyncRunner:
             ok=report.ok, needs_login=report.needs_login, pushed=report.pushed, pulled=report.pulled,
             rejected=len(report.rejected), photos_failed=len(photos.failed) if photos else 0,
             error=report.error, finished_at_ms=self._now(), photos_uploaded=photos.uploaded if photos else 0,
-            seconds=round(report.seconds, 3))
+            seconds=round(report.seconds, 3), uploads_done=report.uploads_done,
+            pull_done=report.phases.get("pull") == "done", more_to_pull=report.more_to_pull)
 
     def _notify(self, phase: str, done: int, total: int | None) -> None:
         for callback in list(self._progress):

@@ -142,6 +142,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "sync.ok": "同步成功：上传 {pushed} 条，下载 {pulled} 条",
         "sync.ok_photos": "同步成功：上传 {pushed} 条、照片 {photos} 张，下载 {pulled} 条",
         "sync.failed": "同步失败：{error}",
+        "sync.partial": "上传已完成（{pushed} 条、照片 {photos} 张）；下载未完成：已收到 {pulled} 条，其余下次同步继续",
         "sync.offline": "网络不可用，记录已保存在本机",
         "sync.needs_login": "需要重新登录",
         "sync.photos_failed": "{count} 张照片未能上传，下次同步会再试",
@@ -409,6 +410,8 @@ CATALOG: dict[str, dict[str, str]] = {
         "sync.ok": "Synced: {pushed} sent, {pulled} received",
         "sync.ok_photos": "Synced: {pushed} sent with {photos} photos, {pulled} received",
         "sync.failed": "Sync failed: {error}",
+        "sync.partial": "Uploads done ({pushed} sent, {photos} photos); download unfinished: {pulled} received, "
+                        "the rest comes with the next sync",
         "sync.offline": "No network; everything is kept on this tablet",
         "sync.needs_login": "Log in again",
         "sync.photos_failed": "{count} photos did not go up; the next sync tries again",

@@ -17,14 +17,17 @@ pruned (`prune_orphans`).
 
 The queue is separate from the record outbox (its own table, ``photo_queue``,
 in the same SQLite file, under the same lock). `upload_photos` is its
-protocol, run by `synchronize` between push and pull:
+protocol, run by `synchronize` after push and pull (urgent events' first photos
+before both):
 
 1. collect the photos the live records refer to that the server has not
    confirmed;
 2. ask the server which of them it lacks (``POST /photos/missing``); the rest
    are confirmed;
 3. for each one it lacks: append it in chunks (PATCH), from 0 for a photo
-   never begun before, else from the bytes the server says it holds (HEAD);
+   never begun before (marked begun just before its first byte, so after an
+   interruption only photos really begun cost a HEAD), else from the bytes
+   the server says it holds (HEAD);
    after a drop ask again and resume from there. The server checks the hash
    and the type when the last byte arrives; a 204 at the full length is the
    confirmation;
@@ -463,15 +466,27 @@ class _Gone(Exception):
 
 def upload_photos(queue: PhotoQueue, transport: Any, progress: Progress | None = None, *,
                   chunk_bytes: int = DEFAULT_CHUNK_BYTES, max_failures: int = 4, backoff: float = 0.5,
-                  sleep: Callable[[float], None] = time.sleep) -> PhotoUploadResult:
+                  sleep: Callable[[float], None] = time.sleep, only: Sequence[str] | None = None,
+                  between: Callable[[], Sequence[str]] | None = None) -> PhotoUploadResult:
     """Upload the photos the server lacks, resuming each from the bytes it holds; raises only Unauthorized.
 
     ``transport`` has ``photos_missing``, ``photo_offset`` and ``photo_append`` (HttpTransport).
-    Progress is ``("photos", bytes the server holds, bytes total)``.
+    Progress is ``("photos", bytes the server holds, bytes total)``. ``only``: just these photos, in
+    this order (an urgent event's first photo). ``between`` is called between two chunks and before each
+    photo (sync pushes the records captured meanwhile there); the photos it answers go next.
     """
     notify = progress or (lambda phase, done, total: None)
     result = PhotoUploadResult()
     waiting = queue.to_upload()
+    if only is not None:
+        rank = {sha: n for n, sha in enumerate(dict.fromkeys(only))}
+        waiting = sorted((p for p in waiting if p.sha256 in rank), key=lambda p: rank[p.sha256])
+    jump: list[str] = []  # photos the between hook asked for, to go next
+
+    def check() -> None:
+        if between is not None:
+            jump.extend(between())
+
     try:
         # 1-2. Ask which are missing; the others are already safe on the server.
         lacking: set[str] = set()
@@ -484,12 +499,30 @@ def upload_photos(queue: PhotoQueue, transport: Any, progress: Progress | None =
                     result.confirmed += 1
             lacking |= missing
         todo = [p for p in waiting if p.sha256 in lacking]
-        queue.mark_attempted([p.sha256 for p in todo if not p.attempted])  # one commit, before any byte
+        # Each photo is marked as begun only right before its first byte goes (upload_one), so after an
+        # interruption only the photos really begun cost a HEAD.
         result.bytes_total = sum(p.bytes for p in todo)
         notify("photos", 0, result.bytes_total)
 
         # 3. Each photo from the bytes the server holds.
-        for photo in todo:
+        seen: set[str] = set()
+        while True:
+            check()
+            while jump:  # captured during this phase, urgent: ahead of the queue
+                sha = jump.pop()
+                photo = queue.get(sha)
+                if sha in seen or photo is None or photo.confirmed or photo.refused or not photo.local:
+                    continue
+                todo = [photo] + [p for p in todo if p.sha256 != sha]
+                if sha not in lacking:
+                    lacking.add(sha)
+                    result.bytes_total += photo.bytes
+            if not todo:
+                break
+            photo, todo = todo[0], todo[1:]
+            if photo.sha256 in seen:
+                continue
+            seen.add(photo.sha256)
             finished_before = result.bytes_done
 
             def advance(held: int, base: int = finished_before) -> None:
@@ -498,7 +531,7 @@ def upload_photos(queue: PhotoQueue, transport: Any, progress: Progress | None =
 
             try:
                 _upload_one(queue, transport, photo, advance, chunk_bytes=chunk_bytes, max_failures=max_failures,
-                            backoff=backoff, sleep=sleep)
+                            backoff=backoff, sleep=sleep, between=check)
             except Unauthorized:
                 raise
             except _Gone as exc:
@@ -527,7 +560,8 @@ def upload_photos(queue: PhotoQueue, transport: Any, progress: Progress | None =
 
 
 def _upload_one(queue: PhotoQueue, transport: Any, photo: QueuedPhoto, advance: Callable[[int], None], *,
-                chunk_bytes: int, max_failures: int, backoff: float, sleep: Callable[[float], None]) -> None:
+                chunk_bytes: int, max_failures: int, backoff: float, sleep: Callable[[float], None],
+                between: Callable[[], None] = lambda: None) -> None:
     """Append the photo from the offset the server holds until the server confirms it whole."""
     sha, size = photo.sha256, photo.bytes
     failures = 0
@@ -567,6 +601,7 @@ def _upload_one(queue: PhotoQueue, transport: Any, photo: QueuedPhoto, advance: 
     # (a round trip saved per photo); any other asks first. Should the server hold some of it all the
     # same (another tablet with the same bytes), its 409 says how much.
     offset: int | None = None if photo.attempted else 0
+    begun = photo.attempted
     with open(queue.path(sha), "rb") as handle:
         while True:
             try:
@@ -575,6 +610,10 @@ def _upload_one(queue: PhotoQueue, transport: Any, photo: QueuedPhoto, advance: 
                     advance(offset)
                 handle.seek(offset)
                 chunk = handle.read(min(chunk_size, size - offset))
+                if not begun:
+                    # From now on the server may hold some of it: a later try asks first (one commit a photo).
+                    queue.mark_attempted([sha])
+                    begun = True
                 # At the full length with nothing to send, the empty PATCH asks the server to finish
                 # (or to say it has): only its 204 at the full length confirms the photo.
                 held = transport.photo_append(sha, offset, size, chunk)
@@ -610,6 +649,7 @@ def _upload_one(queue: PhotoQueue, transport: Any, photo: QueuedPhoto, advance: 
             advance(offset)
             if offset == size:
                 return
+            between()  # records captured meanwhile go now, not after the photos
 
 
 def _sha256_of(path: Path) -> str:

@@ -27,9 +27,16 @@ mapping, but a photo append is never retried blindly (see `upload_session`).
 Errors are typed so the sync loop can decide without parsing messages:
 `Unauthorized` (401: log in again, touch nothing), `ClockSkew` (409
 ``clock_skew``: correct the clock and re-stamp), `Rejected` (any other 4xx),
-`HttpError` (5xx after retries), `TransportError` (network failure after
-retries, or an answer that is not the contract's JSON). All derive from
-`TransportError`.
+`HttpError` (5xx after retries), `LinkCut` (the connection broke while a
+request or its answer was on its way: synchronize asks again, smaller),
+`TransportError` (no connection after retries, a timeout, or an answer that
+is not the contract's JSON). All derive from `TransportError`.
+
+Hazard: an answer cut part way. urllib3's `Retry` covers a request until its
+answer's headers arrive; a body cut after that (IncompleteRead, a truncated
+gzip stream) reaches the caller, as `LinkCut`. Pull answers are asked for
+gzip-compressed (requests sends ``Accept-Encoding: gzip`` and inflates), and
+a pull may carry a byte budget (``max_bytes``) that synchronize adapts.
 """
 
 from __future__ import annotations
@@ -41,10 +48,11 @@ from typing import Any, Mapping, Protocol, Sequence
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 from urllib3.util.retry import Retry
 
 __all__ = [
-    "Transport", "HttpTransport", "TransportError", "HttpError", "Rejected", "TooLarge", "Unauthorized",
+    "Transport", "HttpTransport", "TransportError", "LinkCut", "HttpError", "Rejected", "TooLarge", "Unauthorized",
     "ClockSkew", "API_PREFIX", "PhotoTransport",
 ]
 
@@ -65,6 +73,14 @@ class HttpError(TransportError):
         self.code = code
         self.message = message
         self.details = details
+
+
+class LinkCut(TransportError):
+    """The connection broke while a request or its answer was on its way (reset, cut short, a truncated gzip).
+
+    The server was reached, so the link is there but bad: synchronize asks again, smaller, within the
+    sync. A server that cannot be reached at all (refused, timed out) is a plain TransportError.
+    """
 
 
 class Rejected(HttpError):
@@ -99,7 +115,11 @@ class Transport(Protocol):
         ...
 
     def pull(self, cursors: Mapping[str, str], limit: int) -> dict[str, Any]:
-        """Pull one page; answers {changes, cursors, more, hlc}."""
+        """Pull one page; answers {changes, cursors, more, hlc}.
+
+        A transport may also take ``max_bytes`` (a keyword: the page's byte budget, HttpTransport does);
+        synchronize passes it only to a pull that names it.
+        """
         ...
 
 
@@ -151,6 +171,7 @@ class HttpTransport:
         self.token = token
         self.timeout = timeout
         self.gzip_min_bytes = gzip_min_bytes
+        self.pull_budget = True  # whether the server takes a pull's max_bytes (False once it refused it)
         retry = Retry(
             total=retries,
             connect=retries,
@@ -205,9 +226,26 @@ class HttpTransport:
             raise TransportError("the push answer carries no results list")
         return answer
 
-    def pull(self, cursors: Mapping[str, str], limit: int) -> dict[str, Any]:
-        """POST /sync/pull; answers {changes, cursors, more, hlc}."""
-        answer = self._post("/sync/pull", {"cursors": dict(cursors), "limit": limit})
+    def pull(self, cursors: Mapping[str, str], limit: int, max_bytes: int | None = None) -> dict[str, Any]:
+        """POST /sync/pull; answers {changes, cursors, more, hlc}. ``max_bytes``: the page's byte budget.
+
+        The answer comes gzip-compressed from a server that does so (requests asks with Accept-Encoding
+        and inflates it). A cut answer raises TransportError: urllib3 retries only until the answer's
+        headers arrive, so synchronize asks for a cut page again, smaller.
+        """
+        body: dict[str, Any] = {"cursors": dict(cursors), "limit": limit}
+        if max_bytes is not None and self.pull_budget:
+            body["max_bytes"] = max_bytes
+        try:
+            answer = self._post("/sync/pull", body)
+        except Rejected as exc:
+            # A server that predates max_bytes refuses it as an unknown field (400): page by limit alone, as
+            # before, for the life of this transport.
+            if "max_bytes" not in body or exc.status != 400 or "max_bytes" not in str(exc.details):
+                raise
+            self.pull_budget = False
+            del body["max_bytes"]
+            answer = self._post("/sync/pull", body)
         if not isinstance(answer.get("changes"), list) or not isinstance(answer.get("cursors"), dict):
             raise TransportError("the pull answer carries no changes list or cursors object")
         return answer
@@ -247,7 +285,7 @@ class HttpTransport:
         try:
             return session.request(method, self.base_url + path, data=data, headers=headers, timeout=self.timeout)
         except requests.RequestException as exc:
-            raise TransportError(f"{method} {path}: {exc}") from exc
+            raise _network_error(f"{method} {path}", exc) from exc
 
     def _post(self, path: str, payload: Mapping[str, Any], *, auth: bool = True) -> dict[str, Any]:
         body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
@@ -261,17 +299,31 @@ class HttpTransport:
         try:
             response = self.session.post(self.base_url + path, data=body, headers=headers, timeout=self.timeout)
         except requests.RequestException as exc:
-            raise TransportError(f"POST {path}: {exc}") from exc
+            raise _network_error(f"POST {path}", exc) from exc
         with response:
             if response.status_code >= 400:
                 raise _error_for(response)
+            data = response.content
             try:
-                answer = response.json()
-            except ValueError as exc:
+                if data[:2] == b"\x1f\x8b":
+                    # Still gzip: a stack that passed Content-Encoding through without inflating (JSON never
+                    # starts with 0x1f). requests' own adapters inflate it.
+                    data = gzip.decompress(data)
+                answer = json.loads(data)
+            except (ValueError, EOFError, OSError) as exc:
                 raise TransportError(f"POST {path}: the answer is not JSON") from exc
         if not isinstance(answer, dict):
             raise TransportError(f"POST {path}: the answer is not a JSON object")
         return answer
+
+
+def _network_error(what: str, exc: requests.RequestException) -> TransportError:
+    """LinkCut for a connection that broke mid-way; TransportError for one never made, or a timeout."""
+    cut = isinstance(exc, (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError))
+    if isinstance(exc, requests.ConnectionError) and not isinstance(exc, requests.exceptions.ConnectTimeout):
+        reason = getattr(exc.args[0], "reason", exc.args[0]) if exc.args else None
+        cut = not isinstance(reason, (NewConnectionError, ConnectTimeoutError))
+    return (LinkCut if cut else TransportError)(f"{what}: {exc}")
 
 
 def _header_int(response: requests.Response, name: str, *, required: bool = True) -> int | None:

@@ -21,6 +21,7 @@ another upload of the same photo in progress (``upload_locked``), 413 over
 
 from __future__ import annotations
 
+import logging
 import re
 
 from flask import Blueprint, Response, g, jsonify, request
@@ -34,6 +35,7 @@ from ..errors import ApiError
 from . import access, service
 
 bp = Blueprint("photos", __name__, url_prefix="/api/v1")
+log = logging.getLogger("gridpatrol.photos")
 
 
 class PhotoName(BaseConverter):
@@ -163,9 +165,30 @@ def photo_append(sha256: str):
         raise ApiError(415, f"the body must be {OCTET_STREAM}, not {request.mimetype or 'untyped'}",
                        code="wrong_content_type")
     request.max_content_length = service.max_photo_bytes()  # the app's limit is a push's; a photo has its own
-    new_offset, declared = service.append(sha256, offset, length, request.content_length, request.stream.read,
-                                          uploader=g.user.id)
+    try:
+        new_offset, declared = service.append(sha256, offset, length, request.content_length, request.stream.read,
+                                              uploader=g.user.id)
+    except ApiError as exc:
+        held = exc.details.get("offset") if isinstance(exc.details, dict) else None
+        log.info("PATCH %s at %d: %d %s%s", sha256[:12], offset, exc.status, exc.code,
+                 "" if held is None else f"; held {held}")
+        raise
+    _log_append(sha256, offset, new_offset, declared)
+    # A PATCH cut part way is a 204 like a complete one (the bytes that came are kept): what the server holds
+    # after it is in Upload-Offset and Upload-Length, which an access log prints with gunicorn's
+    # --access-logformat '... %({upload-offset}o)s/%({upload-length}o)s', and in the log line above.
     return _tus(Response(status=204), new_offset, declared)
+
+
+def _log_append(sha256: str, offset: int, new_offset: int, declared: int | None) -> None:
+    """One line per PATCH: what it brought and what is held; a body that ended early is a warning."""
+    expected = request.content_length
+    got = new_offset - offset
+    if expected is not None and got < expected and new_offset != declared:
+        log.warning("PATCH %s cut: %d of %d bytes arrived at offset %d; held %d of %s", sha256[:12], got, expected,
+                    offset, new_offset, declared)
+    else:
+        log.info("PATCH %s: %d bytes at offset %d; held %d of %s", sha256[:12], got, offset, new_offset, declared)
 
 
 def _record_hint() -> str | None:

@@ -91,6 +91,13 @@ class PullRequest(Schema):
                                                    "else 400; other buckets are ignored"})
     limit = WholeNumber(validate=validate.Range(min=1, max=2**31 - 1), load_default=None,
                         metadata={"description": "changes per page at most; the server caps it"})
+    max_bytes = WholeNumber(validate=validate.Range(min=1, max=2**31 - 1), load_default=None,
+                            metadata={"description": "a byte budget for the page (optional; added for bad links): "
+                                                     "the server adds no change once the JSON of the changes "
+                                                     "served reaches it, uncompressed, but always serves at least "
+                                                     "one, so a page always moves; `more` says whether changes "
+                                                     "were left. A server that predates it ignores it, so a "
+                                                     "client still pages by `limit`"})
 
 
 class PullAnswer(Schema):

@@ -70,14 +70,18 @@ def note_skew(device: Device, skew_ms: int) -> None:
         device.clock_skew_ms = skew_ms
 
 
-def pull(user: User, device: Device, cursors: dict[str, str], limit: int | None) -> bytes:
-    """One page of the user's changes after their cursors, as the answer's JSON; 400 for a foreign cursor."""
+def pull(user: User, device: Device, cursors: dict[str, str], limit: int | None,
+         max_bytes: int | None = None) -> bytes:
+    """One page of the user's changes after their cursors, as the answer's JSON; 400 for a foreign cursor.
+
+    ``max_bytes``: the page's byte budget (the client's, for a bad link): see `pull_changes`.
+    """
     config = current_app.config
     limit = min(limit or config["GRIDPATROL_DEFAULT_PULL_LIMIT"], config["GRIDPATROL_MAX_PULL_LIMIT"])
     if accounts.touch(device):
         db.session.commit()
     try:
-        answer = pull_changes(user, cursors, limit, as_json=True)
+        answer = pull_changes(user, cursors, limit, as_json=True, max_bytes=max_bytes)
     except ValueError as exc:
         raise ApiError(400, str(exc), code="invalid") from None
     answer["hlc"] = str(server_clock().now())
@@ -125,7 +129,8 @@ def _decoded(row: Any) -> _PulledRow:
     return _PulledRow(kind, rid, bucket, feed.loads(values), feed.loads(hlcs), position)
 
 
-def pull_changes(user: User, cursors: dict[str, str], limit: int, *, as_json: bool = False) -> dict[str, Any]:
+def pull_changes(user: User, cursors: dict[str, str], limit: int, *, as_json: bool = False,
+                 max_bytes: int | None = None) -> dict[str, Any]:
     """One page of changes in the user's buckets after their cursors.
 
     Buckets are served in order, ``ref`` first, so a device learns the
@@ -135,20 +140,39 @@ def pull_changes(user: User, cursors: dict[str, str], limit: int, *, as_json: bo
 
     ``as_json``: ``changes`` holds each change as its JSON (bytes, wire.encode), made as soon as
     the record is read, so that a page never holds its 500 decoded records at once; else each change as a dict.
+
+    ``max_bytes``: a byte budget for the page, counted on the JSON of its changes (uncompressed): no
+    change is added once the changes served reach it, but the first is always served, however large,
+    so a page always moves. A bucket's cursor is the position of its last change served, as with
+    ``limit``, and ``more`` is true whenever a change was left for the next page.
     """
     changes: list[Any] = []
     answer_cursors: dict[str, str] = {}
     more = False
+    full = False  # the byte budget is spent: later buckets are only asked whether they hold more
+    size = 0
     serve = _served_json(user) if as_json else (lambda row: record_change(_decoded(row), user))
     for bucket in readable_buckets(user):
         after = _parse_cursor(cursors.get(bucket))
         answer_cursors[bucket] = str(after)
-        room = limit - len(changes)
+        room = 0 if full else limit - len(changes)
         rows = feed.bucket_page(bucket, after, room + 1)
         if len(rows) > room:
             rows = rows[:room]
             more = True
-        changes.extend(map(serve, rows))
+        if max_bytes is None:
+            changes.extend(map(serve, rows))
+        else:
+            for served_rows, row in enumerate(rows, 1):
+                change = serve(row)
+                changes.append(change)
+                # The comma between two changes counts too; the rest of the answer is a few hundred bytes.
+                size += 1 + len(change if as_json else wire.encode(change))
+                if size >= max_bytes:
+                    full = True
+                    if served_rows < len(rows):
+                        rows, more = rows[:served_rows], True
+                    break
         if rows:
             answer_cursors[bucket] = str(rows[-1][5])
     db.session.rollback()  # end the read transaction; nothing was written

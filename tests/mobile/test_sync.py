@@ -12,7 +12,7 @@ from shared.hlc import HLC, format_ms
 from shared.records import Change
 from mobile.store import Store
 from mobile.sync import synchronize
-from mobile.transport import Rejected, TooLarge, TransportError, Unauthorized
+from mobile.transport import LinkCut, Rejected, TooLarge, TransportError, Unauthorized
 
 from .conftest import NODE, event_values, new_id
 from .fakes import DAY_MS, T0, FakeServer, FlakyTransport, HookedTransport, ManualClock
@@ -178,9 +178,11 @@ def test_clock_skew_restamps_only_unacknowledged_writes_in_order_and_retries(sto
     order = [a_state["description"][1], b_state["description"][1], a_state["urgent"][1]]
     assert order == sorted(order)
     assert all(abs(HLC.parse(h).wall_ms - T0) < 60_000 for h in order)
-    # the first push was refused whole; the second carried the fresh stamps
+    # the first push was refused whole; the second carried the fresh stamps. The urgent event a goes
+    # first, on its own, then b.
     pushes = server.pushes()
-    assert len(pushes) == 3 and pushes[1]["changes"][0]["fields"]["description"][1] > order[0]
+    assert len(pushes) == 4 and pushes[1]["changes"][0]["fields"]["description"][1] > order[0]
+    assert [[c["id"] for c in p["changes"]] for p in pushes[1:]] == [[a.id], [a.id], [b.id]]
 
 
 def test_after_the_correction_new_writes_carry_the_server_time(store, server, device_clock):
@@ -373,3 +375,214 @@ def test_tablets_converge_whatever_the_order_and_the_network(script, skews, seed
     finally:
         for tablet in tablets:
             tablet.close()
+
+
+# --- a bad link (issue 20): cut pages asked again smaller, per-phase results, urgent first -------------
+
+class CutLink:
+    """The in-memory server behind a link that cuts a pull answer larger than ``fits`` changes (LinkCut).
+
+    Its pull takes ``max_bytes`` as HttpTransport's does, and honours it as the real server does (at least one
+    change); ``cuts`` scripts extra cuts: a list of booleans, one per call, before ``fits`` decides.
+    """
+
+    def __init__(self, inner: FakeServer, fits: int = 10**9, cuts=(), push_cuts=()):
+        self.inner, self.fits, self.cuts, self.push_cuts = inner, fits, list(cuts), list(push_cuts)
+        self.asked: list[tuple[int, int | None]] = []  # (limit, max_bytes) of every pull
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def push(self, *args, **kwargs):
+        answer = self.inner.push(*args, **kwargs)
+        if self.push_cuts and self.push_cuts.pop(0):
+            raise LinkCut("POST /sync/push: connection reset (the server acted, the answer was lost)")
+        return answer
+
+    def pull(self, cursors, limit, max_bytes=None):
+        self.asked.append((limit, max_bytes))
+        if max_bytes is not None:
+            # About 300 bytes a change here: the budget as changes, at least one.
+            limit = min(limit, max(1, max_bytes // 300))
+        if (self.cuts and self.cuts.pop(0)) or limit > self.fits:
+            raise LinkCut("POST /sync/pull: IncompleteRead(4096 bytes read, 9000 more expected)")
+        return self.inner.pull(cursors, limit)
+
+
+def _backlog(server: FakeServer, n: int) -> None:
+    for i in range(n):
+        server.put(Change("event", new_id(), "grid:G-0101",
+                          {name: (value, str(HLC(T0 - DAY_MS + i, 0, "5e7e7e7e7e7e7e7e")))
+                           for name, value in event_values(description=f"backlog {i}").items()}))
+
+
+def test_a_cut_page_is_asked_again_smaller_and_grows_back(store, server):
+    _backlog(server, 40)
+    link = CutLink(server, fits=5)
+    waits = []
+    report = synchronize(store, link, page_limit=16, page_bytes=10**9, sleep=waits.append)
+    assert report.ok, report.error
+    assert report.pulled == 40 and not report.more_to_pull and report.phases["pull"] == "done"
+    limits = [limit for limit, _ in link.asked]
+    assert limits[:4] == [16, 8, 4, 8], "halved on each cut, doubled after a page that arrived"
+    assert report.retries == sum(1 for limit in limits if limit > 5) == len(waits)
+    assert waits[0] == 0.25 and max(waits) <= 8.0
+    assert len(store.query("event")) == 40
+
+
+def test_the_byte_budget_halves_on_a_cut_and_goes_to_a_transport_that_takes_it(store, server):
+    _backlog(server, 40)
+    link = CutLink(server, cuts=[True, True])
+    report = synchronize(store, link, page_bytes=16000, sleep=lambda s: None)
+    assert report.ok and report.retries == 2 and report.pulled == 40
+    assert [b for _, b in link.asked[:4]] == [16000, 8000, 4000, 8000], "halved on a cut, grown back after a page"
+
+
+def test_a_transport_without_a_byte_budget_is_paged_by_limit_alone(store, server):
+    _backlog(server, 3)
+    report = synchronize(store, server)  # FakeServer.pull(cursors, limit): no max_bytes
+    assert report.ok and report.pulled == 3
+
+
+def test_a_cut_page_never_moves_the_cursor_and_too_many_cuts_end_the_sync_with_what_went_through(store, server):
+    _backlog(server, 6)
+    store.create("event", event_values(description="captured in the field"))
+    link = CutLink(server, fits=2)
+    report = synchronize(store, link, page_limit=2, max_retries=3, sleep=lambda s: None)
+    assert report.ok and report.pages == 4  # two at a time fit: the backlog and the tablet's own event
+    _backlog(server, 4)
+    before = store.cursors()
+    store.create("event", event_values(description="another"))
+    link.fits = 0  # now every page is cut
+    report = synchronize(store, link, page_limit=2, max_retries=3, sleep=lambda s: None)
+    assert not report.ok and "IncompleteRead" in report.error and report.retries == 3
+    assert report.phases == {"push": "done", "pull": "failed"} and report.uploads_done and report.more_to_pull
+    assert report.pushed == 1 and store.counts().unsynced == 0, "the upload went through all the same"
+    assert store.cursors() == before, "a page not applied whole moves no cursor"
+    assert "uploads done" in report.summary() and "more to come" in report.summary()
+
+
+def test_an_error_the_server_answered_is_not_asked_again(store, server):
+    def refuse(*args, **kwargs):
+        raise Rejected(400, "invalid", "cursor 'x' is not one this server gave")
+
+    server.pull = refuse
+    waits = []
+    report = synchronize(store, server, sleep=waits.append)
+    assert "invalid" in report.error and report.retries == 0 and waits == []
+
+
+def test_a_push_whose_answer_is_cut_is_pushed_again_within_the_sync(store, server):
+    changes = [store.create("event", event_values(description=f"n{i}")) for i in range(4)]
+    link = CutLink(server, push_cuts=[True])
+    report = synchronize(store, link, batch_size=4, sleep=lambda s: None)
+    assert report.ok and report.retries == 1 and store.counts().unsynced == 0
+    sizes = [len(p["changes"]) for p in server.pushes()]
+    assert sizes == [4, 2, 2], "the cut batch went again, halved"  # the first reached the server: stale after
+    assert all(server.records[("event", c.id)] for c in changes)
+
+
+def test_urgent_events_are_pushed_before_the_rest_of_the_outbox(store, server):
+    plain = [store.create("event", event_values(description=f"plain {i}")) for i in range(3)]
+    urgent = store.create("event", event_values(description="fire", urgent=True))
+    report = synchronize(store, server)
+    assert report.ok and report.urgent_pushed == 1
+    first, second = server.pushes()
+    assert [c["id"] for c in first["changes"]] == [urgent.id]
+    assert [c["id"] for c in second["changes"]] == [c.id for c in plain]
+
+
+def test_the_report_says_per_phase_what_went_through(store, server):
+    store.create("event", event_values())
+    report = synchronize(store, server)
+    assert report.phases == {"push": "done", "pull": "done"} and report.uploads_done and not report.more_to_pull
+
+
+# --- photos within the sync ----------------------------------------------------------------------------
+
+def _jpeg(seed: int) -> bytes:
+    import io
+
+    from PIL import Image
+
+    noise = random.Random(seed).randbytes(160 * 120 * 3)
+    out = io.BytesIO()
+    Image.frombytes("RGB", (160, 120), noise).save(out, "JPEG", quality=95)
+    return out.getvalue()
+
+
+class PhotoLink:
+    """The in-memory server's photo calls, counted; ``on_append(n)`` runs before the n-th append (from 1)."""
+
+    def __init__(self, inner: FakeServer, on_append=None, failing: bool = False):
+        self.inner, self.on_append, self.failing = inner, on_append, failing
+        self.log: list[tuple] = []
+        self.appends = 0
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def push(self, node, changes, sent_at):
+        self.log.append(("push", tuple(c["id"] for c in changes)))
+        return self.inner.push(node, changes, sent_at)
+
+    def photo_offset(self, sha256):
+        self.log.append(("head", sha256))
+        return self.inner.photo_offset(sha256)
+
+    def photo_append(self, sha256, offset, length, data):
+        self.appends += 1
+        if self.on_append:
+            self.on_append(self.appends)
+        self.log.append(("append", sha256, offset, len(data)))
+        if self.failing:
+            raise TransportError("connection reset by peer")
+        return self.inner.photo_append(sha256, offset, length, data)
+
+
+def test_after_an_interruption_only_the_photos_really_begun_are_asked_about(store, server, tmp_path):
+    from mobile.photos import PhotoQueue
+
+    queue = PhotoQueue(store, tmp_path / "photos")
+    names = [queue.capture(_jpeg(n)) for n in range(3)]
+    for name in names:
+        store.create("event", event_values(photos=[name]))
+    broken = PhotoLink(server, failing=True)
+    report = synchronize(store, broken, photos=queue, sleep=lambda s: None)
+    assert report.phases["photos"] == "failed" and report.uploads_done is False
+    begun = [entry[1] for entry in broken.log if entry[0] == "append"]
+    assert len(set(begun)) == 1, "the phase ended on the first photo's cuts"
+    assert [n for n in names if queue.get(n).attempted] == begun[:1], "only the photo really begun is marked"
+    link = PhotoLink(server)
+    report = synchronize(store, link, photos=queue)
+    assert report.photos.uploaded == 3 and report.phases["photos"] == "done" and report.uploads_done
+    assert [entry for entry in link.log if entry[0] == "head"] == [("head", begun[0])], "one HEAD, not three"
+
+
+def test_a_capture_during_the_photos_phase_is_pushed_at_once_and_its_urgent_photo_goes_next(store, server, tmp_path):
+    from mobile.photos import PhotoQueue
+
+    queue = PhotoQueue(store, tmp_path / "photos")
+    backlog = [queue.capture(_jpeg(n)) for n in range(3)]
+    for name in backlog:
+        store.create("event", event_values(photos=[name]))
+    urgent = {}
+
+    def capture(n):
+        if n == 2:  # the worker reports a fire while the first backlog photo is on its way
+            name = queue.capture(_jpeg(99))
+            urgent["photo"] = name
+            urgent["event"] = store.create("event", event_values(description="fire", urgent=True, photos=[name])).id
+
+    link = PhotoLink(server, on_append=capture)
+    report = synchronize(store, link, photos=queue, photo_chunk=4 * 1024)
+    assert report.ok and report.pushed_during_photos == 1 and report.urgent_pushed == 1
+    assert store.counts().unsynced == 0
+    pushed_at = link.log.index(("push", (urgent["event"],)))
+    appends = [(i, entry[1]) for i, entry in enumerate(link.log) if entry[0] == "append"]
+    order = list(dict.fromkeys(sha for _, sha in appends))
+    first_done = max(i for i, sha in appends if sha == order[0])
+    assert pushed_at < first_done, "pushed between two chunks, before the photo being sent was done"
+    assert order[1] == urgent["photo"] and sorted(order[2:] + order[:1]) == sorted(backlog), \
+        "the urgent photo goes next, then the backlog"
+    assert all(server._complete(name) for name in order)

@@ -12,7 +12,8 @@ import pytest
 
 from mobile.sync import synchronize
 from mobile.transport import (
-    ClockSkew, HttpError, HttpTransport, Rejected, TooLarge, TransportError, Unauthorized, parse_server_time,
+    ClockSkew, HttpError, HttpTransport, LinkCut, Rejected, TooLarge, TransportError, Unauthorized,
+    parse_server_time,
 )
 
 from .conftest import NODE, event_values
@@ -59,7 +60,8 @@ def test_retries_give_up_with_a_transport_error():
         with transport(server, retries=2) as client:
             with pytest.raises(TransportError) as caught:
                 client.pull({}, 10)
-    assert type(caught.value) is TransportError
+    # Reached, but hung up on each time: a cut link, which synchronize asks again within the sync.
+    assert type(caught.value) is LinkCut
     assert len(server.requests) == 3
 
 
@@ -196,3 +198,85 @@ def test_a_whole_sync_over_http(store, device_clock, server_clock):
     assert report.needs_login and store.counts().unsynced == 1
     pushes = [r for r in server.requests if r["path"].endswith("push")]
     assert [p["headers"].get("Content-Encoding") for p in pushes] == ["gzip", "gzip", None]
+
+
+# --- a bad link (issue 20) ------------------------------------------------------------------------------
+
+def _raw_server(answer: bytes):
+    """A one-connection-at-a-time HTTP server that reads a request and writes ``answer`` bytes, then hangs up."""
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(5)
+
+    def serve():
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    data += conn.recv(65536)
+                head, _, body = data.partition(b"\r\n\r\n")
+                length = int([h for h in head.split(b"\r\n") if h.lower().startswith(b"content-length")][0]
+                             .split(b":")[1])
+                while len(body) < length:
+                    body += conn.recv(65536)
+                conn.sendall(answer)
+
+    threading.Thread(target=serve, daemon=True).start()
+    return listener, f"http://127.0.0.1:{listener.getsockname()[1]}"
+
+
+def test_an_answer_cut_after_its_headers_is_a_link_cut():
+    body = json.dumps({"changes": [], "cursors": {"ref": "1"}, "more": False, "hlc": None}).encode()
+    cut = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % (len(body) + 500)
+           + body)
+    listener, url = _raw_server(cut)
+    try:
+        with HttpTransport(url, token="tok", retries=1, backoff_factor=0, timeout=(2, 2)) as client:
+            with pytest.raises(LinkCut):
+                client.pull({}, 10)
+    finally:
+        listener.close()
+
+
+def test_a_server_that_cannot_be_reached_is_not_a_link_cut():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with HttpTransport(f"http://127.0.0.1:{port}", retries=0, timeout=(1, 1)) as client:
+        with pytest.raises(TransportError) as caught:
+            client.pull({}, 10)
+    assert not isinstance(caught.value, LinkCut)
+
+
+def test_the_pull_carries_max_bytes_and_reads_a_gzip_answer():
+    page = {"changes": [], "cursors": {"ref": "7"}, "more": False, "hlc": None}
+    zipped = gzip.compress(json.dumps(page).encode())
+    answer = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\n"
+              b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(zipped)) + zipped
+    listener, url = _raw_server(answer)
+    try:
+        with HttpTransport(url, token="tok", retries=0, timeout=(2, 2)) as client:
+            assert client.pull({}, 10, max_bytes=4096)["cursors"] == {"ref": "7"}
+    finally:
+        listener.close()
+    with LocalHttpServer(scripted(PULL_OK)) as server:
+        with transport(server) as client:
+            client.pull({"ref": "1"}, 10, max_bytes=4096)
+        [request] = server.requests
+    assert request["json"] == {"cursors": {"ref": "1"}, "limit": 10, "max_bytes": 4096}
+    assert "gzip" in request["headers"]["Accept-Encoding"]
+
+
+def test_a_server_that_predates_max_bytes_is_paged_by_limit_alone():
+    unknown = (400, error_body("invalid", "max_bytes: Unknown field.", {"max_bytes": ["Unknown field."]}), {})
+    with LocalHttpServer(scripted(unknown, PULL_OK, PULL_OK)) as server:
+        with transport(server) as client:
+            assert client.pull({}, 10, max_bytes=4096)["cursors"] == {"ref": "1"}
+            client.pull({}, 10, max_bytes=4096)
+    assert [sorted(r["json"]) for r in server.requests] == [["cursors", "limit", "max_bytes"], ["cursors", "limit"],
+                                                             ["cursors", "limit"]]

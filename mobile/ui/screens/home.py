@@ -39,6 +39,10 @@ def outcome_text(outcome) -> tuple[str, str]:
         if outcome.photos_failed:
             text, kind = text + sep + i18n.t("sync.photos_failed", count=outcome.photos_failed), "warn"
         return text, kind
+    if getattr(outcome, "uploads_done", False) and not getattr(outcome, "pull_done", True):
+        # Everything this tablet had to send went through; only the download is unfinished (issue 20).
+        return i18n.t("sync.partial", pushed=outcome.pushed, photos=getattr(outcome, "photos_uploaded", 0),
+                      pulled=outcome.pulled), "warn"
     error = outcome.error or ""
     if "ConnectionError" in error or "Timeout" in error or "TransportError" in error or "offline" in error:
         return i18n.t("sync.offline"), "warn"

@@ -1,4 +1,4 @@
-"""Sync: a progress bar by phase (push, photos, pull), the changes the server refused with its reasons, retry.
+"""Sync: a progress bar by phase (push, pull, photos), the changes the server refused with its reasons, retry.
 
 The sync itself runs in SyncRunner's worker thread; this screen only hears
 about it through the app's listeners, which SyncRunner calls through
@@ -22,7 +22,7 @@ from ..widgets import DANGER, MUTED, OK, WARN, Card, FlatButton, Text, Title
 from .base import BaseScreen
 from .home import outcome_text
 
-PHASES = ("push", "photos", "pull")
+PHASES = ("push", "pull", "photos")  # the order synchronize runs them: records both ways, then photos
 
 
 def overall(phase: str, done: int, total: int | None) -> float:
