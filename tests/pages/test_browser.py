@@ -271,3 +271,87 @@ def test_the_case_loop_through_the_pages_and_the_sync_api(live_server):
         finally:
             browser.close()
     assert re.fullmatch(r"[0-9a-f-]{36}", event_id)
+
+
+def test_a_unit_sends_back_and_asks_for_time_and_a_case_is_found_by_its_number(live_server):
+    _need_browser()
+    from playwright.sync_api import expect, sync_playwright
+
+    from server.db import db
+    from server.models import Record
+
+    app, base = live_server
+    with app.app_context():  # a fresh report, as a tablet's sync would bring it
+        from tests.pages.conftest import new_event
+        event_id = new_event(description="东湖路口井盖缺失，需尽快处理")
+        number = db.session.get(Record, event_id).field_values["case_number"]
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000}, locale="zh-CN")
+            page.set_default_timeout(15_000)
+
+            def log_in(username: str) -> None:
+                page.context.clear_cookies()
+                page.goto(f"{base}/login")
+                page.fill("input[name=username]", username)
+                page.fill("input[name=password]", PASSWORD)
+                page.click("form.stack button[type=submit]")
+                expect(page.locator("[data-testid=who]")).to_be_visible()
+
+            def find_by_number() -> None:
+                page.goto(f"{base}/cases")
+                page.fill("[data-testid=search]", number)
+                page.locator("[data-testid=search]").press("Enter")
+                expect(page.locator("[data-testid=case-number]")).to_contain_text(number)
+
+            # The supervisor finds the case by the number read out on the phone and dispatches it.
+            log_in("supervisor1")
+            find_by_number()
+            page.locator("form[data-action=dispatch] button[type=submit]").click()
+            expect(page.locator("[data-testid=status]")).to_have_attribute("data-status", "dispatched")
+
+            # The unit says it is not theirs (退回): the case leaves its queue.
+            log_in("unit1")
+            page.goto(f"{base}/cases/{event_id}")
+            back = page.locator("form[data-action=send_back]")
+            back.locator("textarea[name=note]").fill("井盖属于市政，不是消防")
+            back.locator("button[type=submit]").click()
+            expect(page.locator("[data-testid=queue], .empty").first).to_be_visible()
+            expect(page.locator(f"tr[data-case='{event_id}']")).to_have_count(0)
+
+            # Back in the supervisor's queue, reported again, counted against no one; dispatched again.
+            log_in("supervisor1")
+            find_by_number()
+            expect(page.locator("[data-testid=status]")).to_have_attribute("data-status", "reported")
+            expect(page.locator("[data-testid=sent-back]")).to_be_visible()
+            expect(page.locator("[data-testid=timeline]")).to_contain_text("井盖属于市政，不是消防")
+            page.screenshot(path=str(ARTIFACTS / "case-sent-back.png"), full_page=True)
+            page.locator("form[data-action=dispatch] button[type=submit]").click()
+            expect(page.locator("[data-testid=status]")).to_have_attribute("data-status", "dispatched")
+            deadline = page.locator("[data-testid=deadline]").inner_text()
+
+            # The unit asks for more time; only the supervisor's grant moves the deadline.
+            log_in("unit1")
+            page.goto(f"{base}/cases/{event_id}")
+            ask = page.locator("form[data-action=request_extension]")
+            ask.locator("input[name=deadline]").fill("2099-06-01T18:00")
+            ask.locator("textarea[name=note]").fill("需要向市政申请新井盖")
+            ask.locator("button[type=submit]").click()
+            expect(page.locator("[data-testid=extensions]")).to_contain_text("待审批")
+            assert page.locator("[data-testid=deadline]").inner_text() == deadline
+
+            log_in("supervisor1")
+            page.goto(f"{base}/cases?status=open")
+            expect(page.locator(f"tr[data-case='{event_id}']")).to_contain_text("已申请延期")
+            page.goto(f"{base}/cases/{event_id}")
+            page.screenshot(path=str(ARTIFACTS / "case-extension-asked.png"), full_page=True)
+            grant = page.locator("form[data-action=grant_extension]")
+            assert grant.locator("input[name=deadline]").input_value() == "2099-06-01T18:00"
+            grant.locator("button[type=submit]").click()
+            expect(page.locator("[data-testid=deadline]")).to_contain_text("2099-06-01 18:00")
+            expect(page.locator("[data-testid=extensions]")).to_contain_text("已批准 1 次")
+            page.screenshot(path=str(ARTIFACTS / "case-extension-granted.png"), full_page=True)
+        finally:
+            browser.close()
