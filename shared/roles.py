@@ -48,6 +48,7 @@ STAND_IN_ROLES = frozenset({"supervisor", "admin"})
 PAGES: dict[str, frozenset[str]] = {
     "cases": frozenset({"supervisor", "admin", "unit"}),
     "houses": frozenset({"supervisor", "admin"}),
+    "stats": frozenset({"supervisor", "admin"}),
     "admin": frozenset({"admin"}),
 }
 _EVERY_GRID = frozenset({"supervisor", "admin"})
@@ -64,7 +65,7 @@ def may_stand_in(role: str) -> bool:
 
 
 def may_use(role: str | None, page: str) -> bool:
-    """Whether the role may open an area of the web pages (``cases``, ``houses``, ``admin``)."""
+    """Whether the role may open an area of the web pages (``cases``, ``houses``, ``stats``, ``admin``)."""
     return role in PAGES.get(page, ())
 
 

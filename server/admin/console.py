@@ -33,6 +33,7 @@ from shared.roles import may_use
 
 from .. import accounts, audit
 from ..db import db
+from ..exports import cell
 from ..models import AuditEntry, Device, User
 from ..reference import load_reference
 from ..web.auth import login_manager, protect
@@ -80,12 +81,6 @@ def _json(view, context, model, name):
     return str(value)
 
 
-def _cell(value) -> str:
-    """A CSV cell; text a spreadsheet would run as a formula is quoted with a leading apostrophe."""
-    text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 class AuditView(Guarded, ModelView):
     """The audit log: read only, newest first, filtered, exported as CSV (the export is itself audited)."""
 
@@ -113,7 +108,7 @@ class AuditView(Guarded, ModelView):
         value = getattr(model, name)
         if name == "at" and value is not None:
             return value.isoformat()
-        return _cell(value)
+        return cell(value)
 
 
 class UserView(Guarded, ModelView):

@@ -1,18 +1,16 @@
 """The tenant list as CSV, for the spreadsheets a district office keeps.
 
-UTF-8 with a byte-order mark, so spreadsheet programs read the Chinese right. ID numbers appear
-as the viewer may see them (server/privacy.py), exactly as on the page. A cell that a spreadsheet
-would run as a formula (=, +, -, @ …) is quoted with a leading apostrophe (CSV injection).
+UTF-8 with a byte-order mark and formula-safe cells (server/exports.py). ID numbers appear as the
+viewer may see them (server/privacy.py), exactly as on the page.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 from typing import Iterable
 
 from flask_babel import lazy_gettext as _l
 
+from ..exports import stream_csv
 from ..reference import Reference
 from .service import House, Tenant
 
@@ -32,16 +30,10 @@ COLUMNS = [  # (header, value of (house, tenant, grid))
 
 def tenants_csv(rows: Iterable[tuple[House, Tenant]], reference: Reference) -> str:
     """The CSV text of (house, tenant) rows, headers in the page's language."""
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow([str(header) for header, _value in COLUMNS])
-    for house, tenant in rows:
-        grid = reference.grid(house.grid)
-        writer.writerow([_cell(value(house, tenant, grid)) for _header, value in COLUMNS])
-    return "\ufeff" + out.getvalue()
+    def lines():
+        yield [str(header) for header, _value in COLUMNS]
+        for house, tenant in rows:
+            grid = reference.grid(house.grid)
+            yield [value(house, tenant, grid) for _header, value in COLUMNS]
+    return "".join(stream_csv(lines()))
 
-
-def _cell(value) -> str:
-    """A CSV cell; text a spreadsheet would run as a formula is quoted with a leading apostrophe."""
-    text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
