@@ -83,6 +83,12 @@ ROWS = [
      {"supervisor1": 403, "admin": 403, "unit1": 303}),
     ("rectify, another unit's case", "POST", "/cases/{id}/rectify", "other", {"note": "已清理"},
      {"supervisor1": 403, "admin": 403, "unit1": 404}),
+    ("statistics", "GET", "/stats", "none", None, {"supervisor1": 200, "admin": 200, "unit1": 403}),
+    ("statistics, drilled", "GET", "/stats?street=东湖街道&from=2026-12-01&to=2026-12-07", "none", None,
+     {"supervisor1": 200, "admin": 200, "unit1": 403}),
+    ("assessment", "GET", "/stats/assessment", "none", None, {"supervisor1": 200, "admin": 200, "unit1": 403}),
+    ("statistics export", "GET", "/stats/table.csv?group=unit", "none", None,
+     {"supervisor1": 200, "admin": 200, "unit1": 403}),
     ("unknown action", "POST", "/cases/{id}/reopen", "own", {}, {"supervisor1": 404, "admin": 404, "unit1": 404}),
     ("language", "POST", "/language", "none", {"lang": "en"}, dict.fromkeys(ROLES, 303)),
     ("log out", "POST", "/logout", "none", {}, dict.fromkeys(ROLES, 303)),  # last: it ends the session

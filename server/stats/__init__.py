@@ -1,0 +1,1 @@
+"""Statistics: the figures a district runs on (service), their pages and JSON (views)."""
