@@ -90,7 +90,8 @@ def dashboard():
     result = service.table(group, period, now_ms, reference, street=street, community=community)
     rhythm = service.rhythm(period, _zone(), service.grids_within(reference, street, community))
     by_category = service.table("category", period, now_ms, reference, street=street, community=community)
-    return render_template("pages/stats.html", table=result, rhythm=rhythm, by_category=by_category,
+    districts = sorted({grid.get("district") for grid in reference.grids.values() if grid.get("district")})
+    return render_template("pages/stats.html", table=result, district=" · ".join(districts), rhythm=rhythm, by_category=by_category,
                            period=period, street=street, community=community, group=group, reference=reference,
                            LABELS=LABELS, GROUP_LABELS=GROUP_LABELS, SEASON_LABELS=SEASON_LABELS,
                            FIGURES=service.FIGURES, RATES=service.RATES, args=_args(period, street, community),
@@ -162,7 +163,7 @@ def _drill(group: str, period: service.Period, street: str | None):
 def _bars(values: list[tuple[str, int]], width: int = 560, bar: int = 18) -> dict[str, Any]:
     """An SVG bar chart's geometry, drawn by the template: one labelled bar per value, scaled to the largest."""
     top = max((v for _k, v in values), default=0) or 1
-    rows = [{"label": label, "value": value, "y": i * (bar + 6), "w": round((width - 170) * value / top)}
+    rows = [{"label": label, "value": value, "y": i * (bar + 6), "w": round((width - 230) * value / top)}
             for i, (label, value) in enumerate(values)]
     return {"rows": rows, "width": width, "height": max(bar, len(rows) * (bar + 6)), "bar": bar}
 

@@ -355,3 +355,33 @@ def test_a_unit_sends_back_and_asks_for_time_and_a_case_is_found_by_its_number(l
             page.screenshot(path=str(ARTIFACTS / "case-extension-granted.png"), full_page=True)
         finally:
             browser.close()
+
+
+@pytest.mark.parametrize("width", [1280, 768])
+def test_the_statistics_dashboard_at_desk_and_tablet_width(live_server, width):
+    _need_browser()
+    from playwright.sync_api import expect, sync_playwright
+
+    _app, base = live_server
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": width, "height": 900}, locale="zh-CN")
+            page.set_default_timeout(15_000)
+            page.goto(f"{base}/login")
+            page.fill("input[name=username]", "supervisor1")
+            page.fill("input[name=password]", PASSWORD)
+            page.click("form.stack button[type=submit]")
+            page.goto(f"{base}/stats")
+            table = page.locator("[data-testid=stats-table]")
+            expect(table).to_contain_text("受理")
+            expect(table.locator("tfoot")).to_contain_text("合计")
+            assert int(table.locator("tfoot [data-figure=reported]").inner_text()) >= 1
+            expect(page.locator("[data-testid=rhythm] svg").first).to_be_visible()
+            page.screenshot(path=str(ARTIFACTS / f"stats-{width}.png"), full_page=True)
+            table.locator("tbody a").first.click()  # drill into a street
+            expect(page.locator(".crumbs")).to_contain_text("›")
+            page.screenshot(path=str(ARTIFACTS / f"stats-street-{width}.png"), full_page=True)
+        finally:
+            browser.close()
