@@ -1,16 +1,19 @@
-"""CSV for the spreadsheets a district office keeps: one way to write a cell, one way to stream a file.
+"""Exports for the spreadsheets and maps a district office keeps: CSV, XLSX and GeoJSON, written one way each.
 
 UTF-8 with a byte-order mark, so spreadsheet programs read the Chinese right. A cell that a
 spreadsheet would run as a formula (=, +, -, @, a tab or a carriage return first) gets a leading
 apostrophe (CSV injection). `stream_csv` yields the file line by line, so an export of a million
-rows keeps memory flat.
+rows keeps memory flat; `xlsx_file` writes a workbook row by row to a temporary file, and
+`stream_geojson` a FeatureCollection feature by feature.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from typing import Any, Iterable, Iterator
+import json
+import tempfile
+from typing import IO, Any, Iterable, Iterator
 
 
 def cell(value: Any) -> str:
@@ -29,3 +32,45 @@ def stream_csv(rows: Iterable[Iterable[Any]]) -> Iterator[str]:
         yield out.getvalue()
         out.seek(0)
         out.truncate()
+
+
+def xlsx_file(rows: Iterable[Iterable[Any]], sheet: str) -> IO[bytes]:
+    """The rows as an XLSX workbook of one sheet, in a temporary file, rewound; the first row is the heading.
+
+    XlsxWriter's constant_memory mode writes each row out as it comes, so memory does not grow with the
+    number of rows; the file is deleted when closed (Flask's send_file closes it after sending).
+    """
+    import xlsxwriter  # only exports need it
+
+    out = tempfile.TemporaryFile()
+    book = xlsxwriter.Workbook(out, {"constant_memory": True, "strings_to_formulas": False,
+                                     "strings_to_urls": False, "in_memory": False})
+    sheet_ = book.add_worksheet(sheet[:31])
+    bold = book.add_format({"bold": True})
+    for number, row in enumerate(rows):
+        for column, value in enumerate(row):
+            if value is None:
+                continue
+            if isinstance(value, bool):
+                sheet_.write_boolean(number, column, value)
+            elif isinstance(value, (int, float)):
+                sheet_.write_number(number, column, value)
+            else:
+                sheet_.write_string(number, column, str(value), bold if number == 0 else None)
+    book.close()
+    out.seek(0)
+    return out
+
+
+def stream_geojson(features: Iterable[dict[str, Any]]) -> Iterator[str]:
+    """A GeoJSON FeatureCollection, one feature at a time."""
+    yield '{"type": "FeatureCollection", "features": ['
+    for number, feature in enumerate(features):
+        yield ("," if number else "") + "\n" + json.dumps(feature, ensure_ascii=False)
+    yield "\n]}\n"
+
+
+def point(lon: float | None, lat: float | None, properties: dict[str, Any]) -> dict[str, Any]:
+    """A GeoJSON Feature at a position (none where the position is unknown)."""
+    geometry = None if lon is None or lat is None else {"type": "Point", "coordinates": [lon, lat]}
+    return {"type": "Feature", "geometry": geometry, "properties": properties}

@@ -211,7 +211,7 @@ def _like(text: str) -> str:
     return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
-def _conditions(user: User, filters: QueueFilters, reference: Reference, now_ms: int) -> list:
+def queue_conditions(user: User, filters: QueueFilters, reference: Reference, now_ms: int) -> list:
     """The SQL conditions of the filters, but the status; None in the list: nothing can match."""
     conditions: list = [CaseRow.deleted.is_(False)]
     if not reads_every_grid(user.role):
@@ -241,7 +241,7 @@ def _conditions(user: User, filters: QueueFilters, reference: Reference, now_ms:
     return conditions
 
 
-def _status_condition(status: str):
+def status_condition(status: str):
     if status == "open":
         return CaseRow.open.is_(True)
     if status in STATUSES:
@@ -255,7 +255,7 @@ def list_cases(user: User, filters: QueueFilters, page: int = 1, per_page: int =
     with counts per status over the other filters. All in SQL, on the cases table."""
     reference = reference or load_reference()
     now_ms = server_clock().physical_ms() if now_ms is None else now_ms
-    conditions = _conditions(user, filters, reference, now_ms)
+    conditions = queue_conditions(user, filters, reference, now_ms)
     by_status = dict(db.session.execute(
         select(CaseRow.status, func.count()).where(*conditions).group_by(CaseRow.status)).all())
     counts = {status: by_status.get(status, 0) for status in STATUSES}
@@ -265,7 +265,7 @@ def list_cases(user: User, filters: QueueFilters, page: int = 1, per_page: int =
     per_page = max(1, per_page)
     pages = max(1, math.ceil(total / per_page))
     page = min(max(1, page), pages)
-    status = _status_condition(filters.status)
+    status = status_condition(filters.status)
     rows = db.session.scalars(
         select(CaseRow).where(*conditions, *([] if status is None else [status]))
         # queue_key's order (shared/case.py), then the id: equal keys keep one order from page to page.
@@ -276,7 +276,7 @@ def list_cases(user: User, filters: QueueFilters, page: int = 1, per_page: int =
 
 def find_by_number(user: User, number: str) -> str | None:
     """The event id of the case with this number, if the user may see it."""
-    conditions = _conditions(user, QueueFilters(), Reference(), 0)
+    conditions = queue_conditions(user, QueueFilters(), Reference(), 0)
     return db.session.scalar(select(CaseRow.event_id).where(CaseRow.case_number == number.strip(), *conditions))
 
 
@@ -301,7 +301,7 @@ def nearby_cases(user: User, case: Case, now_ms: int | None = None,
     now_ms = server_clock().physical_ms() if now_ms is None else now_ms
     dlat = math.degrees(radius / EARTH_RADIUS_M)
     dlon = dlat / max(0.01, math.cos(math.radians(here["lat"])))
-    conditions = _conditions(user, QueueFilters(category=case.category), reference, now_ms)
+    conditions = queue_conditions(user, QueueFilters(category=case.category), reference, now_ms)
     rows = db.session.scalars(select(CaseRow).where(
         *conditions, CaseRow.open.is_(True), CaseRow.event_id != case.id,
         CaseRow.lat.between(here["lat"] - dlat, here["lat"] + dlat),

@@ -12,7 +12,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import (Blueprint, Response, abort, current_app, flash, redirect, render_template, request, send_file,
+                   stream_with_context, url_for)
 from flask_babel import gettext as _
 from flask_login import current_user
 from flask_wtf import FlaskForm
@@ -28,7 +29,9 @@ from ..web.auth import page_required, protect
 from ..web.forms import choice
 from ..web.labels import ACTION_LABELS, REASON_LABELS, STATUS_LABELS, name_of
 from ..web.times import local_input, local_time, utc_instant
-from . import cli, service
+from .. import audit
+from ..exports import stream_csv, stream_geojson, xlsx_file
+from . import cli, export, service
 from .forms import ACTION_FORMS, MAX_RECTIFY_PHOTOS, DispatchForm, DuplicateForm, RectifyForm
 
 bp = Blueprint("cases", __name__)
@@ -85,6 +88,31 @@ def queue():
     args = {k: v for k, v in request.args.items() if k != "page"}
     return render_template("pages/queue.html", result=result, filters=filters, reference=reference, names=names,
                            args=args, **reference.places())
+
+
+@bp.get("/cases/export.<fmt>")
+@page_required("cases")
+def export_cases(fmt: str):
+    """The queue, with its filters, as CSV, XLSX or GeoJSON (every page of it); written to the audit log."""
+    if fmt not in ("csv", "xlsx", "geojson"):
+        abort(404)
+    reference = load_reference()
+    filters = _filters_from(request.args, current_user)
+    audit.record("export", "cases", fmt, note=request.query_string.decode(errors="replace")[:500] or None,
+                 commit=True)
+    now_ms = _now_ms()
+    name = f"cases-{filters.status}.{fmt}"
+    if fmt == "xlsx":
+        workbook = xlsx_file(export.table_rows(current_user, filters, reference, now_ms), "cases")
+        return send_file(workbook, as_attachment=True, download_name=name,
+                         mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+    if fmt == "geojson":
+        body = stream_geojson(export.features(current_user, filters, reference, now_ms))
+        mimetype = "application/geo+json"
+    else:
+        body, mimetype = stream_csv(export.table_rows(current_user, filters, reference, now_ms)), "text/csv"
+    return Response(stream_with_context(body), mimetype=mimetype,
+                    headers={"Content-Disposition": f"attachment; filename={name}"})
 
 
 # --- the case page -------------------------------------------------------------------------------

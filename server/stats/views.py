@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import (Blueprint, Response, abort, current_app, g, jsonify, render_template, request,
-                   stream_with_context, url_for)
+                   send_file, stream_with_context, url_for)
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from marshmallow import Schema, fields
@@ -25,7 +25,7 @@ from ..api import documented
 from ..clock import server_clock
 from ..config import parse_offset
 from ..errors import ApiError
-from ..exports import stream_csv
+from ..exports import stream_csv, xlsx_file
 from ..reference import Reference, load_reference
 from ..web.auth import page_required, protect
 from ..web.times import today
@@ -118,10 +118,12 @@ def assessment():
                            LABELS=LABELS, FIGURES=service.FIGURES, RATES=service.RATES)
 
 
-@bp.get("/stats/table.csv")
+@bp.get("/stats/table.<fmt>")
 @page_required("stats")
-def table_csv():
-    """The dashboard's (or the assessment's, ``group=unit&month=``) table as CSV; written to the audit log."""
+def table_export(fmt: str):
+    """The dashboard's (or the assessment's, ``group=unit&month=``) table as CSV or XLSX; written to the audit log."""
+    if fmt not in ("csv", "xlsx"):
+        abort(404)
     reference = load_reference()
     try:
         period = (service.month_period(request.args.get("month"), today(), _zone()) if request.args.get("month")
@@ -133,10 +135,14 @@ def table_csv():
     group = group if group in service.GROUPS else _level(street, community)
     result = service.table(group, period, server_clock().physical_ms(), reference, street=street,
                            community=community)
-    audit.record("export", "statistics", group, commit=True,
+    audit.record("export", "statistics", f"{group}.{fmt}", commit=True,
                  note=f"{period.first}..{period.last} {street or ''} {community or ''}".strip())
     labels = {**{k: str(v) for k, v in LABELS.items()}, "name": str(GROUP_LABELS[group]), "total": str(_l("Total"))}
-    name = f"statistics-{group}-{period.first}-{period.last}.csv"
+    name = f"statistics-{group}-{period.first}-{period.last}.{fmt}"
+    if fmt == "xlsx":
+        return send_file(xlsx_file(service.csv_rows(result, labels), "statistics"), as_attachment=True,
+                         download_name=name,
+                         mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
     return Response(stream_with_context(stream_csv(service.csv_rows(result, labels))), mimetype="text/csv",
                     headers={"Content-Disposition": f"attachment; filename={name}"})
 

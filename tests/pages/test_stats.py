@@ -48,7 +48,7 @@ def test_the_table_exports_as_csv_and_the_export_is_audited(pages, app):
     assert int(rows[-1][1]) >= 1  # received
     db.session.rollback()
     entry = db.session.scalars(select(AuditEntry).where(AuditEntry.kind == "statistics")).one()
-    assert (entry.action, entry.actor, entry.target) == ("export", "supervisor1", "grid")
+    assert (entry.action, entry.actor, entry.target) == ("export", "supervisor1", "grid.csv")
 
 
 def test_the_assessment_lists_the_cases_that_failed_four_times(pages, app):
