@@ -236,6 +236,20 @@ def case(event_id: str):
     return _render_case(_case_or_404(event_id, reference, now_ms), reference, now_ms)
 
 
+@bp.get("/cases/<event_id>/sheet")
+@page_required("cases")
+def sheet(event_id: str):
+    """The case sheet for the paper file: the facts, the photos and the timeline, laid out to print."""
+    reference, now_ms = load_reference(), _now_ms()
+    case = _case_or_404(event_id, reference, now_ms)
+    devices = device_names(case.devices.values())
+    names = names_of_users([case.event.get("reporter"), *(e.actor for e in case.state.timeline)])
+    return render_template("pages/case_sheet.html", case=case, state=case.state, reference=reference,
+                           category=reference.category(case.category), grid=reference.grid(case.grid), names=names,
+                           timeline=_timeline(case, devices, names, reference), photos=_photo_groups(case),
+                           printed=local_time(now_ms))
+
+
 @bp.post("/cases/<event_id>/<action>")
 @page_required("cases")
 def act(event_id: str, action: str):

@@ -59,3 +59,10 @@ def test_the_statistics_table_exports_as_xlsx(pages, app):
     with pages.get("/stats/table.xlsx?group=unit") as answer:
         assert answer.status_code == 200 and "合计" in xlsx_text(answer.data)
     assert pages.get("/stats/table.pdf").status_code == 404
+
+
+def test_a_case_sheet_for_the_paper_file(pages, app):
+    event_id = event_in("dispatched")
+    log_in(pages, "supervisor1")
+    sheet = pages.get(f"/cases/{event_id}/sheet").get_data(as_text=True)
+    assert 'data-testid="case-sheet"' in sheet and "派遣" in sheet and "<form" not in sheet.split("</header>")[1]
