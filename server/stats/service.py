@@ -312,3 +312,25 @@ def csv_rows(result: Table, labels: Mapping[str, str]) -> Iterator[list[Any]]:
         yield [row.name if row is not result.total else labels.get("total", "total"),
                *(row.figures[f] for f in FIGURES),
                *("" if rates[r] is None else f"{rates[r]:.4f}" for r in RATES)]
+
+
+# --- open cases by age, for the map ----------------------------------------------------------------
+
+AGE_BANDS = ((3, "#16a34a"), (7, "#ca8a04"), (30, "#ea580c"), (None, "#b91c1c"))  # days open, up to; colour
+
+
+def open_cases_by_age(now_ms: int, grids: Iterable[str] | None = None, limit: int = 2000) -> list[dict[str, Any]]:
+    """The open cases with a position (the oldest first, at most ``limit``), each with its age band (AGE_BANDS)."""
+    conditions = [CaseRow.open.is_(True), CaseRow.lat.is_not(None), CaseRow.lon.is_not(None),
+                  CaseRow.reported_ms.is_not(None)]
+    if grids is not None:
+        conditions.append(CaseRow.grid.in_(sorted(grids)))
+    rows = db.session.execute(select(CaseRow.event_id, CaseRow.case_number, CaseRow.lat, CaseRow.lon,
+                                     CaseRow.reported_ms).where(*conditions)
+                              .order_by(CaseRow.reported_ms).limit(limit)).all()
+    found = []
+    for event_id, number, lat, lon, reported in rows:
+        days = max(0, now_ms - reported) / _DAY_MS
+        band = next(i for i, (upto, _colour) in enumerate(AGE_BANDS) if upto is None or days <= upto)
+        found.append({"id": event_id, "number": number, "lat": lat, "lon": lon, "days": int(days), "band": band})
+    return found

@@ -91,11 +91,12 @@ def dashboard():
     rhythm = service.rhythm(period, _zone(), service.grids_within(reference, street, community))
     by_category = service.table("category", period, now_ms, reference, street=street, community=community)
     districts = sorted({grid.get("district") for grid in reference.grids.values() if grid.get("district")})
+    open_cases = service.open_cases_by_age(now_ms, service.grids_within(reference, street, community))
     return render_template("pages/stats.html", table=result, district=" · ".join(districts), rhythm=rhythm, by_category=by_category,
                            period=period, street=street, community=community, group=group, reference=reference,
                            LABELS=LABELS, GROUP_LABELS=GROUP_LABELS, SEASON_LABELS=SEASON_LABELS,
                            FIGURES=service.FIGURES, RATES=service.RATES, args=_args(period, street, community),
-                           drill=_drill(group, period, street), charts={
+                           drill=_drill(group, period, street), map_data=_map_data(open_cases), charts={
                                "category": _bars([(row.name, row.figures["reported"]) for row in by_category.rows][:12]),
                                "week": _bars([(week.strftime("%m-%d"), n) for week, n in rhythm.by_week][-12:]),
                                "hour": _bars([(f"{hour:02d}:00", n) for hour, n in enumerate(rhythm.by_hour)]),
@@ -154,6 +155,18 @@ def _args(period: service.Period, street: str | None, community: str | None) -> 
     if community:
         args["community"] = community
     return args
+
+
+def _map_data(open_cases: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the map script draws: the open cases with their age band, the bands' colours and labels, the tiles."""
+    bands = [{"colour": colour, "label": str(_l("up to %(days)s days", days=upto) if upto else _l("longer"))}
+             for upto, colour in service.AGE_BANDS]
+    cases = [{"lat": c["lat"], "lon": c["lon"], "band": c["band"], "href": url_for("cases.case", event_id=c["id"]),
+              "label": f'{c["number"] or ""} · {_l("%(n)s days open", n=c["days"])}'} for c in open_cases]
+    first = open_cases[0] if open_cases else {"lat": 0.0, "lon": 0.0}
+    return {"cases": cases, "bands": bands, "lat": first["lat"], "lon": first["lon"],
+            "tiles": current_app.config["GRIDPATROL_TILE_URL"],
+            "attribution": current_app.config["GRIDPATROL_TILE_ATTRIBUTION"]}
 
 
 def _drill(group: str, period: service.Period, street: str | None):

@@ -379,6 +379,8 @@ def test_the_statistics_dashboard_at_desk_and_tablet_width(live_server, width):
             expect(table.locator("tfoot")).to_contain_text("合计")
             assert int(table.locator("tfoot [data-figure=reported]").inner_text()) >= 1
             expect(page.locator("[data-testid=rhythm] svg").first).to_be_visible()
+            page.wait_for_function("document.getElementById('stats-map').dataset.ready === '1'")
+            expect(page.locator("#stats-map .leaflet-interactive").first).to_be_visible()  # an open case, coloured
             page.screenshot(path=str(ARTIFACTS / f"stats-{width}.png"), full_page=True)
             table.locator("tbody a").first.click()  # drill into a street
             expect(page.locator(".crumbs")).to_contain_text("›")
