@@ -430,7 +430,7 @@ def pull(store: Store, transport: Transport, report: SyncReport, notify: Progres
     retry = retry or _Retry(report, 0, 0.0, time.sleep)
     size = PageSize(page_limit, page_bytes)
     sized = _takes_max_bytes(transport)
-    cursors = store.cursors()
+    cursors = store.pull_cursors()  # a bucket a discard asks for again starts from zero
     notify("pull", 0, None)
     while True:
         report.more_to_pull = True  # until a page says otherwise
