@@ -169,11 +169,15 @@ class CaseScreen(BaseScreen):
 
     def _show_refused(self, view: Any) -> None:
         """The refused card, above the verification, only while something of the case is refused."""
-        if self.refused_card.parent is not None:
-            self.column.remove_widget(self.refused_card)
+        # The refused card takes the verification's place: both do not fit the column, and nothing is
+        # verified on a case whose own records the server refused until they are mended or discarded.
+        for card in (self.refused_card, self.verify_card):
+            if card.parent is not None:
+                self.column.remove_widget(card)
+        self.column.add_widget(self.refused_card if view.refusal is not None else self.verify_card,
+                               index=len(self.column.children))
         if view.refusal is None:
             return
-        self.column.add_widget(self.refused_card, index=len(self.column.children))
         self.refused_title.text = i18n.t("case.refused_title")
         self.refused_reason.text = i18n.refusal_text(view.refusal.code, view.refusal.reason)
         self.refused_help.text = i18n.t("case.refused_help")
