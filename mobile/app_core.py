@@ -55,6 +55,7 @@ DB_NAME = "gridpatrol.db"
 PHOTO_DIR = "photos"
 LANGUAGES = ("zh", "en")
 SETTINGS_KEY = "settings"
+LOGIN_NAME_KEY = "login_username"  # the user name of the last successful log-in (AppCore.login)
 PHOTO_MAX_PX_RANGE = (320, 4096)
 
 
@@ -174,6 +175,16 @@ class AppCore:
             raise LoginFailed("The server address must look like https://example.org", "bad_url")
         if not username or not password:
             raise LoginFailed("Enter a user name and a password", "missing")
+        # Another user over unsynced captures is refused *before* the server is asked: a log-in registers a
+        # device and hands out a token, and the API has no call to take one back, so asking first would
+        # leave a valid token of the refused user behind on the server. The user name of the last log-in
+        # is kept for this (a store from before it was kept is checked after the answer, below).
+        previous = self.user_id
+        unsynced = bool(previous) and self.store.counts().unsynced > 0
+        last_name = self.store.setting(LOGIN_NAME_KEY)
+        if unsynced and isinstance(last_name, str) and last_name != username.strip():
+            raise LoginFailed("Captures of the previous user have not synced yet; that user must log in and "
+                              "sync first", "unsynced_other_user")
         try:
             transport = self.transport_factory(url, None)
         except (ValueError, TransportError) as exc:
@@ -197,12 +208,14 @@ class AppCore:
         token, user = answer.get("token"), answer.get("user")
         if not isinstance(token, str) or not token or not isinstance(user, dict) or not user.get("id"):
             raise LoginFailed("The server's answer is not a GridPatrol log-in", "refused")
-        previous = self.user_id
         if previous and previous != user["id"] and self.store.counts().unsynced:
+            # Only for a store whose last log-in's user name is not known (an older app's). The token just
+            # issued is not kept; the server lists the device for an admin to revoke.
             raise LoginFailed("Captures of the previous user have not synced yet; that user must log in and "
                               "sync first", "unsynced_other_user")
         buckets = [b for b in answer.get("buckets") or [] if isinstance(b, str)]
         self.store.save_login(url, token, user, buckets)
+        self.store.save_setting(LOGIN_NAME_KEY, username.strip())
         self.save_settings(server_url=url)
 
     def logout(self) -> None:

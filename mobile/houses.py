@@ -91,6 +91,8 @@ class CheckRow:
     residents_seen: int | None
     photos: list[str]
     synced: bool
+    sync_state: str = "synced"  # synced | local | refused
+    refusal: Any = None  # presenters.Refusal, when refused
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,8 @@ class TenantRow:
     moved_out: str | None
     synced: bool
     current: bool  # still living there: no moved_out, or one after today (`living_there`)
+    sync_state: str = "synced"  # synced | local | refused
+    refusal: Any = None  # presenters.Refusal, when refused
 
 
 @dataclass(frozen=True)
@@ -119,6 +123,8 @@ class HouseRow:
     residents_seen: int | None
     rate: float | None
     synced: bool
+    sync_state: str = "synced"  # synced | local | refused
+    refusal: Any = None  # presenters.Refusal, when refused
 
 
 @dataclass(frozen=True)
@@ -130,6 +136,8 @@ class HouseView:
     tenants: list[TenantRow]  # current ones first, then by name
     rate: float | None
     synced: bool
+    sync_state: str = "synced"  # synced | local | refused
+    refusal: Any = None  # presenters.Refusal, when refused
 
 
 @dataclass(frozen=True)
@@ -205,6 +213,7 @@ class HousesPresenter:
         checks = self._latest_checks()
         tenants = self._current_tenant_counts(self._today())
         rows = []
+        refused = self.store.refusals("rental_house")
         for record in self.store.query("rental_house"):
             values = record.values
             text = " ".join(str(values.get(k) or "") for k in ("address", "owner", "building_head")).casefold()
@@ -216,7 +225,8 @@ class HousesPresenter:
             failed = [a for a in latest.values.get("answers", ()) if a.get("result") == "fail"] if latest else []
             rows.append(HouseRow(record.id, values.get("grid", ""), values.get("address", ""), values.get("owner"),
                                  values.get("risk_grade"), latest.values.get("checked_at") if latest else None,
-                                 len(failed), count, seen, registration_rate(count, seen), record.synced))
+                                 len(failed), count, seen, registration_rate(count, seen), record.synced,
+                                 *_standing(record, refused)))
         rows.sort(key=lambda row: row.address)
         return rows
 
@@ -256,16 +266,17 @@ class HousesPresenter:
                                       item.text_en if item else None, item.category if item else None,
                                       answer.get("note"), latest["checked_at"], list(latest.get("photos", ()))))
         today = self._today()
+        refused = self.store.refusals()
         tenants = [TenantRow(t.id, t.values.get("name", ""), t.values.get("room"), t.values.get("phone"),
                              _shown_id(t), t.values.get("moved_in"), t.values.get("moved_out"), t.synced,
-                             living_there(t.values.get("moved_out"), today))
+                             living_there(t.values.get("moved_out"), today), *_standing(t, refused))
                    for t in self.store.query("tenant") if t.values.get("house") == house_id]
         tenants.sort(key=lambda t: (not t.current, t.name))
         current = sum(1 for t in tenants if t.current)
         seen = checks[0].values.get("residents_seen") if checks else None
         return HouseView(house_id, record.values,
-                         [_check_row(c) for c in checks], hazards, tenants, registration_rate(current, seen),
-                         record.synced)
+                         [_check_row(c, refused) for c in checks], hazards, tenants,
+                         registration_rate(current, seen), record.synced, *_standing(record, refused))
 
     # --- writes -------------------------------------------------------------------------------
 
@@ -387,12 +398,21 @@ def _check_key(check: Record) -> tuple[str, str]:
     return check.values.get("checked_at", ""), check.id
 
 
-def _check_row(check: Record) -> CheckRow:
+def _standing(record: Record, refused: Mapping[tuple[str, str], Any]) -> tuple[str, Any]:
+    """A record's sync state and refusal (presenters.sync_state), from the store's refusals."""
+    from .presenters import refusal_of, sync_state
+
+    refusal = refusal_of(refused.get((record.kind, record.id)))
+    return sync_state(not record.synced, refusal), refusal
+
+
+def _check_row(check: Record, refused: Mapping[tuple[str, str], Any] | None = None) -> CheckRow:
     values = check.values
     return CheckRow(check.id, values.get("checked_at", ""), values.get("worker", ""), values.get("checklist", ""),
                     values.get("checklist_version", 0),
                     [a["item"] for a in values.get("answers", ()) if a.get("result") == "fail"],
-                    values.get("residents_seen"), list(values.get("photos", ())), check.synced)
+                    values.get("residents_seen"), list(values.get("photos", ())), check.synced,
+                    *_standing(check, refused or {}))
 
 
 def _first_field(messages: Any) -> str:

@@ -23,6 +23,7 @@ from typing import Any, Callable
 
 __all__ = ["LANGUAGES", "DEFAULT_LANGUAGE", "CATALOG", "t", "set_language", "language", "on_change",
            "status_name", "action_name", "source_name", "phase_name", "error_text", "resolution_name", "kind_name", "reason_text",
+           "refusal_text", "state_text",
            "labelled", "size_text"]
 
 log = logging.getLogger(__name__)
@@ -155,6 +156,43 @@ CATALOG: dict[str, dict[str, str]] = {
         "reason.forbidden": "无权限",
         "reason.invalid": "内容无效",
         "reason.append-only": "记录后不可更改",
+        # what the server refused, by its code (server/sync/apply.py; docs/api.md "Refusal codes")
+        "refusal.not_your_grid": "不是您负责的网格",
+        "refusal.reference_data": "基础数据只能由管理员修改",
+        "refusal.role_may_not": "您的角色无权进行此操作",
+        "refusal.stand_in": "只有督导员可以代为核查",
+        "refusal.not_your_unit": "该案件未派给您的单位",
+        "refusal.author_not_you": "记录人必须是您本人",
+        "refusal.written_once": "记录人一经填写不可更改",
+        "refusal.server_field": "该项由服务器填写",
+        "refusal.invalid": "内容无效",
+        "refusal.missing_fields": "缺少必填项",
+        "refusal.missing_evidence": "缺少说明或照片",
+        "refusal.append_only": "记录后不可更改",
+        "refusal.id_taken": "记录编号冲突",
+        "refusal.bad_parent": "所属记录无效",
+        "refusal.wrong_bucket": "所属网格不一致",
+        # where a record stands
+        "state.synced": "已同步",
+        "state.local": "仅存本机，未上传",
+        "state.refused": "被拒绝：{reason}",
+        "state.refused_short": "被拒绝",
+        "case.refused_title": "服务器拒绝了这条记录",
+        "case.refused_help": "您填写的内容仍保存在本机。可改正后重新上传，或放弃修改（恢复为服务器上的内容）。",
+        "case.mend_grid": "改为网格",
+        "case.resend": "重新上传",
+        "case.discard": "放弃修改",
+        "case.discard_confirm": "确定放弃？本机上被拒绝的修改将被删除，记录恢复为服务器上的内容。",
+        "case.resent": "已改正，将在下次同步时重新上传",
+        "case.discarded": "已放弃修改",
+        "case.discarded_gone": "已放弃：服务器上没有这条记录，已从本机删除",
+        "sync.open": "查看",
+        "sync.now_what": "立即同步：上传 {records} 条记录、{photos} 张照片，并下载更新",
+        "sync.now_download": "立即同步：下载更新",
+        "sync.retry_what": "重试：上传 {records} 条记录、{photos} 张照片",
+        "sync.photos_progress": "照片 {done} / {total}",
+        "sync.records_progress": "已发送 {sent} 条记录，已收到 {received} 条",
+        "house.move_out_confirm": "确定 {name} 已搬离？",
         # settings
         "settings.title": "设置",
         "settings.language": "语言",
@@ -213,6 +251,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "error.not_logged_in": "请先登录",
         "error.not_awaiting": "此案件现在无需你核查",
         "error.not_found": "找不到",
+        "error.not_refused": "这条记录没有被拒绝",
         "field.grid": "网格",
         "field.category": "事件类别",
         "field.description": "事件描述",
@@ -424,6 +463,43 @@ CATALOG: dict[str, dict[str, str]] = {
         "reason.forbidden": "not allowed",
         "reason.invalid": "not valid",
         "reason.append-only": "cannot be changed once recorded",
+        "refusal.not_your_grid": "not one of your grids",
+        "refusal.reference_data": "only admins change reference data",
+        "refusal.role_may_not": "your role may not do this",
+        "refusal.stand_in": "only a supervisor verifies in the reporter's place",
+        "refusal.not_your_unit": "the case is not dispatched to your unit",
+        "refusal.author_not_you": "the author must be you",
+        "refusal.written_once": "the author cannot be changed",
+        "refusal.server_field": "the server fills this in",
+        "refusal.invalid": "not valid",
+        "refusal.missing_fields": "required fields are missing",
+        "refusal.missing_evidence": "a note or photo is missing",
+        "refusal.append_only": "cannot be changed once recorded",
+        "refusal.id_taken": "the record's id is taken",
+        "refusal.bad_parent": "the record it belongs to is not valid",
+        "refusal.wrong_bucket": "not in the grid of the record it belongs to",
+        "state.synced": "Synced",
+        "state.local": "On this tablet only, not sent yet",
+        "state.refused": "Refused: {reason}",
+        "state.refused_short": "Refused",
+        "case.refused_title": "The server refused this record",
+        "case.refused_help": "What you entered is kept on this tablet. Correct it and send it again, or discard your "
+                             "change (back to what the server holds).",
+        "case.mend_grid": "Move to grid",
+        "case.resend": "Send again",
+        "case.discard": "Discard change",
+        "case.discard_confirm": "Discard? The refused change is deleted from this tablet; the record goes back to "
+                                "what the server holds.",
+        "case.resent": "Corrected; it goes with the next sync",
+        "case.discarded": "Change discarded",
+        "case.discarded_gone": "Discarded: the server never had this record, so it was removed from this tablet",
+        "sync.open": "Open",
+        "sync.now_what": "Sync now: send {records} records and {photos} photos, then download",
+        "sync.now_download": "Sync now: download updates",
+        "sync.retry_what": "Retry: send {records} records and {photos} photos",
+        "sync.photos_progress": "Photos {done} / {total}",
+        "sync.records_progress": "{sent} records sent, {received} received",
+        "house.move_out_confirm": "Has {name} moved out?",
         "settings.title": "Settings",
         "settings.language": "Language",
         "settings.photo_size": "Photo size (longest edge, px)",
@@ -480,6 +556,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "error.not_logged_in": "log in first",
         "error.not_awaiting": "this case does not wait for your verification",
         "error.not_found": "not found",
+        "error.not_refused": "this record was not refused",
         "field.grid": "Grid",
         "field.category": "Category",
         "field.description": "Description",
@@ -664,6 +741,21 @@ def reason_text(reason: str) -> str:
     if not detail or key not in CATALOG[_current]:
         return reason
     return f"{t(key)}（{detail.strip()}）" if _current == "zh" else f"{t(key)} ({detail.strip()})"
+
+
+def refusal_text(code: Any, reason: str) -> str:
+    """Why the server refused a change, in the app's language: by its code, else the server's own words."""
+    key = f"refusal.{code}"
+    if isinstance(code, str) and key in CATALOG[_current]:
+        return t(key)
+    return reason_text(reason)
+
+
+def state_text(state: str, refusal: Any = None) -> str:
+    """Where a record stands (presenters.sync_state), with the refusal's reason in words."""
+    if state == "refused" and refusal is not None:
+        return t("state.refused", reason=refusal_text(refusal.code, refusal.reason))
+    return t(f"state.{state}") if state in ("synced", "local", "refused") else state
 
 
 def labelled(label: Any, value: Any) -> str:

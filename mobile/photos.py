@@ -503,6 +503,9 @@ def upload_photos(queue: PhotoQueue, transport: Any, progress: Progress | None =
         # interruption only the photos really begun cost a HEAD.
         result.bytes_total = sum(p.bytes for p in todo)
         notify("photos", 0, result.bytes_total)
+        # The same progress in photos, as a worker counts it ("照片 3 / 12"): phase "photo_files".
+        files = [0, len(todo)]
+        notify("photo_files", 0, files[1])
 
         # 3. Each photo from the bytes the server holds.
         seen: set[str] = set()
@@ -517,6 +520,7 @@ def upload_photos(queue: PhotoQueue, transport: Any, progress: Progress | None =
                 if sha not in lacking:
                     lacking.add(sha)
                     result.bytes_total += photo.bytes
+                    files[1] += 1
             if not todo:
                 break
             photo, todo = todo[0], todo[1:]
@@ -547,9 +551,13 @@ def upload_photos(queue: PhotoQueue, transport: Any, progress: Progress | None =
                 result.failed[photo.sha256] = reason
                 result.bytes_done = finished_before + photo.bytes  # counted as dealt with, for the progress bar
                 notify("photos", result.bytes_done, result.bytes_total)
+                files[0] += 1
+                notify("photo_files", files[0], files[1])
                 continue
             queue.confirm(photo.sha256)
             result.uploaded += 1
+            files[0] += 1
+            notify("photo_files", files[0], files[1])
     except Unauthorized:
         raise
     except TransportError as exc:  # the missing call itself

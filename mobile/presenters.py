@@ -45,11 +45,12 @@ from .app_core import AppCore, GridInfo, SyncOutcome, SyncRunner
 from .limits import ACTION_PHOTOS_MAX, ADDRESS_MAX, DESCRIPTION_MAX, NOTE_MAX, PHOTOS_MAX
 from .location import LAST_LOCATION_KEY, NO_READING, LocationReading, reading_dict, reading_from
 from .photos import prepare_photo
-from .store import Counts
+from .store import Counts, Rejection
 
 __all__ = [
     "InputError", "HomePresenter", "HomeView", "ReportPresenter", "CategoryChoice", "CasesPresenter", "CaseRow",
     "CasePresenter", "CaseView", "TimelineRow", "PhotoRef", "SyncPresenter", "RejectionRow", "SyncCounts",
+    "Refusal", "sync_state", "refusal_of", "resend_refused", "discard_refused",
 ]
 
 log = logging.getLogger(__name__)
@@ -115,6 +116,46 @@ def _check_text(field: str, value: Any, limit: int, *, required: bool) -> str | 
     if len(text) > limit:
         raise InputError(field, "too_long", f"{len(text)} > {limit}")
     return text
+
+
+# --- where a record stands ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why the server refused a record's change: its code (None from an older server) and its own words."""
+
+    code: str | None
+    reason: str
+    at: str
+
+
+def refusal_of(rejection: Rejection | None) -> Refusal | None:
+    """A stored rejection as a screen shows it."""
+    return Refusal(rejection.code, rejection.reason, rejection.at) if rejection is not None else None
+
+
+def sync_state(pending: bool, refusal: Refusal | Rejection | None) -> str:
+    """Where a record stands: ``refused`` (the server said no; the worker's input is kept), ``local`` (saved on
+    the tablet only, not yet sent or acknowledged) or ``synced`` (the server holds it)."""
+    return "refused" if refusal is not None else "local" if pending else "synced"
+
+
+def resend_refused(core: AppCore, kind: str, record_id: str) -> int:
+    """Send a refused record again, as the worker mended it or as it is; returns the fields that wait to go."""
+    return core.store.resend_refused(kind, record_id)
+
+
+def discard_refused(core: AppCore, kind: str, record_id: str) -> bool:
+    """Give up a refused record's local writes: it goes back to the server's state at the next sync, or away
+    where the server never had it (then its photos go too, unless another record refers to them)."""
+    record = core.store.get(kind, record_id)
+    photos = record.values.get("photos") if record is not None else None
+    removed = core.store.discard_refused(kind, record_id)
+    if removed and isinstance(photos, list):
+        for sha in photos:
+            if isinstance(sha, str):
+                core.photos.discard(sha)  # kept when a record still refers to it
+    return removed
 
 
 # --- reference data ------------------------------------------------------------------------------
@@ -392,6 +433,8 @@ class CaseRow:
     overdue: bool = False
     supervised: bool = False
     case_number: str | None = None  # given by the server when the event first reaches it; None until then
+    sync_state: str = "synced"  # synced | local (on this tablet only) | refused (see refusal)
+    refusal: Refusal | None = None  # the latest refusal of the event or one of its actions
 
 
 def _state_of(text: str) -> dict[str, tuple[Any, str]]:
@@ -436,6 +479,8 @@ class CasesPresenter:
         for event_id, action_id, text in store.children("case_action", "event", [e[0] for e in events], raw=True):
             texts.setdefault(event_id, []).append((action_id, text))
         pending = store.pending_ids("event") | store.pending_ids("case_action")
+        refused = {rid: rejection for (kind, rid), rejection in store.refusals().items()
+                   if kind in ("event", "case_action")}
         categories = _categories(self.core)
         categories_key = json.dumps(categories, sort_keys=True, ensure_ascii=False, default=str)
         now = self.core.now_ms()
@@ -451,9 +496,11 @@ class CasesPresenter:
             fresh[event_id] = folded
             synced = event_id not in pending and not any(a in pending for a in folded.action_ids)
             overdue = is_overdue(folded.state, now)
+            refusal = refusal_of(max((refused[i] for i in (event_id, *folded.action_ids) if i in refused),
+                                     key=lambda r: r.seq, default=None)) if refused else None
             row = folded.row
-            if row is None or row.synced != synced or row.overdue != overdue:
-                row = folded.row = self._row(event_id, folded, categories, me, role, synced, overdue)
+            if row is None or row.synced != synced or row.overdue != overdue or row.refusal != refusal:
+                row = folded.row = self._row(event_id, folded, categories, me, role, synced, overdue, refusal)
             rows.append(row)
         self.core.cache[self.MEMO] = fresh  # only the live events: deleted ones drop out
         # Newest first (reported_at, then the UUIDv7 id), then the awaiting ones ahead: sort is stable.
@@ -472,7 +519,7 @@ class CasesPresenter:
 
     @staticmethod
     def _row(event_id: str, folded: _Folded, categories: Mapping[str, Mapping[str, Any]], me: str,
-             role: str | None, synced: bool, overdue: bool) -> "CaseRow":
+             role: str | None, synced: bool, overdue: bool, refusal: Refusal | None = None) -> "CaseRow":
         values, case = folded.values, folded.state
         category = categories.get(values.get("category"))  # type: ignore[arg-type]
         return CaseRow(
@@ -494,6 +541,8 @@ class CasesPresenter:
             overdue=overdue,
             supervised=case.supervised,
             case_number=_text(values.get("case_number")),
+            sync_state=sync_state(not synced, refusal),
+            refusal=refusal,
         )
 
 
@@ -540,6 +589,7 @@ class TimelineRow:
     synced: bool = True
     unit: str | None = None
     deadline: str | None = None
+    refusal: Refusal | None = None  # the server refused this action (the case shows it until mended or discarded)
 
 
 @dataclass(frozen=True)
@@ -570,6 +620,9 @@ class CaseView:
     supervised: bool = False
     synced: bool = True
     case_number: str | None = None  # given by the server when the event first reaches it; None until then
+    sync_state: str = "synced"  # synced | local | refused, of the event and the actions made here
+    refusal: Refusal | None = None  # the event's refusal, else the latest of its actions'
+    can_mend: bool = False  # the event itself was refused: its grid, description and address may be corrected
 
 
 class CasePresenter(_PhotoForm):
@@ -612,6 +665,7 @@ class CasePresenter(_PhotoForm):
         values, action_rows, case, category = self._load()
         me = self.core.user_id
         pending = self.core.store.pending_ids("case_action")
+        refused = self.core.store.refusals()
         by_id = {rid: _plain(state) for rid, _b, state in action_rows}
         timeline = []
         for entry in case.timeline:
@@ -621,10 +675,14 @@ class CasePresenter(_PhotoForm):
                 note=_text(action.get("note")), photos=self._photos(action.get("photos")), applied=entry.applied,
                 superseded=bool(entry.reason and entry.reason.startswith("superseded:")), reason=entry.reason,
                 status=entry.status, by_me=bool(me) and entry.actor == me, synced=entry.action_id not in pending,
-                unit=_text(action.get("unit")), deadline=_text(action.get("deadline"))))
+                unit=_text(action.get("unit")), deadline=_text(action.get("deadline")),
+                refusal=refusal_of(refused.get(("case_action", entry.action_id)))))
         location = values.get("location")
         reading = reading_from(location) if isinstance(location, dict) else None
         event_pending = self.event_id in self.core.store.pending_ids("event")
+        event_refusal = refusal_of(refused.get(("event", self.event_id)))
+        refusal = event_refusal or next((row.refusal for row in reversed(timeline) if row.refusal), None)
+        synced = not event_pending and not any(row.action_id in pending for row in timeline)
         return CaseView(
             event_id=self.event_id, grid=_text(values.get("grid")), category_code=_text(values.get("category")),
             category_name=_text(category.get("name")) if category else None,
@@ -638,8 +696,60 @@ class CasePresenter(_PhotoForm):
             can_verify="verify_pass" in _offered(case, values, me, self.core.role),
             failed_verifications=case.failed_verifications, unit=case.unit, deadline=case.deadline,
             overdue=case.overdue, supervised=case.supervised,
-            synced=not event_pending and not any(row.action_id in pending for row in timeline),
-            case_number=_text(values.get("case_number")))
+            synced=synced, case_number=_text(values.get("case_number")),
+            sync_state=sync_state(not synced, refusal), refusal=refusal, can_mend=event_refusal is not None)
+
+    def _refused_ids(self) -> list[tuple[str, str]]:
+        """The case's refused records: the event and its actions, as (kind, id)."""
+        actions = {rid for rid, _b, _s in self.core.store.states("case_action", where=("event", self.event_id),
+                                                                  include_deleted=True)}
+        return [(kind, rid) for kind, rid in self.core.store.refusals()
+                if (kind, rid) == ("event", self.event_id) or (kind == "case_action" and rid in actions)]
+
+    def mend(self, *, grid: Any = None, description: Any = None, address: Any = None) -> int:
+        """Correct a refused event (its grid, description, address) and send it again; returns fields to send.
+
+        Checks the inputs first (InputError, nothing written). A grid moves the event, and its actions made
+        here that the server has not taken, to that grid's bucket. Only a refused event may be mended.
+        """
+        store = self.core.store
+        if ("event", self.event_id) not in store.refusals("event"):
+            raise InputError("event", "not_refused")
+        values: dict[str, Any] = {}
+        if grid is not None:
+            if not isinstance(grid, str) or grid not in {g.code for g in self.core.grids()}:
+                raise InputError("grid", "unknown")
+            values["grid"] = grid
+        if description is not None:
+            values["description"] = _check_text("description", description, DESCRIPTION_MAX, required=True)
+        if address is not None:
+            text = _check_text("address", address, ADDRESS_MAX, required=False)
+            if text is not None:
+                values["address"] = text
+        if values:
+            try:
+                store.write("event", self.event_id, values)
+            except ValidationError as exc:
+                raise InputError("form", "invalid", str(exc.messages)[:300]) from None
+        record = store.get("event", self.event_id)
+        sent = 0
+        for kind, rid in self._refused_ids():
+            if kind == "case_action" and record is not None:
+                store.move_refused(kind, rid, record.bucket)  # an action lives in its event's bucket
+            sent += store.resend_refused(kind, rid)
+        return sent
+
+    def resend(self) -> int:
+        """Send the case's refused records again as they are (e.g. after the worker was given the grid)."""
+        return sum(self.core.store.resend_refused(kind, rid) for kind, rid in self._refused_ids())
+
+    def discard_refused(self) -> bool:
+        """Give up the case's refused writes; True when the event itself went (the server never had it)."""
+        gone = False
+        for kind, rid in self._refused_ids():
+            removed = discard_refused(self.core, kind, rid)
+            gone = gone or (removed and kind == "event")
+        return gone
 
     def verify(self, passed: bool, note: str | None = None, photos: Sequence[str] = ()) -> str:
         """Record the worker's verification (verify_pass / verify_fail) offline; returns the action's id.
@@ -693,6 +803,8 @@ class RejectionRow:
     reason: str
     at: str
     summary: str | None = None  # the record's description, note or name, when the tablet has one
+    code: str | None = None  # the server's code for the reason (None from an older server)
+    event_id: str | None = None  # the case to open to mend it (an event, or a case action's event)
 
 
 @dataclass(frozen=True)
@@ -720,13 +832,28 @@ class SyncPresenter:
             values = record.values if record else {n: w[0] for n, w in rejection.fields.items()}
             summary = next((v for k in ("description", "note", "name", "address")
                             if isinstance(v := values.get(k), str) and v), None)
+            event_id = rejection.id if rejection.kind == "event" else \
+                _text(values.get("event")) if rejection.kind == "case_action" else None
             rows.append(RejectionRow(rejection.seq, rejection.kind, rejection.id, rejection.reason, rejection.at,
-                                     summary))
+                                     summary, rejection.code, event_id))
         return rows
 
+    def _rejection(self, seq: int) -> Rejection | None:
+        return next((r for r in self.core.store.rejections() if r.seq == seq), None)
+
+    def resend(self, seq: int) -> int:
+        """Send the refused record again as it is now (the worker mended it, or its cause went away)."""
+        rejection = self._rejection(seq)
+        return resend_refused(self.core, rejection.kind, rejection.id) if rejection else 0
+
+    def discard(self, seq: int) -> bool:
+        """Give up the refused change: the record goes back to what the server holds (next sync), or away."""
+        rejection = self._rejection(seq)
+        return discard_refused(self.core, rejection.kind, rejection.id) if rejection else False
+
     def dismiss(self, seq: int) -> None:
-        """Forget a rejection the worker has read."""
-        self.core.store.dismiss_rejection(seq)
+        """The worker gives up a refused change (as `discard`: the tablet keeps no state the server refused)."""
+        self.discard(seq)
 
     def retry(self) -> bool:
         """Sync now (in the background); False when a sync is already running."""

@@ -16,8 +16,11 @@ What is stored
   carries each pending field with the HLC it had when the batch was read; that
   HLC is the field's version (see the next hazard), so no counter is needed.
 * ``cursors``: the opaque cursor of each bucket, replaced by each pulled page.
-* ``rejected``: changes the server refused, with its reason. They leave the
-  outbox, are never retried by themselves, and stay listable until dismissed.
+* ``rejected``: changes the server refused, with its reason and code. They leave
+  the outbox and are never retried by themselves. The record keeps the worker's
+  input and is shown as refused until the worker mends and resends it
+  (`resend_refused`) or discards it (`discard_refused`: the record goes back to
+  the server's state, pulled again, or goes where the server never had it).
 * ``meta``: node id, the clock's last HLC and offset, the write/ack floor,
   server url, device token, user.
 
@@ -72,7 +75,7 @@ __all__ = [
     "ValidationError", "SCHEMA_VERSION",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: rejected.code (the server's machine-readable reason, issue 13)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -107,7 +110,8 @@ CREATE TABLE IF NOT EXISTS rejected (
     bucket TEXT NOT NULL,
     fields TEXT NOT NULL,                      -- JSON {field: [value, hlc]} as pushed
     reason TEXT NOT NULL,
-    at     TEXT NOT NULL                       -- ISO 8601 UTC, the corrected device time
+    at     TEXT NOT NULL,                      -- ISO 8601 UTC, the corrected device time
+    code   TEXT                                -- the server's code for the reason (None from older servers)
 );
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
@@ -171,6 +175,7 @@ class Rejection:
     fields: dict[str, tuple[Any, str]]
     reason: str
     at: str
+    code: str | None = None  # the server's machine-readable code, when it sent one
 
 
 @dataclass(frozen=True)
@@ -257,6 +262,9 @@ class Store:
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     self._db.execute(statement)
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(rejected)")}
+            if "code" not in columns:  # a store of schema 1
+                self._db.execute("ALTER TABLE rejected ADD COLUMN code TEXT")
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             stored_node = self._get_meta("node")
             if stored_node is None:
@@ -649,10 +657,125 @@ class Store:
         """The changes the server refused, oldest first, with its reasons."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT seq, kind, id, bucket, fields, reason, at FROM rejected ORDER BY seq"
+                "SELECT seq, kind, id, bucket, fields, reason, at, code FROM rejected ORDER BY seq"
             ).fetchall()
-        return [Rejection(seq, kind, rid, bucket, _load_state(fields), reason, at)
-                for seq, kind, rid, bucket, fields, reason, at in rows]
+        return [Rejection(seq, kind, rid, bucket, _load_state(fields), reason, at, code)
+                for seq, kind, rid, bucket, fields, reason, at, code in rows]
+
+    def refusals(self, kind: str | None = None) -> dict[tuple[str, str], Rejection]:
+        """The latest refusal of each refused record (of one kind, or all): ``(kind, id) -> Rejection``.
+
+        One statement, for list rows: a record listed here is shown as refused, with the reason.
+        """
+        sql = "SELECT seq, kind, id, bucket, fields, reason, at, code FROM rejected"
+        args: tuple[Any, ...] = ()
+        if kind is not None:
+            sql, args = sql + " WHERE kind = ?", (kind,)
+        with self._lock:
+            rows = self._db.execute(sql + " ORDER BY seq", args).fetchall()
+        return {(k, rid): Rejection(seq, k, rid, bucket, _load_state(fields), reason, at, code)
+                for seq, k, rid, bucket, fields, reason, at, code in rows}
+
+    def resend_refused(self, kind: str, record_id: str) -> int:
+        """Push a refused record's writes again (after the worker mended it, or as they are).
+
+        Every field a refusal of the record named goes back into the outbox with the value and HLC the
+        record holds now (a field mended since carries the mend's HLC); the refusals are forgotten,
+        since the next push answers anew. Returns how many fields wait to go.
+        """
+        with self._transaction():
+            rows = self._db.execute("SELECT fields FROM rejected WHERE kind = ? AND id = ?",
+                                    (kind, record_id)).fetchall()
+            record = self._db.execute("SELECT state FROM records WHERE kind = ? AND id = ?",
+                                      (kind, record_id)).fetchone()
+            names: set[str] = set()
+            for (fields,) in rows:
+                names |= set(json.loads(fields))
+            if record is not None:
+                names &= set(_load_state(record[0]))
+                if names:
+                    self._mark_pending(kind, record_id, names)
+            else:
+                names = set()
+            self._db.execute("DELETE FROM rejected WHERE kind = ? AND id = ?", (kind, record_id))
+            pending = self._db.execute("SELECT fields FROM outbox WHERE kind = ? AND id = ?",
+                                       (kind, record_id)).fetchone()
+            return len(json.loads(pending[0])) if pending else 0
+
+    def move_refused(self, kind: str, record_id: str, bucket: str) -> None:
+        """Move a refused record the server never took into another bucket (its mended event's grid).
+
+        Only a record with a refusal and no write the server acknowledged can move this way; anything
+        else raises ValueError (a record's bucket is otherwise its grid's or its parent's, as on the server).
+        """
+        with self._transaction():
+            refused = self._db.execute("SELECT fields FROM rejected WHERE kind = ? AND id = ?",
+                                       (kind, record_id)).fetchall()
+            row = self._db.execute("SELECT state FROM records WHERE kind = ? AND id = ?", (kind, record_id)).fetchone()
+            if not refused or row is None:
+                raise ValueError(f"{kind} {record_id} is not a refused record")
+            sent: dict[str, str] = {}
+            for (fields,) in refused:
+                sent.update({name: write[1] for name, write in _load_state(fields).items()})
+            pending_row = self._db.execute("SELECT fields FROM outbox WHERE kind = ? AND id = ?",
+                                           (kind, record_id)).fetchone()
+            pending = set(json.loads(pending_row[0])) if pending_row else set()
+            state = _load_state(row[0])
+            if any(name not in pending and sent.get(name) != write[1] for name, write in state.items()):
+                raise ValueError(f"{kind} {record_id} holds writes the server took; it stays where it is")
+            self._db.execute("UPDATE records SET bucket = ? WHERE kind = ? AND id = ?", (bucket, kind, record_id))
+
+    def discard_refused(self, kind: str, record_id: str) -> bool:
+        """Give up a refused record's local writes: the tablet goes back to what the server holds.
+
+        Drops, from the record, every refused write it still holds and every write not yet sent
+        (the worker's edits of a refused record); forgets the refusals and the outbox entry. What is
+        left is what came from the server or was acknowledged by it; a record with nothing left is
+        removed (the server never had it). The record's bucket is pulled again from its start at the
+        next sync (`pull_cursors` leaves its cursor out, even if a sync pulling meanwhile saves one),
+        so a field the server holds comes back with the server's value: the tablet keeps no copy of
+        the value its refused write replaced. Returns whether the record was removed.
+        """
+        with self._transaction():
+            rows = self._db.execute("SELECT fields FROM rejected WHERE kind = ? AND id = ?",
+                                    (kind, record_id)).fetchall()
+            row = self._db.execute("SELECT bucket, state FROM records WHERE kind = ? AND id = ?",
+                                   (kind, record_id)).fetchone()
+            pending = self._db.execute("SELECT fields FROM outbox WHERE kind = ? AND id = ?",
+                                       (kind, record_id)).fetchone()
+            self._db.execute("DELETE FROM rejected WHERE kind = ? AND id = ?", (kind, record_id))
+            self._db.execute("DELETE FROM outbox WHERE kind = ? AND id = ?", (kind, record_id))
+            if row is None:
+                return False
+            bucket, state = row[0], _load_state(row[1])
+            drop = set(json.loads(pending[0])) if pending else set()
+            for (fields,) in rows:
+                for name, (_value, pushed) in _load_state(fields).items():
+                    # A refused write still held; a field the server has written since stays.
+                    if name in state and state[name][1] == pushed:
+                        drop.add(name)
+            kept = {name: write for name, write in state.items() if name not in drop}
+            if not drop:
+                return False
+            buckets = set(self._get_meta("refetch_buckets") or ()) | {bucket}
+            self._set_meta("refetch_buckets", sorted(buckets))
+            if not kept:
+                self._db.execute("DELETE FROM records WHERE kind = ? AND id = ?", (kind, record_id))
+                return True
+            self._put_record(kind, record_id, bucket, kept)
+            return False
+
+    def pull_cursors(self) -> dict[str, str]:
+        """The cursors a pull starts from; a bucket to pull again (`discard_refused`) starts from zero.
+
+        Clears the buckets to pull again: the pull that asked for them from zero is on its way.
+        """
+        with self._transaction():
+            refetch = set(self._get_meta("refetch_buckets") or ())
+            cursors = dict(self._db.execute("SELECT bucket, cursor FROM cursors ORDER BY bucket").fetchall())
+            if refetch:
+                self._db.execute("DELETE FROM meta WHERE key = 'refetch_buckets'")
+            return {bucket: cursor for bucket, cursor in cursors.items() if bucket not in refetch}
 
     def dismiss_rejection(self, seq: int) -> None:
         """Forget a rejection the worker has seen."""
@@ -701,12 +824,15 @@ class Store:
                     reason = result.get("reason") or "rejected by the server"
                     if not isinstance(reason, str):
                         reason = json.dumps(reason, ensure_ascii=False)
+                    code = result.get("code")
+                    code = code[:64] if isinstance(code, str) and code else None  # an older server sends none
                     cursor = self._db.execute(
-                        "INSERT INTO rejected (kind, id, bucket, fields, reason, at) VALUES (?, ?, ?, ?, ?, ?)",
-                        (change.kind, change.id, change.bucket, _dump_state(change.fields), reason, at),
+                        "INSERT INTO rejected (kind, id, bucket, fields, reason, at, code) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (change.kind, change.id, change.bucket, _dump_state(change.fields), reason, at, code),
                     )
                     rejected.append(Rejection(cursor.lastrowid, change.kind, change.id, change.bucket,
-                                              dict(change.fields), reason, at))
+                                              dict(change.fields), reason, at, code))
                 elif status == "applied":
                     applied += 1
                 else:
@@ -792,6 +918,7 @@ class Store:
                 if self._merge_remote(change):
                     changed += 1
             # The answer lists every bucket the user may pull now: a bucket not in it was taken away.
+            # (A bucket to pull again from zero keeps its row: `pull_cursors` leaves it out.)
             self._db.execute("DELETE FROM cursors")
             self._db.executemany("INSERT INTO cursors (bucket, cursor) VALUES (?, ?)", sorted(cursors.items()))
             seen = [change.max_hlc() for change in remote if change.fields]

@@ -90,7 +90,8 @@ MAX_RETRIES = 8
 RETRY_BACKOFF_S = 0.25
 RETRY_BACKOFF_MAX_S = 8.0
 
-# progress(phase, done, total): phase "push" or "pull" (changes), or "photos" (bytes); a pull's total is
+# progress(phase, done, total): phase "push" or "pull" (changes), "photos" (bytes) or "photo_files" (photos, for
+# people: "照片 3 / 12"); a pull's total is
 # None until its last page, because the feed does not say how much is left.
 Progress = Callable[[str, int, Optional[int]], None]
 
@@ -430,7 +431,7 @@ def pull(store: Store, transport: Transport, report: SyncReport, notify: Progres
     retry = retry or _Retry(report, 0, 0.0, time.sleep)
     size = PageSize(page_limit, page_bytes)
     sized = _takes_max_bytes(transport)
-    cursors = store.cursors()
+    cursors = store.pull_cursors()  # a bucket a discard asks for again starts from zero
     notify("pull", 0, None)
     while True:
         report.more_to_pull = True  # until a page says otherwise

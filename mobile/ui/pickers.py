@@ -23,6 +23,9 @@ from ..background import run_off_ui
 from ..location import on_android
 from .widgets import DANGER, Field, FlatButton, Text
 
+ON_DARK = (0.96, 0.97, 0.98, 1)  # text on Kivy's dark popup background
+ON_DARK_ERROR = (1, 0.6, 0.55, 1)  # an error there: a light red that reads on the dark grey
+
 __all__ = ["pick_photo", "PhotoTaker", "ask_location", "PHOTO_FILTERS"]
 
 PHOTO_FILTERS = ["*.jpg", "*.jpeg", "*.JPG", "*.JPEG", "*.png", "*.PNG", "*.webp"]
@@ -138,7 +141,7 @@ class LocationPopup(Popup):
         self.lon = Field(multiline=False, input_filter="float", hint_text=i18n.t("location.lon"))
         if reading is not None and getattr(reading, "lat", None) is not None:
             self.lat.text, self.lon.text = f"{reading.lat:.6f}", f"{reading.lon:.6f}"
-        self.error = Text(tint=DANGER)
+        self.error = Text(tint=ON_DARK_ERROR)
         buttons = GridLayout(cols=2, spacing=dp(12), size_hint_y=None, height=dp(64))
         cancel = FlatButton(text=i18n.t("common.cancel"), filled=False)
         self.ok = FlatButton(text=i18n.t("common.ok"))
@@ -146,7 +149,9 @@ class LocationPopup(Popup):
         self.ok.bind(on_release=lambda *_: self.confirm())
         buttons.add_widget(cancel)
         buttons.add_widget(self.ok)
-        for widget in (Text(text=i18n.t("location.lat")), self.lat, Text(text=i18n.t("location.lon")), self.lon,
+        # Kivy's popup is dark: its labels are light (the app's dark text could not be read there).
+        for widget in (Text(text=i18n.t("location.lat"), tint=ON_DARK), self.lat,
+                       Text(text=i18n.t("location.lon"), tint=ON_DARK), self.lon,
                        self.error, buttons):
             box.add_widget(widget)
         self.content = box
@@ -162,6 +167,39 @@ class LocationPopup(Popup):
             return
         self.dismiss()
         self.on_ok(lat, lon)
+
+
+class ConfirmPopup(Popup):
+    """A question with Cancel and a button that does it (e.g. "搬离", "放弃修改"): nothing happens without a yes."""
+
+    def __init__(self, question: str, yes_text: str, on_yes: Callable[[], None], *, danger: bool = False,
+                 **kwargs: Any):
+        super().__init__(title=yes_text, size_hint=(None, None), size=(dp(640), dp(320)), title_size=sp(22),
+                         auto_dismiss=False, **kwargs)
+        self.on_yes = on_yes
+        box = BoxLayout(orientation="vertical", spacing=dp(10), padding=dp(8))
+        self.question = Text(text=question, tint=ON_DARK, font_size=sp(22))
+        buttons = GridLayout(cols=2, spacing=dp(12), size_hint_y=None, height=dp(72))
+        self.cancel = FlatButton(text=i18n.t("common.cancel"), filled=False, tint=ON_DARK)
+        self.yes = FlatButton(text=yes_text, **({"tint": DANGER, "tint_down": DANGER} if danger else {}))
+        self.cancel.bind(on_release=lambda *_: self.dismiss())
+        self.yes.bind(on_release=lambda *_: self.confirm())
+        buttons.add_widget(self.cancel)
+        buttons.add_widget(self.yes)
+        box.add_widget(self.question)
+        box.add_widget(buttons)
+        self.content = box
+
+    def confirm(self) -> None:
+        self.dismiss()
+        self.on_yes()
+
+
+def ask_confirm(question: str, yes_text: str, on_yes: Callable[[], None], *, danger: bool = False) -> ConfirmPopup:
+    """Ask before doing something the worker would regret; on_yes() only after the yes button."""
+    popup = ConfirmPopup(question, yes_text, on_yes, danger=danger)
+    popup.open()
+    return popup
 
 
 def ask_location(reading: Any, on_ok: Callable[[float, float], None]) -> LocationPopup:

@@ -54,6 +54,23 @@ class Result(msgspec.Struct, frozen=True, omit_defaults=True):
     id: str
     status: str  # applied | stale | rejected
     reason: str | None = None
+    code: str | None = None  # the reason's machine-readable code (docs/api.md, "Refusal codes"); old clients ignore it
+
+
+class Refusal(str):
+    """A refusal's reason: the words as before (it is a str), and its code, for the tablet to word itself."""
+
+    code: str | None
+
+    def __new__(cls, text: str, code: str | None = None) -> "Refusal":
+        reason = super().__new__(cls, text)
+        reason.code = code
+        return reason
+
+
+def _rejected(kind: str, rid: str, reason: str, code: str | None = None) -> Result:
+    """The Result of a refused change: its reason's words unchanged, with the code beside them."""
+    return Result(kind, rid, "rejected", str(reason), code or getattr(reason, "code", None))
 
 
 _STAMP = itemgetter(1)  # the HLC of a (value, hlc) write
@@ -93,18 +110,18 @@ def authorize(user: User | Writer | None, change: Change) -> str | None:
     kind = KINDS[change.kind]
     if not _may_write_bucket(writer, change.bucket):
         if change.bucket == REF_BUCKET:
-            return "forbidden: only admins change reference data"
-        return f"forbidden: {change.bucket} is not one of your grids"
+            return Refusal("forbidden: only admins change reference data", "reference_data")
+        return Refusal(f"forbidden: {change.bucket} is not one of your grids", "not_your_grid")
     if change.kind == "case_action":
         values = change.values
         action = values.get("action")
         if action is not None and not may_take(writer.role, action):
-            return f"forbidden: the {writer.role} role may not {action}"
+            return Refusal(f"forbidden: the {writer.role} role may not {action}", "role_may_not")
         # The fold trusts stand_in (shared/case.py, "Hazard: permission"): only here can it be refused.
         if values.get("stand_in") is True and not may_stand_in(writer.role):
-            return "forbidden: only a supervisor verifies in the reporter's place"
+            return Refusal("forbidden: only a supervisor verifies in the reporter's place", "stand_in")
     elif not may_write_kind(writer.role, change.kind, kind.reference):
-        return f"forbidden: a unit user may not write {change.kind} records"
+        return Refusal(f"forbidden: a unit user may not write {change.kind} records", "role_may_not")
     return None
 
 
@@ -126,12 +143,12 @@ def check_author(writer: Writer | None, change: Change) -> str | None:
         return None
     for name in SERVER_FIELDS.get(change.kind, ()):
         if name in change.fields:
-            return f"forbidden: {name} is given by the server"
+            return Refusal(f"forbidden: {name} is given by the server", "server_field")
     author = KINDS[change.kind].author
     if author is None or author not in change.fields:
         return None
     if change.fields[author][0] != writer.id:
-        return f"forbidden: {author} must be the pushing user"
+        return Refusal(f"forbidden: {author} must be the pushing user", "author_not_you")
     return None
 
 
@@ -160,7 +177,7 @@ def validate_batch(user: User | Writer | None, raw_changes: list[Any]) -> tuple[
                 reason = verdicts[key] if key in verdicts else verdicts.setdefault(key, authorize(writer, raw))
             reason = reason or check_author(writer, raw)
             if reason:
-                rejected[index] = Result(raw.kind, raw.id, "rejected", reason)
+                rejected[index] = _rejected(raw.kind, raw.id, reason)
                 changes.append(None)
             else:
                 changes.append(raw)
@@ -170,12 +187,12 @@ def validate_batch(user: User | Writer | None, raw_changes: list[Any]) -> tuple[
         except ValidationError as exc:
             kind = raw.get("kind") if isinstance(raw, dict) and isinstance(raw.get("kind"), str) else ""
             rid = raw.get("id") if isinstance(raw, dict) and isinstance(raw.get("id"), str) else ""
-            rejected[index] = Result(kind[:32], rid[:64], "rejected", f"invalid: {describe(exc.messages)}")
+            rejected[index] = _rejected(kind[:32], rid[:64], f"invalid: {describe(exc.messages)}", "invalid")
             changes.append(None)
             continue
         reason = authorize(writer, change) or check_author(writer, change)
         if reason:
-            rejected[index] = Result(change.kind, change.id, "rejected", reason)
+            rejected[index] = _rejected(change.kind, change.id, reason)
             changes.append(None)
             continue
         changes.append(change)
@@ -212,19 +229,19 @@ def apply_changes(user: User | Writer | None, changes: list[Change | None],
         if change.kind in personal:
             sealed = privacy.seal_change(change)
             if isinstance(sealed, str):
-                results[index] = Result(change.kind, change.id, "rejected", sealed)
+                results[index] = _rejected(change.kind, change.id, sealed, "server_field")
                 continue
             change = sealed
         existing = states.get(change.id)
         if existing and existing[0] != change.kind:
-            results[index] = Result(change.kind, change.id, "rejected",
-                                    f"invalid: id {change.id} is already a {existing[0]} record")
+            results[index] = _rejected(change.kind, change.id,
+                                       f"invalid: id {change.id} is already a {existing[0]} record", "id_taken")
             continue
         author = kind.author
         if (existing is not None and author in change.fields and author in existing[2]
                 and change.fields[author][0] != existing[2][author][0]):
-            results[index] = Result(change.kind, change.id, "rejected",
-                                    f"forbidden: the {author} of a {change.kind} is written once")
+            results[index] = _rejected(change.kind, change.id,
+                                       f"forbidden: the {author} of a {change.kind} is written once", "written_once")
             continue
         if existing is None:
             # Speed: a new record (most of a push) takes every write as it is; merge_record would
@@ -233,9 +250,9 @@ def apply_changes(user: User | Writer | None, changes: list[Change | None],
         else:
             merged = merge_record(existing[2], change.fields, append_only=kind.append_only)
             if merged.refused:
-                results[index] = Result(change.kind, change.id, "rejected",
-                                        "append-only: a " + change.kind + " cannot be changed once recorded ("
-                                        + ", ".join(sorted(merged.refused)) + ")")
+                results[index] = _rejected(change.kind, change.id,
+                                           "append-only: a " + change.kind + " cannot be changed once recorded ("
+                                           + ", ".join(sorted(merged.refused)) + ")", "append_only")
                 continue
             state, changed = merged.state, bool(merged.changed)
         # What an action must carry as evidence (shared/case.py, EVIDENCE), asked of a new one from a
@@ -243,12 +260,14 @@ def apply_changes(user: User | Writer | None, changes: list[Change | None],
         if existing is None and writer is not None and change.kind == "case_action":
             missing = missing_evidence(change.values)
             if missing:
-                results[index] = Result(change.kind, change.id, "rejected",
-                                        f"invalid: a {change.values.get('action')} needs " + ", ".join(missing))
+                results[index] = _rejected(change.kind, change.id,
+                                           f"invalid: a {change.values.get('action')} needs " + ", ".join(missing),
+                                           "missing_evidence")
                 continue
         if not kind.required <= state.keys():
-            results[index] = Result(change.kind, change.id, "rejected",
-                                    "invalid: a new record needs " + ", ".join(sorted(kind.required - state.keys())))
+            results[index] = _rejected(change.kind, change.id,
+                                       "invalid: a new record needs " + ", ".join(sorted(kind.required - state.keys())),
+                                       "missing_fields")
             continue
         grid = state.get("grid") if "grid" in kind.fields else None
         if grid is not None:  # _bucket_of's first case, the common one, without the call
@@ -265,8 +284,9 @@ def apply_changes(user: User | Writer | None, changes: list[Change | None],
             forbidden = [b for b in ((existing[1],) if existing else ()) + (bucket,)
                          if not _may_write_bucket(writer, b)]
             if forbidden:
-                results[index] = Result(change.kind, change.id, "rejected",
-                                        f"forbidden: the record lives in {forbidden[0]}, not one of your grids")
+                results[index] = _rejected(change.kind, change.id,
+                                           f"forbidden: the record lives in {forbidden[0]}, not one of your grids",
+                                           "not_your_grid")
                 continue
         # A unit acts only on the cases now dispatched to it, as on the pages. Only a unit's case actions
         # pay for the fold (one query per case, per batch); workers and supervisors add no query here.
@@ -275,8 +295,8 @@ def apply_changes(user: User | Writer | None, changes: list[Change | None],
             if event_id not in case_units:
                 case_units[event_id] = _current_unit(event_id)
             if not writer.unit or case_units[event_id] != writer.unit:
-                results[index] = Result(change.kind, change.id, "rejected",
-                                        "forbidden: the case is not dispatched to your unit")
+                results[index] = _rejected(change.kind, change.id,
+                                           "forbidden: the case is not dispatched to your unit", "not_your_unit")
                 continue
         if not changed:
             results[index] = Result(change.kind, change.id, "stale")
@@ -319,10 +339,10 @@ def _bucket_of(kind, state: dict, change: Change, states: dict) -> str | Result:
         parent = states.get(parent_id)
         if parent is not None:
             if parent[0] != parent_kind:
-                return Result(change.kind, change.id, "rejected", f"invalid: {field} must be a {parent_kind} id")
+                return _rejected(change.kind, change.id, f"invalid: {field} must be a {parent_kind} id", "bad_parent")
             if parent[1] != change.bucket:
-                return Result(change.kind, change.id, "rejected",
-                              f"invalid: bucket must be {parent[1]}, the bucket of its {parent_kind}")
+                return _rejected(change.kind, change.id,
+                                 f"invalid: bucket must be {parent[1]}, the bucket of its {parent_kind}", "wrong_bucket")
             return parent[1]
     return change.bucket
 

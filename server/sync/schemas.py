@@ -62,6 +62,10 @@ class PushResult(Schema):
     id = fields.String(required=True)
     status = fields.String(required=True, validate=validate.OneOf(["applied", "stale", "rejected"]))
     reason = fields.String(metadata={"description": "why a change was rejected; shown to the worker"})
+    code = fields.String(metadata={"description": "a rejected change's reason as a code the app words itself "
+                                                  "(not_your_grid, role_may_not, missing_evidence, ...; "
+                                                  "docs/api.md); absent for other results and from older "
+                                                  "servers, and a client ignores a code it does not know"})
 
 
 class PushAnswer(Schema):

@@ -281,7 +281,8 @@ def test_a_refused_token_shows_log_in_again_and_keeps_the_captures(window, field
     assert (state.status, state.resolution) == ("closed", "handled_on_spot")
 
     # A change the server refuses (another grid's event, written past the form's checks) is listed with
-    # the server's reason, and goes when the worker dismisses it.
+    # the reason in the app's words (the server's code), kept, and shown as refused on its page; the worker
+    # mends it there (moves it to the own grid) and sends it again, by touch (issue 13).
     from shared.hlc import format_ms
 
     app.core.store.create("event", {"grid": "G-0201", "category": "garbage", "description": "别的网格的事件",
@@ -294,8 +295,23 @@ def test_a_refused_token_shows_log_in_again_and_keeps_the_captures(window, field
     lines = [w for w in sync.rejections.children if w.children]
     assert len(lines) == 1
     text = lines[0].children[-1].text
-    assert "别的网格的事件" in text and "G-0201" in text, text
+    assert "别的网格的事件" in text and "不是您负责的网格" in text, text
     check_screen(window, app, "06-sync-rejections")
-    tap(lines[0].children[0])  # dismiss
-    assert not app.core.store.rejections()
-    assert "没有被拒绝的记录" in sync.rejections.children[0].text
+    tap(lines[0].children[2])  # 查看: the case's page
+    wait_until(lambda: current(app) == "case", 10, "the refused case's page")
+    idle(3)
+    page = app.screen("case")
+    assert page.refused_card.parent is not None and "不是您负责的网格" in page.refused_reason.text
+    screenshot(window, "09-case-refused")
+    [own] = [b for b in page.mend_grids.children if b.code == "G-0101"]
+    tap(own)
+    tap(page.resend_button)
+    wait_until(lambda: not app.core.store.rejections() and app.core.store.counts().unsynced == 0
+               and not app.runner.running, 40, "the mended event sent again")
+    idle(3)
+    page.refresh()
+    idle(2)
+    assert page.refused_card.parent is None
+    screenshot(window, "09-case-mended")
+    assert any("已同步" in getattr(w, "text", "") for w in page.details.children)
+    assert supervisor.find_event("别的网格的事件")

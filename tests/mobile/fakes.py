@@ -163,7 +163,9 @@ class FakeServer:
         if self.allowed is not None and change.bucket not in self.allowed:
             return {"kind": kind, "id": record_id, "status": "rejected", "reason": f"{change.bucket} is not yours"}
         reason = self.reject(change) if self.reject else None
-        if reason:
+        if isinstance(reason, tuple):  # (reason, code), as a server that sends codes answers (issue 13)
+            return {"kind": kind, "id": record_id, "status": "rejected", "reason": reason[0], "code": reason[1]}
+        if reason:  # a reason alone: as an older server answers
             return {"kind": kind, "id": record_id, "status": "rejected", "reason": reason}
         spec = KINDS[change.kind]
         local = self.records.get(key)

@@ -431,3 +431,17 @@ def test_run_off_ui_logs_a_failure_nobody_asked_to_hear_of(caplog):
     assert schedule.drain() == 0
     [record] = [r for r in caplog.records if r.name == "mobile.background"]
     assert record.exc_info and "disk full" in str(record.exc_info[1])
+
+
+def test_another_user_over_unsynced_captures_is_refused_before_the_server_issues_a_token(core, fake):
+    """Issue 13: the refusal must not leave a valid token of the refused user on the server: the server is
+    not asked at all (its API has no call to take a token back)."""
+    ReportPresenter(core).save(**GOOD)
+    core.logout()
+    logins = len([c for c in fake.calls if c[0] == "login"])
+    with pytest.raises(LoginFailed) as caught:
+        core.login(SERVER_URL, "worker2", "secret")
+    assert caught.value.code == "unsynced_other_user"
+    assert len([c for c in fake.calls if c[0] == "login"]) == logins  # no device registered, no token issued
+    core.login(SERVER_URL, "worker1", "secret")  # the same user logs in again as before
+    assert not core.needs_login

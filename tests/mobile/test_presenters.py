@@ -575,3 +575,94 @@ def test_remove_photo_frees_a_form_photo_at_once_and_keeps_a_saved_one(core):
     again.remove_photo(loose)
     assert core.photos.get(loose) is None
     assert again.discard_unsaved() == 1 and core.photos.get(spare) is None
+
+
+# --- issue 13: where a record stands; refused records mended, resent or discarded -------------------------
+
+def _sync_once(core, fake):
+    report = synchronize(core.store, fake, photos=core.photos)
+    assert report.ok, report.error
+    return report
+
+
+def test_every_case_row_and_page_says_where_it_stands_and_a_refused_event_is_mended_and_resent(core, fake):
+    from mobile import i18n
+
+    fake.reject = lambda change: (f"forbidden: grid:{GRID2} is not one of your grids", "not_your_grid") \
+        if change.kind == "event" and change.values.get("grid") == GRID2 else None
+    kept = ReportPresenter(core).save(**GOOD)
+    wrong = ReportPresenter(core).save(**{**GOOD, "grid": GRID2, "description": "网格选错了"})
+    states = {row.event_id: row.sync_state for row in CasesPresenter(core).rows()}
+    assert states == {kept: "local", wrong: "local"}
+    _sync_once(core, fake)
+    rows = {row.event_id: row for row in CasesPresenter(core).rows()}
+    assert rows[kept].sync_state == "synced" and rows[kept].refusal is None
+    assert rows[wrong].sync_state == "refused" and rows[wrong].refusal.code == "not_your_grid"
+    view = CasePresenter(core, wrong).view()
+    assert view.sync_state == "refused" and view.can_mend and view.description == "网格选错了"  # nothing lost
+    i18n.set_language("zh")
+    assert i18n.state_text(view.sync_state, view.refusal) == "被拒绝：不是您负责的网格"
+    with pytest.raises(InputError) as caught:
+        CasePresenter(core, wrong).mend(grid="G-9999")
+    assert caught.value.code == "unknown"
+    with pytest.raises(InputError):
+        CasePresenter(core, kept).mend(grid=GRID)  # not refused: nothing to mend
+    assert CasePresenter(core, wrong).mend(grid=GRID) > 0
+    view = CasePresenter(core, wrong).view()
+    assert view.sync_state == "local" and view.refusal is None and view.grid == GRID
+    _sync_once(core, fake)
+    assert CasePresenter(core, wrong).view().sync_state == "synced"
+    assert fake.records[("event", wrong)]["grid"][0] == GRID and core.store.rejections() == []
+
+
+def test_a_discarded_refusal_leaves_no_state_the_server_does_not_hold(core, fake):
+    fake.reject = lambda change: "forbidden: not your grid" if change.values.get("description") == "拒" else None
+    held = ReportPresenter(core).save(**GOOD)
+    _sync_once(core, fake)
+    core.store.write("event", held, {"description": "拒"})  # an edit the server refuses
+    never = ReportPresenter(core).save(**{**GOOD, "description": "拒"})  # a new event it refuses
+    _sync_once(core, fake)
+    assert {r.event_id: r.sync_state for r in CasesPresenter(core).rows()} == {held: "refused", never: "refused"}
+    assert CasePresenter(core, held).view().refusal.code is None  # an older server: its words are shown
+    rows = SyncPresenter(core, SyncRunner(core, QueueSchedule())).rejections()
+    assert sorted(r.event_id for r in rows) == sorted([held, never])
+    assert CasePresenter(core, never).discard_refused() is True  # the server never had it: gone
+    assert core.store.get("event", never) is None
+    assert CasePresenter(core, held).discard_refused() is False
+    _sync_once(core, fake)  # the bucket is pulled again: the server's description comes back
+    view = CasePresenter(core, held).view()
+    assert view.description == GOOD["description"] and view.sync_state == "synced"
+    assert [r.event_id for r in CasesPresenter(core).rows()] == [held]
+    assert core.store.counts().unsynced == 0 and core.store.rejections() == []
+
+
+def test_a_refused_verification_shows_on_the_timeline_and_is_discarded(core, fake):
+    event_id = ReportPresenter(core).save(**GOOD)
+    _sync_once(core, fake)
+    fake.reject = lambda change: ("forbidden: the worker role may not close", "role_may_not") \
+        if change.kind == "case_action" else None
+    action = core.store.create("case_action", {"event": event_id, "action": "comment", "actor": core.user_id,
+                                               "note": "补充说明"}).id
+    _sync_once(core, fake)
+    view = CasePresenter(core, event_id).view()
+    assert view.sync_state == "refused" and not view.can_mend
+    assert [row.refusal.code for row in view.timeline if row.action_id == action] == ["role_may_not"]
+    [row] = CasesPresenter(core).rows()
+    assert row.sync_state == "refused"
+    CasePresenter(core, event_id).discard_refused()
+    assert core.store.get("case_action", action) is None
+    assert CasePresenter(core, event_id).view().sync_state == "synced"
+
+
+def test_the_sync_screen_resends_or_discards_a_refusal(core, fake):
+    refuse = {"on": True}
+    fake.reject = lambda change: ("forbidden: not now", "role_may_not") if refuse["on"] else None
+    event_id = ReportPresenter(core).save(**GOOD)
+    _sync_once(core, fake)
+    presenter = SyncPresenter(core, SyncRunner(core, QueueSchedule()))
+    [row] = presenter.rejections()
+    assert (row.code, row.event_id) == ("role_may_not", event_id)
+    refuse["on"] = False  # e.g. an admin gave the worker the grid meanwhile
+    assert presenter.resend(row.seq) > 0 and presenter.rejections() == []
+    _sync_once(core, fake)
+    assert ("event", event_id) in fake.records and CasesPresenter(core).rows()[0].sync_state == "synced"

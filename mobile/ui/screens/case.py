@@ -21,7 +21,7 @@ from ... import i18n
 from ...presenters import CasePresenter, InputError
 from ..format import local_time, location_text
 from ..pickers import PhotoTaker
-from ..widgets import DANGER, MUTED, OK, WARN, Card, Field, FlatButton, Text, Title, scrolling_column
+from ..widgets import DANGER, MUTED, OK, WARN, Card, Field, FlatButton, Text, Title, Toggle, scrolling_column
 from .base import BaseScreen
 
 
@@ -70,7 +70,26 @@ class CaseScreen(BaseScreen):
         buttons.add_widget(self.fail_button)
         for widget in (self.verify_title, self.verify_hint, self.note, self.verify_thumbs, self.add_photo, buttons):
             self.verify_card.add_widget(widget)
-        column = BoxLayout(orientation="vertical", size_hint_x=0.42)
+        # A refused case: the reason, and what the worker can do (mend the grid and send again, or discard).
+        self.refused_card = Card()
+        self.refused_title = Title(color=DANGER)
+        self.refused_reason = Text(tint=DANGER, bold=True)
+        self.refused_help = Text(tint=MUTED, font_size=sp(18))
+        self.mend_grids = GridLayout(cols=2, spacing=dp(8), size_hint_y=None, row_default_height=dp(64),
+                                     row_force_default=True)
+        self.mend_grids.bind(minimum_height=self.mend_grids.setter("height"))
+        refused_buttons = GridLayout(cols=2, spacing=dp(12), size_hint_y=None, height=dp(72))
+        self.resend_button = FlatButton(height=dp(72))
+        self.discard_button = FlatButton(filled=False, tint=DANGER, height=dp(72))
+        self.resend_button.bind(on_release=lambda *_: self.resend())
+        self.discard_button.bind(on_release=lambda *_: self.ask_discard())
+        refused_buttons.add_widget(self.resend_button)
+        refused_buttons.add_widget(self.discard_button)
+        for widget in (self.refused_title, self.refused_reason, self.refused_help, self.mend_grids, refused_buttons):
+            self.refused_card.add_widget(widget)
+        self.mend_grid: str | None = None
+        column = BoxLayout(orientation="vertical", size_hint_x=0.42, spacing=dp(12))
+        self.column = column
         column.add_widget(self.verify_card)
         column.add_widget(BoxLayout())
         row.add_widget(column)
@@ -108,6 +127,8 @@ class CaseScreen(BaseScreen):
         add(Text(text=i18n.t("case.number", number=view.case_number) if view.case_number
                  else i18n.t("case.no_number"), tint=MUTED))
         add(Text(text=i18n.t("case.reported_at", when=local_time(view.reported_at)), tint=MUTED))
+        add(Text(text=i18n.state_text(view.sync_state, view.refusal), bold=view.sync_state != "synced",
+                 tint={"refused": DANGER, "local": WARN}.get(view.sync_state, OK)))
         place, source = location_text(view.location)
         add(Text(text=i18n.t("case.location", place=place + (f"（{source}）" if source and not english else
                                                                (f" ({source})" if source else ""))), tint=MUTED))
@@ -128,7 +149,10 @@ class CaseScreen(BaseScreen):
                 line += f"：{entry.note}" if not english else f": {entry.note}"
             if not entry.applied:
                 line += i18n.t("case.superseded", reason=entry.reason or "")
-            add(Text(text=line, tint=(0.12, 0.16, 0.2, 1) if entry.applied else MUTED))
+            if entry.refusal is not None:
+                line += "   · " + i18n.state_text("refused", entry.refusal)
+            add(Text(text=line, tint=DANGER if entry.refusal is not None else
+                     (0.12, 0.16, 0.2, 1) if entry.applied else MUTED))
             if entry.photos:
                 add(thumbnails(entry.photos, dp(110)))
 
@@ -141,6 +165,70 @@ class CaseScreen(BaseScreen):
         for widget in (self.note, self.add_photo, self.pass_button, self.fail_button):
             widget.disabled = not view.can_verify
         self._show_verify_photos()
+        self._show_refused(view)
+
+    def _show_refused(self, view: Any) -> None:
+        """The refused card, above the verification, only while something of the case is refused."""
+        # The refused card takes the verification's place: both do not fit the column, and nothing is
+        # verified on a case whose own records the server refused until they are mended or discarded.
+        for card in (self.refused_card, self.verify_card):
+            if card.parent is not None:
+                self.column.remove_widget(card)
+        self.column.add_widget(self.refused_card if view.refusal is not None else self.verify_card,
+                               index=len(self.column.children))
+        if view.refusal is None:
+            return
+        self.refused_title.text = i18n.t("case.refused_title")
+        self.refused_reason.text = i18n.refusal_text(view.refusal.code, view.refusal.reason)
+        self.refused_help.text = i18n.t("case.refused_help")
+        self.resend_button.text = i18n.t("case.resend")
+        self.discard_button.text = i18n.t("case.discard")
+        self.mend_grids.clear_widgets()
+        if view.can_mend:
+            english = i18n.language() == "en"  # grid names are Chinese data; English shows the code
+            for grid in self.core.grids():
+                name = grid.code if english else f"{grid.name or ''} {grid.code}".strip()
+                button = Toggle(text=f"{i18n.t('case.mend_grid')} {name}", group="mend_grid",
+                                state="down" if grid.code == self.mend_grid else "normal")
+                button.code = grid.code
+                button.bind(on_release=lambda b: self._choose_grid(b))
+                self.mend_grids.add_widget(button)
+
+    def _choose_grid(self, button: Any) -> None:
+        self.mend_grid = button.code if button.state == "down" else None
+
+    def resend(self) -> None:
+        """Send the refused case again: moved to the chosen grid when the worker chose one (mended)."""
+        presenter = CasePresenter(self.core, self.event_id)
+        try:
+            if presenter.view().can_mend:
+                presenter.mend(grid=self.mend_grid)
+            else:
+                presenter.resend()
+        except InputError as exc:
+            self.say(i18n.error_text(exc.field, exc.code), "error")
+            return
+        self.mend_grid = None
+        self.say(i18n.t("case.resent"), "ok")
+        self.refresh()
+        self.app.sync_now()
+
+    def ask_discard(self) -> None:
+        from ..pickers import ask_confirm
+
+        self.confirm_popup = ask_confirm(i18n.t("case.discard_confirm"), i18n.t("case.discard"), self.discard,
+                                         danger=True)
+
+    def discard(self) -> None:
+        """Give up the refused change; a case the server never had leaves the tablet (back to My cases)."""
+        gone = CasePresenter(self.core, self.event_id).discard_refused()
+        self.mend_grid = None
+        if gone:
+            self.app.go("cases")
+            self.app.screen("cases").say(i18n.t("case.discarded_gone"), "ok")
+            return
+        self.say(i18n.t("case.discarded"), "ok")
+        self.refresh()
 
     def unit_name(self, code: str) -> str:
         """A unit's name from the synced reference data, in the current language."""

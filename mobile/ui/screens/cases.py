@@ -90,6 +90,9 @@ def row_data(row: Any) -> dict[str, Any]:
     english = i18n.language() == "en"
     name = (row.category_name_en if english and row.category_name_en else row.category_name) or row.category_code
     badges = []
+    state = getattr(row, "sync_state", "synced")
+    if state == "refused":
+        badges.append(i18n.t("state.refused_short"))
     if row.urgent:
         badges.append(i18n.t("cases.urgent"))
     if row.micro:
@@ -102,7 +105,9 @@ def row_data(row: Any) -> dict[str, Any]:
     return {
         "event_id": row.event_id,
         "title": f"{name}：{row.description}" if not english else f"{name}: {row.description}",
-        "subtitle": local_time(row.reported_at) + "   " + (row.case_number or i18n.t("cases.no_number")),
+        # Where it stands, on every row: "reported" alone does not say the server has it.
+        "subtitle": local_time(row.reported_at) + "   " + (row.case_number or i18n.t("cases.no_number"))
+        + "   · " + i18n.state_text(state, getattr(row, "refusal", None)),
         "status_text": status,
         "badges": "  ".join(badges),
         "awaiting": row.awaiting_me,

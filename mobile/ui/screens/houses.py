@@ -97,7 +97,7 @@ def house_row_data(row: Any) -> dict[str, Any]:
         "house_id": row.id,
         "title": row.address,
         "subtitle": i18n.t("houses.row", owner=owner, checked=local_time(row.last_check_at),
-                           tenants=row.tenants),
+                           tenants=row.tenants) + "   · " + i18n.state_text(row.sync_state, row.refusal),
         "status_text": "  ·  ".join(status),
         "hazards": bool(row.open_hazards),
     }
@@ -186,6 +186,8 @@ class HouseScreen(BaseScreen):
             facts.append(i18n.t("house.risk", grade=i18n.t(f"risk.{values['risk_grade']}")))
         for fact in facts:
             add(Text(text=fact, tint=MUTED))
+        add(Text(text=i18n.state_text(view.sync_state, view.refusal),
+                 tint={"refused": DANGER, "local": WARN}.get(view.sync_state, OK)))
         current = sum(1 for tenant in view.tenants if tenant.current)
         seen = view.checks[0].residents_seen if view.checks else None
         add(Text(text=i18n.t("house.registration", rate=percent(view.rate), tenants=current,
@@ -210,7 +212,8 @@ class HouseScreen(BaseScreen):
         for check in view.checks[:10]:
             failed = i18n.t("house.check_failed", count=len(check.failed)) if check.failed else i18n.t("house.check_ok")
             add(Text(text=f"{local_time(check.checked_at)}  {failed}"
-                          + ("" if check.synced else "  " + i18n.t("house.unsynced")),
+                          + ("" if check.sync_state == "synced" else "  · " + i18n.state_text(check.sync_state,
+                                                                                               check.refusal)),
                      tint=DANGER if check.failed else MUTED))
 
         self.tenants.clear_widgets()
@@ -224,11 +227,13 @@ class HouseScreen(BaseScreen):
                 words.append(tenant.id_number_shown)
             if not tenant.current:
                 words.append(i18n.t("house.moved_out", day=tenant.moved_out))
-            line.add_widget(Text(text="  ".join(words), tint=(0.12, 0.16, 0.2, 1) if tenant.current else MUTED))
+            words.append("· " + i18n.state_text(tenant.sync_state, tenant.refusal))
+            tint = DANGER if tenant.sync_state == "refused" else (0.12, 0.16, 0.2, 1) if tenant.current else MUTED
+            line.add_widget(Text(text="  ".join(words), tint=tint))
             if tenant.current:
                 out = FlatButton(text=i18n.t("house.move_out"), filled=False, size_hint_x=None, width=dp(130),
                                  font_size=sp(18))
-                out.bind(on_release=lambda *_, tid=tenant.id: self.move_out(tid))
+                out.bind(on_release=lambda *_, tid=tenant.id, name=tenant.name: self.ask_move_out(tid, name))
                 line.add_widget(out)
             self.tenants.add_widget(line)
 
@@ -240,6 +245,13 @@ class HouseScreen(BaseScreen):
             self.say(i18n.error_text(exc.field, exc.code), "error")
             return
         self.app.go("report", draft=draft)
+
+    def ask_move_out(self, tenant_id: str, name: str) -> None:
+        """搬离 asks first: one tap on the wrong row must not move a tenant out."""
+        from ..pickers import ask_confirm
+
+        self.confirm_popup = ask_confirm(i18n.t("house.move_out_confirm", name=name), i18n.t("house.move_out"),
+                                         lambda: self.move_out(tenant_id))
 
     def move_out(self, tenant_id: str) -> None:
         try:

@@ -91,7 +91,7 @@ class ReportScreen(BaseScreen):
             column.bind(height=lambda *_: self._fit(columns))
 
         self.category_title = Title()
-        self.categories = GridLayout(cols=2, spacing=dp(6), size_hint_y=None, row_default_height=dp(54),
+        self.categories = GridLayout(cols=2, spacing=dp(6), size_hint_y=None, row_default_height=dp(64),  # the app's rule: 64 dp for a finger
                                      row_force_default=True)
         self.categories.bind(minimum_height=self.categories.setter("height"))
         self.micro_legend = Text(tint=MUTED, font_size=sp(17))
