@@ -38,7 +38,7 @@ import time
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from functools import lru_cache
-from typing import Callable
+from typing import Any, Callable
 
 MAX_COUNTER = 0xFFFF
 _PATTERN = re.compile(
@@ -124,6 +124,16 @@ def parse_ms(text: str) -> int:
         if hour < 24 and minute < 60 and second < 60 and days is not None:
             return ((days * 24 + hour) * 60 + minute) * 60_000 + second * 1000 + int(text[20:23])
     return _parse_ms_strptime(text)
+
+
+def ms_or_none(text: Any) -> int | None:
+    """Unix milliseconds of an ISO 8601 UTC instant, or None for anything else (None, a bad text, a number)."""
+    if not isinstance(text, str):
+        return None
+    try:
+        return parse_ms(text)
+    except ValueError:
+        return None
 
 
 def _parse_ms_strptime(text: str) -> int:

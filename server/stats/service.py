@@ -40,7 +40,6 @@ from typing import Any, Iterable, Iterator, Mapping
 
 from sqlalchemy import and_, case, func, or_, select
 
-from shared.hlc import parse_ms
 
 from ..db import db
 from ..models import CaseRow
@@ -90,16 +89,6 @@ def parse_day(name: str, text: str | None) -> date:
     if not 2000 <= day.year <= 2999:
         raise BadQuery(name, "must be a day between the years 2000 and 2999")
     return day
-
-
-def parse_ms_or_none(text: Any) -> int | None:
-    """Unix ms of a canonical ISO 8601 UTC instant, or None."""
-    if not isinstance(text, str):
-        return None
-    try:
-        return parse_ms(text)
-    except ValueError:
-        return None
 
 
 def week_of(day: date) -> tuple[date, date]:

@@ -31,7 +31,7 @@ from datetime import datetime
 from typing import Any, Iterable, Mapping
 
 from shared.case import Action, CaseState, fold_case
-from shared.hlc import HLC, HLCError, parse_ms
+from shared.hlc import HLC, HLCError, ms_or_none
 from shared.records import REF_BUCKET
 
 from ..config import parse_offset
@@ -59,15 +59,6 @@ def _as_text(connection) -> str:
     return "::text" if connection.dialect.name == "postgresql" else ""
 
 
-def _ms(text: Any) -> int | None:
-    if not isinstance(text, str):
-        return None
-    try:
-        return parse_ms(text)
-    except ValueError:
-        return None
-
-
 def _wall_ms(hlc: str) -> int | None:
     try:
         return HLC.parse(hlc).wall_ms
@@ -85,7 +76,7 @@ def row_of(event_id: str, bucket: str, event: Mapping[str, Any], state: CaseStat
     dispatches = [_wall_ms(e.hlc) for e in applied if e.action == "dispatch"]
     rectified = [_wall_ms(e.hlc) for e in applied if e.action == "rectify"]
     deleted = event.get("_deleted") is True
-    deadline = _ms(state.deadline)
+    deadline = ms_or_none(state.deadline)
     location = event.get("location") if isinstance(event.get("location"), Mapping) else {}
     number = event.get("case_number") if isinstance(event.get("case_number"), str) else None
     search = " ".join(str(part) for part in (number, event.get("description"), event.get("address"))
@@ -94,10 +85,10 @@ def row_of(event_id: str, bucket: str, event: Mapping[str, Any], state: CaseStat
         event_id, number, bucket, str(event.get("grid") or ""), str(event.get("category") or ""),
         event.get("reporter") if isinstance(event.get("reporter"), str) else None,
         deleted, state.is_open and not deleted, state.status, state.resolution, state.unit, state.urgent,
-        state.micro, _ms(event.get("reported_at")), deadline, NO_DEADLINE if deadline is None else deadline,
-        dispatches[0] if dispatches else None, rectified[-1] if rectified else None, _ms(state.closed_at),
+        state.micro, ms_or_none(event.get("reported_at")), deadline, NO_DEADLINE if deadline is None else deadline,
+        dispatches[0] if dispatches else None, rectified[-1] if rectified else None, ms_or_none(state.closed_at),
         state.failed_verifications, state.supervised, state.assessment_flag, state.assessment_unit,
-        state.extensions, _ms(state.extension_asked), state.sent_back, state.duplicate_of,
+        state.extensions, ms_or_none(state.extension_asked), state.sent_back, state.duplicate_of,
         _number(location.get("lat")), _number(location.get("lon")), search.casefold(), position,
     )
 

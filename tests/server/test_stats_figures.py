@@ -14,7 +14,7 @@ from server.models import Record
 from server.reference import load_reference
 from server.stats import service
 from shared.case import Action, fold_case
-from shared.hlc import format_ms
+from shared.hlc import format_ms, ms_or_none
 
 from .test_casebook import EVENT_IDS, MINUTE, REPORTERS, SUPERVISOR, T0, change, hlc, histories, push_in_batches
 
@@ -35,11 +35,11 @@ def figures_in_python(now_ms: int, period: service.Period = PERIOD) -> dict[str,
         actions = db.session.scalars(select(Record).where(Record.parent_id == event.id)).all()
         state = fold_case(values, [Action.from_state(a.id, a.state()) for a in actions],
                           category=categories.get(values.get("category")))
-        reported = service.parse_ms_or_none(values.get("reported_at"))
+        reported = ms_or_none(values.get("reported_at"))
         if (values.get("_deleted") is True or state.resolution == "duplicate" or reported is None
                 or not period.start_ms <= reported < period.end_ms):
             continue
-        deadline = service.parse_ms_or_none(state.deadline)
+        deadline = ms_or_none(state.deadline)
         closed = state.status == "closed"
         applied = [e for e in state.timeline if e.applied]
         found["reported"] += 1
@@ -47,7 +47,7 @@ def figures_in_python(now_ms: int, period: service.Period = PERIOD) -> dict[str,
         found["due"] += closed or (deadline is not None and deadline < horizon)
         found["closed"] += closed
         found["closed_on_time"] += closed and (state.resolution == "handled_on_spot" or deadline is None
-                                               or service.parse_ms_or_none(state.closed_at) <= deadline)
+                                               or ms_or_none(state.closed_at) <= deadline)
         found["reworked"] += state.failed_verifications > 0
         found["extended"] += state.extensions > 0
         found["supervised"] += state.supervised
