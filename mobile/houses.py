@@ -55,6 +55,14 @@ class ChecklistItemView:
     text: str
     text_en: str | None
     category: str | None  # the event category suggested when the item fails
+    hazard: str | None = None  # what a failed item is, in words; None: say the passing condition
+    hazard_en: str | None = None
+
+    @classmethod
+    def of(cls, item: Mapping[str, Any]) -> "ChecklistItemView":
+        """The view of a checklist record's item."""
+        return cls(item["code"], item["text"], item.get("text_en"), item.get("category"), item.get("hazard"),
+                   item.get("hazard_en"))
 
 
 @dataclass(frozen=True)
@@ -190,20 +198,13 @@ class HousesPresenter:
             return None
         values = best.values
         return ChecklistView(values["code"], values["version"], values["name"], values.get("name_en"),
-                             [ChecklistItemView(i["code"], i["text"], i.get("text_en"), i.get("category"))
-                              for i in values["items"]])
+                             [ChecklistItemView.of(i) for i in values["items"]])
 
-    def _checklist_items(self) -> dict[tuple[str, str], ChecklistItemView]:
-        """Every item of every checklist version held, by (checklist code, item code); later versions win."""
-        items: dict[tuple[str, str], tuple[int, ChecklistItemView]] = {}
-        for record in self.store.query("checklist"):
-            values = record.values
-            for item in values.get("items", ()):
-                key = (values["code"], item["code"])
-                if key not in items or items[key][0] <= values["version"]:
-                    items[key] = (values["version"], ChecklistItemView(
-                        item["code"], item["text"], item.get("text_en"), item.get("category")))
-        return {key: view for key, (_, view) in items.items()}
+    def _checklist_items(self) -> dict[tuple[str, int, str], ChecklistItemView]:
+        """Every item of every checklist version held, by (checklist code, version, item code): a check is read
+        against the version it was made with."""
+        return {(record.values["code"], record.values["version"], item["code"]): ChecklistItemView.of(item)
+                for record in self.store.query("checklist") for item in record.values.get("items", ())}
 
     # --- lists --------------------------------------------------------------------------------
 
@@ -261,9 +262,11 @@ class HousesPresenter:
             for answer in latest.get("answers", ()):
                 if answer.get("result") != "fail":
                     continue
-                item = items.get((latest["checklist"], answer["item"]))
-                hazards.append(Hazard(checks[0].id, answer["item"], item.text if item else answer["item"],
-                                      item.text_en if item else None, item.category if item else None,
+                item = items.get((latest["checklist"], latest.get("checklist_version"), answer["item"]))
+                hazards.append(Hazard(checks[0].id, answer["item"],
+                                      (item.hazard or item.text) if item else answer["item"],
+                                      (item.hazard_en or item.text_en) if item else None,
+                                      item.category if item else None,
                                       answer.get("note"), latest["checked_at"], list(latest.get("photos", ()))))
         today = self._today()
         refused = self.store.refusals()
@@ -341,8 +344,8 @@ class HousesPresenter:
             raise InputError("item", "not_failed")
         house = self.store.get("rental_house", values["house"])
         house_values = house.values if house else {}
-        item = self._checklist_items().get((values["checklist"], item_code))
-        text = item.text if item else item_code
+        item = self._checklist_items().get((values["checklist"], values.get("checklist_version"), item_code))
+        text = (item.hazard or item.text) if item else item_code  # the hazard's words, where the checklist has them
         address = house_values.get("address", "")
         # The checklist's words are Chinese, and so is the description: Chinese punctuation.
         description = f"{address}：{text}" + (f"（{answer['note']}）" if answer.get("note") else "")

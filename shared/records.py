@@ -367,6 +367,10 @@ class ChecklistItem(Schema):
     code = Code(required=True)
     text = Name(required=True, max_length=500)
     text_en = Name(max_length=500, allow_none=True)
+    # What a failed item is, in words (电动车在室内充电) beside its passing condition (无电动车室内充电): what the
+    # tablet, the pages and the event made from it say; without it they say the passing condition.
+    hazard = Name(max_length=500, allow_none=True)
+    hazard_en = Name(max_length=500, allow_none=True)
     category = Code(allow_none=True)  # the event category suggested when the item fails
 
 

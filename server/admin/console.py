@@ -404,7 +404,7 @@ class ChecklistView(Guarded, BaseView):
 
 
 def _checklist_data(values: dict) -> dict:
-    lines = [" | ".join([i.get("code") or "", i.get("text") or "", i.get("text_en") or "", i.get("category") or ""])
+    lines = [" | ".join([i.get(name) or "" for name in ("code", "text", "text_en", "category", "hazard", "hazard_en")])
              for i in values.get("items") or []]
     return {"code": values.get("code"), "name": values.get("name"), "name_en": values.get("name_en"),
             "items": "\n".join(lines)}
@@ -415,10 +415,11 @@ def _parse_items(text: str) -> list[dict]:
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
-        parts = [p.strip() for p in line.split("|")] + ["", "", ""]
+        parts = [p.strip() for p in line.split("|")] + [""] * 5
         if not parts[0] or not parts[1]:
             raise service.AdminError(_("Line %(n)s: an item needs a code and a wording.", n=number))
-        items.append({"code": parts[0], "text": parts[1], "text_en": parts[2] or None, "category": parts[3] or None})
+        items.append({"code": parts[0], "text": parts[1], "text_en": parts[2] or None, "category": parts[3] or None,
+                      "hazard": parts[4] or None, "hazard_en": parts[5] or None})
     if not items:
         raise service.AdminError(_("A checklist needs at least one item."))
     return items

@@ -61,13 +61,15 @@ CATEGORIES = [  # code, 中文, English, default unit, deadline hours, micro, du
     ("public_security", "治安隐患", "Public security risk", "police", 48, False, 50),
     ("dispute", "民事纠纷", "Civil dispute", "comprehensive", 168, False, 0),
 ]
-CHECKLIST_ITEMS = [  # code, 中文, English, category suggested when it fails
-    ("extinguisher", "配备有效灭火器", "Working fire extinguisher present", "fire_hazard"),
-    ("escape_route", "疏散通道畅通", "Escape route clear", "blocked_escape"),
-    ("ebike_indoor", "无电动车室内充电", "No e-bike charging indoors", "ebike_charging"),
-    ("wiring", "电线无私拉乱接", "No illegal wiring", "illegal_wiring"),
-    ("smoke_alarm", "安装烟感报警器", "Smoke alarm installed", "fire_hazard"),
-    ("crowding", "无群租超员", "Not overcrowded", "public_security"),
+CHECKLIST_ITEMS = [  # code, 中文, English, category suggested when it fails, the hazard in 中文 and English
+    ("extinguisher", "配备有效灭火器", "Working fire extinguisher present", "fire_hazard",
+     "未配备有效灭火器", "No working fire extinguisher"),
+    ("escape_route", "疏散通道畅通", "Escape route clear", "blocked_escape", "疏散通道堵塞", "Escape route blocked"),
+    ("ebike_indoor", "无电动车室内充电", "No e-bike charging indoors", "ebike_charging",
+     "电动车在室内充电", "E-bike charging indoors"),
+    ("wiring", "电线无私拉乱接", "No illegal wiring", "illegal_wiring", "电线私拉乱接", "Illegal wiring"),
+    ("smoke_alarm", "安装烟感报警器", "Smoke alarm installed", "fire_hazard", "未安装烟感报警器", "No smoke alarm"),
+    ("crowding", "无群租超员", "Not overcrowded", "public_security", "群租超员", "Overcrowded"),
 ]
 PEOPLE = [  # username, name, role, grids, unit
     ("worker1", "张伟", "worker", ["G-0101"], None),
@@ -105,7 +107,8 @@ def reference_changes() -> list:
             "micro": micro, "duplicate_radius_m": radius}))
     changes.append(apply.stamp("checklist", ref_id("checklist", "rental_house"), {
         "code": "rental_house", "name": "出租屋安全检查", "name_en": "Rental house safety check", "version": 1,
-        "items": [{"code": c, "text": t, "text_en": e, "category": cat} for c, t, e, cat in CHECKLIST_ITEMS]}))
+        "items": [{"code": c, "text": t, "text_en": e, "category": cat, "hazard": h, "hazard_en": h_en}
+                  for c, t, e, cat, h, h_en in CHECKLIST_ITEMS]}))
     return changes
 
 

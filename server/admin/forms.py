@@ -90,5 +90,5 @@ class ChecklistForm(FlaskForm):
     code = StringField(_l("Code"), validators=CODE)
     name = StringField(_l("Name (Chinese)"), validators=[DataRequired(), Length(max=200)])
     name_en = StringField(_l("Name (English)"), validators=[Optional(), Length(max=200)])
-    items = TextAreaField(_l("Items, one a line: code | wording | English wording | category if it fails"),
+    items = TextAreaField(_l("Items, one a line: code | passing wording | English | category if it fails | hazard wording | English"),
                           validators=[DataRequired(), Length(max=100_000)])

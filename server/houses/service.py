@@ -195,24 +195,26 @@ _CHILD_KINDS = ("house_check", "tenant")
 _MANY_IDS = 500  # above this many houses, their children are found by bucket, not by an IN of house ids
 
 
-def load_checklists() -> dict[str, dict]:
-    """Checklists that are not deleted, by code."""
+def load_checklists() -> dict[tuple[str, int], dict]:
+    """Every version of every checklist, by (code, version): a check is read against the version it was made with."""
     found = {}
     for record in db.session.scalars(select(Record).where(Record.bucket == REF_BUCKET, Record.kind == "checklist")):
         values = record.field_values
-        if not values.get("_deleted") and values.get("code"):
-            found[values["code"]] = values
+        if values.get("code") and isinstance(values.get("version"), int):
+            found[(values["code"], values["version"])] = values
     return found
 
 
 def _hazards(values: Mapping[str, Any], checklists: Mapping[str, dict], english: bool) -> list[Hazard]:
-    items = {item.get("code"): item for item in (checklists.get(values.get("checklist"), {}).get("items") or [])}
+    checklist = checklists.get((values.get("checklist"), values.get("checklist_version")), {})
+    items = {item.get("code"): item for item in (checklist.get("items") or [])}
     hazards = []
     for answer in values.get("answers") or []:
         if answer.get("result") != "fail":
             continue
         item = items.get(answer.get("item"), {})
-        text = (english and item.get("text_en")) or item.get("text") or answer.get("item")
+        text = ((english and (item.get("hazard_en") or item.get("text_en"))) or item.get("hazard") or item.get("text")
+                or answer.get("item"))
         hazards.append(Hazard(answer.get("item"), text, answer.get("note"), item.get("category")))
     return hazards
 

@@ -96,8 +96,8 @@ def test_houses_a_house_and_the_registration_rate_in_the_browser(live_server):
             rows = page.locator("[data-testid=houses] tr[data-house]")
             expect(rows).to_have_count(6)
             row = page.locator("tr[data-house]", has_text=ADDRESS)
-            expect(row.locator("[data-testid=hazards]")).to_contain_text("疏散通道畅通")
-            expect(row.locator("[data-testid=hazards]")).to_contain_text("无电动车室内充电")
+            expect(row.locator("[data-testid=hazards]")).to_contain_text("疏散通道堵塞")
+            expect(row.locator("[data-testid=hazards]")).to_contain_text("电动车在室内充电")
             page.screenshot(path=str(ARTIFACTS / "houses-list.png"), full_page=True)
 
             # The house: the check from the tablet with its photo, the tenants masked.
@@ -145,7 +145,7 @@ def test_houses_a_house_and_the_registration_rate_in_the_browser(live_server):
             page.click("header form.language button[value=en]")
             page.click("header nav >> text=Rental houses")
             page.locator("tr[data-house]", has_text=ADDRESS).locator("a").first.click()
-            expect(page.locator("[data-testid=checks]")).to_contain_text("Escape route clear")
+            expect(page.locator("[data-testid=checks]")).to_contain_text("Escape route blocked")
             page.screenshot(path=str(ARTIFACTS / "houses-house-english.png"), full_page=True)
         finally:
             browser.close()

@@ -20,8 +20,9 @@ def test_the_list_shows_last_checks_and_open_hazards_and_filters(pages):
     log_in(pages, "supervisor1")
     page = pages.get("/houses").get_data(as_text=True)
     assert page.count("data-house=") == 6
-    assert "疏散通道畅通" in page and "电线无私拉乱接" in page  # 东湖村12号's last check failed these
-    assert "无电动车室内充电" not in page.split("东湖村12号")[1].split("</tr>")[0]  # only in the older check
+    # 东湖村12号's last check failed these; the hazards read as hazards, not as the rules they break
+    assert "疏散通道堵塞" in page and "电线私拉乱接" in page and "疏散通道畅通" not in page
+    assert "电动车在室内充电" not in page.split("东湖村12号")[1].split("</tr>")[0]  # only in the older check
     assert "从未检查" in page
     hazards = pages.get("/houses?hazards=1").get_data(as_text=True)
     assert hazards.count("data-house=") == 4 and "东湖村18号" not in hazards
@@ -90,7 +91,7 @@ def test_the_pages_speak_english_after_the_switch(pages):
     page = pages.get("/houses/registration").get_data(as_text=True)
     assert "Registration rate of temporary residents" in page and "Houses below the goal" in page
     house = house_by_address("东湖村12号")
-    assert "Escape route clear" in pages.get(f"/houses/{house.id}").get_data(as_text=True)
+    assert "Escape route blocked" in pages.get(f"/houses/{house.id}").get_data(as_text=True)
 
 
 def _jpeg() -> bytes:

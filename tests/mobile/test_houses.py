@@ -28,6 +28,7 @@ ITEMS = [("extinguisher", "配备有效灭火器", "fire_hazard"), ("escape_rout
          ("ebike_indoor", "无电动车室内充电", "ebike_charging")]
 
 
+HAZARDS = {"ebike_indoor": "电动车在室内充电"}  # a failed item's words; the others have none and say their rule
 X_SERIAL = 0  # 44030519900101000 has the check character X
 
 
@@ -43,7 +44,8 @@ def remote(kind, record_id, bucket, values, hlc=SERVER_HLC):
 def checklist(version, items, record_id="0193b5c8-0000-7000-8000-0000000000c1", hlc=SERVER_HLC):
     return remote("checklist", record_id, "ref", {
         "code": "rental_house", "name": "出租屋安全检查", "version": version,
-        "items": [{"code": c, "text": t, "category": cat} for c, t, cat in items]}, hlc)
+        "items": [{"code": c, "text": t, "category": cat, **({"hazard": HAZARDS[c]} if c in HAZARDS else {})}
+                  for c, t, cat in items]}, hlc)
 
 
 @pytest.fixture
@@ -123,7 +125,8 @@ def test_a_failed_item_becomes_an_event_draft_with_category_photos_and_place(cor
     check = houses.save_check(HOUSE, all_pass(ebike_indoor=("fail", "一楼飞线充电")), residents_seen=3, photos=[photo])
     draft = houses.event_draft(check, "ebike_indoor")
     assert draft.category == "ebike_charging" and draft.photos == [photo] and draft.grid == "G-0101"
-    assert "白石洲 12 栋" in draft.description and "无电动车室内充电" in draft.description
+    assert "白石洲 12 栋" in draft.description and "电动车在室内充电" in draft.description  # the hazard, not the rule
+    assert "无电动车室内充电" not in draft.description
     assert draft.location["source"] == "gps"
     with pytest.raises(InputError):
         houses.event_draft(check, "extinguisher")  # it passed: nothing to report
@@ -261,3 +264,13 @@ def test_everything_syncs_to_a_server(core):
     report = synchronize(core.store, server)
     assert report.ok and core.store.counts().unsynced == 0
     assert {("house_check", check), ("tenant", tenant)} <= set(server.records)
+
+
+def test_a_hazard_reads_as_the_version_of_the_checklist_the_check_was_made_with(core):
+    houses = HousesPresenter(core)
+    check = houses.save_check(HOUSE, all_pass(ebike_indoor=("fail", "阳台")), residents_seen=1)
+    core.store.apply_remote([checklist(2, [("ebike_indoor", "严禁室内充电", "ebike_charging")],
+                                       record_id="0193b5c8-0000-7000-8000-0000000000c2")], {})
+    [hazard] = houses.house(HOUSE).hazards
+    assert hazard.text == "电动车在室内充电"  # version 1's hazard words, not version 2's rule
+    assert "电动车在室内充电" in houses.event_draft(check, "ebike_indoor").description
