@@ -86,7 +86,7 @@ class Workload:
 
     def __init__(self, app, admin_id: str, seconds: float, *, unlocked: bool = False):
         self.app, self.admin_id, self.seconds = app, admin_id, seconds
-        # Without the feed lock, writers editing the same records can deadlock; PostgreSQL aborts one,
+        # Without the bucket locks, writers editing the same records can deadlock; PostgreSQL aborts one,
         # which is then simply not acknowledged (a tablet would push it again).
         self.unlocked = unlocked
         self.deadlocks = 0
