@@ -10,3 +10,13 @@ def post_worker_init(worker):
     from server import process
 
     process.settle()
+
+
+# Keep an idle connection open longer than a tablet stays idle between two requests. A tablet pushes
+# and pulls every couple of seconds over one keep-alive connection; with gunicorn's default of 2 s,
+# the server closed the connection just as the tablet sent its next request on it, and that request
+# failed with a connection reset (issue 19). 75 s is also above nginx's default upstream keep-alive
+# (60 s), so behind a proxy it is the proxy that closes first, never the app in the proxy's face.
+# Only the gthread and async workers keep connections alive (the sync worker closes after each
+# request); an idle kept-alive connection waits in the worker's poller and holds no thread.
+keepalive = 75

@@ -84,6 +84,7 @@ def load(tenants: int, rng: random.Random) -> dict:
     from server import privacy
     from server.db import db
     from server.models import Feed, Record
+    from sqlalchemy import text as sa_text
 
     grids = [f"G-{g:04d}" for g in range(1, 201)]
     houses_count = max(1, tenants // 5)
@@ -126,6 +127,8 @@ def load(tenants: int, rng: random.Random) -> dict:
             sample = {"name": name, "id_number": id_number, "address": address, "grid": grid, "house": house_id}
     flush()
     db.session.execute(Feed.__table__.update().where(Feed.id == 1).values(position=position))
+    if db.engine.dialect.name == "postgresql":  # where PostgreSQL's positions come from (server/sync/feed.py)
+        db.session.execute(sa_text("SELECT setval('feed_position_seq', :position)"), {"position": position})
     db.session.commit()
     return sample
 

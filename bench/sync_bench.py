@@ -472,6 +472,8 @@ def bulk_load(app, rows: Iterator[tuple], total: int, what: str) -> float:
                 if batch:
                     cursor.executemany(sql, batch)
             cursor.execute("UPDATE feed SET position = (SELECT max(position) FROM records) WHERE id = 1")
+            if engine.dialect.name == "postgresql":  # where PostgreSQL's positions come from (server/sync/feed.py)
+                cursor.execute("SELECT setval('feed_position_seq', (SELECT max(position) FROM records))")
             raw.commit()
             # What autovacuum / a routine ANALYZE would have done by the time such a store is in use.
             cursor.execute("ANALYZE")

@@ -74,12 +74,14 @@ __all__ = ["synchronize", "SyncReport", "Progress", "apply_page", "APPLY_CHUNK",
 # transaction, and a capture on the UI thread waits for it: a whole page of 500 held it ~100 ms.
 # Smaller chunks cost the sync a commit (an fsync) each; against a sync thread applying pages back to
 # back on a loaded 2-core machine, a capture's p95 was ~65 ms with 100, ~35 ms with 50, ~25 ms with 25,
-# while the pages applied per second halved at each step. 50 keeps captures under 50 ms.
-APPLY_CHUNK = 50
-# The pause between two chunks. Python's locks are not fair: a thread that releases one and at once
-# asks again usually gets it back before the waiting thread wakes, so without a pause a capture
-# could wait for a whole page, chunk after chunk (p95 ~120-160 ms against ~55-110 ms with the pause).
-APPLY_PAUSE_S = 0.002
+# while the pages applied per second halved at each step. But a first sync of 100,000 records spent
+# 19.6 % of its time in the commits of chunks of 50 and 22.9 % in the pause below (issue 19: 17.6 s):
+# chunks of 250 without a pause bring it under 10 s (docs/benchmarks.md, "First sync").
+APPLY_CHUNK = 250
+# A pause between two chunks (0: none). Python's locks are not fair: a thread that releases one and at
+# once asks again usually gets it back before the waiting thread wakes; a pause of 2 ms let a capture in
+# between, but cost a first sync a fifth of its time, and the capture bench showed no consistent benefit.
+APPLY_PAUSE_S = 0.0
 
 # A pull page's byte budget to start with, on the JSON of its changes before gzip (a page of 500 events is about
 # 570 KB, 40-150 KB gzipped). Halved on each cut down to PULL_MIN_BYTES, doubled back on each page that arrives.
@@ -483,6 +485,7 @@ def apply_page(store: Store, changes: list, cursors: dict, new_cursors: dict, hl
     starts = list(range(0, len(parsed), chunk))
     for start in starts[:-1]:
         store.apply_remote(parsed[start:start + chunk], cursors)
-        time.sleep(APPLY_PAUSE_S)  # let a waiting capture take the store's lock (see APPLY_PAUSE_S)
+        if APPLY_PAUSE_S:
+            time.sleep(APPLY_PAUSE_S)  # let a waiting capture take the store's lock (see APPLY_PAUSE_S)
     last = parsed[starts[-1]:] if starts else []
     store.apply_remote(last, new_cursors, hlc)

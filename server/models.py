@@ -7,9 +7,10 @@ shared/records.py, so a new kind needs no migration.
 
 The feed position is the heart of change-only pull: a record's position is
 raised every time it changes, and a pull asks for the positions above its
-cursor in one bucket. `feed` holds the last position handed out; its single
-row is also the lock that serialises writers, so positions become visible in
-the order they were handed out (see server/sync/feed.py).
+cursor in one bucket. Within a bucket, positions become visible in the order
+they were handed out (server/sync/feed.py): on PostgreSQL they come from the
+sequence ``feed_position_seq`` under a lock per bucket; on SQLite `feed` holds
+the last position handed out and its single row is the writers' lock.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ class Record(db.Model):
 
 
 class Feed(db.Model):
-    """The last feed position handed out: one row, id 1."""
+    """The last feed position handed out: one row, id 1 (SQLite; on PostgreSQL frozen since 0007_feed_sequence)."""
 
     __tablename__ = "feed"
 

@@ -14,13 +14,18 @@ A search asks the index for the digest of the query, so the index answers only e
 someone who holds the key can make a digest to ask with. Why this and not a scan: docs/privacy.md.
 
 **Kept on write.** `reindex(tenant_states, previous=, last=)` is the hook `apply_changes` calls in
-its transaction, under the feed lock, with the tenants it writes. It also moves the index's
+its transaction, under its buckets' locks, with the tenants it writes. It also moves the index's
 high-water mark (the row ``"*"``: every tenant written at or below its position is indexed) from
-``previous`` to ``last`` when it stood at ``previous``. Any write that did not pass through the hook
+``previous`` to ``last`` when it stood at ``previous``; apply gives them only when the batch's
+positions are every position between the two. Any write that did not pass through the hook
 (a store from before this table, a path not wired) is indexed by `catch_up`, which a search calls
-first: it reads the tenants written above the mark (the feed's positions become visible in order,
-server/sync/feed.py, so none is skipped) and raises the mark. With the hook wired, `catch_up`
-costs two one-row reads. `rebuild` (``flask houses reindex``) starts over, e.g. after a key change.
+first: it reads the tenants written above the mark up to the feed's horizon (server/sync/feed.py:
+every position at or below it is committed or never will be, so none is skipped; on PostgreSQL,
+positions of different buckets commit out of order, so the last position handed out would not
+do) and raises the mark. When the mark is level with the feed, `catch_up` costs two one-row
+reads; behind it (concurrent writers on PostgreSQL leave it behind), it waits an instant for the
+writers in flight (feed.horizon) and re-reads the tenants written since.
+`rebuild` (``flask houses reindex``) starts over, e.g. after a key change.
 
 Rows are upserted in tenant-id order and keep the newest position, so the hook and a concurrent
 catch-up neither deadlock nor let an older state overwrite a newer one.
@@ -40,7 +45,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from .. import privacy
 from ..db import db
-from ..models import Feed, Record, TenantIndex
+from ..models import Record, TenantIndex
+from ..sync import feed as feed_positions
 
 MARK = "*"  # the tenant_id of the high-water row
 _LABEL = b"gridpatrol/tenant-search/v1"
@@ -202,7 +208,9 @@ def catch_up() -> int:
     With the hook wired this reads two rows and writes nothing.
     """
     mark = _mark() or 0
-    feed = db.session.scalar(select(Feed.position).where(Feed.id == 1)) or 0
+    if feed_positions.last_position() <= mark:
+        return 0
+    feed = feed_positions.horizon()
     if feed <= mark:
         return 0
     count = _index_between(mark, feed)
@@ -214,7 +222,7 @@ def catch_up() -> int:
 def rebuild() -> int:
     """Empty the index and index every tenant again (``flask houses reindex``); commits. How many."""
     db.session.execute(TenantIndex.__table__.delete())
-    feed = db.session.scalar(select(Feed.position).where(Feed.id == 1).with_for_update()) or 0
+    feed = feed_positions.horizon()
     count = _index_between(0, feed)
     _raise_mark(feed)
     db.session.commit()

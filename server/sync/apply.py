@@ -7,10 +7,12 @@ one transaction:
 1. validate every change (shared/records.py) and check it against the user's
    role and grids (shared/roles.py); a bad change is rejected on its own, with a
    reason, and never fails the batch;
-2. take the feed lock (server/sync/feed.py), so writers queue here;
-3. read the records the batch touches, merge each change into them through
+2. lock the buckets the batch writes (server/sync/feed.py: writers of one bucket
+   queue there, writers of other buckets do not wait);
+3. read the records the batch touches (locking the buckets they live in, if the
+   changes did not name them), merge each change into them through
    shared/merge.py, and note which changed;
-4. write the changed records with fresh feed positions, raise the feed,
+4. write the changed records with fresh feed positions, taken last,
 5. keep what the pages search by: fold again the cases whose event or actions
    changed into the ``cases`` table (casebook.py), numbering the events that
    arrive for the first time, and index the tenants written
@@ -18,6 +20,11 @@ one transaction:
 
 Hazard: replays. A tablet retries a push whose answer it lost. Merge is
 idempotent, so the replay changes nothing and every change comes back `stale`.
+
+Hazard: lost merges. Two batches that merge into one record must not both read it before either
+writes. Every record is read, merged and written under the lock of the bucket it lives in (and
+of the one it moves to), so they run one after the other; `_locked_states` reads again whenever
+a record turned out to live in a bucket the batch had not locked yet.
 """
 
 from __future__ import annotations
@@ -210,13 +217,13 @@ def apply_changes(user: User | Writer | None, changes: list[Change | None],
     """
     rejected = dict(rejected or {})
     results: list[Result | None] = [rejected.get(i) for i in range(len(changes))]
-    last_position = feed.lock()
+    locked = feed.lock(buckets_of(c for c in changes if c is not None))
     writer = writer_of(user)
 
     ids = {c.id for c in changes if c is not None}
     parent_ids = {c.values[KINDS[c.kind].parent[0]] for c in changes
                   if c is not None and KINDS[c.kind].parent and KINDS[c.kind].parent[0] in c.fields}
-    states = feed.held_states(sorted(ids | parent_ids))
+    states, locked = _locked_states(sorted(ids | parent_ids), locked)
     held = frozenset(states)
     dirty: dict[str, None] = {}  # ordered set of ids to write
     case_units: dict[str, str | None] = {}  # event id -> the unit its case is dispatched to now
@@ -308,10 +315,11 @@ def apply_changes(user: User | Writer | None, changes: list[Change | None],
     if dirty:
         _number_new_events([rid for rid in dirty if rid not in held and states[rid][0] == "event"], states)
         rows, tenants = [], []
-        first_position = last_position
+        # A record may move to a bucket its change did not name (a grid write that won the merge).
+        feed.lock_more(locked, {states[rid][1] for rid in dirty})
+        positions = feed.take_positions(len(dirty))
         columns = wire.record_columns
-        for rid in dirty:
-            last_position += 1
+        for rid, last_position in zip(dirty, positions):
             kind_name, bucket, state = states[rid]
             parent = KINDS[kind_name].parent
             parent_id = state[parent[0]][0] if parent and parent[0] in state else None
@@ -319,11 +327,45 @@ def apply_changes(user: User | Writer | None, changes: list[Change | None],
             if kind_name == "tenant":
                 tenants.append((rid, bucket, state, last_position))
         feed.write_records([row for row in rows if row[0] not in held], [row for row in rows if row[0] in held])
-        feed.raise_to(last_position)
         _refold_cases(dirty, states)
-        house_index.reindex(tenants, previous=first_position, last=last_position)
+        # The tenant index's mark moves from just below this batch's positions to their top only when
+        # no other writer's position lies between them (server/houses/index.py, reindex).
+        contiguous = positions[-1] - positions[0] + 1 == len(positions)
+        house_index.reindex(tenants, previous=positions[0] - 1 if contiguous else None,
+                            last=positions[-1] if contiguous else None)
     db.session.commit()
     return [r for r in results if r is not None]
+
+
+def buckets_of(changes: Iterable[Change]) -> set[str]:
+    """The buckets a batch may write, as far as its changes tell: each change's bucket, the bucket of
+    the grid it writes, and ``ref`` for a reference kind (feed.lock takes then the whole feed)."""
+    buckets = set()
+    for change in changes:
+        buckets.add(change.bucket)
+        kind = KINDS[change.kind]
+        if kind.reference:
+            buckets.add(REF_BUCKET)
+        grid = change.fields.get("grid") if "grid" in kind.fields else None
+        if grid is not None and isinstance(grid[0], str):
+            buckets.add(grid_bucket(grid[0]))
+    return buckets
+
+
+def _locked_states(ids: list[str], locked: frozenset[str] | None) -> tuple[dict, frozenset[str] | None]:
+    """The stored records among ids (feed.held_states), read under the locks of the buckets they live in.
+
+    A record, or a parent, found in a bucket the batch has not locked: lock it and read again, since
+    another writer of that bucket may have changed it since the read.
+    """
+    states = feed.held_states(ids)
+    while locked is not None:
+        found = {state[1] for state in states.values()}
+        if found <= locked:
+            break
+        locked = feed.lock_more(locked, found)
+        states = feed.held_states(ids)
+    return states, locked
 
 
 def _bucket_of(kind, state: dict, change: Change, states: dict) -> str | Result:
@@ -350,8 +392,9 @@ def _bucket_of(kind, state: dict, change: Change, states: dict) -> str | Result:
 def _current_unit(event_id: str) -> str | None:
     """The unit a case is dispatched to now, from the cases table; None without a live case.
 
-    Read under the feed lock, so a re-dispatch cannot commit between this check and the write,
-    and the table is folded in the transaction that writes the actions (casebook.py).
+    Read under the lock of the event's bucket (its actions live there too), so a re-dispatch cannot
+    commit between this check and the write, and the table is folded in the transaction that writes
+    the actions (casebook.py).
     """
     return db.session.scalar(select(CaseRow.unit).where(CaseRow.event_id == event_id, CaseRow.deleted.is_(False)))
 
@@ -361,8 +404,17 @@ def _number_new_events(event_ids: list[str], states: dict) -> None:
     if not event_ids:
         return
     clock = server_clock()
-    numbers = casebook.number_events(db.session.connection(), len(event_ids), clock.physical_ms(),
-                                     current_app.config["GRIDPATROL_UTC_OFFSET"])
+    now_ms, offset = clock.physical_ms(), current_app.config["GRIDPATROL_UTC_OFFSET"]
+    connection = db.session.connection()
+    if connection.dialect.name == "postgresql":
+        # The day's counter is one row for the whole city: raised in the batch's transaction, its lock
+        # would be held to the commit and serialise every push that brings a new event, as the old feed
+        # lock did. So it is raised in a transaction of its own, committed at once (a batch that then
+        # fails leaves a gap in the day's numbers; a number is still never given twice).
+        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as own:
+            numbers = casebook.number_events(own, len(event_ids), now_ms, offset)
+    else:  # SQLite: one writer at a time, and a second connection would wait for this one's lock
+        numbers = casebook.number_events(connection, len(event_ids), now_ms, offset)
     hlc = str(clock.now())
     for event_id, number in zip(event_ids, numbers):
         kind, bucket, state = states[event_id]

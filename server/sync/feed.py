@@ -1,16 +1,46 @@
 """The feed: every SQL statement of push and pull, sent straight to the driver.
 
 A record's ``position`` is raised every time it changes, and a pull asks for the positions above
-its cursor in one bucket. The single ``feed`` row holds the last position handed out, and it is
-also the lock that writers queue on.
+its cursor in one bucket (a grid, or ``ref``). Cursors are per bucket on the wire (a pull sends
+``{bucket: cursor}``), so what a pull needs is an order *per bucket*, not one across the city.
 
-Hazard: a pull that skips a commit. With plain sequences, a transaction that
-took position 7 can commit after another reader has already seen position 8,
-and a cursor at 8 never sees 7. Here positions are taken under the feed lock
-and the lock is held until commit, so they become visible in the order they
-were handed out: a reader that sees position n sees every position below it.
-The price is that pushes are serialised while they write; a push of 500
-changes holds the lock for milliseconds.
+Hazard: a pull that skips a commit. If a transaction that took position 7 in bucket B commits
+after a reader has already read position 8 of B, the reader's cursor for B is at 8 and never comes
+back for 7. So, within one bucket, positions must become visible in the order they were handed out.
+
+How (PostgreSQL): **a lock per bucket, positions from one sequence.** A writer takes, before it
+reads anything it merges, a transaction-scoped advisory lock on every bucket its batch writes
+(`lock`, keys in sorted order, so two writers never wait on each other in a cycle), and holds them
+until commit or rollback. Only then does it take its positions, late, from the sequence
+``feed_position_seq`` (`take_positions`). Why this is safe: two writers of bucket B hold B's lock
+one after the other, so the second calls nextval after the first has committed (or rolled back);
+nextval only grows, so every position the second writes in B is above every position the first
+wrote there, and is visible only later. A reader of B that saw position n has therefore seen
+every position of B below n that will ever commit: the per-bucket cursor rule. Writers of other
+buckets interleave freely: their positions are not in commit order across buckets, and nothing
+reads across buckets by position except the tenant index (below). Positions stay unique and
+global (one sequence, the unique index on ``records.position`` stays), so a cursor that an old
+tablet holds is still a position of that bucket and means what it meant: no cursor migration.
+
+A writer also takes a shared advisory lock on the whole feed (`ALL_KEY`). A batch that writes
+``ref`` (reference data: categories, grids) takes it exclusively instead: a category change
+re-folds the cases of every grid (casebook.refold_category), so it must not run beside a writer
+of any grid. `horizon` takes it exclusively for an instant too: once granted, no writer is in
+flight, so every position up to the sequence's last value is committed or never will be.
+
+Which buckets: those the changes name, their grids' buckets, ``ref`` for reference kinds
+(apply.buckets_of), then, once the records are read under those locks, the buckets the records and
+their parents live in (apply.py locks any missing one and reads again). Every write of a record of
+bucket B, its merge and the re-fold of a case of B therefore happen under B's lock: as under the
+old single feed lock, two merges of one record never interleave, and the cases row of an event
+is folded by one writer at a time.
+
+SQLite has one writer at a time anyway: there `lock` takes the database's write lock with
+``UPDATE feed SET position = position`` and positions come from the ``feed`` row, raised in the
+same transaction: positions become visible in the order they were handed out, across buckets.
+
+Before: one row (``UPDATE feed SET position = position WHERE id = 1``) held through merge, insert
+and commit serialised every push of the city (issue 19: 86-96 % of active connections waited on it).
 
 Speed: these statements go to the driver (``exec_driver_sql``) with ready JSON text, because
 SQLAlchemy's select(), insert() and update() of a few hundred rows cost more than the database's
@@ -20,12 +50,32 @@ part of the work (docs/benchmarks.md). The JSON columns are read as text and dec
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+import hashlib
+from typing import Any, Iterable, Iterator
+
+from shared.records import REF_BUCKET
 
 from ..db import db
 from .wire import loads
 
-__all__ = ["lock", "raise_to", "held_states", "write_records", "bucket_page", "loads"]
+__all__ = ["lock", "lock_more", "take_positions", "horizon", "last_position", "held_states", "write_records",
+           "bucket_page", "loads", "SEQUENCE", "bucket_key", "ALL_KEY"]
+
+SEQUENCE = "feed_position_seq"  # PostgreSQL: where positions come from (migration 0007_feed_sequence)
+
+
+def _key(text: str) -> int:
+    """A signed 64-bit advisory-lock key for a name (a collision only makes two buckets share a lock)."""
+    return int.from_bytes(hashlib.blake2b(b"gridpatrol/feed\x00" + text.encode(), digest_size=8).digest(),
+                          "big", signed=True)
+
+
+ALL_KEY = _key("*")  # the whole feed: shared by every writer, exclusive for a writer of ref and for `horizon`
+
+
+def bucket_key(bucket: str) -> int:
+    """The advisory-lock key of a bucket."""
+    return _key("bucket:" + bucket)
 
 
 def placeholder(connection) -> str:
@@ -38,17 +88,92 @@ def _as_text(connection) -> str:
     return "::text" if connection.dialect.name == "postgresql" else ""
 
 
-def lock() -> int:
-    """Take the feed lock for the rest of the transaction; return the last position."""
-    # One statement: it runs once per push. (RETURNING: PostgreSQL, and SQLite since 3.35.)
-    return db.session.connection().exec_driver_sql(
-        "UPDATE feed SET position = position WHERE id = 1 RETURNING position").scalar_one()
+def _postgresql(connection) -> bool:
+    return connection.dialect.name == "postgresql"
 
 
-def raise_to(position: int) -> None:
-    """Record the last position handed out (under the lock, before commit)."""
+def lock(buckets: Iterable[str]) -> frozenset[str] | None:
+    """Take the writer's locks on these buckets for the rest of the transaction; answers the buckets held
+    (None: every bucket).
+
+    PostgreSQL: the feed's lock shared (exclusive when ``ref`` is among them), then each bucket's,
+    in key order, in one statement. SQLite: the database's write lock (every bucket at once).
+    """
+    buckets = frozenset(buckets)
     connection = db.session.connection()
-    connection.exec_driver_sql(f"UPDATE feed SET position = {placeholder(connection)} WHERE id = 1", (position,))
+    if not _postgresql(connection):
+        connection.exec_driver_sql("UPDATE feed SET position = position WHERE id = 1")
+        return None
+    if REF_BUCKET in buckets:  # excludes every other writer: no bucket lock is needed beside it
+        connection.exec_driver_sql("SELECT pg_advisory_xact_lock(%s)", (ALL_KEY,))
+        return buckets
+    keys = sorted({bucket_key(b) for b in buckets})
+    # The target list is evaluated left to right: the feed's shared lock, then the buckets in key order.
+    calls = ", ".join(["pg_advisory_xact_lock_shared(%s)"] + ["pg_advisory_xact_lock(%s)"] * len(keys))
+    connection.exec_driver_sql(f"SELECT {calls}", (ALL_KEY, *keys))
+    return buckets
+
+
+def lock_more(held: frozenset[str] | None, buckets: Iterable[str]) -> frozenset[str] | None:
+    """Also lock ``buckets`` (found once the records were read); answers every bucket now held.
+
+    Out of key order, so two writers could wait on each other here: PostgreSQL detects that and
+    aborts one (the push fails, the tablet sends it again). It needs two concurrent pushes each
+    editing a record that lives in the other's bucket. ``ref`` found this late is locked as a
+    bucket of its own: a batch that writes reference kinds names ref from the start,
+    so it is never a category change found late (apply.buckets_of).
+    """
+    if held is None:
+        return None
+    extra = frozenset(buckets) - held
+    if not extra:
+        return held
+    connection = db.session.connection()
+    if REF_BUCKET not in held:
+        keys = sorted({bucket_key(b) for b in extra})
+        connection.exec_driver_sql("SELECT " + ", ".join(["pg_advisory_xact_lock(%s)"] * len(keys)), tuple(keys))
+    return held | extra
+
+
+def take_positions(count: int) -> list[int]:
+    """``count`` fresh positions, increasing; taken late, just before the rows are written, under the locks."""
+    if count <= 0:
+        return []
+    connection = db.session.connection()
+    if _postgresql(connection):
+        return sorted(p for (p,) in connection.exec_driver_sql(
+            f"SELECT nextval('{SEQUENCE}') FROM generate_series(1, %s)", (count,)))
+    mark = placeholder(connection)
+    last = connection.exec_driver_sql(
+        f"UPDATE feed SET position = position + {mark} WHERE id = 1 RETURNING position", (count,)).scalar_one()
+    return list(range(last - count + 1, last + 1))
+
+
+def last_position() -> int:
+    """The last position handed out (PostgreSQL: possibly by a writer still in flight, or rolled back)."""
+    connection = db.session.connection()
+    if _postgresql(connection):
+        last, called = connection.exec_driver_sql(f"SELECT last_value, is_called FROM {SEQUENCE}").one()
+        return last if called else last - 1
+    return connection.exec_driver_sql("SELECT position FROM feed WHERE id = 1").scalar_one()
+
+
+def horizon() -> int:
+    """A position at or below which every position is committed or never will be (for the tenant index).
+
+    SQLite: the feed row as committed (positions become visible in order). PostgreSQL: the
+    sequence's last value read while holding the feed's lock exclusively for an instant: that waits
+    for the writers in flight to end and lets no new one start until it is read. Session-scoped,
+    and released at once, so the caller's transaction does not keep writers out.
+    """
+    connection = db.session.connection()
+    if not _postgresql(connection):
+        return last_position()
+    connection.exec_driver_sql("SELECT pg_advisory_lock(%s)", (ALL_KEY,))
+    try:
+        return last_position()
+    finally:
+        connection.exec_driver_sql("SELECT pg_advisory_unlock(%s)", (ALL_KEY,))
 
 
 def held_states(ids: list[str]) -> dict[str, tuple[str, str, dict]]:

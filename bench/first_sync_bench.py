@@ -1,0 +1,87 @@
+"""First sync: a fresh tablet's first full pull of 100,000 records, timed from the client (goal: under 10 s).
+
+Loads ``--records`` events of one grid straight into a scratch server store (SQLite or PostgreSQL,
+bench/sync_bench.py's bulk load), starts gunicorn on it (one sync worker, bench/sync_bench.py), and
+runs the tablet's own pull (mobile.sync.pull: pages of 500, each applied by mobile.sync.apply_page
+into a fresh mobile Store on disk, WAL and synchronous=FULL) in a fresh process, ``--runs`` times.
+It prints the wall time, the client's CPU time per pulled record and its peak RSS.
+
+Run it against another checkout's client by putting that checkout first on PYTHONPATH (the server
+store and the bench's helpers are this checkout's)::
+
+    PYTHONPATH=$PWD .venv/bin/python bench/first_sync_bench.py --engine sqlite           # after
+    PYTHONPATH=/work/main:$PWD .venv/bin/python bench/first_sync_bench.py --engine sqlite # before
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import sync_bench as sb  # noqa: E402  (sets the bench's var dir and secret key before the server is imported)
+
+
+def pull_into_fresh_store(base: str, token: str, out) -> None:
+    """In a fresh process: the tablet's first pull into an empty store; (seconds, CPU s, peak RSS KiB, pulled)."""
+    import mobile.sync as sync
+    from mobile.store import Store
+    from mobile.transport import HttpTransport
+
+    with tempfile.TemporaryDirectory() as folder:
+        store = Store(Path(folder) / "tablet.db")
+        transport = HttpTransport(base, token)
+        report = sync.SyncReport()
+        cpu, started = time.process_time(), time.perf_counter()
+        sync.pull(store, transport, report, lambda *_: None, page_limit=500)
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+        store.close()
+    out.put((elapsed, cpu, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, report.pulled,
+             getattr(sync, "APPLY_CHUNK", None), getattr(sync, "APPLY_PAUSE_S", None), sync.__file__))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--engine", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--records", type=int, default=100_000)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args(argv)
+    with sb.scratch_store(args.engine) as url:
+        app = sb.make_app(url)
+        sb.add_worker(app, "first", ["S-0001"])
+        rows = sb.bulk_rows(args.records, [("grid:S-0001", args.records)], seed=19, ref=0, exact=True)
+        sb.progress(f"loaded {args.records:,} records in {sb.bulk_load(app, rows, args.records, 'store'):.1f} s")
+        token = sb.device_token(app, "first", "f1f1f1f1f1f1f1f1")
+        results = []
+        with sb.gunicorn(url) as (base, _pid):
+            spawn = multiprocessing.get_context("spawn")
+            for run in range(args.runs):
+                queue = spawn.Queue()
+                proc = spawn.Process(target=pull_into_fresh_store, args=(base, token, queue))
+                proc.start()
+                result = queue.get(timeout=600)
+                proc.join()
+                results.append(result)
+                elapsed, cpu, rss, pulled, chunk, pause, where = result
+                sb.progress(f"run {run + 1}: {pulled:,} records in {elapsed:.1f} s, client CPU {cpu:.1f} s "
+                            f"({1e6 * cpu / max(1, pulled):.0f} µs a record), peak RSS {rss / 1024:.0f} MiB")
+        with app.app_context():
+            sb.db.engine.dispose()
+    times = [r[0] for r in results]
+    per_record = [1e6 * r[1] / max(1, r[3]) for r in results]
+    print(f"First sync of {results[0][3]:,} records from {args.engine} (gunicorn, 1 sync worker), client "
+          f"{results[0][6]} (APPLY_CHUNK={results[0][4]}, pause {results[0][5]} s), {len(results)} runs:")
+    print(f"| median {statistics.median(times):.1f} s [{min(times):.1f}-{max(times):.1f}] | client CPU "
+          f"{statistics.median(per_record):.0f} µs a record | peak client RSS {max(r[2] for r in results) / 1024:.0f} MiB |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,391 @@
+"""Load bench: K simulated tablets against gunicorn (5 workers x 4 threads) and PostgreSQL on 127.0.0.1.
+
+Each tablet has its own user, grid, device and token, keeps one HTTP/1.1 keep-alive connection (as
+a tablet's HTTP client does), and every 2 s pushes 20 new events to its grid, then pulls with its
+cursors until ``more`` is false, then idles until its next turn. The bench measures, over a
+bounded window (``--seconds``, after ``--warmup``): pushes per second served against wanted (K/2),
+p50/p95/p99 of push and pull latency, errors (connection resets, timeouts, non-200 answers), and
+the wait events of PostgreSQL's active backends sampled every 0.5 s from ``pg_stat_activity``.
+
+It can run the same load against other checkouts of the code (``--code before=/work/main``): the
+server process, the migration and the set-up then run with that checkout on PYTHONPATH and as
+working directory (so its own gunicorn.conf.py is read). A fresh database per run.
+
+    PYTHONPATH=$PWD .venv/bin/python bench/load_bench.py --tablets 100,200,400 --seconds 60 \\
+        --code before=/work/main --code after=$PWD
+
+The tablets run in ``--clients`` processes (asyncio, a minimal HTTP/1.1 client: no extra package);
+they share the machine's cores with the server, as any load generated on one host does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gzip
+import json
+import multiprocessing
+import os
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+ROOT = Path(__file__).resolve().parent.parent
+PG_ADMIN_URL = os.environ.get("GRIDPATROL_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+PASSWORD = "load-bench-password"
+EVENTS_PER_PUSH = 20
+INTERVAL_S = 2.0
+TIMEOUT_S = 30.0
+
+
+def progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# --- set-up, run as a subprocess with the checkout under test on PYTHONPATH -----------------------
+
+def setup_store(url: str, tablets: int) -> list[dict[str, str]]:
+    """Migrate the store and add the tablets' grids, users and devices; their credentials."""
+    from flask_migrate import upgrade
+    from werkzeug.security import generate_password_hash
+
+    from server import accounts, create_app
+    from server.db import db
+    from server.sync import apply
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "GRIDPATROL_NODE": uuid.uuid4().hex[:16]})
+    cheap = generate_password_hash(PASSWORD, method="pbkdf2:sha256:1")  # nobody logs in with it
+    accounts.generate_password_hash = lambda _password: cheap
+    found = []
+    with app.app_context():
+        upgrade()
+        codes = [f"L-{n:04d}" for n in range(tablets)]
+        apply.write_as_server([
+            apply.stamp("grid", str(uuid.uuid5(uuid.NAMESPACE_URL, "load/" + code)), {
+                "code": code, "name": f"grid {code}", "type": "base", "community": "c", "street": "s",
+                "district": "d"}) for code in codes])
+        for code in codes:
+            user = accounts.create_user(f"tablet-{code}", PASSWORD, role="worker", grids=[code])
+            db.session.commit()
+            node = uuid.uuid4().hex[:16]
+            _, token = accounts.register_device(user, f"tablet-{code}", node)
+            found.append({"user": user.id, "grid": code, "token": token, "node": node})
+        db.engine.dispose()
+    return found
+
+
+def _pg_admin():
+    import psycopg
+
+    return psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=3)
+
+
+@contextmanager
+def scratch_database(label: str) -> Iterator[str]:
+    name = f"gp_load_{os.getpid()}_{label}"
+    with _pg_admin() as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1) + "/" + name
+    finally:
+        with _pg_admin() as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def gunicorn(code: Path, url: str, workers: int, threads: int, log_dir: Path) -> Iterator[str]:
+    """gunicorn (gthread) running the checkout at ``code`` on the store; its base URL."""
+    import requests
+
+    port = free_port()
+    env = {**os.environ, "GRIDPATROL_DATABASE_URL": url, "GRIDPATROL_NODE": uuid.uuid4().hex[:16],
+           "GRIDPATROL_PHOTO_DIR": str(log_dir / "photos"), "PYTHONPATH": str(code)}
+    log = open(log_dir / f"gunicorn-{port}.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--threads", str(threads),
+         "--worker-class", "gthread", "--timeout", "120", "--bind", f"127.0.0.1:{port}", "server:create_app()"],
+        cwd=code, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if requests.get(base + "/api/v1/health", timeout=2).status_code == 200:
+                    break
+            except (requests.ConnectionError, requests.Timeout):
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"gunicorn did not start; see {log.name}")
+            time.sleep(0.2)
+        time.sleep(2)  # every worker up
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+# --- the tablets ---------------------------------------------------------------------------------
+
+class Connection:
+    """One keep-alive HTTP/1.1 connection, as a tablet's client holds it."""
+
+    def __init__(self, port: int):
+        self.port = port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+    async def post(self, path: str, body: bytes, token: str, gzipped: bool = False) -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+        head = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\nContent-Type: application/json\r\n"
+                f"Authorization: Bearer {token}\r\nContent-Length: {len(body)}\r\n"
+                + ("Content-Encoding: gzip\r\n" if gzipped else "") + "\r\n")
+        self.writer.write(head.encode() + body)
+        await self.writer.drain()
+        status_line = await self.reader.readline()
+        if not status_line:
+            raise ConnectionResetError("the server closed the connection")
+        status = int(status_line.split()[1])
+        length, chunked, close = None, False, False
+        while True:
+            line = await self.reader.readline()
+            if line in (b"\r\n", b"\n", b""):
+                break
+            name, _, value = line.decode("latin-1").partition(":")
+            name, value = name.strip().lower(), value.strip().lower()
+            if name == "content-length":
+                length = int(value)
+            elif name == "transfer-encoding" and "chunked" in value:
+                chunked = True
+            elif name == "connection" and value == "close":
+                close = True
+        if chunked:
+            parts = []
+            while True:
+                size = int((await self.reader.readline()).split(b";")[0], 16)
+                if size == 0:
+                    await self.reader.readline()
+                    break
+                parts.append(await self.reader.readexactly(size))
+                await self.reader.readline()
+            data = b"".join(parts)
+        else:
+            data = await self.reader.readexactly(length or 0)
+        if close:
+            self.close()
+        return status, data
+
+
+def _event_changes(rng: random.Random, clock, user: str, grid: str) -> list[dict]:
+    from shared.hlc import format_ms
+    from shared.records import uuid7
+
+    changes = []
+    for _ in range(EVENTS_PER_PUSH):
+        hlc = clock.now()
+        fields = {"grid": grid, "category": "garbage", "description": f"load {rng.randrange(1 << 30)}",
+                  "location": {"lat": 22.54 + rng.random() / 100, "lon": 114.05 + rng.random() / 100,
+                               "accuracy_m": 8.0, "source": "gps"},
+                  "address": f"东湖路{rng.randrange(1, 300)}号", "urgent": False, "micro": False,
+                  "reporter": user, "reported_at": format_ms(hlc.wall_ms)}
+        changes.append({"kind": "event", "id": uuid7(hlc.wall_ms, rng.randbytes(10)), "bucket": f"grid:{grid}",
+                        "fields": {name: [value, str(hlc)] for name, value in fields.items()}})
+    return changes
+
+
+async def tablet(port: int, creds: dict, start: float, stop: float, samples: list, seed: int) -> None:
+    from shared.hlc import Clock, format_ms
+
+    rng = random.Random(seed)
+    clock = Clock(creds["node"])
+    connection = Connection(port)
+    cursors: dict[str, str] = {}
+    turn = start + rng.random() * INTERVAL_S  # the tablets' turns are spread over the interval
+    while True:
+        await asyncio.sleep(max(0.0, turn - time.time()))
+        if time.time() >= stop:
+            break
+        raw = json.dumps({"node": creds["node"], "sent_at": format_ms(int(time.time() * 1000)),
+                          "changes": _event_changes(rng, clock, creds["user"], creds["grid"])},
+                         ensure_ascii=False, separators=(",", ":")).encode()
+        body = gzip.compress(raw, compresslevel=6, mtime=0)
+        began = time.time()
+        try:
+            status, _ = await asyncio.wait_for(connection.post("/api/v1/sync/push", body, creds["token"], True),
+                                               TIMEOUT_S)
+            samples.append(("push", began, time.time() - began, str(status)))
+        except Exception as exc:  # a reset, a timeout: counted, and the next request reconnects
+            connection.close()
+            samples.append(("push", began, time.time() - began, type(exc).__name__))
+        for _page in range(20):
+            began = time.time()
+            try:
+                status, data = await asyncio.wait_for(connection.post(
+                    "/api/v1/sync/pull", json.dumps({"cursors": cursors, "limit": 500}).encode(), creds["token"]),
+                    TIMEOUT_S)
+                samples.append(("pull", began, time.time() - began, str(status)))
+                if status != 200:
+                    break
+                answer = json.loads(data)
+                cursors = answer["cursors"]
+                if not answer["more"]:
+                    break
+            except Exception as exc:
+                connection.close()
+                samples.append(("pull", began, time.time() - began, type(exc).__name__))
+                break
+        turn += INTERVAL_S
+        if turn < time.time():  # late: the next push goes at once, the missed turns are not made up
+            turn = time.time()
+    connection.close()
+
+
+def client_process(port: int, tablets: list[dict], start: float, stop: float, seed: int, out) -> None:
+    samples: list = []
+
+    async def run() -> None:
+        await asyncio.gather(*(tablet(port, creds, start, stop, samples, seed * 100_000 + n)
+                               for n, creds in enumerate(tablets)))
+
+    asyncio.run(run())
+    out.put(samples)
+
+
+class WaitSampler(threading.Thread):
+    """pg_stat_activity's active backends of the database, by wait event, every 0.5 s."""
+
+    def __init__(self, database: str):
+        super().__init__(daemon=True)
+        self.database, self.counts, self.samples = database, {}, 0
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        with _pg_admin() as conn:
+            while not self.stopped.wait(0.5):
+                rows = conn.execute(
+                    "SELECT coalesce(wait_event_type || ':' || wait_event, 'CPU'), count(*) FROM pg_stat_activity "
+                    "WHERE datname = %s AND state = 'active' AND pid <> pg_backend_pid() GROUP BY 1",
+                    (self.database,)).fetchall()
+                self.samples += 1
+                for name, count in rows:
+                    self.counts[name] = self.counts.get(name, 0) + count
+
+
+def _quantile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+def run_load(label: str, code: Path, tablets: int, args, log_dir: Path) -> dict[str, Any]:
+    with scratch_database(f"{label}_{tablets}") as url:
+        progress(f"[{label} {tablets} tablets] set-up with {code}")
+        setup = subprocess.run([sys.executable, str(Path(__file__).resolve()), "_setup", url, str(tablets)],
+                               cwd=code, env={**os.environ, "PYTHONPATH": str(code)},
+                               capture_output=True, text=True, timeout=900)
+        if setup.returncode != 0:
+            raise RuntimeError(setup.stderr[-3000:])
+        creds = json.loads(setup.stdout.strip().splitlines()[-1])
+        with gunicorn(code, url, args.workers, args.threads, log_dir) as base:
+            port = int(base.rsplit(":", 1)[1])
+            sampler = WaitSampler(url.rsplit("/", 1)[1])
+            start = time.time() + 1.0
+            measured_from, stop = start + args.warmup, start + args.warmup + args.seconds
+            queue: multiprocessing.Queue = multiprocessing.Queue()
+            slices = [creds[n::args.clients] for n in range(args.clients)]
+            procs = [multiprocessing.Process(target=client_process, args=(port, part, start, stop, n, queue))
+                     for n, part in enumerate(slices) if part]
+            for proc in procs:
+                proc.start()
+            progress(f"[{label} {tablets} tablets] running {args.warmup + args.seconds:.0f} s")
+            time.sleep(max(0.0, measured_from - time.time()))
+            sampler.start()
+            samples = [sample for _ in procs for sample in queue.get(timeout=args.warmup + args.seconds + 120)]
+            sampler.stopped.set()
+            for proc in procs:
+                proc.join(30)
+            sampler.join(5)
+    window = [s for s in samples if measured_from <= s[1] < stop]
+    pushes = [s for s in window if s[0] == "push"]
+    pulls = [s for s in window if s[0] == "pull"]
+    ok_push = [s[2] for s in pushes if s[3] == "200"]
+    ok_pull = [s[2] for s in pulls if s[3] == "200"]
+    errors: dict[str, int] = {}
+    for s in window:
+        if s[3] != "200":
+            errors[f"{s[0]} {s[3]}"] = errors.get(f"{s[0]} {s[3]}", 0) + 1
+    active = sum(sampler.counts.values()) or 1
+    waits = sorted(sampler.counts.items(), key=lambda kv: -kv[1])[:4]
+    return {"label": label, "tablets": tablets, "wanted": tablets / INTERVAL_S,
+            "served": len(ok_push) / args.seconds, "push": [_quantile(ok_push, q) for q in (0.5, 0.95, 0.99)],
+            "pull": [_quantile(ok_pull, q) for q in (0.5, 0.95, 0.99)], "errors": errors,
+            "active": active / max(1, sampler.samples),
+            "waits": [(name, count / active) for name, count in waits]}
+
+
+def report(result: dict[str, Any]) -> str:
+    ms = lambda values: "/".join(f"{1000 * v:.0f}" for v in values)  # noqa: E731
+    errors = ", ".join(f"{k}: {v}" for k, v in sorted(result["errors"].items())) or "0"
+    waits = ", ".join(f"{name} {100 * share:.0f} %" for name, share in result["waits"])
+    return (f"| {result['label']} | {result['tablets']} | {result['wanted']:.0f} | {result['served']:.1f} | "
+            f"{ms(result['push'])} | {ms(result['pull'])} | {errors} | {result['active']:.1f}: {waits} |")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "_setup":
+        print(json.dumps(setup_store(argv[1], int(argv[2]))))
+        return 0
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tablets", default="100,200,400", help="tablet counts, e.g. 100,200,400")
+    parser.add_argument("--seconds", type=float, default=60.0, help="the measured window of each run")
+    parser.add_argument("--warmup", type=float, default=5.0, help="not measured, before the window")
+    parser.add_argument("--workers", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--clients", type=int, default=2, help="processes the tablets run in")
+    parser.add_argument("--code", action="append", default=[],
+                        help="label=path of a checkout to run the server from (default: after=this checkout)")
+    args = parser.parse_args(argv)
+    codes = [(item.split("=", 1)[0], Path(item.split("=", 1)[1]).resolve()) for item in args.code] or [
+        ("after", ROOT)]
+    log_dir = Path(tempfile.mkdtemp(prefix="gp-load-"))
+    print(f"{args.workers} gunicorn workers x {args.threads} threads (gthread), PostgreSQL on 127.0.0.1; each tablet "
+          f"pushes {EVENTS_PER_PUSH} events every {INTERVAL_S:.0f} s and pulls; {args.seconds:.0f} s measured after "
+          f"{args.warmup:.0f} s; {os.cpu_count()} cores; logs in {log_dir}")
+    print("| code | tablets | pushes/s wanted | pushes/s served | push p50/p95/p99 ms | pull p50/p95/p99 ms "
+          "| errors | active backends: wait events |")
+    print("|---|---|---|---|---|---|---|---|")
+    for tablets in [int(t) for t in args.tablets.split(",")]:
+        for label, code in codes:
+            print(report(run_load(label, code, tablets, args, log_dir)), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
