@@ -209,6 +209,9 @@ class CaseRow(db.Model):
         Index("ix_cases_unit_status", "unit", "status"),
         Index("ix_cases_category", "category", "open"),
         Index("ix_cases_reported", "reported_ms"),
+        # Keyword search (search LIKE '%word%'): trigrams on PostgreSQL (pg_trgm, migration 0006); SQLite scans.
+        Index("ix_cases_search_trgm", "search", postgresql_using="gin",
+              postgresql_ops={"search": "gin_trgm_ops"}).ddl_if(dialect="postgresql"),
     )
 
 

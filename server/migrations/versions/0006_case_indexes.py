@@ -1,0 +1,35 @@
+"""case indexes: keyword search of the cases table by trigrams (PostgreSQL), see server/cases/service.py
+
+Revision ID: 0006_case_indexes
+Revises: 0005_house_index
+Create Date: 2026-12-06 05:00:00.000000
+
+The queue's keyword search is ``search LIKE '%word%'`` on the cases table (server/cases/service.py).
+No b-tree serves a pattern that starts with a wildcard, so on a district's store (1,000,000 cases,
+bench/cases_bench.py) every search read the whole table twice, once for the counts and once for
+the page. On PostgreSQL a GIN index of the text's trigrams (pg_trgm, a trusted extension: the
+database's owner may create it) serves such a LIKE for words of three characters or more; pg_trgm
+keeps CJK characters in its trigrams on a UTF-8 database. SQLite has no such index: nothing
+changes there.
+"""
+from alembic import op
+
+# revision identifiers, used by Alembic.
+revision = '0006_case_indexes'
+down_revision = '0005_house_index'
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    if op.get_bind().dialect.name != "postgresql":
+        return
+    op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+    op.create_index("ix_cases_search_trgm", "cases", ["search"], unique=False, postgresql_using="gin",
+                    postgresql_ops={"search": "gin_trgm_ops"})
+
+
+def downgrade():
+    if op.get_bind().dialect.name != "postgresql":
+        return
+    op.drop_index("ix_cases_search_trgm", table_name="cases")
