@@ -205,7 +205,8 @@ class CaseRow(db.Model):
     __table_args__ = (
         Index("ix_cases_queue", "open", urgent.desc(), "due_sort", "reported_ms", "event_id"),
         Index("ix_cases_status_queue", "status", urgent.desc(), "due_sort", "reported_ms", "event_id"),
-        Index("ix_cases_grid_status", "grid", "status"),
+        # With deleted: the queue's counts per grid and status read this index alone (migration 0006).
+        Index("ix_cases_grid_status", "grid", "status", "deleted"),
         Index("ix_cases_unit_status", "unit", "status"),
         Index("ix_cases_category", "category", "open"),
         Index("ix_cases_reported", "reported_ms"),
