@@ -49,7 +49,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from contextlib import ExitStack, contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -59,7 +58,7 @@ from unittest import mock
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import sync_bench as sb  # noqa: E402  (sets the scratch var dir and secret key before server is imported)
 
-from sqlalchemy import event as sa_event, func, select, text  # noqa: E402
+from sqlalchemy import event as sa_event, func, select  # noqa: E402
 from werkzeug.security import generate_password_hash  # noqa: E402
 
 from server import accounts, process  # noqa: E402
