@@ -162,7 +162,7 @@ class Generator:
         if rng.random() < RARE_SHARE:
             phrase = f"{RARE_WORD}，{phrase}"
         road = ROADS[g // 20]
-        micro = CATEGORIES[category][0] and category in ("garbage", "street_vendor") and rng.random() < 0.6
+        micro = category in ("garbage", "street_vendor") and rng.random() < 0.6
         urgent = rng.random() < 0.08
         reporter = self.reporters[g % len(self.reporters)]
         day = datetime.fromtimestamp(at_ms / 1000, TZ).strftime("%Y%m%d")
