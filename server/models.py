@@ -206,10 +206,15 @@ class CaseRow(db.Model):
     __table_args__ = (
         Index("ix_cases_queue", "open", urgent.desc(), "due_sort", "reported_ms", "event_id"),
         Index("ix_cases_status_queue", "status", urgent.desc(), "due_sort", "reported_ms", "event_id"),
-        Index("ix_cases_grid_status", "grid", "status"),
+        # With deleted: the queue's counts per grid and status read this index alone (migration 0006).
+        Index("ix_cases_grid_status", "grid", "status", "deleted"),
         Index("ix_cases_unit_status", "unit", "status"),
-        Index("ix_cases_category", "category", "open"),
+        # With the location: nearby_cases' box is a range of it (migration 0006).
+        Index("ix_cases_category", "category", "open", "lat", "lon"),
         Index("ix_cases_reported", "reported_ms"),
+        # Keyword search (search LIKE '%word%'): trigrams on PostgreSQL (pg_trgm, migration 0006); SQLite scans.
+        Index("ix_cases_search_trgm", "search", postgresql_using="gin",
+              postgresql_ops={"search": "gin_trgm_ops"}).ddl_if(dialect="postgresql"),
     )
 
 

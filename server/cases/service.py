@@ -256,8 +256,13 @@ def list_cases(user: User, filters: QueueFilters, page: int = 1, per_page: int =
     reference = reference or load_reference()
     now_ms = server_clock().physical_ms() if now_ms is None else now_ms
     conditions = queue_conditions(user, filters, reference, now_ms)
-    by_status = dict(db.session.execute(
-        select(CaseRow.status, func.count()).where(*conditions).group_by(CaseRow.status)).all())
+    # Counted per grid and status, summed here: grouped by status alone, SQLite walks ix_cases_status_queue
+    # for its order and reads every row of the table to filter by grid (a street of a 1M store: 0.5 s);
+    # by (grid, status) the covering ix_cases_grid_status (grid, status, deleted) serves filter and groups.
+    by_status: dict[str, int] = {}
+    for status_name, count in db.session.execute(
+            select(CaseRow.status, func.count()).where(*conditions).group_by(CaseRow.grid, CaseRow.status)):
+        by_status[status_name] = by_status.get(status_name, 0) + count
     counts = {status: by_status.get(status, 0) for status in STATUSES}
     counts["open"] = sum(counts[status] for status in OPEN_STATUSES)
     counts["all"] = sum(by_status.values())
