@@ -12,7 +12,8 @@ shared browser's or a proxy's cache.
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, current_app, render_template, request, url_for
+from flask import (Blueprint, Response, abort, current_app, render_template, request, send_file, stream_with_context,
+                   url_for)
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
@@ -20,6 +21,7 @@ from shared.records import is_sha256, is_uuid
 
 from .. import audit, privacy
 from ..cases.service import photo_holdings, photo_response
+from ..exports import stream_csv, stream_geojson, xlsx_file
 from ..reference import device_names, load_reference, names_of_users
 from ..web.auth import page_required, protect
 from ..web.labels import english
@@ -40,10 +42,9 @@ def _filters_from(args) -> service.HouseFilters:
 
 
 def _page_number() -> int:
-    try:
-        return int(request.args.get("page", "1"))
-    except ValueError:
-        return 1
+    """The page asked for: plain ASCII digits, at most six of them; anything else is the first page."""
+    text = request.args.get("page", "1")
+    return int(text) if text.isascii() and text.isdigit() and len(text) < 7 else 1
 
 
 def _query() -> str:
@@ -127,17 +128,47 @@ def tenants():
                            args=_args(), may_see=privacy.may_see_id_numbers(current_user), **reference.places())
 
 
-@bp.get("/houses/tenants.csv")
+@bp.get("/houses/tenants.<fmt>")
 @page_required("houses")
-def tenants_csv():
-    """The tenant list as CSV (UTF-8 with BOM, for spreadsheets), with the same filters and the same masking."""
+def tenants_export(fmt: str):
+    """The tenant list as CSV (UTF-8 with BOM) or XLSX, with the same filters and the same masking; audited."""
+    if fmt not in ("csv", "xlsx"):
+        abort(404)
     reference = load_reference()
     rows = _tenants(reference, _filters_from(request.args), None).rows
     full = sum(1 for _h, t in rows if t.id_full)
-    audit.record("export", "tenants", request.query_string.decode(errors="replace") or None,
+    audit.record("export", "tenants", f"{fmt} {request.query_string.decode(errors='replace')}".strip(),
                  note=f"{len(rows)} rows, {full} full ID numbers", commit=True)
-    return Response(export.tenants_csv(rows, reference), mimetype="text/csv",
-                    headers={"Content-Disposition": "attachment; filename=tenants.csv"})
+    return _file(export.tenant_rows(rows, reference), fmt, "tenants")
+
+
+@bp.get("/houses/export.<fmt>")
+@page_required("houses")
+def houses_export(fmt: str):
+    """The houses of the list's filters and search as CSV, XLSX or GeoJSON (no tenant's personal data); audited."""
+    if fmt not in ("csv", "xlsx", "geojson"):
+        abort(404)
+    reference, filters = load_reference(), _filters_from(request.args)
+    houses = service.list_houses(filters, reference, today(), query=_query(), page=1, per_page=EXPORT_LIMIT,
+                                 english=english()).houses
+    audit.record("export", "houses", f"{fmt} {request.query_string.decode(errors='replace')}".strip(),
+                 note=f"{len(houses)} houses", commit=True)
+    if fmt == "geojson":
+        return Response(stream_with_context(stream_geojson(export.house_features(houses, reference))),
+                        mimetype="application/geo+json",
+                        headers={"Content-Disposition": "attachment; filename=houses.geojson"})
+    return _file(export.house_rows(houses, reference), fmt, "houses")
+
+
+EXPORT_LIMIT = 200_000  # houses in one export: a district has thousands
+
+
+def _file(rows, fmt: str, name: str):
+    if fmt == "xlsx":
+        return send_file(xlsx_file(rows, name), as_attachment=True, download_name=f"{name}.xlsx",
+                         mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+    return Response(stream_with_context(stream_csv(rows)), mimetype="text/csv",
+                    headers={"Content-Disposition": f"attachment; filename={name}.csv"})
 
 
 def _audit_full_numbers(page: str, target: str | None, tenants) -> None:

@@ -100,3 +100,25 @@ def _jpeg() -> bytes:
     out = io.BytesIO()
     Image.new("RGB", (320, 240), (200, 80, 40)).save(out, "JPEG")
     return out.getvalue()
+
+
+def test_houses_and_tenants_export_in_every_format_without_personal_data_in_the_houses(pages):
+    import io
+    import json
+    import zipfile
+
+    log_in(pages, "supervisor1")
+    text = pages.get("/houses/export.csv").get_data(as_text=True)
+    assert text.startswith("\ufeff") and "东湖村12号" in text and "疏散通道堵塞" in text
+    collection = json.loads(pages.get("/houses/export.geojson?grid=G-0201").get_data(as_text=True))
+    assert len(collection["features"]) == 2 and not [n for n in demo_id_numbers() if n in json.dumps(collection)]
+    def cells(data: bytes) -> str:  # constant-memory workbooks keep their strings in the sheets
+        with zipfile.ZipFile(io.BytesIO(data)) as workbook:
+            return "".join(workbook.read(n).decode() for n in workbook.namelist() if n.startswith("xl/worksheets/"))
+
+    with pages.get("/houses/export.xlsx") as book:
+        assert "东湖村12号" in cells(book.data)
+    with pages.get("/houses/tenants.xlsx") as tenants:
+        strings = cells(tenants.data)
+    assert "4403**********" in strings and not [n for n in demo_id_numbers() if n in strings]  # masked as on the page
+    assert pages.get("/houses/export.pdf").status_code == 404 and pages.get("/houses/tenants.pdf").status_code == 404
