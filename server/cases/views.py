@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from flask import (Blueprint, Response, abort, current_app, flash, redirect, render_template, request, send_file,
+from flask import (Blueprint, Response, abort, current_app, flash, redirect, render_template, request,
                    stream_with_context, url_for)
 from flask_babel import gettext as _
 from flask_login import current_user
@@ -30,7 +30,7 @@ from ..web.forms import choice
 from ..web.labels import ACTION_LABELS, REASON_LABELS, STATUS_LABELS, name_of
 from ..web.times import local_input, local_time, utc_instant
 from .. import audit
-from ..exports import stream_csv, stream_geojson, xlsx_file
+from ..exports import XLSX, stream_csv, stream_geojson, xlsx_bytes
 from . import cli, export, service
 from .forms import ACTION_FORMS, MAX_RECTIFY_PHOTOS, DispatchForm, DuplicateForm, RectifyForm
 
@@ -103,9 +103,8 @@ def export_cases(fmt: str):
     now_ms = _now_ms()
     name = f"cases-{filters.status}.{fmt}"
     if fmt == "xlsx":
-        workbook = xlsx_file(export.table_rows(current_user, filters, reference, now_ms), "cases")
-        return send_file(workbook, as_attachment=True, download_name=name,
-                         mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+        return Response(xlsx_bytes(export.table_rows(current_user, filters, reference, now_ms), "cases"),
+                        mimetype=XLSX, headers={"Content-Disposition": f"attachment; filename={name}"})
     if fmt == "geojson":
         body = stream_geojson(export.features(current_user, filters, reference, now_ms))
         mimetype = "application/geo+json"

@@ -12,7 +12,7 @@ shared browser's or a proxy's cache.
 
 from __future__ import annotations
 
-from flask import (Blueprint, Response, abort, current_app, render_template, request, send_file, stream_with_context,
+from flask import (Blueprint, Response, abort, current_app, render_template, request, stream_with_context,
                    url_for)
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -21,7 +21,7 @@ from shared.records import is_sha256, is_uuid
 
 from .. import audit, privacy
 from ..cases.service import photo_holdings, photo_response
-from ..exports import stream_csv, stream_geojson, xlsx_file
+from ..exports import XLSX, stream_csv, stream_geojson, xlsx_bytes
 from ..reference import device_names, load_reference, names_of_users
 from ..web.auth import page_required, protect
 from ..web.labels import english
@@ -165,8 +165,8 @@ EXPORT_LIMIT = 200_000  # houses in one export: a district has thousands
 
 def _file(rows, fmt: str, name: str):
     if fmt == "xlsx":
-        return send_file(xlsx_file(rows, name), as_attachment=True, download_name=f"{name}.xlsx",
-                         mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+        return Response(xlsx_bytes(rows, name), mimetype=XLSX,
+                        headers={"Content-Disposition": f"attachment; filename={name}.xlsx"})
     return Response(stream_with_context(stream_csv(rows)), mimetype="text/csv",
                     headers={"Content-Disposition": f"attachment; filename={name}.csv"})
 

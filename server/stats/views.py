@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import (Blueprint, Response, abort, current_app, g, jsonify, render_template, request,
-                   send_file, stream_with_context, url_for)
+                   stream_with_context, url_for)
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from marshmallow import Schema, fields
@@ -25,7 +25,7 @@ from ..api import documented
 from ..clock import server_clock
 from ..config import parse_offset
 from ..errors import ApiError
-from ..exports import stream_csv, xlsx_file
+from ..exports import XLSX, stream_csv, xlsx_bytes
 from ..reference import Reference, load_reference
 from ..web.auth import page_required, protect
 from ..web.times import today
@@ -141,9 +141,8 @@ def table_export(fmt: str):
     labels = {**{k: str(v) for k, v in LABELS.items()}, "name": str(GROUP_LABELS[group]), "total": str(_l("Total"))}
     name = f"statistics-{group}-{period.first}-{period.last}.{fmt}"
     if fmt == "xlsx":
-        return send_file(xlsx_file(service.csv_rows(result, labels), "statistics"), as_attachment=True,
-                         download_name=name,
-                         mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+        return Response(xlsx_bytes(service.csv_rows(result, labels), "statistics"), mimetype=XLSX,
+                        headers={"Content-Disposition": f"attachment; filename={name}"})
     return Response(stream_with_context(stream_csv(service.csv_rows(result, labels))), mimetype="text/csv",
                     headers={"Content-Disposition": f"attachment; filename={name}"})
 

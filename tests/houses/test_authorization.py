@@ -23,6 +23,8 @@ ROWS = [  # name, method, path, {role: status}; unnamed roles: anonymous 302, ot
     ("a photo not held", "GET", "/houses/{house}/photos/" + "ab" * 32, {"supervisor1": 404, "admin": 404}),
     ("tenants", "GET", "/houses/tenants?all=1", PAGES),
     ("tenant export", "GET", "/houses/tenants.csv", PAGES),
+    ("tenant export, XLSX", "GET", "/houses/tenants.xlsx", PAGES),
+    ("house export", "GET", "/houses/export.geojson", PAGES),
     ("registration rate", "GET", "/houses/registration", PAGES),
     ("ID-number setting", "GET", "/admin/privacy", {"admin": 200}),
     ("change the setting", "POST", "/admin/privacy", {"admin": 303}),

@@ -32,7 +32,7 @@ def test_the_queue_exports_in_three_formats_with_its_filters(pages, app):
     assert any(r[-4].startswith("'=HYPERLINK") for r in rows[1:])  # a formula is defused
     only_reported = pages.get("/cases/export.csv?status=reported").get_data(as_text=True)
     assert "井盖" in only_reported
-    with pages.get("/cases/export.xlsx?status=all") as book:  # closing it deletes the temporary workbook
+    with pages.get("/cases/export.xlsx?status=all") as book:
         assert book.status_code == 200 and "井盖" in xlsx_text(book.data)
     collection = json.loads(pages.get("/cases/export.geojson?status=all").get_data(as_text=True))
     ids = {f["properties"]["id"] for f in collection["features"]}
