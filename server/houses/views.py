@@ -181,15 +181,17 @@ def _audit_full_numbers(page: str, target: str | None, tenants) -> None:
 @bp.get("/houses/registration")
 @page_required("houses")
 def registration():
-    """The registration rate per community, grid and house against the 95 % goal, and the houses below it."""
+    """The registration rate per street, community, grid and house against the 95 % goal, and the houses below it."""
     reference = load_reference()
     found = service.load_houses(today(), english())
     by_grid = service.rate_rows(found, lambda h: h.grid)
     by_community = service.rate_rows(found, lambda h: reference.grid(h.grid).get("community"))
+    by_street = service.rate_rows(found, lambda h: reference.grid(h.grid).get("street"))
     total = service.rate_rows(found, lambda h: "")
     below = sorted((h for h in found if service.below_goal(h.rate)), key=lambda h: (h.rate, h.id))
     uncounted = [h for h in found if h.rate is None]
     return render_template("pages/registration.html", houses=found, by_grid=by_grid, by_community=by_community,
+                           by_street=by_street,
                            total=total[0] if total else None, below=below, uncounted=uncounted,
                            reference=reference, goal=service.REGISTRATION_GOAL)
 

@@ -55,6 +55,8 @@ def test_the_demo_rates_on_the_page_with_the_definition_and_the_houses_below_goa
     assert "已登记住户（未迁出的暂住人员）÷ 最近一次检查见到的住户" in page  # the definition, stated
     # 东湖村12号: 6 current tenants (one moved out) of 9 seen; 东湖村18号: 4 of 4; 东湖新村3栋: 2 of 2.
     assert 'data-key="G-0101"' in page and "66.7 %" in page
+    by_street = page.split('data-testid="by-street"')[1].split("</table>")[0]
+    assert 'data-key="东湖街道"' in by_street and "/houses?street=" in by_street
     below = page.split('data-testid="below-goal"')[1]
     assert "东湖村12号" in below and "东湖村18号" not in below
     assert "青石村9号" in page.split('data-testid="uncounted"')[1]  # never checked
