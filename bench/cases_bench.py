@@ -301,6 +301,8 @@ def bulk_load(app, generator: Generator, what: str) -> float:
             cursor.executemany(f"INSERT INTO case_numbers (day, last) VALUES ({mark}, {mark})",
                                sorted(generator.days.items()))
             cursor.execute("UPDATE feed SET position = (SELECT max(position) FROM records) WHERE id = 1")
+            if engine.dialect.name == "postgresql":  # where its positions come from (server/sync/feed.py)
+                cursor.execute("SELECT setval('feed_position_seq', (SELECT max(position) FROM records))")
             raw.commit()
             cursor.execute("ANALYZE")
             raw.commit()
