@@ -3,7 +3,7 @@
 
 Run from the repository root, against a server with the demo loaded (README, `make run`)::
 
-    .venv/bin/python scripts/openapi_conformance.py http://127.0.0.1:5000 worker1 PASSWORD [schemathesis options]
+    .venv/bin/python scripts/openapi_conformance.py http://127.0.0.1:5000 supervisor1 PASSWORD [schemathesis options]
 
 It logs in as the user (POST /api/v1/auth/device) and runs ``schemathesis run`` on the server's document
 with that device token, every check (``--checks all``), every phase, a fixed seed and a bounded number of

@@ -86,8 +86,8 @@ def parse_day(name: str, text: str | None) -> date:
         day = date.fromisoformat(text)
     except ValueError:
         raise BadQuery(name, "must be a day as YYYY-MM-DD") from None
-    if not 2000 <= day.year <= 2999:
-        raise BadQuery(name, "must be a day between the years 2000 and 2999")
+    if not 1900 <= day.year <= 2099:
+        raise BadQuery(name, "must be a day between the years 1900 and 2099")
     return day
 
 

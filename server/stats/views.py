@@ -53,9 +53,9 @@ def _zone():
 def _period(args) -> service.Period:
     """The period of ``from`` and ``to`` (days, inclusive); this week without them."""
     first, last = service.week_of(today())
-    if args.get("from") or args.get("to"):
-        first = service.parse_day("from", args.get("from"))
-        last = service.parse_day("to", args.get("to") or args.get("from"))
+    if "from" in args or "to" in args:  # given, even empty: then checked; one of them alone is one day
+        first = service.parse_day("from", args["from"] if "from" in args else args.get("to"))
+        last = service.parse_day("to", args["to"] if "to" in args else args.get("from"))
     return service.Period.of_days(first, last, _zone())
 
 
@@ -214,15 +214,16 @@ class StatsAnswer(Schema):
     total = fields.Nested(StatsRow, required=True)
 
 
+# A day of the years 1900 to 2099 (service.parse_day takes those), a real one (format: date).
+_DAY = {"type": "string", "format": "date",
+        "pattern": "^(19|20)[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"}
 _QUERY = {"parameters": [
     {"name": "group", "in": "query", "required": False, "schema": {"type": "string", "enum": list(service.GROUPS),
                                                                     "default": "street"}},
-    {"name": "from", "in": "query", "required": False,
-     "schema": {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"},
-     "description": "first day in the district's time; with `to`, this week by default"},
-    {"name": "to", "in": "query", "required": False,
-     "schema": {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"},
-     "description": "last day, inclusive; `from` by default"},
+    {"name": "from", "in": "query", "required": False, "schema": _DAY,
+     "description": "first day in the district's time; without `from` and `to`, this week"},
+    {"name": "to", "in": "query", "required": False, "schema": _DAY,
+     "description": "last day, inclusive; `from` by default (and `from` is `to` without it)"},
 ]}
 
 

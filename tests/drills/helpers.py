@@ -35,7 +35,8 @@ def load_demo(database_url: str) -> dict[str, dict[str, Any]]:
 def server_records(database_url: str) -> dict[str, Any]:
     """What the store holds, read directly: rows per id, each record's state, the feed and positions."""
     from server.db import db
-    from server.models import Feed, Record
+    from server.models import Record
+    from server.sync import feed as store_feed
     from sqlalchemy import func, select
 
     app = drill_app(database_url)
@@ -46,7 +47,7 @@ def server_records(database_url: str) -> dict[str, Any]:
         records = {r.id: {"kind": r.kind, "bucket": r.bucket, "position": r.position,
                           "state": {name: (value, r.field_hlcs[name]) for name, value in r.field_values.items()}}
                    for r in rows}
-        feed = db.session.scalar(select(Feed.position).where(Feed.id == 1))
+        feed = store_feed.last_position()  # the feed row (SQLite) or the position sequence (PostgreSQL)
         positions = [r.position for r in rows]
         db.session.remove()
         db.engine.dispose()

@@ -233,7 +233,10 @@ def test_sigkilled_server_loses_no_acknowledged_change_and_stores_none_twice(dat
         assert stored["duplicated"] == []
         assert stored["rows"] == len(stored["records"])
         assert len(set(stored["positions"])) == len(stored["positions"])
-        assert stored["feed"] == max(stored["positions"])
+        # Every stored position was handed out; on PostgreSQL a killed or failed writer may have taken more.
+        if database_url.startswith("sqlite"):
+            assert stored["feed"] == max(stored["positions"])
+        assert stored["feed"] >= max(stored["positions"])
         mine = set(device.events)
         assert mine <= set(stored["records"])
         events_on_server = {rid for rid, r in stored["records"].items()

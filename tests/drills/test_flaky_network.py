@@ -246,7 +246,9 @@ def test_thirty_percent_of_requests_fail_and_everything_is_synced_once(database_
         # The network really was that bad, both ways, for pushes too.
         assert 0.2 < (fates["before"] + fates["after"]) / requests < 0.4, summary
         assert pushes["before"] >= 5 and pushes["after"] >= 5, summary
-        assert sum(d.failed_syncs for d in devices) >= 5, summary  # failures reached synchronize too
+        # Failures reached synchronize too. Since a sync retries a cut page or push within itself (issue 20), most
+        # of them end inside the sync; some still end one.
+        assert sum(d.failed_syncs for d in devices) >= 1, summary
 
         for device in devices:
             assert device.store.counts().unsynced == 0, device.username
@@ -255,7 +257,10 @@ def test_thirty_percent_of_requests_fail_and_everything_is_synced_once(database_
         # Each record once: one row per id, unique feed positions, nothing the devices did not create.
         assert stored["duplicated"] == []
         assert len(set(stored["positions"])) == len(stored["positions"])
-        assert stored["feed"] == max(stored["positions"])
+        # Every stored position was handed out; on PostgreSQL a killed or failed writer may have taken more.
+        if database_url.startswith("sqlite"):
+            assert stored["feed"] == max(stored["positions"])
+        assert stored["feed"] >= max(stored["positions"])
         created = [key for device in devices for key in device.created]
         assert len(set(created)) == len(created)
         for kind, demo_count in (("event", 4), ("case_action", 0)):

@@ -73,7 +73,7 @@ def test_the_json_answers_the_figures_and_refuses_bad_input(pages, app):
                         "extended", "supervised", "overdue_open", "closure_rate", "on_time_rate", "rework_rate",
                         "extension_rate"}
     assert body["total"]["reported"] == sum(r["reported"] for r in body["rows"])
-    for query in ("group=planet", "from=2026-02-30", "from=2026-12-10&to=2026-12-01", "limit=5"):
+    for query in ("group=planet", "from=2026-02-30", "from=2026-12-10&to=2026-12-01", "limit=5", "to=", "from="):
         answer = pages.get(f"/api/v1/stats/cases?{query}")
         assert answer.status_code == 400 and answer.get_json()["error"]["code"] == "invalid", query
 

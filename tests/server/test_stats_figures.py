@@ -137,7 +137,8 @@ def test_nothing_due_gives_no_rate(app):
     assert service.table("grid", PERIOD, T0, load_reference()).total.rates["closure_rate"] is None
 
 
-@pytest.mark.parametrize("text", ["2026-13-01", "20261201", "２０２６-１２-０１", "", None, "1999-12-01", "2026-12-01x"])
+@pytest.mark.parametrize("text", ["2026-13-01", "20261201", "２０２６-１２-０１", "", None, "1899-12-01", "2100-01-01",
+                                  "2026-12-01x", "0000-00-00", "2026-02-30"])
 def test_a_bad_day_is_refused_before_any_query(text):
     with pytest.raises(service.BadQuery):
         service.parse_day("from", text)
