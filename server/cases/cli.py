@@ -19,7 +19,7 @@ cases_cli = AppGroup("cases", help="The store's cases.")
 @click.option("--chunk", default=2000, show_default=True, type=click.IntRange(1, 100_000),
               help="Events folded and written per step; memory grows with it, not with the store.")
 def rebuild(chunk: int) -> None:
-    """Empty the cases table and fold every event again from the records, in one transaction.
+    """Fold every event again from the records into the cases table (and drop rows of no event), in one transaction.
 
     The table is a cache of the fold: run this after restoring records from a backup, or to check
     that the table holds what the records say. Pushes wait for it (it holds the table's rows).

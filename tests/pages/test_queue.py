@@ -149,3 +149,31 @@ def test_the_supervised_and_how_closed_filters(pages, app):
     assert duplicate in queue_ids(pages, "?status=closed&resolution=duplicate")
     result = list_cases(user("supervisor1"), QueueFilters(status="closed", resolution="duplicate"), per_page=500)
     assert {c.state.resolution for c in result.cases} == {"duplicate"}
+
+
+def test_the_search_index_follows_every_change_of_a_case(pages, app):
+    """The search finds what a plain LIKE over the cases' text finds (on PostgreSQL through the trigram index of
+    migration 0008), after a new case, an edit of its description, and a rebuild of the cases table."""
+    from sqlalchemy import text
+
+    from server.db import db
+    from server.sync import apply, casebook
+
+    event_id = new_event(description="东湖路口井盖缺失")
+
+    def found(word: str) -> list[str]:
+        return [c.id for c in list_cases(user("supervisor1"), QueueFilters(status="all", q=word), per_page=500).cases]
+
+    def plain(word: str) -> list[str]:
+        rows = db.session.execute(text("SELECT event_id FROM cases WHERE search LIKE :p AND deleted = :no"),
+                                  {"p": f"%{word}%", "no": False}).scalars()
+        return sorted(rows)
+
+    assert found("井盖缺失") == [event_id]
+    stamp = apply.stamp("event", event_id, {"description": "东湖路口路灯不亮"}, bucket="grid:G-0101")
+    apply.write_as_server([stamp])
+    assert found("井盖缺失") == [] and found("路灯不亮") == [event_id]
+    casebook.rebuild(db.session.connection())
+    db.session.commit()
+    for word in ("路灯不亮", "测试事件", "东湖路", "nothing-like-this"):
+        assert sorted(found(word)) == plain(word), word

@@ -202,3 +202,20 @@ def test_a_rebuild_streams_in_chunks_and_reports_progress(app, chunk):
     assert casebook.rebuild(db.session.connection(), chunk=chunk, progress=seen.append) == 4
     db.session.commit()
     assert table() == before and seen[-1] == 4 and len(seen) == -(-4 // chunk)
+
+
+def test_a_rebuild_mends_a_wrong_row_and_drops_a_row_of_no_event(app):
+    push_in_batches([change("event", EVENT_IDS[0], "grid:G-01",
+                            {"grid": "G-01", "category": "road", "description": "x", "reporter": REPORTERS[0],
+                             "reported_at": format_ms(T0)}, hlc(0))], [])
+    right = table()
+    connection = db.session.connection()
+    connection.exec_driver_sql("UPDATE cases SET status = 'closed', search = 'wrong'")
+    stray = list(right[0])
+    stray[0], stray[1] = "0193b5c8-0000-7000-a000-0000000000ff", None
+    connection.exec_driver_sql(f"INSERT INTO cases ({', '.join(casebook.CASE_COLUMNS)}) VALUES "
+                               f"({', '.join(['%s' if connection.dialect.name == 'postgresql' else '?'] * len(stray))})",
+                               tuple(stray))
+    db.session.commit()
+    assert table() != right
+    assert rebuilt() == right
