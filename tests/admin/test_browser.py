@@ -13,7 +13,11 @@ import requests
 
 from ..pages.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, PASSWORD, _need_browser, live_server  # noqa: F401
 
-pytestmark = pytest.mark.slow
+# The pages are served by werkzeug's threaded server in this process: when the browser drops a connection while a
+# static file is being sent (it does, moving on to the next page), werkzeug leaves that file for the collector to
+# close. That ResourceWarning is the test server's, not the product's (gunicorn serves production).
+pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::ResourceWarning"),
+              pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")]
 SHOTS = ARTIFACTS.parent / "admin"
 NODE = "00000000000000d1"
 

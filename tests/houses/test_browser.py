@@ -16,7 +16,11 @@ from sqlalchemy import select
 from ..pages.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, PASSWORD, _need_browser, live_server, photo  # noqa: F401
 from .conftest import demo_id_numbers
 
-pytestmark = pytest.mark.slow
+# The pages are served by werkzeug's threaded server in this process: when the browser drops a connection while a
+# static file is being sent (it does, moving on to the next page), werkzeug leaves that file for the collector to
+# close. That ResourceWarning is the test server's, not the product's (gunicorn serves production).
+pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::ResourceWarning"),
+              pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")]
 WORKER_NODE = "00000000000000c3"
 ADDRESS = "东湖村12号"
 
