@@ -49,6 +49,10 @@ def test_a_screenshot_shows_the_simplified_chinese_face(window):
     from kivy.uix.floatlayout import FloatLayout
     from kivy.uix.label import Label
 
+    from kivy.core.window import Window
+
+    Window.size = (1280, 800)  # at its own size, whatever an earlier test of this process did to it
+    idle(3)
     source = _collection()
     fonts.register_cjk_font()
     sc_face = fonts.face_file(source, fonts.simplified_face(fonts.face_names(source)))
@@ -74,8 +78,9 @@ def test_a_screenshot_shows_the_simplified_chinese_face(window):
         path = screenshot(window, "font-faces")
         with Image.open(path) as image:
             shot = image.convert("L")
-            width = min(shot.width, int(window.width))  # beyond the window's own width the buffer is not ours
-            return [shot.crop((0, r * row_height, width, (r + 1) * row_height)) for r in range(3)]
+            # The window's own area is the lower left of the buffer (GL's origin), should it be smaller.
+            width, top = min(shot.width, int(window.width)), max(0, shot.height - int(window.height))
+            return [shot.crop((0, top + r * row_height, width, top + (r + 1) * row_height)) for r in range(3)]
 
     try:
         # A shared, busy machine may take more than a few frames to lay the labels out: look again (a few
