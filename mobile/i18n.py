@@ -21,6 +21,8 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable
 
+from shared.sizes import size_text  # re-exported: the app's screens word sizes through i18n
+
 __all__ = ["LANGUAGES", "DEFAULT_LANGUAGE", "CATALOG", "t", "set_language", "language", "on_change",
            "status_name", "action_name", "source_name", "phase_name", "error_text", "resolution_name", "kind_name", "reason_text",
            "refusal_text", "state_text",
@@ -761,19 +763,6 @@ def state_text(state: str, refusal: Any = None) -> str:
 def labelled(label: Any, value: Any) -> str:
     """"label: value" with the language's colon (full-width in Chinese)."""
     return t("common.labelled", label=label, value=value)
-
-
-def size_text(size: int) -> str:
-    """A number of bytes as people read it: 850 B, 12 KB, 1.5 MB (1 KB = 1024 B)."""
-    if size < 1024:
-        return f"{size} B"
-    value = float(size)
-    for unit in ("KB", "MB", "GB"):
-        value /= 1024
-        if value < 1024 or unit == "GB":
-            break
-    text = f"{value:.1f}" if value < 10 else f"{value:.0f}"
-    return f"{text.removesuffix('.0')} {unit}"
 
 
 def error_text(field: str, code: str) -> str:

@@ -11,6 +11,7 @@ from typing import Any
 from flask_babel import get_locale, gettext as _, lazy_gettext as _l
 
 from shared.case import REASONS
+from shared.sizes import size_text
 
 STATUS_LABELS = {
     "open": _l("Open"), "reported": _l("Reported"), "dispatched": _l("Dispatched"),
@@ -77,19 +78,6 @@ def name_of(record: dict | None, code: str | None = None) -> str:
 def percent(rate: float | None) -> str:
     """A rate as a percentage with one decimal; — when there is none."""
     return "—" if rate is None else f"{rate * 100:.1f} %"
-
-
-def size_text(size: int) -> str:
-    """A number of bytes as people read it: 850 B, 12 KB, 1.5 MB, 15 MB (1 KB = 1024 B)."""
-    if size < 1024:
-        return f"{size} B"
-    value = float(size)
-    for unit in ("KB", "MB", "GB"):
-        value /= 1024
-        if value < 1024 or unit == "GB":
-            break
-    text = f"{value:.1f}" if value < 10 else f"{value:.0f}"
-    return f"{text.removesuffix('.0')} {unit}"
 
 
 def labelled(label: Any, value: Any) -> str:
