@@ -394,6 +394,7 @@ class EventFields(Schema):
     micro = Bool()
     reporter = Id(required=True)
     reported_at = Instant(required=True)
+    patrol = Id(allow_none=True)  # the patrol it was reported on
     # Written by the server when the event first arrives (server/casebook.py); a push carrying it is refused.
     case_number = Text(validate=validate.Length(max=32), allow_none=True)
     _deleted = Bool()
@@ -441,6 +442,7 @@ class HouseCheckFields(Schema):
     answers = fields.List(fields.Nested(CheckAnswer), required=True, validate=validate.Length(max=200))
     photos = Photos()
     residents_seen = Int(validate=validate.Range(min=0, max=10_000), allow_none=True)
+    patrol = Id(allow_none=True)  # the patrol it was made on
 
 
 class TenantFields(Schema):
@@ -457,20 +459,78 @@ class TenantFields(Schema):
     _deleted = Bool()
 
 
-class TrackPoint(Schema):
-    lat = Number(required=True, validate=validate.Range(-90, 90))
-    lon = Number(required=True, validate=validate.Range(-180, 180))
-    at = Instant(required=True)
-
-
 class PatrolFields(Schema):
+    """A patrol (巡): one worker's walk of one grid, started and stopped on the tablet.
+
+    Append-only: ``ended_at`` and ``distance_m`` are added once, when the patrol stops (by the
+    worker, or by the app closing a patrol it finds open after being killed: ``closed_by``).
+    Its points travel apart, in ``track`` records of up to 1,000 points each (shared/track.py).
+    """
+
     grid = Code(required=True)
     worker = Id(required=True)
     started_at = Instant(required=True)
     ended_at = Instant(allow_none=True)
-    track = fields.List(fields.Nested(TrackPoint), validate=validate.Length(max=20_000))
     distance_m = Number(validate=validate.Range(min=0, max=10_000_000), allow_none=True)
+    closed_by = Text(validate=validate.OneOf(["worker", "recovery"]), allow_none=True)
     note = Note(allow_none=True)
+
+
+class TrackFields(Schema):
+    """A batch of a patrol's track points, packed by columns (shared/track.py says how)."""
+
+    patrol = Id(required=True)
+    worker = Id(required=True)
+    seq = Int(required=True, validate=validate.Range(min=0, max=1_000_000))  # the batch's place in its patrol
+    start = Instant(required=True)  # the time of the batch's first point
+    points = fields.Dict(required=True, validate=lambda value: _check_packed(value))
+
+
+def _check_packed(value: Any) -> bool:
+    from .track import packed_error  # track.py builds on this module's patterns
+    error = packed_error(value)
+    if error:
+        raise ValidationError(error)
+    return True
+
+
+class FixedPointFields(Schema):
+    """A fixed patrol point (定点巡查) an admin sets in a grid: visit it at least every ``every_hours``."""
+
+    grid = Code(required=True)
+    name = Name(required=True)
+    name_en = Name(allow_none=True)
+    location = Location(required=True)
+    radius_m = Int(required=True, validate=validate.Range(min=5, max=2_000))
+    every_hours = Int(required=True, validate=validate.Range(min=1, max=24 * 366))
+    _deleted = Bool()
+
+
+class PointVisitFields(Schema):
+    """A visit to a fixed point: seen by the track passing within its radius, or a check-in with a photo."""
+
+    point = Id(required=True)
+    worker = Id(required=True)
+    visited_at = Instant(required=True)
+    method = Text(required=True, validate=validate.OneOf(["track", "check_in"]))
+    patrol = Id(allow_none=True)
+    location = Location(allow_none=True)
+    photos = Photos()
+    note = Note(allow_none=True)
+
+
+class PatrolPlanFields(Schema):
+    """A grid's suggested patrol schedule, computed by the server from the event history (server/patrols)."""
+
+    grid = Code(required=True)
+    computed_at = Instant(required=True)
+    hours = fields.List(Int(validate=validate.Range(min=0, max=23)), validate=validate.Length(max=24))
+    rounds_per_day = Int(validate=validate.Range(min=0, max=48))
+    busy_weekdays = fields.List(Int(validate=validate.Range(min=1, max=7)), validate=validate.Length(max=7))
+    points = fields.List(Id(), validate=validate.Length(max=50))  # fixed points most in need, first first
+    basis_events = Int(validate=validate.Range(min=0, max=100_000_000))
+    summary = Note(allow_none=True)
+    summary_en = Note(allow_none=True)
 
 
 @dataclass(frozen=True)
@@ -527,6 +587,10 @@ KINDS: dict[str, Kind] = {
         Kind("house_check", HouseCheckFields, append_only=True, parent=("house", "rental_house"), author="worker"),
         Kind("tenant", TenantFields, parent=("house", "rental_house")),
         Kind("patrol", PatrolFields, append_only=True, author="worker"),
+        Kind("track", TrackFields, append_only=True, parent=("patrol", "patrol"), author="worker"),
+        Kind("fixed_point", FixedPointFields),
+        Kind("point_visit", PointVisitFields, append_only=True, parent=("point", "fixed_point"), author="worker"),
+        Kind("patrol_plan", PatrolPlanFields),
     ]
 }
 REFERENCE_KINDS = frozenset(k for k, v in KINDS.items() if v.reference)

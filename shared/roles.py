@@ -8,7 +8,8 @@ supervisor may and change the reference data. What each may do is written here o
   and writes the grids assigned to them; supervisors and admins every grid; a unit user no grid
   bucket (units see cases on the pages, not on tablets) but may write a case action in any grid,
   on a case now dispatched to their unit (the server checks the dispatch when it applies the action).
-* **Kinds.** A unit user writes case actions and nothing else in a grid.
+* **Kinds.** A unit user writes case actions and nothing else in a grid. Fixed patrol points and
+  patrol plans are the office's (`MANAGED_KINDS`): workers read them and may not write them.
 * **Case actions.** `ACTIONS_BY_ROLE` names what each role may push. Whether an action *applies* to
   a case as it stands is the fold's to say (shared/case.py), not this table's.
 * **Standing in.** A supervisor or an admin may verify in the reporter's place (``stand_in``); the
@@ -28,7 +29,7 @@ from .records import REF_BUCKET, bucket_grid
 
 __all__ = [
     "ROLES", "ACTIONS_BY_ROLE", "STAND_IN_ROLES", "PAGES", "may_take", "may_stand_in", "may_use",
-    "may_write_bucket", "may_write_kind", "reads_every_grid", "readable_grids",
+    "may_write_bucket", "may_write_kind", "MANAGED_KINDS", "reads_every_grid", "readable_grids",
 ]
 
 ROLES = ("worker", "supervisor", "unit", "admin")
@@ -49,6 +50,7 @@ PAGES: dict[str, frozenset[str]] = {
     "cases": frozenset({"supervisor", "admin", "unit"}),
     "houses": frozenset({"supervisor", "admin"}),
     "stats": frozenset({"supervisor", "admin"}),
+    "patrols": frozenset({"supervisor", "admin"}),
     "admin": frozenset({"admin"}),
 }
 _EVERY_GRID = frozenset({"supervisor", "admin"})
@@ -92,6 +94,15 @@ def may_write_bucket(role: str, grids: Iterable[str], bucket: str) -> bool:
     return role == "worker" and bucket_grid(bucket) in grids
 
 
+# Field kinds set by the office, not by workers: fixed patrol points and the patrol plans.
+MANAGED_KINDS: dict[str, frozenset[str]] = {
+    "fixed_point": frozenset({"supervisor", "admin"}),
+    "patrol_plan": frozenset({"supervisor", "admin"}),
+}
+
+
 def may_write_kind(role: str, kind: str, reference: bool) -> bool:
     """Whether the role may write records of the kind at all (its buckets are checked apart)."""
+    if kind in MANAGED_KINDS:
+        return role in MANAGED_KINDS[kind]
     return reference or role != "unit" or kind == "case_action"

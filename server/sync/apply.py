@@ -128,7 +128,7 @@ def authorize(user: User | Writer | None, change: Change) -> str | None:
         if values.get("stand_in") is True and not may_stand_in(writer.role):
             return Refusal("forbidden: only a supervisor verifies in the reporter's place", "stand_in")
     elif not may_write_kind(writer.role, change.kind, kind.reference):
-        return Refusal(f"forbidden: a unit user may not write {change.kind} records", "role_may_not")
+        return Refusal(f"forbidden: the {writer.role} role may not write {change.kind} records", "role_may_not")
     return None
 
 

@@ -19,7 +19,7 @@ from tests.shared.test_idcard import VALID as VALID_ID_NUMBERS
 from tests.shared.test_records import H, LATER, NOW, SHA, VALID, new_id
 
 NODE = "a0a0a0a0a0a0a0a0"
-NESTED = {"checklist": "items", "grid": "boundary", "house_check": "answers", "patrol": "track"}  # go the plain way
+NESTED = {"checklist": "items", "grid": "boundary", "house_check": "answers", "track": "points"}  # go the plain way
 
 
 def js(value) -> str:

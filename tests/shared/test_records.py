@@ -25,6 +25,7 @@ def new_id(n: int) -> str:
 
 
 USER, EVENT, HOUSE = new_id(1), new_id(2), new_id(3)
+PATROL, POINT = new_id(4), new_id(5)
 
 # One record of every kind, setting every field the kind has.
 VALID = {
@@ -47,7 +48,7 @@ VALID = {
     "event": ("grid:G-0101", {
         "grid": "G-0101", "category": "fire_hazard", "description": "楼道堆放杂物", "location": LOCATION,
         "address": "Beishan Rd 12", "photos": [SHA], "urgent": True, "micro": False, "reporter": USER,
-        "reported_at": NOW, "case_number": "20261127-0001", "_deleted": False,
+        "reported_at": NOW, "case_number": "20261127-0001", "patrol": PATROL, "_deleted": False,
     }),
     "case_action": ("grid:G-0101", {
         "event": EVENT, "action": "dispatch", "actor": USER, "unit": "fire", "deadline": "2026-11-29T19:48:00.000Z",
@@ -62,7 +63,7 @@ VALID = {
     "house_check": ("grid:G-0101", {
         "house": HOUSE, "worker": USER, "checked_at": NOW, "checklist": "house.basic", "checklist_version": 2,
         "answers": [{"item": "exits", "result": "fail", "note": "杂物"}, {"item": "wiring", "result": "na", "note": None}],
-        "photos": [SHA], "residents_seen": 3,
+        "photos": [SHA], "residents_seen": 3, "patrol": PATROL,
     }),
     "tenant": ("grid:G-0101", {
         "house": HOUSE, "name": "张三", "phone": "13700000000", "room": "302", "id_number": "110101199003074514", "id_number_masked": "1101**********4514",
@@ -70,8 +71,24 @@ VALID = {
     }),
     "patrol": ("grid:G-0101", {
         "grid": "G-0101", "worker": USER, "started_at": NOW, "ended_at": "2026-11-27T20:48:00.000Z",
-        "track": [{"lat": 30.27, "lon": 120.15, "at": NOW}, {"lat": 30, "lon": 120, "at": "2026-11-27T19:49:00.000Z"}],
-        "distance_m": 1234.5, "note": None,
+        "distance_m": 1234.5, "closed_by": "worker", "note": None,
+    }),
+    "track": ("grid:G-0101", {
+        "patrol": PATROL, "worker": USER, "seq": 0, "start": NOW,
+        "points": {"t": [0, 10012], "lat": [30270000, -41], "lon": [120150000, 35], "acc": [8, None],
+                   "speed": [None, 14]},
+    }),
+    "fixed_point": ("grid:G-0101", {
+        "grid": "G-0101", "name": "北山路口", "name_en": "Beishan crossing", "location": LOCATION, "radius_m": 30,
+        "every_hours": 24, "_deleted": False,
+    }),
+    "point_visit": ("grid:G-0101", {
+        "point": POINT, "worker": USER, "visited_at": NOW, "method": "check_in", "patrol": PATROL,
+        "location": LOCATION, "photos": [SHA], "note": "GPS poor under the bridge",
+    }),
+    "patrol_plan": ("grid:G-0101", {
+        "grid": "G-0101", "computed_at": NOW, "hours": [8, 9, 17], "rounds_per_day": 3, "busy_weekdays": [1, 5],
+        "points": [POINT], "basis_events": 412, "summary": "早8-9点、傍晚5点多巡", "summary_en": None,
     }),
 }
 
@@ -244,7 +261,10 @@ REFUSED = {
     "checklist item without text": (change("checklist", items=[{"code": "exits"}]), ("fields", "items", 0, "text"), "Missing data"),
     "checklist without items": (change("checklist", items=[]), ("fields", "items"), "Length must be between 1"),
     "check answer bad result": (change("house_check", answers=[{"item": "exits", "result": "ok"}]), ("fields", "answers", 0, "result"), "Must be one of"),
-    "track point without time": (change("patrol", track=[{"lat": 30, "lon": 120}]), ("fields", "track", 0, "at"), "Missing data"),
+    "track points not packed": (change("track", points=[{"lat": 30, "lon": 120}]), ("fields", "points"), "Not a valid mapping"),
+    "track time backwards": (change("track", points={"t": [-1], "lat": [0], "lon": [0], "acc": [None], "speed": [None]}), ("fields", "points"), "backwards"),
+    "fixed point radius too small": (change("fixed_point", radius_m=1), ("fields", "radius_m"), "greater than or equal to 5"),
+    "plan hour out of range": (change("patrol_plan", hours=[24]), ("fields", "hours", 0), "less than or equal to 23"),
     # NUL, which PostgreSQL cannot store
     "NUL in a string": (change("event", description="fire\x00"), ("fields", "description"), "NUL"),
     "NUL in a checklist item text": (change("checklist", items=[{"code": "exits", "text": "clear\x00"}]), ("fields", "items", 0, "text"), "NUL"),
@@ -340,15 +360,17 @@ def test_event_requires_grid_category_description_reporter_and_time():
 def test_event_and_case_action_fields_are_the_contract():
     assert KINDS["event"].fields == {
         "grid", "category", "description", "location", "address", "photos", "urgent", "micro", "reporter",
-        "reported_at", "case_number", "_deleted",
+        "reported_at", "case_number", "patrol", "_deleted",
     }
     assert {"event", "action", "actor", "unit", "deadline", "note", "photos"} <= KINDS["case_action"].fields
 
 
 def test_reference_and_append_only_kinds():
     assert REFERENCE_KINDS == {"grid", "category", "unit", "checklist"}
-    assert FIELD_KINDS == {"event", "case_action", "rental_house", "house_check", "tenant", "patrol"}
-    assert {name for name, kind in KINDS.items() if kind.append_only} == {"case_action", "house_check", "patrol"}
+    assert FIELD_KINDS == {"event", "case_action", "rental_house", "house_check", "tenant", "patrol", "track",
+                           "fixed_point", "point_visit", "patrol_plan"}
+    assert {name for name, kind in KINDS.items() if kind.append_only} == {
+        "case_action", "house_check", "patrol", "track", "point_visit"}
 
 
 @pytest.mark.parametrize("kind, values, bucket", [
