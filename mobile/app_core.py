@@ -35,7 +35,7 @@ import os
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Callable
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from shared.hlc import system_ms
 from shared.records import bucket_grid
@@ -95,6 +95,26 @@ class LoginFailed(Exception):
         super().__init__(message)
         self.message = message
         self.code = code
+
+
+def _server_url(text: str | None) -> str:
+    """The server address as typed, stripped; LoginFailed unless it looks like http(s)://host."""
+    url = (text or "").strip()
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or " " in url:
+        raise LoginFailed("The server address must look like https://example.org", "bad_url")
+    return url
+
+
+def parse_provisioning(text: str | None) -> tuple[str, str] | None:
+    """(server address, code) from the text of a provisioning QR code (gridpatrol://provision?server=…&code=…);
+    None for anything else (a code typed by hand)."""
+    parts = urlsplit((text or "").strip())
+    if parts.scheme != "gridpatrol" or parts.netloc != "provision":
+        return None
+    query = parse_qs(parts.query)
+    server, code = (query.get("server") or [""])[0], (query.get("code") or [""])[0]
+    return (server, code) if server and code else None
 
 
 def _default_transport(server_url: str, token: str | None) -> HttpTransport:
@@ -169,30 +189,51 @@ class AppCore:
 
         Keeps every unsynced capture: only the token, user and buckets are replaced.
         """
-        url = (server_url or "").strip()
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.netloc or " " in url:
-            raise LoginFailed("The server address must look like https://example.org", "bad_url")
+        _server_url(server_url)
         if not username or not password:
             raise LoginFailed("Enter a user name and a password", "missing")
         # Another user over unsynced captures is refused *before* the server is asked: a log-in registers a
         # device and hands out a token, and the API has no call to take one back, so asking first would
         # leave a valid token of the refused user behind on the server. The user name of the last log-in
         # is kept for this (a store from before it was kept is checked after the answer, below).
-        previous = self.user_id
-        unsynced = bool(previous) and self.store.counts().unsynced > 0
         last_name = self.store.setting(LOGIN_NAME_KEY)
-        if unsynced and isinstance(last_name, str) and last_name != username.strip():
+        if self._unsynced_of_another() and isinstance(last_name, str) and last_name != username.strip():
             raise LoginFailed("Captures of the previous user have not synced yet; that user must log in and "
                               "sync first", "unsynced_other_user")
+        self._log_in(server_url, lambda transport: transport.login(username, password, device_name, self.store.node),
+                     "wrong_password", "Wrong user name or password", username.strip())
+
+    def login_with_code(self, server_url: str, code: str, device_name: str = "tablet") -> None:
+        """Log this device in with a one-time code an admin gave (or the text of its QR code); as `login`.
+
+        The code names the user only in the server's answer, so the check for another user's unsynced
+        captures comes after it: a refused log-in then leaves a device on the server for an admin to revoke.
+        """
+        link = parse_provisioning(code)
+        if link is not None:
+            server_url, code = link
+        _server_url(server_url)
+        code = (code or "").strip()
+        if not code:
+            raise LoginFailed("Enter the code an administrator gave you", "missing")
+        self._log_in(server_url, lambda transport: transport.login_with_code(code, device_name, self.store.node),
+                     "bad_code", "This code is wrong, used or expired: ask an administrator for a new one", None)
+
+    def _unsynced_of_another(self) -> bool:
+        return bool(self.user_id) and self.store.counts().unsynced > 0
+
+    def _log_in(self, server_url: str, ask: Callable[[Any], dict], refused_code: str, refused_text: str,
+                username: str | None) -> None:
+        url = _server_url(server_url)
+        previous = self.user_id
         try:
             transport = self.transport_factory(url, None)
         except (ValueError, TransportError) as exc:
             raise LoginFailed(f"The server address is not usable: {exc}", "bad_url") from None
         try:
-            answer = transport.login(username, password, device_name, self.store.node)
+            answer = ask(transport)
         except Unauthorized:
-            raise LoginFailed("Wrong user name or password", "wrong_password") from None
+            raise LoginFailed(refused_text, refused_code) from None
         except Rejected as exc:
             raise LoginFailed(f"The server refused the log-in ({exc.status}): {exc.message}. "
                               "Is this the GridPatrol server's address?", "refused") from None
@@ -209,13 +250,14 @@ class AppCore:
         if not isinstance(token, str) or not token or not isinstance(user, dict) or not user.get("id"):
             raise LoginFailed("The server's answer is not a GridPatrol log-in", "refused")
         if previous and previous != user["id"] and self.store.counts().unsynced:
-            # Only for a store whose last log-in's user name is not known (an older app's). The token just
-            # issued is not kept; the server lists the device for an admin to revoke.
+            # For a store whose last log-in's user name is not known (an older app's), and for codes. The token
+            # just issued is not kept; the server lists the device for an admin to revoke.
             raise LoginFailed("Captures of the previous user have not synced yet; that user must log in and "
                               "sync first", "unsynced_other_user")
         buckets = [b for b in answer.get("buckets") or [] if isinstance(b, str)]
         self.store.save_login(url, token, user, buckets)
-        self.store.save_setting(LOGIN_NAME_KEY, username.strip())
+        # A code's answer names no user name: none is kept, and the check after the answer guards the next log-in.
+        self.store.save_setting(LOGIN_NAME_KEY, username)
         self.save_settings(server_url=url)
 
     def logout(self) -> None:

@@ -219,6 +219,15 @@ class HttpTransport:
         self.token = token
         return answer
 
+    def login_with_code(self, code: str, device_name: str, node: str) -> dict[str, Any]:
+        """POST /auth/device-code (a one-time code an admin gave); keeps the returned token as login does."""
+        answer = self._post("/auth/device-code", {"code": code, "device_name": device_name, "node": node}, auth=False)
+        token = answer.get("token")
+        if not isinstance(token, str) or not token:
+            raise TransportError("the log-in answer carries no token")
+        self.token = token
+        return answer
+
     def push(self, node: str, changes: Sequence[Mapping[str, Any]], sent_at: str) -> dict[str, Any]:
         """POST /sync/push; answers {results, hlc}."""
         answer = self._post("/sync/push", {"node": node, "changes": list(changes), "sent_at": sent_at})

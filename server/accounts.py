@@ -9,8 +9,10 @@ revokes a lost tablet instead.
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 import uuid
+from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
@@ -20,7 +22,7 @@ from shared.roles import ROLES
 
 from .db import db
 from .errors import ApiError
-from .models import Device, GridAssignment, User, UserGrid, utcnow
+from .models import Device, DeviceCode, GridAssignment, User, UserGrid, utcnow
 
 MIN_PASSWORD_LENGTH = 10
 # Hashed once per process: a log-in with an unknown user name checks the password against it, so that
@@ -180,3 +182,91 @@ def touch(device: Device, every_seconds: int = 60) -> bool:
 def revoke_device(device: Device) -> None:
     """Stop a device's token from working; the caller commits."""
     device.revoked_at = utcnow()
+
+
+# --- provisioning a tablet with a one-time code --------------------------------------------------
+
+# Letters and digits that cannot be mistaken for one another when read off a screen or said on the
+# phone (no 0/O, 1/I/L, 5/S, 2/Z, 8/B): 26 symbols, so a code of 10 has 26**10 ≈ 1.4e14 values.
+CODE_ALPHABET = "34679ACDEFGHJKMNPQRTUVWXY"
+CODE_LENGTH = 10
+DEVICE_CODE_MINUTES = 10
+_NOT_CODE = re.compile(r"[\s-]+")
+
+
+def normalise_code(text: str) -> str:
+    """A typed code as it is stored: capitals, without blanks and dashes (``ab3d-ef7h`` = ``AB3DEF7H``)."""
+    return _NOT_CODE.sub("", text or "").upper()
+
+
+def format_code(code: str) -> str:
+    """A code as shown to people: groups of five (``K7HQ4-MXT9C``)."""
+    return "-".join(code[i:i + 5] for i in range(0, len(code), 5))
+
+
+def issue_device_code(user: User, by: str | None, minutes: int = DEVICE_CODE_MINUTES) -> tuple[DeviceCode, str]:
+    """A one-time code that provisions one tablet for the user, valid for ``minutes``; the caller commits.
+
+    The code is returned once (formatted for people) and only its hash is stored. Codes of the
+    user not yet used stay valid until they expire: an admin provisioning two tablets gives two codes.
+    """
+    if not user.active:
+        raise AccountError(f"user {user.username!r} is deactivated")
+    code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+    row = DeviceCode(id=str(uuid.uuid4()), user=user, code_hash=hash_token(code), created_by=by,
+                     created_at=utcnow(), expires_at=utcnow() + timedelta(minutes=minutes))
+    db.session.add(row)
+    return row, format_code(code)
+
+
+def claim_device_code(code: str, device_name: str, node: str) -> tuple[User, Device, str] | None:
+    """Register a device with a one-time code: (user, device, token), or None when the code is wrong,
+    used, expired or its user deactivated. Commits.
+
+    Taken once: the code is marked used by an UPDATE that matches only while it is unused, so two
+    tablets sending one code at once cannot both get a token.
+    """
+    normal = normalise_code(code)
+    if not normal or len(normal) > 64:
+        return None
+    now = utcnow()
+    row = db.session.scalar(select(DeviceCode).where(DeviceCode.code_hash == hash_token(normal))
+                            .options(joinedload(DeviceCode.user)))
+    if row is None or row.used_at is not None or not row.user.active:
+        return None
+    expires = row.expires_at if row.expires_at.tzinfo else row.expires_at.replace(tzinfo=now.tzinfo)
+    if expires <= now:
+        return None
+    device_id = str(uuid.uuid4())
+    taken = db.session.execute(
+        DeviceCode.__table__.update()
+        .where(DeviceCode.id == row.id, DeviceCode.used_at.is_(None))
+        .values(used_at=now, device_id=device_id)).rowcount
+    if taken != 1:
+        db.session.rollback()
+        return None
+    token = secrets.token_urlsafe(32)
+    device = Device(id=device_id, user=row.user, name=device_name, node=node, token_hash=hash_token(token),
+                    last_seen_at=now)
+    db.session.add(device)
+    db.session.commit()
+    return row.user, device, token
+
+
+_APP_VERSION = re.compile(r"GridPatrol-mobile/([0-9A-Za-z.+_-]{1,40})")
+
+
+def note_app_version(device: Device, user_agent: str | None) -> None:
+    """Keep the app version the device's User-Agent names (GridPatrol-mobile/0.1), when it changed."""
+    found = _APP_VERSION.search(user_agent or "")
+    version = found.group(1) if found else None
+    if version and device.app_version != version:
+        device.app_version = version
+
+
+def note_refusals(device: Device, reasons: list[str]) -> None:
+    """Count the device's refused changes and keep the last reason; the caller commits."""
+    if reasons:
+        device.refused_count = (device.refused_count or 0) + len(reasons)
+        device.last_refusal = reasons[-1][:500]
+        device.last_refusal_at = utcnow()

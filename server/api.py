@@ -122,6 +122,7 @@ def device_required(view):
         if device is None:
             raise ApiError(401, "no valid device token: log in again on this device", code="unauthorized")
         g.device, g.user = device, device.user
+        accounts.note_app_version(device, request.headers.get("User-Agent"))  # committed with the call's writes
         return view(*args, **kwargs)
 
     return wrapper

@@ -133,8 +133,34 @@ class Device(db.Model):
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     # The device clock minus the server clock at its last push (ms); visible to admins.
     clock_skew_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # The app's version from its User-Agent (GridPatrol-mobile/0.1), as last seen.
+    app_version: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    # Changes of this device the server refused, counted, and the last one's reason and time.
+    refused_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_refusal: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    last_refusal_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
     user: Mapped[User] = relationship(back_populates="devices")
+
+
+class DeviceCode(db.Model):
+    """A one-time code an admin gives to provision a tablet for a user (server/accounts.py, issue_device_code).
+
+    Only the code's SHA-256 is kept, as for device tokens. It works once, until ``expires_at``.
+    """
+
+    __tablename__ = "device_codes"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_by: Mapped[str | None] = mapped_column(String(80), nullable=True)  # a user name, or "cli"
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    device_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+
+    user: Mapped[User] = relationship()
 
 
 class Setting(db.Model):

@@ -215,6 +215,14 @@ def _skew(view, context, model, name):
     return "" if model.clock_skew_ms is None else f"{model.clock_skew_ms / 1000:+.1f} s"
 
 
+def _refusals(view, context, model, name):
+    count = model.refused_count or 0
+    if not count:
+        return "0"
+    return Markup('{} <span class="muted" title="{}">{}</span>').format(
+        count, model.last_refusal or "", (model.last_refusal or "")[:60])
+
+
 def _revoke_button(view, context, model, name):
     if model.revoked_at is not None:
         return Markup('<span class="muted">{}</span>').format(_("revoked %(when)s", when=local_time(model.revoked_at)))
@@ -230,15 +238,38 @@ class DeviceView(Guarded, ModelView):
 
     can_create = can_edit = can_delete = False
     can_view_details = False
-    column_list = ["name", "user.username", "node", "created_at", "last_seen_at", "clock_skew_ms", "revoked_at"]
+    column_list = ["name", "user.username", "node", "app_version", "created_at", "last_seen_at", "clock_skew_ms",
+                   "refused_count", "revoked_at"]
     column_filters = ["name", "node"]
     column_searchable_list = ["name", "node"]
     column_default_sort = ("created_at", True)
     column_labels = {"name": _l("Device"), "user.username": _l("User"), "node": _l("Node"),
                      "created_at": _l("Registered"), "last_seen_at": _l("Last sync"),
-                     "clock_skew_ms": _l("Clock skew"), "revoked_at": _l("Revoke")}
+                     "clock_skew_ms": _l("Clock skew"), "revoked_at": _l("Revoke"), "app_version": _l("App version"),
+                     "refused_count": _l("Refused changes")}
     column_formatters = {"created_at": _when, "last_seen_at": _when, "clock_skew_ms": _skew,
-                         "revoked_at": _revoke_button}
+                         "revoked_at": _revoke_button, "refused_count": _refusals}
+    list_template = "admin/devices.html"
+
+    @expose("/provision/", methods=["GET", "POST"])
+    def provision(self):
+        """Provision a tablet: pick the user, get a one-time code and its QR code (valid for minutes)."""
+        form = forms.ProvisionForm()
+        users = db.session.scalars(select(User).where(User.active.is_(True)).order_by(User.role, User.username))
+        form.user.choices = [(u.id, f"{u.username} ({u.name}, {ROLE_LABELS.get(u.role, u.role)})") for u in users]
+        issued = None
+        if form.validate_on_submit():
+            user = db.session.get(User, form.user.data)
+            try:
+                row, code = service.provision_code(user, current_user)
+            except service.AdminError as exc:
+                flash(str(exc), "error")
+            else:
+                link = service.provisioning_link(request.host_url, code)
+                issued = {"user": user, "code": code, "expires_at": row.expires_at, "link": link,
+                          "server": request.host_url.rstrip("/"), "qr": service.qr_svg_data_uri(link),
+                          "minutes": accounts.DEVICE_CODE_MINUTES}
+        return self.render("admin/provision.html", form=form, issued=issued)
 
     @expose("/revoke/", methods=["POST"])
     def revoke(self):

@@ -55,6 +55,10 @@ class IdForm(FlaskForm):
     id = StringField(validators=[DataRequired(), Length(max=64)])
 
 
+class ProvisionForm(FlaskForm):
+    user = SelectField(_l("User"), validators=[DataRequired()])
+
+
 class CategoryForm(FlaskForm):
     code = StringField(_l("Code"), validators=CODE)
     name = StringField(_l("Name (Chinese)"), validators=[DataRequired(), Length(max=200)])

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from typing import Any
+from urllib.parse import urlencode
 
 from sqlalchemy import select
 
@@ -19,7 +20,7 @@ from shared.records import KINDS, REF_BUCKET, ValidationError
 from .. import accounts, audit
 from ..db import db
 from ..errors import describe
-from ..models import Device, Record, User
+from ..models import Device, DeviceCode, Record, User
 from ..sync import apply
 
 NAMESPACE = uuid.UUID("6f1c1a4e-2b1d-4f0e-9a51-6c7a1f0b9e21")  # the demo's: the same code, the same record
@@ -108,6 +109,33 @@ def revoke_device(device: Device) -> None:
     audit.record("revoke", "device", device.id, before={"revoked": False}, after={"revoked": True},
                  note=f"{device.name} ({device.user.username})")
     db.session.commit()
+
+
+def provision_code(user: User, admin) -> tuple[DeviceCode, str]:
+    """A one-time code that provisions a tablet for the user (accounts.issue_device_code); commits and audits.
+
+    The audit line names the user and the expiry, never the code.
+    """
+    try:
+        row, code = accounts.issue_device_code(user, by=getattr(admin, "username", None) or "cli")
+    except accounts.AccountError as exc:
+        raise AdminError(str(exc)) from None
+    audit.record("provision_code", "device", None, after={"user": user.username, "expires_at": row.expires_at},
+                 actor=admin)
+    db.session.commit()
+    return row, code
+
+
+def provisioning_link(server_url: str, code: str) -> str:
+    """What the QR code carries: the server's address and the code, as the app reads them (mobile/app_core.py)."""
+    return "gridpatrol://provision?" + urlencode({"server": server_url.rstrip("/"), "code": code})
+
+
+def qr_svg_data_uri(text: str) -> str:
+    """A QR code of the text as an SVG data URI (the pages' CSP allows data: images, not inline scripts)."""
+    import segno
+
+    return segno.make(text, error="m").svg_data_uri(scale=6, border=2)
 
 
 # --- reference data ----------------------------------------------------------------------------

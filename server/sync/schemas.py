@@ -36,6 +36,13 @@ class LoginRequest(Schema):
     node = Text(required=True, validate=NODE, metadata={"description": "the device's HLC node id"})
 
 
+class CodeLoginRequest(Schema):
+    code = Text(required=True, validate=validate.Length(min=1, max=64),
+                metadata={"description": "the one-time code an admin gave (server/accounts.py); blanks and dashes ignored"})
+    device_name = Text(required=True, validate=validate.Length(min=1, max=200))
+    node = Text(required=True, validate=NODE, metadata={"description": "the device's HLC node id"})
+
+
 class UserSchema(Schema):
     id = fields.String(required=True)
     name = fields.String(required=True)

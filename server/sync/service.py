@@ -55,6 +55,10 @@ def push(user: User, device: Device, body: dict[str, Any]) -> bytes:
             raise ApiError(409, f"this device's clock is ahead of the server's: {exc}", code="clock_skew",
                            details={"server_time": format_ms(exc.physical_ms)}) from None
     results = apply.apply_changes(writer, changes, rejected, device=device.id)
+    refused = [result.reason or "" for result in results if result.status == "rejected"]
+    if refused:  # for the admins' list of devices; a second, small commit only when something was refused
+        accounts.note_refusals(device, refused)
+        db.session.commit()
     # Speed: the answer as schemas.PushAnswer().dump would give it (every value is already a str, in
     # the schema's key order), written by msgspec, without marshmallow's per-field dump of 500 results.
     return wire.encode({"results": results, "hlc": str(clock.now())})
@@ -78,7 +82,7 @@ def pull(user: User, device: Device, cursors: dict[str, str], limit: int | None,
     """
     config = current_app.config
     limit = min(limit or config["GRIDPATROL_DEFAULT_PULL_LIMIT"], config["GRIDPATROL_MAX_PULL_LIMIT"])
-    if accounts.touch(device):
+    if accounts.touch(device) or device in db.session.dirty:  # dirty: a new app version (api.device_required)
         db.session.commit()
     try:
         answer = pull_changes(user, cursors, limit, as_json=True, max_bytes=max_bytes)

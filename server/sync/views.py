@@ -10,15 +10,17 @@ import gzip
 
 from flask import Blueprint, current_app, g, jsonify, request
 
-from .. import accounts
+from .. import accounts, audit
 from ..api import device_required, documented, read_body, read_json
 from ..db import db
 from ..errors import ApiError
+from ..web.auth import code_throttle
 from . import schemas, service, wire
 
 bp = Blueprint("sync", __name__, url_prefix="/api/v1")
 # Loading with a schema keeps no state in it, and making one costs a fifth of an empty push.
 _LOGIN_REQUEST, _PUSH_REQUEST, _PULL_REQUEST = schemas.LoginRequest(), schemas.PushRequest(), schemas.PullRequest()
+_CODE_REQUEST = schemas.CodeLoginRequest()
 
 
 @documented("/auth/device", "POST", "Log in once on a device and receive its token", blueprint=bp,
@@ -30,6 +32,27 @@ def login_device():
     if user is None:
         raise ApiError(401, "wrong user name or password", code="unauthorized")
     device, token = accounts.register_device(user, body["device_name"], body["node"])
+    answer = {"token": token, "user": {"id": user.id, "name": user.name, "role": user.role},
+              "buckets": service.readable_buckets(user)}
+    db.session.rollback()
+    return jsonify(schemas.LoginAnswer().dump(answer))
+
+
+@documented("/auth/device-code", "POST", "Provision a device with a one-time code an admin gave, and receive its token",
+            blueprint=bp, request_schema=schemas.CodeLoginRequest, answer=schemas.LoginAnswer, errors=(400, 401, 429),
+            auth=False)
+@code_throttle
+def login_with_code():
+    """Registers the device for the code's user; the code works once, for minutes. Failed tries are throttled
+    per address (429)."""
+    body = read_json(_CODE_REQUEST)
+    claimed = accounts.claim_device_code(body["code"], body["device_name"], body["node"])
+    if claimed is None:
+        raise ApiError(401, "this code is wrong, used or expired: ask an administrator for a new one",
+                       code="unauthorized", details={"reason": "bad_code"})
+    user, device, token = claimed
+    audit.record("provision", "device", device.id, after={"name": device.name, "user": user.username},
+                 actor=user, commit=True)
     answer = {"token": token, "user": {"id": user.id, "name": user.name, "role": user.role},
               "buckets": service.readable_buckets(user)}
     db.session.rollback()

@@ -133,6 +133,20 @@ def login_throttle(view):
                          on_breach=_refused, scope="login-user")(view)
 
 
+def _code_refused(_limit):
+    """A JSON 429 for the API: too many wrong provisioning codes from one address in a minute."""
+    from ..errors import ApiError
+
+    raise ApiError(429, "too many wrong codes: wait a minute, then try again", code="throttled")
+
+
+def code_throttle(view):
+    """Count wrong provisioning codes (answered 401) per address; past the log-in limit answer 429."""
+    failed = lambda response: response.status_code == 401  # noqa: E731
+    return limiter.limit(_failures, methods=["POST"], deduct_when=failed, on_breach=_code_refused,
+                         scope="device-code")(view)
+
+
 # --- security headers --------------------------------------------------------------------------
 
 def content_security_policy(app) -> str:

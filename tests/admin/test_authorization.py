@@ -37,6 +37,8 @@ ROWS = [
     ("users, ajax update", "POST", "/admin/users/ajax/update/", {"list_form_pk": "{worker2}", "name": "x"}, 404),
     ("devices", "GET", "/admin/devices/", None, 200),
     ("revoke", "POST", "/admin/devices/revoke/", {"id": "{device}"}, 303),
+    ("provision, form", "GET", "/admin/devices/provision/", None, 200),
+    ("provision, a code", "POST", "/admin/devices/provision/", {"user": "{worker2}"}, 200),
     ("devices, new (off)", "GET", "/admin/devices/new/", None, 302),
     ("devices, edit (off)", "GET", "/admin/devices/edit/?id={device}", None, 302),
     ("devices, details (off)", "GET", "/admin/devices/details/?id={device}", None, 302),

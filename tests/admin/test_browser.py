@@ -1,5 +1,6 @@
 """The admin tasks in headless Chromium against a live server: create a user and assign grids, add a category
-with an urgent deadline, version a checklist, revoke a device and see its next sync refused.
+with an urgent deadline, version a checklist, provision a device by a one-time code and sync with it, revoke it
+and see its next sync refused.
 
 Driven as tests/pages/test_browser.py drives the pages (same live server). Screenshots go to
 test-artifacts/admin/*.png; the policy of every page forbids inline scripts, so a page that needed
@@ -27,9 +28,6 @@ def test_admin_tasks_in_the_browser(live_server):
     from playwright.sync_api import expect, sync_playwright
 
     app, base = live_server
-    login = requests.post(f"{base}/api/v1/auth/device", json={"username": "worker1", "password": PASSWORD,
-                                                             "device_name": "张伟的平板", "node": NODE}, timeout=30)
-    token = login.json()["token"]
     SHOTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
@@ -89,6 +87,20 @@ def test_admin_tasks_in_the_browser(live_server):
             expect(page.get_by_test_id("versions")).to_contain_text("燃气管道完好")
             expect(page.get_by_test_id("version")).to_have_count(2)
             page.screenshot(path=str(SHOTS / "checklists.png"), full_page=True)
+
+            # Provision worker1's tablet with a one-time code: the tablet logs in with it and syncs.
+            page.goto(f"{base}/admin/devices/")
+            page.get_by_test_id("provision-link").click()
+            page.get_by_test_id("provision-user").select_option(label=page.locator(
+                "[data-testid=provision-user] option", has_text="worker1").first.inner_text())
+            page.get_by_test_id("provision-submit").click()
+            code = page.get_by_test_id("code").inner_text().strip()
+            expect(page.get_by_test_id("qr")).to_be_visible()
+            page.screenshot(path=str(SHOTS / "provision.png"), full_page=True)
+            login = requests.post(f"{base}/api/v1/auth/device-code", json={"code": code, "device_name": "张伟的平板",
+                                                                          "node": NODE}, timeout=30)
+            assert login.status_code == 200, login.text
+            token = login.json()["token"]
 
             # Revoke worker1's tablet: its next sync is refused with the reason.
             headers = {"Authorization": f"Bearer {token}"}

@@ -114,3 +114,31 @@ def test_verify_pass_after_dispatch_and_rectification_closes_the_case_on_the_ser
     on_server = server_case(event_id)
     assert (on_server.state.status, on_server.state.resolution) == ("closed", "verified")
     assert [e.action for e in on_server.state.timeline] == ["dispatch", "rectify", "verify_pass"]
+
+
+def test_a_tablet_logs_in_with_a_one_time_code_or_its_qr_text_and_syncs(app, client, demo, tmp_path):
+    from server import accounts
+    from server.admin.service import provisioning_link
+
+    def new_code():
+        _row, code = accounts.issue_device_code(user("worker1"), by="admin")
+        db.session.commit()
+        return code
+
+    core = AppCore(tmp_path / "tablet", transport_factory=lambda url, token: FlaskTransport(client, token))
+    try:
+        with pytest.raises(LoginFailed) as caught:
+            core.login_with_code(BASE_URL, "WRONG-CODE1")
+        assert caught.value.code == "bad_code"
+        core.login_with_code(BASE_URL, new_code().lower())
+        assert core.user["id"] == user("worker1").id and not core.needs_login
+        schedule = QueueSchedule()
+        runner = SyncRunner(core, schedule)
+        sync(runner, schedule)
+        runner.stop()
+        assert [g.code for g in core.grids()] == ["G-0101"]
+        # The QR code's text names the server too: the address typed (here none) gives way to it.
+        core.login_with_code("", provisioning_link(BASE_URL, new_code()))
+        assert core.settings.server_url == BASE_URL
+    finally:
+        core.close()

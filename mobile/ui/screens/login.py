@@ -37,8 +37,12 @@ class LoginScreen(BaseScreen):
         self.submit = FlatButton()
         self.submit.bind(on_release=lambda *_: self.submit_login())
         self.password.bind(on_text_validate=lambda *_: self.submit_login())
+        self.code_label, self.code = Text(), Field(multiline=False)
+        self.code_submit = FlatButton()
+        self.code_submit.bind(on_release=lambda *_: self.submit_code())
+        self.code.bind(on_text_validate=lambda *_: self.submit_code())
         for widget in (self.heading, self.hint, self.server_label, self.server, self.user_label, self.username,
-                       self.password_label, self.password, self.submit):
+                       self.password_label, self.password, self.submit, self.code_label, self.code, self.code_submit):
             card.add_widget(widget)
         holder.add_widget(card)
         self.body.add_widget(holder)
@@ -56,6 +60,8 @@ class LoginScreen(BaseScreen):
         self.user_label.text = i18n.t("login.username")
         self.password_label.text = i18n.t("login.password")
         self.submit.text = i18n.t("login.busy" if self.busy else "login.submit")
+        self.code_label.text = i18n.t("login.code")
+        self.code_submit.text = i18n.t("login.code_submit")
         if not self.server.text:
             self.server.text = self.core.settings.server_url or self.app.default_server_url or ""
         user = self.core.user
@@ -70,16 +76,29 @@ class LoginScreen(BaseScreen):
         if not (url and username and password):
             self.say(i18n.t("login.missing"), "error")
             return
+        self._start(lambda: self.core.login(url, username, password, device_name="tablet"))
+
+    def submit_code(self) -> None:
+        """Log in with a one-time code (or a provisioning QR code's text, which also names the server)."""
+        if self.busy:
+            return
+        url, code = self.server.text.strip(), self.code.text.strip()
+        if not code or not (url or code.startswith("gridpatrol:")):
+            self.say(i18n.t("login.code_missing"), "error")
+            return
+        self._start(lambda: self.core.login_with_code(url, code, device_name="tablet"))
+
+    def _start(self, log_in) -> None:
         self.busy = True
-        self.submit.disabled = True
+        self.submit.disabled = self.code_submit.disabled = True
         self.refresh()
         self.say(i18n.t("login.busy"))
-        run_off_ui(schedule, lambda: self.core.login(url, username, password, device_name="tablet"),
-                   self._logged_in, self._failed)
+        run_off_ui(schedule, log_in, self._logged_in, self._failed)
 
     def _logged_in(self, _result: Any) -> None:
         self.busy = False
-        self.submit.disabled = False
+        self.submit.disabled = self.code_submit.disabled = False
+        self.code.text = ""
         self.again = False
         self.password.text = ""
         self.say("")
@@ -87,7 +106,7 @@ class LoginScreen(BaseScreen):
 
     def _failed(self, exc: BaseException) -> None:
         self.busy = False
-        self.submit.disabled = False
+        self.submit.disabled = self.code_submit.disabled = False
         self.refresh()
         if isinstance(exc, LoginFailed):
             key = f"login.error.{exc.code}"
