@@ -175,4 +175,7 @@ _READERS: dict[str, Callable[[], Any]] = {
     "GRIDPATROL_RATELIMIT_STORAGE": _text("GRIDPATROL_RATELIMIT_STORAGE", "memory://"),
     # Failed log-ins allowed per minute, per user name and per address; the next is answered 429.
     "GRIDPATROL_LOGIN_FAILURES_PER_MINUTE": lambda: _int("GRIDPATROL_LOGIN_FAILURES_PER_MINUTE", 10),
+    # How many proxies in front of the server set X-Forwarded-For/-Proto/-Host (werkzeug's ProxyFix trusts that
+    # many hops); 0, the default: none, the peer's address is the client's. Behind nginx, 1.
+    "GRIDPATROL_PROXY_HOPS": lambda: _int("GRIDPATROL_PROXY_HOPS", 0),
 }

@@ -7,12 +7,13 @@
     flask --app server users list
     flask --app server users reset-password NAME [--password ...]
     flask --app server grids create G-0401 --name ... --community ... --street ... --district ...
-    flask --app server devices create USERNAME --name NAME | list | revoke DEVICE_ID
+    flask --app server devices create USERNAME --name NAME | code USERNAME | list | revoke DEVICE_ID
     flask --app server privacy show | allow ROLE | deny ROLE    who sees resident ID numbers in full
 """
 
 from __future__ import annotations
 
+import getpass
 import secrets
 
 import click
@@ -22,7 +23,7 @@ from sqlalchemy import select
 
 from shared.roles import ROLES
 
-from .. import accounts, privacy
+from .. import accounts, audit, privacy
 from ..config import demo_password
 from ..db import db
 from ..errors import describe
@@ -92,6 +93,7 @@ def users_reset_password(username, password) -> None:
         raise click.ClickException(f"no user {username!r}")
     secret = password or secrets.token_urlsafe(9)
     accounts.set_password(user, secret)
+    audit.record("reset_password", "user", username, actor=cli_actor())
     db.session.commit()
     click.echo(f"{username}: new password" + ("" if password else f" {secret}"))
 
@@ -110,6 +112,8 @@ def users_create(username, role, name, grids, unit, password) -> None:
         accounts.create_user(username, secret, name=name, role=role, grids=list(grids), unit=unit)
     except accounts.AccountError as exc:
         raise click.ClickException(str(exc)) from None
+    audit.record("create", "user", username, after={"role": role, "name": name or username, "grids": list(grids),
+                                                    "unit": unit}, actor=cli_actor())
     db.session.commit()
     click.echo(f"created {role} {username}" + ("" if password else f" with password {secret}"))
 
@@ -129,7 +133,10 @@ def users_grids(username, grids) -> None:
     user = db.session.scalar(select(User).where(User.username == username))
     if user is None:
         raise click.ClickException(f"no user {username!r}")
-    accounts.assign_grids(user, list(grids))
+    before = sorted(user.grid_codes)
+    accounts.assign_grids(user, list(grids), by=cli_actor())
+    audit.record("assign_grids", "user", username, before={"grids": before}, after={"grids": sorted(set(grids))},
+                 actor=cli_actor())
     db.session.commit()
     click.echo(f"{username}: {', '.join(grids) or 'no grids'}")
 
@@ -152,6 +159,8 @@ def grids_create(code, name, community, street, district, grid_type) -> None:
     except ValidationError as exc:
         raise click.ClickException(describe(exc.messages)) from None
     result = apply.write_as_server([change])[0]
+    if result.status == "applied":
+        audit.record("edit", "grid", code, after=change.values, actor=cli_actor(), commit=True)
     click.echo(f"grid {code}: {result.status}")
 
 
@@ -168,7 +177,26 @@ def devices_create(username, device_name, node) -> None:
     if len(node) != 16 or any(c not in "0123456789abcdef" for c in node):
         raise click.ClickException("--node must be 16 lowercase hex digits")
     device, token = accounts.register_device(user, device_name, node)
+    audit.record("create", "device", device.id, after={"name": device_name, "user": username}, actor=cli_actor(),
+                 commit=True)
     click.echo(f"device {device.id} for {username}; token (shown once): {token}")
+
+
+@devices_cli.command("code")
+@click.argument("username")
+def devices_code(username) -> None:
+    """Make a one-time code that provisions a tablet for the user (valid for minutes, shown once)."""
+    user = db.session.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise click.ClickException(f"no user {username!r}")
+    try:
+        row, code = accounts.issue_device_code(user, by=cli_actor())
+    except accounts.AccountError as exc:
+        raise click.ClickException(str(exc)) from None
+    audit.record("provision_code", "device", None, after={"user": username, "expires_at": row.expires_at},
+                 actor=cli_actor())
+    db.session.commit()
+    click.echo(f"code for {username} (once, for {accounts.DEVICE_CODE_MINUTES} minutes): {code}")
 
 
 @devices_cli.command("list")
@@ -188,9 +216,20 @@ def devices_revoke(device_id) -> None:
     device = db.session.get(Device, device_id)
     if device is None:
         raise click.ClickException(f"no device {device_id!r}")
-    accounts.revoke_device(device)
+    if device.revoked_at is None:
+        accounts.revoke_device(device)
+        audit.record("revoke", "device", device.id, before={"revoked": False}, after={"revoked": True},
+                     note=f"{device.name} ({device.user.username})", actor=cli_actor())
     db.session.commit()
     click.echo(f"revoked {device_id}")
+
+
+def cli_actor() -> str:
+    """Who acts from the command line, for the audit log: ``cli:<the operating system's user>``."""
+    try:
+        return "cli:" + getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a container)
+        return "cli"
 
 
 def _show_roles(roles) -> None:
@@ -210,14 +249,23 @@ def privacy_show() -> None:
 @click.argument("role", type=click.Choice(ROLES))
 def privacy_allow(role) -> None:
     """Let a role see ID numbers in full: on the pages, in the export and in its tablets' pulls."""
-    _show_roles(privacy.set_allowed_roles(privacy.allowed_roles() | {role}, by="cli"))
+    _show_roles(_set_roles(privacy.allowed_roles() | {role}))
 
 
 @privacy_cli.command("deny")
 @click.argument("role", type=click.Choice(ROLES))
 def privacy_deny(role) -> None:
     """Show a role masked ID numbers only (4401**********123X)."""
-    _show_roles(privacy.set_allowed_roles(privacy.allowed_roles() - {role}, by="cli"))
+    _show_roles(_set_roles(privacy.allowed_roles() - {role}))
+
+
+def _set_roles(roles):
+    before = sorted(privacy.allowed_roles())
+    after = privacy.set_allowed_roles(roles, by=cli_actor())
+    if sorted(after) != before:
+        audit.record("edit", "setting", privacy.SETTING, before={"roles": before}, after={"roles": sorted(after)},
+                     actor=cli_actor(), commit=True)
+    return after
 
 
 def init_app(app: Flask) -> None:

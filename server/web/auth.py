@@ -17,6 +17,7 @@ from flask_babel import gettext as _, lazy_gettext as _l
 from flask_limiter import Limiter
 from flask_login import LoginManager, current_user, login_required
 from flask_wtf.csrf import CSRFProtect
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from shared.roles import may_use
 
@@ -165,6 +166,13 @@ def content_security_policy(app) -> str:
 
 def init_security(app) -> None:
     """Log-in throttling, security headers on every answer, and secure session cookies in production."""
+    hops = app.config.get("GRIDPATROL_PROXY_HOPS") or 0
+    if not isinstance(hops, int) or not 0 <= hops <= 5:
+        raise RuntimeError(f"GRIDPATROL_PROXY_HOPS must be 0 to 5, not {hops!r}")
+    if hops:
+        # The client's address (audit log, throttling), scheme and host (links, the provisioning QR code) from the
+        # proxy's X-Forwarded-* headers; only as many hops as configured are trusted, so a client cannot forge them.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     app.config.setdefault("RATELIMIT_STORAGE_URI", app.config.get("GRIDPATROL_RATELIMIT_STORAGE") or "memory://")
     limiter.init_app(app)
     if app.config.get("GRIDPATROL_ENV") == "production":

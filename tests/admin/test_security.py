@@ -90,3 +90,25 @@ def test_a_revoked_device_is_refused_at_its_next_sync_with_a_reason(pages):
     assert refused.status_code == 401
     error = refused.get_json()["error"]
     assert error["code"] == "unauthorized" and error["details"] == {"reason": "device_revoked"}
+
+
+def test_behind_a_configured_proxy_the_client_address_is_the_forwarded_one_and_no_more(app_config):
+    from flask import request
+
+    from server import create_app
+
+    for hops, expected in [(0, "10.0.0.2"), (1, "203.0.113.9")]:
+        app = create_app({**app_config, "GRIDPATROL_PROXY_HOPS": hops})
+        seen = []
+        app.add_url_rule("/_address", "address", lambda: seen.append(request.remote_addr) or "ok")
+        # The client wrote 6.6.6.6 itself; the one proxy appended the address it saw: only that one is trusted.
+        app.test_client().get("/_address", environ_base={"REMOTE_ADDR": "10.0.0.2"},
+                              headers={"X-Forwarded-For": "6.6.6.6, 203.0.113.9"})
+        assert seen == [expected], hops
+
+
+def test_a_bad_proxy_hops_setting_stops_the_start(app_config):
+    from server import create_app
+
+    with pytest.raises(RuntimeError, match="GRIDPATROL_PROXY_HOPS"):
+        create_app({**app_config, "GRIDPATROL_PROXY_HOPS": 9})

@@ -58,3 +58,35 @@ def test_demo_load_refuses_a_store_that_is_not_empty_unless_told(runner, demo):
     assert runner.invoke(args=["demo", "load"]).exit_code != 0
     result = runner.invoke(args=["demo", "load", "--if-empty"])
     assert result.exit_code == 0 and "not loaded again" in result.output
+
+
+def test_every_admin_command_writes_its_audit_line(runner):
+    from sqlalchemy import select
+
+    from server.models import AuditEntry
+
+    def lines():
+        db.session.rollback()
+        return [(e.action, e.kind, e.target) for e in db.session.scalars(select(AuditEntry).order_by(AuditEntry.id))]
+
+    commands = [
+        (["users", "create", "worker9", "--grid", "G-0101"], ("create", "user", "worker9")),
+        (["users", "grids", "worker9", "G-0101", "G-0102"], ("assign_grids", "user", "worker9")),
+        (["users", "reset-password", "worker9"], ("reset_password", "user", "worker9")),
+        (["grids", "create", "G-0401", "--name", "南岭一网格", "--community", "南岭社区", "--street", "南岭街道",
+          "--district", "示范区"], ("edit", "grid", "G-0401")),
+        (["devices", "code", "worker9"], ("provision_code", "device", None)),
+        (["privacy", "allow", "supervisor"], ("edit", "setting", "id_number_roles")),
+    ]
+    for args, line in commands:
+        result = runner.invoke(args=args)
+        assert result.exit_code == 0, result.output
+        assert lines()[-1] == line, args
+    created = runner.invoke(args=["devices", "create", "worker9", "--name", "平板3"])
+    device_id = re.search(r"device (\S+) for", created.output).group(1)
+    assert lines()[-1] == ("create", "device", device_id)
+    runner.invoke(args=["devices", "revoke", device_id])
+    assert lines()[-1] == ("revoke", "device", device_id)
+    assert all(e.actor.startswith("cli") for e in db.session.scalars(select(AuditEntry)))
+    code = re.search(r": (\S+)$", runner.invoke(args=["devices", "code", "worker9"]).output.strip()).group(1)
+    assert code.replace("-", "") not in str([(e.before, e.after, e.note) for e in db.session.scalars(select(AuditEntry))])
