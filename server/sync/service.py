@@ -23,7 +23,7 @@ from shared.hlc import ClockDriftError, format_ms, parse_ms
 from shared.records import REF_BUCKET, grid_bucket
 from shared.roles import readable_grids, reads_every_grid
 
-from .. import accounts, privacy
+from .. import accounts, audit, privacy
 from ..clock import server_clock
 from ..db import db
 from ..errors import ApiError
@@ -155,7 +155,15 @@ def pull_changes(user: User, cursors: dict[str, str], limit: int, *, as_json: bo
     more = False
     full = False  # the byte budget is spent: later buckets are only asked whether they hold more
     size = 0
-    serve = _served_json(user) if as_json else (lambda row: record_change(_decoded(row), user))
+    plain_serve = _served_json(user) if as_json else (lambda row: record_change(_decoded(row), user))
+    sealed, in_full = privacy.SEALED_FIELDS, privacy.may_see_id_numbers(user)
+    full_views: list[str] = []  # the records served with a sealed value opened: the audit log names them
+
+    def serve(row):
+        if in_full and row[0] in sealed and _holds(row[3], sealed[row[0]]):
+            full_views.append(row[1])
+        return plain_serve(row)
+
     for bucket in readable_buckets(user):
         after = _parse_cursor(cursors.get(bucket))
         answer_cursors[bucket] = str(after)
@@ -180,7 +188,20 @@ def pull_changes(user: User, cursors: dict[str, str], limit: int, *, as_json: bo
         if rows:
             answer_cursors[bucket] = str(rows[-1][5])
     db.session.rollback()  # end the read transaction; nothing was written
+    if full_views:
+        # A pull that carries full ID numbers is a view of them, as on the pages (docs/privacy.md).
+        audit.record("view_id_numbers", "tenant", None, after={"records": len(full_views)},
+                     note="pull: " + ", ".join(full_views[:20]) + (" …" if len(full_views) > 20 else ""),
+                     actor=user, commit=True)
     return {"changes": changes, "cursors": answer_cursors, "more": more}
+
+
+def _holds(values: Any, names: tuple[str, ...]) -> bool:
+    """Whether a record's values column, as the page read it (JSON text, or already a dict), has one of the fields."""
+    if isinstance(values, dict):
+        return any(name in values for name in names)
+    text = values.decode("utf-8", "replace") if isinstance(values, (bytes, bytearray)) else str(values)
+    return any(f'"{name}"' in text for name in names)
 
 
 def _served_json(user: User) -> Callable[[Any], bytes]:

@@ -244,3 +244,25 @@ def test_the_cli_shows_allows_and_denies(app, demo):
     assert privacy.allowed_roles() == {"admin"}
     bad = runner.invoke(args=["privacy", "allow", "everyone"])
     assert bad.exit_code != 0
+
+
+@pytest.mark.parametrize("allowed", [False, True])
+def test_a_pull_that_carries_full_id_numbers_is_in_the_audit_log_and_a_masked_one_is_not(pages, allowed):
+    from sqlalchemy import select
+
+    from server.models import AuditEntry
+
+    if allowed:
+        privacy.set_allowed_roles({"worker"}, by="test")
+    tablet = Tablet(pages, "worker1")
+    pulled, _text = tablet.pull_all()
+    tenants = {c["id"] for c in pulled if c["kind"] == "tenant" and "id_number" in c["fields"]}
+    db.session.rollback()
+    lines = list(db.session.scalars(select(AuditEntry).where(AuditEntry.action == "view_id_numbers")))
+    if not allowed:
+        assert lines == [] and tenants == set()
+        return
+    assert tenants, "the demo's tenants of worker1's grid carry ID numbers"
+    assert {line.actor for line in lines} == {"worker1"} and {line.kind for line in lines} == {"tenant"}
+    assert sum(line.after["records"] for line in lines) == len(tenants)
+    assert set().union(*(set(line.note[len("pull: "):].split(", ")) for line in lines)) == tenants
