@@ -14,12 +14,13 @@ deactivated, reference records get a tombstone, the audit log has no write route
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
-from flask import abort, flash, redirect, request
+from flask import abort, current_app, flash, redirect, request
 from flask_admin import Admin, AdminIndexView, BaseView, expose
 from flask_admin.contrib.sqla import ModelView
 from flask_admin.menu import MenuLink
@@ -27,14 +28,14 @@ from flask_babel import gettext as _, lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from markupsafe import Markup, escape
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from shared.roles import may_use
 
 from .. import accounts, audit
 from ..db import db
 from ..exports import cell
-from ..models import AuditEntry, Device, User
+from ..models import AuditEntry, CaseRow, Device, User
 from ..reference import load_reference
 from ..web.auth import login_manager, protect
 from ..web.labels import ROLE_LABELS
@@ -378,8 +379,6 @@ class GridView(ReferenceView):
     columns = [("code", _l("Code")), ("name", _l("Name")), ("type", _l("Type"))]
 
     def form_data(self, values):
-        import json
-
         data = dict(values)
         if values.get("boundary"):
             data["boundary"] = json.dumps(values["boundary"], ensure_ascii=False)
@@ -390,9 +389,26 @@ class GridView(ReferenceView):
                   for name in ("name", "name_en", "type", "district", "street", "community")}
         upload = form.boundary_file.data
         text = upload.read().decode("utf-8", errors="replace") if upload else (form.boundary.data or "").strip()
-        if text:
-            values["boundary"] = service.parse_boundary(text)
+        # The field holds the stored boundary when the page opens: emptied, the grid has none any more.
+        values["boundary"] = service.parse_boundary(text, within=service.district_outline()) if text else None
         return values
+
+    @expose("/district/", methods=["POST"])
+    def district(self):
+        """Set or clear the district's outline, inside which every grid saved afterwards must lie."""
+        form = forms.DistrictForm()
+        if form.validate_on_submit():
+            upload = form.outline_file.data
+            text = upload.read().decode("utf-8", errors="replace") if upload else (form.outline.data or "")
+            try:
+                outline = service.set_district_outline(text, current_user)
+                flash(_("The district's outline is saved.") if outline else _("The district's outline is cleared."),
+                      "success")
+            except service.AdminError as exc:
+                flash(str(exc), "error")
+        else:
+            flash(_("The form has expired; try again."), "error")
+        return redirect(self.get_url(".index"), 303)
 
     def page(self, form, record):
         records = [r for r in service.reference_records(self.kind) if not r.field_values.get("_deleted")]
@@ -401,9 +417,31 @@ class GridView(ReferenceView):
             v = r.field_values
             tree.setdefault(v.get("district"), {}).setdefault(v.get("street"), {}).setdefault(
                 v.get("community"), []).append(v)
+        outline = service.district_outline()
         return self.render("admin/grids.html", form=form, record=record, tree=tree, grid_types=forms.GRID_TYPE_LABELS,
                            button=forms.IdForm(formdata=None), history=accounts.grid_history(
-                               grid=record.field_values["code"]) if record else [])
+                               grid=record.field_values["code"]) if record else [],
+                           district_form=forms.DistrictForm(formdata=None, data={"outline": json.dumps(
+                               outline, ensure_ascii=False) if outline else ""}),
+                           map_data=_grid_map_data(records, record, outline))
+
+
+
+def _grid_map_data(records: list, record, outline: dict | None) -> dict:
+    """What the grid page's map shows: the other grids' outlines and the district's, and where to look without any."""
+    code = record.field_values.get("code") if record else None
+    others = [{"code": r.field_values["code"], "name": r.field_values.get("name") or "",
+               "boundary": r.field_values["boundary"]}
+              for r in records if r.field_values.get("boundary") and r.field_values.get("code") != code]
+    centre = db.session.execute(select(func.avg(CaseRow.lat), func.avg(CaseRow.lon)).where(
+        CaseRow.lat.is_not(None), *([CaseRow.grid == code] if code else []))).first()
+    if centre is None or centre[0] is None:
+        centre = db.session.execute(select(func.avg(CaseRow.lat), func.avg(CaseRow.lon)).where(
+            CaseRow.lat.is_not(None))).first()
+    lat, lon = (centre if centre and centre[0] is not None else (0.0, 0.0))
+    return {"others": others, "district": outline, "lat": float(lat), "lon": float(lon),
+            "tiles": current_app.config["GRIDPATROL_TILE_URL"],
+            "attribution": current_app.config["GRIDPATROL_TILE_ATTRIBUTION"]}
 
 
 class ChecklistView(Guarded, BaseView):

@@ -55,6 +55,11 @@ class IdForm(FlaskForm):
     id = StringField(validators=[DataRequired(), Length(max=64)])
 
 
+class DistrictForm(FlaskForm):
+    outline_file = FileField(_l("District outline (GeoJSON file)"))
+    outline = TextAreaField(_l("District outline (GeoJSON; empty: none)"), validators=[Optional(), Length(max=2_000_000)])
+
+
 class ProvisionForm(FlaskForm):
     user = SelectField(_l("User"), validators=[DataRequired()])
 

@@ -20,7 +20,7 @@ from shared.records import KINDS, REF_BUCKET, ValidationError
 from .. import accounts, audit
 from ..db import db
 from ..errors import describe
-from ..models import Device, DeviceCode, Record, User
+from ..models import Device, DeviceCode, Record, Setting, User, utcnow
 from ..sync import apply
 
 NAMESPACE = uuid.UUID("6f1c1a4e-2b1d-4f0e-9a51-6c7a1f0b9e21")  # the demo's: the same code, the same record
@@ -203,8 +203,39 @@ def new_checklist_version(code: str, *, name: str, name_en: str | None, items: l
     return db.session.get(Record, record_id)
 
 
-def parse_boundary(text: str) -> dict:
-    """A grid boundary from GeoJSON text: a Polygon (or a Feature or FeatureCollection of one), closed and simple.
+DISTRICT_SETTING = "district_boundary"  # the settings row: the district's outline, a GeoJSON Polygon
+
+
+def district_outline() -> dict | None:
+    """The district's outline (a GeoJSON Polygon) an admin set, or None: then grids are not checked against it."""
+    row = db.session.get(Setting, DISTRICT_SETTING)
+    return row.value if row is not None and row.value else None
+
+
+def set_district_outline(text: str, admin) -> dict | None:
+    """Set (GeoJSON text) or clear (blank) the district's outline; commits and audits.
+
+    Grids saved afterwards must lie inside it; grids already stored are not judged again.
+    """
+    before = district_outline()
+    outline = parse_boundary(text) if text.strip() else None
+    row = db.session.get(Setting, DISTRICT_SETTING) or Setting(name=DISTRICT_SETTING)
+    row.value, row.updated_at, row.updated_by = outline, utcnow(), getattr(admin, "username", None) or "cli"
+    db.session.add(row)
+    audit.record("edit", "setting", DISTRICT_SETTING, before={"set": before is not None},
+                 after={"set": outline is not None, "points": len(outline["coordinates"][0]) if outline else 0},
+                 actor=admin)
+    db.session.commit()
+    return outline
+
+
+# A boundary drawn by hand along the district's edge may cross it by a hair: about 1 m is forgiven.
+_DISTRICT_TOLERANCE_DEG = 1e-5
+
+
+def parse_boundary(text: str, within: dict | None = None) -> dict:
+    """A grid boundary from GeoJSON text: a Polygon (or a Feature or FeatureCollection of one), closed and simple,
+    and inside the polygon ``within`` (the district's outline) when one is given.
 
     shapely checks what a list of points cannot say about itself: a ring that crosses itself (a
     bow tie) or a hole outside its shell is not a boundary a worker can be inside of.
@@ -238,6 +269,8 @@ def parse_boundary(text: str) -> dict:
         raise AdminError(f"the polygon is not simple: {explain_validity(polygon)}")
     if polygon.area == 0:
         raise AdminError("the polygon has no area")
+    if within is not None and not polygon.within(shape(within).buffer(_DISTRICT_TOLERANCE_DEG)):
+        raise AdminError("the boundary reaches outside the district's outline (set on the grids page)")
     return geometry
 
 

@@ -52,6 +52,7 @@ ROWS = [
     ("new grid", "POST", "/admin/grids/", {"code": "G-0401", "name": "南岭一网格", "type": "police", "district": "示范区",
                                          "street": "南岭街道", "community": "南岭社区"}, 303),
     ("delete grid", "POST", "/admin/grids/delete/", {"id": "G-0302"}, 303),
+    ("district outline", "POST", "/admin/grids/district/", {"outline": ""}, 303),
     ("categories", "GET", "/admin/categories/", None, 200),
     ("new category", "POST", "/admin/categories/", {"code": "gas_leak", "name": "燃气泄漏", "default_unit": "fire",
                                                   "deadline_hours": "24", "urgent_deadline_hours": "2",
