@@ -40,6 +40,7 @@ from urllib.parse import parse_qs, urlsplit
 from shared.hlc import system_ms
 from shared.records import bucket_grid
 
+from .evidence import DEFAULT_BUDGET_MB, cache_use, fetch_full, fetch_thumbnails
 from .background import LAST_SUCCESS_KEY, LAST_SYNC_KEY, SyncOutcome, SyncRunner, load_outcome, run_off_ui
 from .location import DesktopLocation, LocationProvider, PlyerLocation, on_android
 from .photos import CaptureSettings, PhotoQueue
@@ -57,6 +58,7 @@ LANGUAGES = ("zh", "en")
 SETTINGS_KEY = "settings"
 LOGIN_NAME_KEY = "login_username"  # the user name of the last successful log-in (AppCore.login)
 PHOTO_MAX_PX_RANGE = (320, 4096)
+PHOTO_CACHE_MB_RANGE = (5, 2000)  # the photos fetched for verification: at least a few cases' worth, at most 2 GB
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,7 @@ class Settings:
     language: str = "zh"
     photo_max_px: int = CaptureSettings().max_edge
     server_url: str | None = None
+    photo_cache_mb: int = DEFAULT_BUDGET_MB  # the photos of the worker's cases fetched to verify offline
 
 
 @dataclass(frozen=True)
@@ -295,10 +298,38 @@ class AppCore:
                 raise ValueError(f"photo_max_px must be an integer from {low} to {high}")
         if "server_url" in changes and changes["server_url"] is not None:
             changes["server_url"] = str(changes["server_url"]).strip()
+        if "photo_cache_mb" in changes:
+            size = changes["photo_cache_mb"]
+            low, high = PHOTO_CACHE_MB_RANGE
+            if isinstance(size, bool) or not isinstance(size, int) or not low <= size <= high:
+                raise ValueError(f"photo_cache_mb must be an integer from {low} to {high}")
         settings = replace(self.settings, **changes)
         self.store.save_setting(SETTINGS_KEY, asdict(settings))
         self.photos.settings = replace(self.photos.settings, max_edge=settings.photo_max_px)
         return settings
+
+    # --- the evidence of the worker's cases (mobile/evidence.py) ----------------------------------
+
+    def fetch_evidence(self, transport: Any, notify: Callable[[str, int, int], None] | None = None):
+        """Fetch the thumbnails of the worker's open cases within the budget (the sync's last step)."""
+        return fetch_thumbnails(self.store, self.photos, transport, self.user_id,
+                                budget_bytes=self.settings.photo_cache_mb * 1024 * 1024, notify=notify)
+
+    def fetch_full_photo(self, sha256: str) -> str:
+        """A full photo, fetched now if the tablet lacks it (online, blocking); its path. Raises TransportError
+        (offline, or the server has none) or ValueError (the photo cache is full)."""
+        transport = self.transport()
+        try:
+            return str(fetch_full(self.store, self.photos, transport, sha256,
+                                  budget_bytes=self.settings.photo_cache_mb * 1024 * 1024))
+        finally:
+            close = getattr(transport, "close", None)
+            if callable(close):
+                close()
+
+    def photo_cache_use(self) -> int:
+        """The bytes of photos fetched from the server kept on this tablet."""
+        return cache_use(self.store)
 
     # --- reference data ---------------------------------------------------------------------------
 

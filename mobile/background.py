@@ -202,7 +202,8 @@ class SyncRunner:
             return SyncOutcome(False, True, 0, 0, 0, 0, "not logged in", self._now())
         transport = self.core.transport()
         try:
-            report = synchronize(store, transport, self._notify, photos=self.core.photos)
+            report = synchronize(store, transport, self._notify, photos=self.core.photos,
+                                 fetch=self.core.fetch_evidence)
         except Unauthorized as exc:  # synchronize reports it; a transport_factory might raise it too
             store.forget_token()
             return SyncOutcome(False, True, 0, 0, 0, 0, str(exc), self._now())

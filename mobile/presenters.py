@@ -42,10 +42,12 @@ from shared.hlc import HLC, HLCError, format_ms
 from shared.records import ValidationError, grid_bucket
 
 from .app_core import AppCore, GridInfo, SyncOutcome, SyncRunner
+from .evidence import remote_path
 from .limits import ACTION_PHOTOS_MAX, ADDRESS_MAX, DESCRIPTION_MAX, NOTE_MAX, PHOTOS_MAX
 from .location import LAST_LOCATION_KEY, NO_READING, LocationReading, reading_dict, reading_from
 from .photos import prepare_photo
 from .store import Counts, Rejection
+from .transport import Rejected, TransportError
 
 __all__ = [
     "InputError", "HomePresenter", "HomeView", "ReportPresenter", "CategoryChoice", "CasesPresenter", "CaseRow",
@@ -623,6 +625,7 @@ class CaseView:
     sync_state: str = "synced"  # synced | local | refused, of the event and the actions made here
     refusal: Refusal | None = None  # the event's refusal, else the latest of its actions'
     can_mend: bool = False  # the event itself was refused: its grid, description and address may be corrected
+    rectification: TimelineRow | None = None  # the unit's last applied rectification: its note and photos
 
 
 class CasePresenter(_PhotoForm):
@@ -651,9 +654,38 @@ class CasePresenter(_PhotoForm):
         queue = self.core.photos
         full, thumb = queue.path(sha), queue.thumbnail_path(sha)
         thumb_path = str(thumb) if thumb.exists() else None
+        if not full.exists():
+            full = remote_path(queue, sha)  # fetched from the server on the worker's request (mobile/evidence.py)
         if full.exists():
             return PhotoRef(sha, str(full), thumbnail=thumb_path, full=True)
         return PhotoRef(sha, thumb_path, thumbnail=thumb_path, full=False)
+
+    def view_photos(self) -> list[PhotoRef]:
+        """Every photo of the case, the event's and its actions', as the tablet holds them now."""
+        values, action_rows, _case, _category = self._load()
+        hashes = list(values.get("photos") or [])
+        for _rid, _b, state in action_rows:
+            photos = state.get("photos")
+            hashes += photos[0] if photos and isinstance(photos[0], list) else []
+        return self._photos(list(dict.fromkeys(hashes)))
+
+    def fetch_full_photo(self, sha256: str) -> PhotoRef:
+        """The full photo, fetched from the server now if the tablet lacks it (online, blocking).
+
+        Raises InputError("photo", "not_in_case") for a photo of no record of this case, ("photo", "offline") when
+        the server cannot be reached, ("photo", "not_on_server") when it holds none yet, ("photo", "cache_full").
+        """
+        if sha256 not in {ref.sha256 for ref in self.view_photos()}:
+            raise InputError("photo", "not_in_case")
+        try:
+            self.core.fetch_full_photo(sha256)
+        except Rejected as exc:
+            raise InputError("photo", "not_on_server" if exc.status in (403, 404) else "offline") from None
+        except TransportError:
+            raise InputError("photo", "offline") from None
+        except ValueError:
+            raise InputError("photo", "cache_full") from None
+        return self._photo(sha256)
 
     def _photos(self, hashes: Any) -> list[PhotoRef]:
         if not isinstance(hashes, list):
@@ -697,7 +729,8 @@ class CasePresenter(_PhotoForm):
             failed_verifications=case.failed_verifications, unit=case.unit, deadline=case.deadline,
             overdue=case.overdue, supervised=case.supervised,
             synced=synced, case_number=_text(values.get("case_number")),
-            sync_state=sync_state(not synced, refusal), refusal=refusal, can_mend=event_refusal is not None)
+            sync_state=sync_state(not synced, refusal), refusal=refusal, can_mend=event_refusal is not None,
+            rectification=next((row for row in reversed(timeline) if row.action == "rectify" and row.applied), None))
 
     def _refused_ids(self) -> list[tuple[str, str]]:
         """The case's refused records: the event and its actions, as (kind, id)."""

@@ -56,9 +56,10 @@ all went through is not a failed sync, only an unfinished download.
 from __future__ import annotations
 
 import inspect
+import logging
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 from shared.hlc import format_ms, is_hlc
 from shared.records import dump_change
@@ -66,6 +67,8 @@ from shared.records import dump_change
 from .photos import DEFAULT_CHUNK_BYTES, PhotoQueue, PhotoUploadResult, upload_photos
 from .store import RemoteChangeError, Rejection, Store, parse_remote_changes
 from .transport import ClockSkew, LinkCut, TooLarge, Transport, TransportError, Unauthorized
+
+log = logging.getLogger(__name__)
 
 __all__ = ["synchronize", "SyncReport", "Progress", "apply_page", "APPLY_CHUNK", "APPLY_PAUSE_S", "PageSize",
            "PULL_MAX_BYTES"]
@@ -122,6 +125,7 @@ class SyncReport:
     retries: int = 0  # cut requests asked again within this sync (pull pages, push batches)
     urgent_pushed: int = 0  # urgent events pushed ahead of the rest
     pushed_during_photos: int = 0  # changes written during the sync and pushed while photos went up
+    fetched: Any = None  # what the fetch step brought (mobile/evidence.py FetchReport), when one was given
 
     @property
     def ok(self) -> bool:
@@ -188,8 +192,12 @@ def synchronize(
     backoff: float = RETRY_BACKOFF_S,
     sleep: Callable[[float], None] = time.sleep,
     photo_chunk: int = DEFAULT_CHUNK_BYTES,
+    fetch: Callable[[Transport, Progress], Any] | None = None,
 ) -> SyncReport:
     """Push the outbox (urgent events first), pull every bucket until `more` is false, then upload photos.
+
+    ``fetch``: a last step, after the photos went up (mobile/evidence.py: the thumbnails of the worker's
+    cases); it may raise Unauthorized, and whatever else it raises is its phase's error, not the sync's.
 
     Never raises a transport error: what went through is in the report, per phase.
     """
@@ -234,6 +242,18 @@ def synchronize(
             report.photos = _merged(report.photos, result)
             report.phases["photos"] = "done" if not result.error and not result.failed else \
                 "partial" if result.uploaded or result.confirmed or result.bytes_done else "failed"
+        # 5. What the worker needs offline from others (the evidence of their cases), when all else is done.
+        if fetch is not None:
+            phase = "fetch"
+            try:
+                report.fetched = fetch(transport, notify)
+                report.phases["fetch"] = "failed" if getattr(report.fetched, "error", None) else "done"
+            except Unauthorized:
+                raise
+            except (TransportError, OSError, ValueError) as exc:
+                report.phases["fetch"] = "failed"
+                report.fetched = None
+                log.warning("fetching the cases' photos failed: %s", exc)
     except Unauthorized as exc:
         # Stop, and touch nothing queued: the worker logs in again and the next sync resumes.
         report.needs_login = True

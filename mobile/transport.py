@@ -42,6 +42,7 @@ a pull may carry a byte budget (``max_bytes``) that synchronize adapts.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 from datetime import datetime, timezone
 from typing import Any, Mapping, Protocol, Sequence
@@ -286,6 +287,23 @@ class HttpTransport:
             if response.status_code >= 400:
                 raise _error_for(response)
             return _header_int(response, "Upload-Offset")
+
+    def photo_bytes(self, sha256: str, *, thumbnail: bool = False, max_bytes: int = 32 * 1024 * 1024) -> bytes:
+        """GET /photos/<sha256> (or its /thumb); the bytes, checked: a full photo must hash to its name.
+
+        Rejected (404) when the server holds no such photo (or not yet all of it), or the user may not see it.
+        """
+        path = f"/photos/{sha256}" + ("/thumb" if thumbnail else "")
+        response = self._send(self.session, "GET", path, {})
+        with response:
+            if response.status_code >= 400:
+                raise _error_for(response)
+            data = response.content
+        if len(data) > max_bytes:
+            raise TransportError(f"GET {path}: {len(data)} bytes, more than the {max_bytes} a photo may have")
+        if not thumbnail and hashlib.sha256(data).hexdigest() != sha256:
+            raise TransportError(f"GET {path}: the bytes do not hash to the photo's name")
+        return data
 
     def _send(self, session: requests.Session, method: str, path: str, headers: dict[str, str],
               data: bytes | None = None) -> requests.Response:

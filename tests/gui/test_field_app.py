@@ -170,7 +170,8 @@ def test_a_worker_reports_offline_syncs_and_verifies_until_the_case_closes(windo
 
     # 5. The office dispatches, the unit rectifies; the worker syncs and fails the verification.
     supervisor.act(event, "dispatch", unit="fire")
-    unit.act(event, "rectify", note="纸箱已清走")
+    rectified_sha = unit.upload(make_jpeg(800, 600, noise=True, seed=77))
+    unit.act(event, "rectify", note="纸箱已清走", photos=[rectified_sha])
     sync_and_wait(app)
     app.go("home")
     idle(2)
@@ -188,7 +189,23 @@ def test_a_worker_reports_offline_syncs_and_verifies_until_the_case_closes(windo
     case = app.screen("case")
     assert not case.fail_button.disabled
     case.note.text = "通道内仍有杂物"
+    # The unit's rectification is above the verification: its note, and its photo's thumbnail fetched by the sync.
+    rectified = " ".join(w.text for w in case.rectified_box.children if hasattr(w, "text"))
+    assert "纸箱已清走" in rectified and "整改情况" in rectified, rectified
+    from mobile.ui.screens.case import PhotoPopup, PhotoThumb
+
+    thumbs = [w for grid in case.rectified_box.children for w in getattr(grid, "children", [])
+              if isinstance(w, PhotoThumb)]
+    assert len(thumbs) == 1, "the rectification's thumbnail is not on the tablet"
     check_screen(window, app, "05-case")
+    tap(thumbs[0])  # the full photo, fetched on request
+    popup = wait_until(lambda: next((w for w in Window.children if isinstance(w, PhotoPopup)), None), 30,
+                       "the full photo")
+    assert popup.children[0].source.endswith(f"{rectified_sha}.jpg")
+    screenshot(window, "05b-rectification-photo")
+    popup.dismiss(animation=False)
+    wait_until(lambda: popup not in Window.children, 5, "the photo to close")
+    idle(2)
     tap(case.fail_button)
     assert case.fail_button.disabled  # nothing to verify until the unit rectifies again
     assert "核查不通过" in "".join(w.text for w in case.details.children if hasattr(w, "text"))

@@ -333,9 +333,8 @@ def test_law_my_cases_order_awaiting_first_then_newest_and_status_is_the_fold(pl
             core.close()
 
 
-def test_my_cases_is_fast_with_thousands_of_events(core, fake):
-    """Two statements, not one per row: 3,000 events and 6,000 actions fold in well under a second."""
-    import time
+def test_my_cases_reads_thousands_of_events_in_a_few_statements(core, fake):
+    """A few statements, not one per row: 3,000 events and 6,000 actions (no clock: the machine is shared)."""
     store = core.store
     writes = []
     for n in range(3000):
@@ -348,11 +347,14 @@ def test_my_cases_is_fast_with_thousands_of_events(core, fake):
                 values["unit"] = "fire"
             writes.append(("case_action", store.new_id(), values, f"grid:{GRID}"))
     store.write_many(writes)
-    started = time.perf_counter()
-    rows = CasesPresenter(core).rows()
-    elapsed = time.perf_counter() - started
+    statements = []
+    store._db.set_trace_callback(statements.append)
+    try:
+        rows = CasesPresenter(core).rows()
+    finally:
+        store._db.set_trace_callback(None)
     assert len(rows) == 3000 and all(r.awaiting_me for r in rows)
-    assert elapsed < 2.0, f"{elapsed:.2f} s"
+    assert len(statements) < 20, statements
 
 
 # --- one case and verification -------------------------------------------------------------------

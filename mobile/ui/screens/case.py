@@ -9,35 +9,62 @@ at once and syncs like any capture.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from kivy.metrics import dp, sp
+from kivy.uix.behaviors import ButtonBehavior
 from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.gridlayout import GridLayout
 from kivy.uix.image import Image
 from kivy.uix.label import Label
+from kivy.uix.modalview import ModalView
 
 from ... import i18n
+from ...app_core import run_off_ui
 from ...presenters import CasePresenter, InputError
+from ..app import schedule
 from ..format import local_time, location_text
 from ..pickers import PhotoTaker
 from ..widgets import DANGER, MUTED, OK, WARN, Card, Field, FlatButton, Text, Title, Toggle, scrolling_column
 from .base import BaseScreen
 
 
-def thumbnails(refs: list, height: float = dp(150)) -> GridLayout:
-    """A row of photo thumbnails; a photo the tablet no longer holds shows as a note."""
+class PhotoThumb(ButtonBehavior, Image):
+    """A thumbnail a finger can open: the full photo, fetched from the server when the tablet lacks it."""
+
+
+def thumbnails(refs: list, height: float = dp(150), on_open: Callable[[str], None] | None = None) -> GridLayout:
+    """A row of photo thumbnails; a photo not on the tablet yet says so (and, given ``on_open``, can be fetched)."""
     grid = GridLayout(cols=4, spacing=dp(8), size_hint_y=None)
     grid.bind(minimum_height=grid.setter("height"))
     for ref in refs:
         path = ref[1]
         thumb = getattr(ref, "thumbnail", None) or path
         if thumb and Path(thumb).exists():
-            grid.add_widget(Image(source=thumb, fit_mode="contain", size_hint_y=None, height=height))
+            if on_open is None:
+                grid.add_widget(Image(source=thumb, fit_mode="contain", size_hint_y=None, height=height))
+            else:
+                button = PhotoThumb(source=thumb, fit_mode="contain", size_hint_y=None, height=height)
+                button.bind(on_release=lambda _b, sha=ref[0]: on_open(sha))
+                grid.add_widget(button)
+        elif on_open is not None:
+            button = FlatButton(text=i18n.t("case.photo_not_fetched"), filled=False, height=height, font_size=sp(16))
+            button.bind(on_release=lambda _b, sha=ref[0]: on_open(sha))
+            grid.add_widget(button)
         else:
             grid.add_widget(Label(text=i18n.t("case.photo_remote"), color=MUTED, size_hint_y=None, height=height,
                                   font_size=sp(16)))
     return grid
+
+
+class PhotoPopup(ModalView):
+    """One photo, full size, over the case; a tap anywhere closes it."""
+
+    def __init__(self, path: str, **kwargs: Any):
+        super().__init__(size_hint=(0.95, 0.95), **kwargs)
+        image = PhotoThumb(source=path, fit_mode="contain")
+        image.bind(on_release=lambda *_: self.dismiss())
+        self.add_widget(image)
 
 
 class CaseScreen(BaseScreen):
@@ -55,6 +82,9 @@ class CaseScreen(BaseScreen):
         self.verify_card = Card()
         self.verify_title = Title()
         self.verify_hint = Text(tint=MUTED)
+        # What the unit did (its note and photos), to compare with the place before passing or failing it.
+        self.rectified_box = BoxLayout(orientation="vertical", spacing=dp(6), size_hint_y=None)
+        self.rectified_box.bind(minimum_height=self.rectified_box.setter("height"))
         self.note = Field(multiline=True)
         self.verify_thumbs = BoxLayout(size_hint_y=None, height=0)
         # Photos of the rectified place, for the verification.
@@ -68,7 +98,8 @@ class CaseScreen(BaseScreen):
         self.fail_button.bind(on_release=lambda *_: self.verify(False))
         buttons.add_widget(self.pass_button)
         buttons.add_widget(self.fail_button)
-        for widget in (self.verify_title, self.verify_hint, self.note, self.verify_thumbs, self.add_photo, buttons):
+        for widget in (self.verify_title, self.rectified_box, self.verify_hint, self.note, self.verify_thumbs,
+                       self.add_photo, buttons):
             self.verify_card.add_widget(widget)
         # A refused case: the reason, and what the worker can do (mend the grid and send again, or discard).
         self.refused_card = Card()
@@ -134,9 +165,15 @@ class CaseScreen(BaseScreen):
                                                                (f" ({source})" if source else ""))), tint=MUTED))
         if view.failed_verifications:
             add(Text(text=i18n.t("case.failed", count=view.failed_verifications), tint=DANGER))
+        if view.supervised:
+            add(Text(text=i18n.t("case.supervised", deadline=local_time(view.deadline)) if view.deadline
+                     else i18n.t("case.supervised_no_deadline"), tint=DANGER, bold=True))
+        elif view.deadline and view.status not in ("closed", "reported"):
+            add(Text(text=i18n.t("case.deadline", deadline=local_time(view.deadline)),
+                     tint=DANGER if view.overdue else MUTED))
         add(Title(text=i18n.t("case.photos")))
         if view.photos:
-            add(thumbnails(view.photos))
+            add(thumbnails(view.photos, on_open=self.open_photo))
         else:
             add(Text(text=i18n.t("case.no_photos"), tint=MUTED))
         add(Title(text=i18n.t("case.timeline")))
@@ -154,7 +191,7 @@ class CaseScreen(BaseScreen):
             add(Text(text=line, tint=DANGER if entry.refusal is not None else
                      (0.12, 0.16, 0.2, 1) if entry.applied else MUTED))
             if entry.photos:
-                add(thumbnails(entry.photos, dp(110)))
+                add(thumbnails(entry.photos, dp(110), on_open=self.open_photo))
 
         self.verify_title.text = i18n.t("case.verify")
         self.note.hint_text = i18n.t("case.verify_note")
@@ -165,7 +202,51 @@ class CaseScreen(BaseScreen):
         for widget in (self.note, self.add_photo, self.pass_button, self.fail_button):
             widget.disabled = not view.can_verify
         self._show_verify_photos()
+        self._show_rectification(view)
         self._show_refused(view)
+
+    def _show_rectification(self, view: Any) -> None:
+        """The unit's rectification above the verification: who, when, its note and photos (tap: the full photo)."""
+        box = self.rectified_box
+        box.clear_widgets()
+        entry = view.rectification
+        if entry is None:
+            return
+        english = i18n.language() == "en"
+        who = self.unit_name(view.unit) if view.unit else ""
+        box.add_widget(Text(text=i18n.t("case.rectified_by", unit=who, when=local_time(entry.at)), bold=True))
+        if entry.note:
+            box.add_widget(Text(text=(f"“{entry.note}”" if not english else f'"{entry.note}"'), font_size=sp(20)))
+        if entry.photos:
+            box.add_widget(thumbnails(entry.photos, dp(130), on_open=self.open_photo))
+            if any(not (getattr(ref, "thumbnail", None) or ref.path) for ref in entry.photos):
+                box.add_widget(Text(text=i18n.t("case.photos_not_fetched_hint"), tint=WARN, font_size=sp(16)))
+        else:
+            box.add_widget(Text(text=i18n.t("case.rectified_no_photos"), tint=MUTED, font_size=sp(16)))
+
+    def open_photo(self, sha256: str) -> None:
+        """Show a photo full size: from the tablet, or fetched from the server first (online)."""
+        presenter = CasePresenter(self.core, self.event_id)
+        ref = next((r for r in presenter.view_photos() if r.sha256 == sha256), None)
+        if ref is not None and ref.full and ref.path:
+            self.photo_popup = PhotoPopup(ref.path)
+            self.photo_popup.open()
+            return
+        self.say(i18n.t("case.photo_fetching"))
+        run_off_ui(schedule, lambda: presenter.fetch_full_photo(sha256), self._photo_fetched, self._photo_failed)
+
+    def _photo_fetched(self, ref: Any) -> None:
+        self.say("")
+        self.refresh()
+        if ref is not None and ref.path:
+            self.photo_popup = PhotoPopup(ref.path)
+            self.photo_popup.open()
+
+    def _photo_failed(self, exc: BaseException) -> None:
+        if isinstance(exc, InputError):
+            self.say(i18n.t(f"case.photo_{exc.code}"), "error")
+        else:
+            self.say(f"{type(exc).__name__}: {exc}", "error")
 
     def _show_refused(self, view: Any) -> None:
         """The refused card, above the verification, only while something of the case is refused."""

@@ -1,4 +1,5 @@
-"""Settings: the language (中文 by default, English), the size photos are kept at, the server's address."""
+"""Settings: the language (中文 by default, English), the size photos are kept at, how much room the cases'
+photos fetched for verification may take (and how much they do), the server's address."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ from kivy.uix.anchorlayout import AnchorLayout
 from kivy.uix.gridlayout import GridLayout
 
 from ... import i18n
-from ..widgets import Card, Field, FlatButton, Title, Toggle
+from ..widgets import MUTED, Card, Field, FlatButton, Text, Title, Toggle
 from .base import BaseScreen
 
 LANGUAGE_NAMES = (("zh", "中文"), ("en", "English"))  # each in its own language, so either can be found
 PHOTO_SIZES = (1280, 1600, 1920, 2560)
+PHOTO_CACHE_MB = (20, 50, 100, 200)  # the cases' photos fetched to verify offline (mobile/evidence.py)
 
 
 class SettingsScreen(BaseScreen):
@@ -37,12 +39,20 @@ class SettingsScreen(BaseScreen):
             button = Toggle(text=str(size), group="photo_size", allow_no_selection=False)
             self.size_buttons[size] = button
             sizes.add_widget(button)
+        self.cache_title = Title()
+        caches = GridLayout(cols=len(PHOTO_CACHE_MB), spacing=dp(12), size_hint_y=None, height=dp(64))
+        self.cache_buttons = {}
+        for size in PHOTO_CACHE_MB:
+            button = Toggle(text=f"{size} MB", group="photo_cache", allow_no_selection=False)
+            self.cache_buttons[size] = button
+            caches.add_widget(button)
+        self.cache_use = Text(tint=MUTED)
         self.server_title = Title()
         self.server = Field(multiline=False, input_type="url")
         self.save_button = FlatButton()
         self.save_button.bind(on_release=lambda *_: self.save())
-        for widget in (self.language_title, languages, self.size_title, sizes, self.server_title, self.server,
-                       self.save_button):
+        for widget in (self.language_title, languages, self.size_title, sizes, self.cache_title, caches,
+                       self.cache_use, self.server_title, self.server, self.save_button):
             card.add_widget(widget)
         holder.add_widget(card)
         self.body.add_widget(holder)
@@ -59,6 +69,11 @@ class SettingsScreen(BaseScreen):
         for size, button in self.size_buttons.items():
             button.state = "down" if size == settings.photo_max_px else "normal"
         self.server.text = settings.server_url or ""
+        self.cache_title.text = i18n.t("settings.photo_cache_title")
+        for size, button in self.cache_buttons.items():
+            button.state = "down" if size == settings.photo_cache_mb else "normal"
+        self.cache_use.text = i18n.t("settings.photo_cache", used=i18n.size_text(self.core.photo_cache_use()),
+                                     limit=i18n.size_text(settings.photo_cache_mb * 1024 * 1024))
 
     def choose_language(self, code: str) -> None:
         """Switch at once: every screen redraws in the new language."""
@@ -71,6 +86,9 @@ class SettingsScreen(BaseScreen):
         changes = {"server_url": self.server.text.strip() or None}
         if size:
             changes["photo_max_px"] = size
+        cache = next((s for s, b in self.cache_buttons.items() if b.state == "down"), None)
+        if cache:
+            changes["photo_cache_mb"] = cache
         try:
             self.core.save_settings(**changes)
         except ValueError as exc:

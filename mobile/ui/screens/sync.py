@@ -93,6 +93,7 @@ class SyncScreen(BaseScreen):
         self.detail = Text(tint=MUTED, font_size=sp(22))
         self.sent = self.received = 0
         self.photo_files: tuple[int, int] | None = None
+        self.fetched: tuple[int, int] = (0, 0)  # the cases' photos fetched at the end of a sync
         self._counted_at = 0.0
         self.counts = Text(font_size=sp(22))
         self.retry = FlatButton(height=dp(80), font_size=sp(26))
@@ -121,6 +122,7 @@ class SyncScreen(BaseScreen):
             self.bar.value = 0
             self.sent = self.received = 0
             self.photo_files = None
+            self.fetched = (0, 0)
         self.refresh()
 
     def show_progress(self, phase: str, done: int, total: int | None) -> None:
@@ -128,6 +130,11 @@ class SyncScreen(BaseScreen):
         self.running = True
         if phase == "photo_files":  # photos counted as people count them; the bar follows the bytes
             self.photo_files = (done, total or 0)
+        elif phase == "thumbnails":  # the cases' photos fetched at the end: the sync's own work is done
+            self.phase = phase
+            self.bar.value = 100
+            self.photo_files = None
+            self.fetched = (done, total or 0)
         else:
             self.phase = phase
             self.bar.value = overall(phase, done, total)
@@ -138,6 +145,8 @@ class SyncScreen(BaseScreen):
         lines = [i18n.t("sync.records_progress", sent=self.sent, received=self.received)]
         if self.photo_files is not None and self.photo_files[1]:
             lines.insert(0, i18n.t("sync.photos_progress", done=self.photo_files[0], total=self.photo_files[1]))
+        if self.phase == "thumbnails" and self.fetched[1]:
+            lines.insert(0, i18n.t("sync.fetch_progress", done=self.fetched[0], total=self.fetched[1]))
         self.detail.text = "\n".join(lines)
         self.state.text = i18n.t("sync.running", phase=i18n.phase_name(self.phase or "push"))
         now = time.monotonic()
