@@ -31,7 +31,9 @@ transport retries with backoff); the UI runs it off the UI thread, e.g. with
 
 from __future__ import annotations
 
+import logging
 import os
+import platform
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -56,6 +58,7 @@ DB_NAME = "gridpatrol.db"
 PHOTO_DIR = "photos"
 LANGUAGES = ("zh", "en")
 SETTINGS_KEY = "settings"
+log = logging.getLogger(__name__)
 LOGIN_NAME_KEY = "login_username"  # the user name of the last successful log-in (AppCore.login)
 PHOTO_MAX_PX_RANGE = (320, 4096)
 PHOTO_CACHE_MB_RANGE = (5, 2000)  # the photos fetched for verification: at least a few cases' worth, at most 2 GB
@@ -98,6 +101,34 @@ class LoginFailed(Exception):
         super().__init__(message)
         self.message = message
         self.code = code
+
+
+def _revoke_quietly(transport: Any) -> None:
+    """Revoke the token a transport just received; a server without the call, or no network, leaves it listed
+    for an admin to revoke (the log-in is refused either way)."""
+    revoke = getattr(transport, "revoke", None)
+    if not callable(revoke):
+        return
+    try:
+        revoke()
+    except TransportError:
+        log.warning("could not revoke the token of a refused log-in; an admin can revoke the device")
+
+
+def default_device_name(node: str) -> str:
+    """A tablet's name a person can tell apart: its model (or the computer's name) and four hex digits of its node."""
+    model = ""
+    if on_android():
+        try:
+            from jnius import autoclass  # pyjnius comes with python-for-android
+
+            build = autoclass("android.os.Build")
+            model = f"{build.MANUFACTURER} {build.MODEL}".strip()
+        except Exception:  # noqa: BLE001 - any failure: the model is only a help
+            model = ""
+    if not model:
+        model = platform.node() or "tablet"
+    return f"{model[:40]} · {node[:4]}"
 
 
 def _server_url(text: str | None) -> str:
@@ -187,7 +218,7 @@ class AppCore:
         user = self.user
         return user.get("role") if isinstance(user, dict) else None
 
-    def login(self, server_url: str, username: str, password: str, device_name: str = "tablet") -> None:
+    def login(self, server_url: str, username: str, password: str, device_name: str | None = None) -> None:
         """Log this device in (online, blocking); raises LoginFailed with a message for people.
 
         Keeps every unsynced capture: only the token, user and buckets are replaced.
@@ -203,10 +234,11 @@ class AppCore:
         if self._unsynced_of_another() and isinstance(last_name, str) and last_name != username.strip():
             raise LoginFailed("Captures of the previous user have not synced yet; that user must log in and "
                               "sync first", "unsynced_other_user")
+        device_name = device_name or default_device_name(self.store.node)
         self._log_in(server_url, lambda transport: transport.login(username, password, device_name, self.store.node),
                      "wrong_password", "Wrong user name or password", username.strip())
 
-    def login_with_code(self, server_url: str, code: str, device_name: str = "tablet") -> None:
+    def login_with_code(self, server_url: str, code: str, device_name: str | None = None) -> None:
         """Log this device in with a one-time code an admin gave (or the text of its QR code); as `login`.
 
         The code names the user only in the server's answer, so the check for another user's unsynced
@@ -219,6 +251,7 @@ class AppCore:
         code = (code or "").strip()
         if not code:
             raise LoginFailed("Enter the code an administrator gave you", "missing")
+        device_name = device_name or default_device_name(self.store.node)
         self._log_in(server_url, lambda transport: transport.login_with_code(code, device_name, self.store.node),
                      "bad_code", "This code is wrong, used or expired: ask an administrator for a new one", None)
 
@@ -234,29 +267,32 @@ class AppCore:
         except (ValueError, TransportError) as exc:
             raise LoginFailed(f"The server address is not usable: {exc}", "bad_url") from None
         try:
-            answer = ask(transport)
-        except Unauthorized:
-            raise LoginFailed(refused_text, refused_code) from None
-        except Rejected as exc:
-            raise LoginFailed(f"The server refused the log-in ({exc.status}): {exc.message}. "
-                              "Is this the GridPatrol server's address?", "refused") from None
-        except HttpError as exc:
-            raise LoginFailed(f"The server had a problem ({exc.status}); try again later", "server_error") from None
-        except TransportError as exc:
-            raise LoginFailed(f"Cannot reach the server at {url}: check the address and the network ({exc})",
-                              "unreachable") from None
+            try:
+                answer = ask(transport)
+            except Unauthorized:
+                raise LoginFailed(refused_text, refused_code) from None
+            except Rejected as exc:
+                raise LoginFailed(f"The server refused the log-in ({exc.status}): {exc.message}. "
+                                  "Is this the GridPatrol server's address?", "refused") from None
+            except HttpError as exc:
+                raise LoginFailed(f"The server had a problem ({exc.status}); try again later",
+                                  "server_error") from None
+            except TransportError as exc:
+                raise LoginFailed(f"Cannot reach the server at {url}: check the address and the network ({exc})",
+                                  "unreachable") from None
+            token, user = answer.get("token"), answer.get("user")
+            if not isinstance(token, str) or not token or not isinstance(user, dict) or not user.get("id"):
+                raise LoginFailed("The server's answer is not a GridPatrol log-in", "refused")
+            if previous and previous != user["id"] and self.store.counts().unsynced:
+                # For a store whose last log-in's user name is not known (an older app's), and for codes. The
+                # token just issued is not kept, so it is revoked at once (an admin sees the device revoked).
+                _revoke_quietly(transport)
+                raise LoginFailed("Captures of the previous user have not synced yet; that user must log in and "
+                                  "sync first", "unsynced_other_user")
         finally:
             close = getattr(transport, "close", None)
             if callable(close):
                 close()
-        token, user = answer.get("token"), answer.get("user")
-        if not isinstance(token, str) or not token or not isinstance(user, dict) or not user.get("id"):
-            raise LoginFailed("The server's answer is not a GridPatrol log-in", "refused")
-        if previous and previous != user["id"] and self.store.counts().unsynced:
-            # For a store whose last log-in's user name is not known (an older app's), and for codes. The token
-            # just issued is not kept; the server lists the device for an admin to revoke.
-            raise LoginFailed("Captures of the previous user have not synced yet; that user must log in and "
-                              "sync first", "unsynced_other_user")
         buckets = [b for b in answer.get("buckets") or [] if isinstance(b, str)]
         self.store.save_login(url, token, user, buckets)
         # A code's answer names no user name: none is kept, and the check after the answer guards the next log-in.

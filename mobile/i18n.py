@@ -66,6 +66,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "login.error.missing": "请填写用户名和密码",
         "login.code": "或：管理员给的开通码（也可粘贴二维码内容）",
         "login.code_submit": "用开通码登录",
+        "login.device_name": "本平板的名称（管理员据此区分各台平板）",
         "login.code_missing": "请填写服务器地址和开通码",
         "login.error.bad_code": "开通码不对、已用过或已过期：请向管理员要新的",
         # home
@@ -398,6 +399,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "login.error.missing": "Enter a user name and a password",
         "login.code": "Or: the one-time code an administrator gave you (or paste the QR code's text)",
         "login.code_submit": "Log in with the code",
+        "login.device_name": "This tablet's name (how administrators tell tablets apart)",
         "login.code_missing": "Fill in the server URL and the code",
         "login.error.bad_code": "This code is wrong, used or expired: ask an administrator for a new one",
         "home.title": "Home",

@@ -229,6 +229,11 @@ class HttpTransport:
         self.token = token
         return answer
 
+    def revoke(self) -> None:
+        """POST /auth/revoke: this transport's token stops working at once (a log-in the app does not keep)."""
+        self._post("/auth/revoke", {})
+        self.token = None
+
     def push(self, node: str, changes: Sequence[Mapping[str, Any]], sent_at: str) -> dict[str, Any]:
         """POST /sync/push; answers {results, hlc}."""
         answer = self._post("/sync/push", {"node": node, "changes": list(changes), "sent_at": sent_at})

@@ -43,6 +43,10 @@ class CodeLoginRequest(Schema):
     node = Text(required=True, validate=NODE, metadata={"description": "the device's HLC node id"})
 
 
+class RevokeAnswer(Schema):
+    revoked = fields.Boolean(required=True)
+
+
 class UserSchema(Schema):
     id = fields.String(required=True)
     name = fields.String(required=True)

@@ -59,6 +59,19 @@ def login_with_code():
     return jsonify(schemas.LoginAnswer().dump(answer))
 
 
+@documented("/auth/revoke", "POST", "Revoke this device's own token (a log-in the app did not keep, a log-out)",
+            blueprint=bp, answer=schemas.RevokeAnswer, errors=(401,))
+@device_required
+def revoke_own_token():
+    """The token of the request stops working at once, as when an admin revokes the device."""
+    device = g.device
+    accounts.revoke_device(device)
+    audit.record("revoke", "device", device.id, before={"revoked": False}, after={"revoked": True},
+                 note=f"{device.name} ({g.user.username}), by the device itself", actor=g.user)
+    db.session.commit()
+    return jsonify({"revoked": True})
+
+
 @documented("/sync/push", "POST", "Push changes; one result per change", blueprint=bp,
             request_schema=schemas.PushRequest, answer=schemas.PushAnswer, errors=(400, 401, 409, 413))
 @device_required

@@ -142,3 +142,32 @@ def test_a_tablet_logs_in_with_a_one_time_code_or_its_qr_text_and_syncs(app, cli
         assert core.settings.server_url == BASE_URL
     finally:
         core.close()
+
+
+def test_a_code_log_in_of_another_user_over_unsynced_captures_is_refused_and_its_token_revoked(tablet):
+    from server import accounts
+    from server.models import Device
+
+    core, _runner, _schedule = tablet
+    ReportPresenter(core).save(grid="G-0101", category="fire_hazard", description="未同步的上报")
+    _row, code = accounts.issue_device_code(user("worker2"), by="admin")
+    db.session.commit()
+    with pytest.raises(LoginFailed) as caught:
+        core.login_with_code(BASE_URL, code)
+    assert caught.value.code == "unsynced_other_user"
+    db.session.rollback()
+    [device] = db.session.scalars(select(Device).where(Device.user_id == user("worker2").id)).all()
+    assert device.revoked_at is not None  # the token the app did not keep works no more
+    assert core.user["id"] == user("worker1").id and core.store.counts().unsynced == 1
+
+
+def test_a_tablet_is_listed_under_a_name_a_person_can_tell_apart(app, client, demo, tmp_path):
+    from server.models import Device
+
+    core = AppCore(tmp_path / "tablet", transport_factory=lambda url, token: FlaskTransport(client, token))
+    try:
+        core.login(BASE_URL, "worker1", PASSWORD)  # no name given: the model (here the computer) and the node
+        device = db.session.scalars(select(Device).where(Device.node == core.store.node)).one()
+        assert device.name.endswith(" · " + core.store.node[:4]) and device.name != "tablet"
+    finally:
+        core.close()

@@ -12,7 +12,7 @@ from kivy.metrics import dp
 from kivy.uix.anchorlayout import AnchorLayout
 
 from ... import i18n
-from ...app_core import LoginFailed, run_off_ui
+from ...app_core import LoginFailed, default_device_name, run_off_ui
 from ..app import schedule
 from ..widgets import WARN, Card, Field, FlatButton, Text, Title
 from .base import BaseScreen
@@ -34,6 +34,7 @@ class LoginScreen(BaseScreen):
         self.server_label, self.server = Text(), Field(multiline=False, input_type="url")
         self.user_label, self.username = Text(), Field(multiline=False)
         self.password_label, self.password = Text(), Field(multiline=False, password=True)
+        self.device_label, self.device_name = Text(), Field(multiline=False)
         self.submit = FlatButton()
         self.submit.bind(on_release=lambda *_: self.submit_login())
         self.password.bind(on_text_validate=lambda *_: self.submit_login())
@@ -42,7 +43,8 @@ class LoginScreen(BaseScreen):
         self.code_submit.bind(on_release=lambda *_: self.submit_code())
         self.code.bind(on_text_validate=lambda *_: self.submit_code())
         for widget in (self.heading, self.hint, self.server_label, self.server, self.user_label, self.username,
-                       self.password_label, self.password, self.submit, self.code_label, self.code, self.code_submit):
+                       self.password_label, self.password, self.device_label, self.device_name, self.submit,
+                       self.code_label, self.code, self.code_submit):
             card.add_widget(widget)
         holder.add_widget(card)
         self.body.add_widget(holder)
@@ -60,6 +62,9 @@ class LoginScreen(BaseScreen):
         self.user_label.text = i18n.t("login.username")
         self.password_label.text = i18n.t("login.password")
         self.submit.text = i18n.t("login.busy" if self.busy else "login.submit")
+        self.device_label.text = i18n.t("login.device_name")
+        if not self.device_name.text:
+            self.device_name.text = default_device_name(self.core.store.node)
         self.code_label.text = i18n.t("login.code")
         self.code_submit.text = i18n.t("login.code_submit")
         if not self.server.text:
@@ -76,7 +81,8 @@ class LoginScreen(BaseScreen):
         if not (url and username and password):
             self.say(i18n.t("login.missing"), "error")
             return
-        self._start(lambda: self.core.login(url, username, password, device_name="tablet"))
+        device = self._device_name()
+        self._start(lambda: self.core.login(url, username, password, device_name=device))
 
     def submit_code(self) -> None:
         """Log in with a one-time code (or a provisioning QR code's text, which also names the server)."""
@@ -86,7 +92,12 @@ class LoginScreen(BaseScreen):
         if not code or not (url or code.startswith("gridpatrol:")):
             self.say(i18n.t("login.code_missing"), "error")
             return
-        self._start(lambda: self.core.login_with_code(url, code, device_name="tablet"))
+        device = self._device_name()
+        self._start(lambda: self.core.login_with_code(url, code, device_name=device))
+
+    def _device_name(self) -> str:
+        """The name the server lists this tablet under (admins tell tablets apart by it), at most 200 characters."""
+        return (self.device_name.text.strip() or default_device_name(self.core.store.node))[:200]
 
     def _start(self, log_in) -> None:
         self.busy = True
