@@ -64,7 +64,7 @@ from .presenters import InputError, ReportPresenter, _check_text, _PhotoForm
 
 __all__ = [
     "RecorderSettings", "PatrolRecorder", "Running", "Kept", "OPEN_KEY", "open_patrol_id", "moved", "keeps",
-    "is_due", "FixedPointRow", "PlanView", "PatrolView", "PatrolSummary", "PatrolPresenter", "recorder_of",
+    "is_due", "FixedPointRow", "PlanView", "LiveView", "PatrolView", "PatrolSummary", "PatrolPresenter", "recorder_of",
     "local_day_start_ms",
 ]
 
@@ -457,19 +457,26 @@ class PatrolSummary:
 
 
 @dataclass(frozen=True)
-class PatrolView:
-    """The patrol screen: the open patrol (if any), the fix, today's figures, the fixed points, the plans."""
+class LiveView:
+    """The open patrol's figures as they move (read from the recorder, no store query): for a once-a-second redraw."""
 
     running: bool
-    patrol_id: str | None
-    grid: str | None
-    started_ms: int | None
-    elapsed_s: int
-    distance_m: float
-    points: int
-    flagged: int
-    poor: int
-    fix: Any  # the provider's latest LocationReading, or None
+    patrol_id: str | None = None
+    grid: str | None = None
+    started_ms: int | None = None
+    elapsed_s: int = 0
+    distance_m: float = 0.0
+    points: int = 0
+    flagged: int = 0
+    poor: int = 0
+    fix: Any = None  # the provider's latest LocationReading, or None
+
+
+@dataclass(frozen=True)
+class PatrolView:
+    """The patrol screen: the open patrol (if any), today's figures, the fixed points, the worker's grids."""
+
+    live: LiveView
     summary: PatrolSummary
     rows: list[FixedPointRow]
     grids: list[Any]
@@ -622,17 +629,18 @@ class PatrolPresenter(_PhotoForm):
         return PatrolSummary(running is not None, patrols, int(seconds), round(metres, 1),
                              sum(1 for r in rows if r.due), sum(1 for r in rows if r.visited_today), self.plans())
 
-    def view(self) -> PatrolView:
-        """Everything the patrol screen shows (local reads only)."""
+    def live(self) -> LiveView:
+        """The open patrol's figures and the latest fix (no store query)."""
         running = self.recorder.running
-        now = self.core.now_ms()
         provider = self.core.location_provider
         fix = provider.current() if provider is not None else None
-        rows = self.fixed_points()
-        summary = self.summary(rows)
         if running is None:
-            return PatrolView(False, None, None, None, 0, 0.0, 0, 0, 0, fix, summary, rows, self.core.grids())
-        return PatrolView(True, running.patrol_id, running.grid, running.started_ms,
-                          max(0, now - running.started_ms) // 1000, round(running.distance_m, 1), running.points,
-                          running.flagged, running.poor, fix, summary, rows, self.core.grids())
+            return LiveView(False, fix=fix)
+        return LiveView(True, running.patrol_id, running.grid, running.started_ms,
+                        max(0, self.core.now_ms() - running.started_ms) // 1000, round(running.distance_m, 1),
+                        running.points, running.flagged, running.poor, fix)
 
+    def view(self) -> PatrolView:
+        """Everything the patrol screen shows (local reads only)."""
+        rows = self.fixed_points()
+        return PatrolView(self.live(), self.summary(rows), rows, self.core.grids())

@@ -107,8 +107,8 @@ def test_a_walk_keeps_a_point_every_interval_and_nothing_is_sent_before_its_batc
     assert all(not marks and batch is None for _n, _p, marks, batch in points)
     assert points[-1][1].speed_mps == 1.3
     assert tracks(core, patrol_id) == []  # 13 < 100 points, and younger than 30 minutes
-    view = patrol.view()
-    assert view.running and view.points == 13 and view.distance_m == pytest.approx(156, abs=1)
+    live = patrol.view().live
+    assert live.running and live.points == 13 and live.distance_m == pytest.approx(156, abs=1)
 
 
 @pytest.mark.parametrize("interval", [5, 30])
@@ -157,7 +157,7 @@ def test_a_point_of_poor_accuracy_is_kept_marked_and_sent_but_not_counted_in_the
     poor = [p for _n, p, marks, _b in points if marks == {"poor_accuracy"}]
     assert len(poor) == 6 and all(p.accuracy_m == 80 for p in poor)
     assert {round((b.at_ms - a.at_ms) / 1000) for a, b in zip(poor, poor[1:])} == {20}  # 25 m at 1.3 m/s
-    assert patrol.view().poor == 6
+    assert patrol.view().live.poor == 6
     patrol.stop()
     [(seq, sent)] = tracks(core, patrol_id)
     assert seq == 0 and sent == [rounded(p) for _n, p, _m, _b in points]  # the poor ones included
@@ -179,7 +179,7 @@ def test_future_and_too_fast_points_are_kept_and_marked_on_the_tablet_and_never_
     points = stored(core, patrol_id)
     marks = [m for _n, _p, m, _b in points]
     assert marks.count(frozenset({"future"})) == 1 and marks.count(frozenset({"too_fast"})) == 1
-    assert patrol.view().flagged == 2
+    assert patrol.view().live.flagged == 2
     patrol.stop()
     sent = [p for _seq, batch in tracks(core, patrol_id) for p in batch]
     good = [rounded(p) for _n, p, m, _b in points if not m]
@@ -221,8 +221,8 @@ def test_a_patrol_resumes_when_the_app_comes_back_within_the_resume_setting(tmp_
     try:
         patrol = PatrolPresenter(again)
         assert patrol.recover() == "resumed"
-        view = patrol.view()
-        assert view.running and view.patrol_id == patrol_id and view.points == len(before)
+        live = patrol.live()
+        assert live.running and live.patrol_id == patrol_id and live.points == len(before)
         lat = walk(patrol, gps, clock, 60, start_lat=lat)
         after = stored(again, patrol_id)
         assert after[:len(before)] == before and [n for n, *_ in after] == list(range(len(after)))
@@ -256,7 +256,7 @@ def test_an_open_patrol_found_too_late_is_closed_as_it_stood_by_recovery(tmp_pat
         assert record["closed_by"] == "recovery"
         assert record["ended_at"] == format_ms(alive)  # the last sign of life, not the restart
         assert record["distance_m"] == pytest.approx(39, abs=0.5)  # points at 1, 11, 21, 31 s, at 1.3 m/s
-        assert again.store.setting(OPEN_KEY) is None and not PatrolPresenter(again).view().running
+        assert again.store.setting(OPEN_KEY) is None and not PatrolPresenter(again).view().live.running
         assert [p for _s, batch in tracks(again, patrol_id) for p in batch] == [
             rounded(p) for _n, p, _m, _b in stored(again, patrol_id)]
         assert PatrolPresenter(again).recover() is None
