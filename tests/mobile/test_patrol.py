@@ -483,3 +483,32 @@ def test_the_recorder_is_one_per_app_and_today_is_the_local_day(core):
     assert recorder_of(core) is recorder_of(core) is PatrolPresenter(core).recorder
     start = local_day_start_ms(T0)
     assert start <= T0 < start + 86_400_000 + 3_600_000
+
+
+# --- a GPS without a GPS (desktop demos and the GUI test) -----------------------------------------------
+
+def test_a_recorded_track_replays_against_the_clock(tmp_path, clock):
+    from mobile.location import TrackReplay, track_provider
+
+    path = tmp_path / "walk.csv"
+    path.write_text("# seconds,lat,lon,accuracy_m,speed_mps\n0,22.5430,114.0580,5,1.2\n10,22.5431,114.0580,,\n"
+                    "20,22.5432,114.0580,70\n", encoding="utf-8")
+    replay = TrackReplay.from_file(path, clock)
+    seen = []
+    for _ in range(4):
+        reading = replay.current()
+        seen.append((reading.at_ms - T0, reading.lat, reading.accuracy_m, reading.speed_mps, reading.source))
+        clock.advance(10_000)
+    assert seen == [(0, 22.5430, 5.0, 1.2, "gps"), (10_000, 22.5431, None, None, "gps"),
+                    (20_000, 22.5432, 70.0, None, "gps"), (20_000, 22.5432, 70.0, None, "gps")]
+    assert isinstance(track_provider(str(path), clock), TrackReplay)
+    assert isinstance(track_provider("walk", clock), SimulatedWalk)
+
+
+def test_a_simulated_walk_goes_at_its_speed_and_loops(clock):
+    walker = SimulatedWalk([(LAT, LON), (LAT + north(100), LON)], clock, speed_mps=2.0)
+    clock.advance(30_500)
+    reading = walker.current()
+    assert reading.at_ms == T0 + 30_000 and (reading.lat - LAT) * M_PER_DEG_LAT == pytest.approx(60, abs=0.01)
+    clock.advance(40_000)  # 70 s: 140 m along a 100 m walk, looped
+    assert (walker.current().lat - LAT) * M_PER_DEG_LAT == pytest.approx(40, abs=0.01)

@@ -84,6 +84,33 @@ def plan_text(plan: PlanView, names: dict[str, str] | None = None) -> str:
     return "\n".join(lines)
 
 
+def keep_screen_on(on: bool) -> None:
+    """Android: keep the screen on while a patrol runs (the recorder beats only while the app is in front).
+
+    Untested on a device (no Android here); a failure is logged and changes nothing else.
+    """
+    from ...location import on_android
+
+    if not on_android():
+        return
+    try:
+        from android.runnable import run_on_ui_thread  # python-for-android's modules
+        from jnius import autoclass
+    except ImportError:
+        return
+
+    @run_on_ui_thread
+    def apply() -> None:
+        try:
+            window = autoclass("org.kivy.android.PythonActivity").mActivity.getWindow()
+            flag = autoclass("android.view.WindowManager$LayoutParams").FLAG_KEEP_SCREEN_ON
+            window.addFlags(flag) if on else window.clearFlags(flag)
+        except Exception:  # noqa: BLE001 - the patrol records all the same while the screen is on
+            log.warning("patrol: could not keep the screen on", exc_info=True)
+
+    apply()
+
+
 class PatrolCard(Card):
     """Home's section: today's patrol (count, time, distance), fixed points due and visited, the plan in one line
     per grid; the button that opens the patrol. Compact: it shares Home's left column with the status card."""
@@ -170,6 +197,7 @@ class PatrolScreen(BaseScreen):
         self.checking: FixedPointRow | None = None  # the fixed point a check-in photo is for
         self.taker = PhotoTaker(self, self.presenter, self._photo_added)
         self.point_rows: list[PointRow] = []
+        self.screen_kept_on = False  # Android's keep-screen-on flag, set while a patrol runs
 
         row = BoxLayout(spacing=dp(24))
         left = BoxLayout(orientation="vertical", spacing=dp(16), size_hint_x=0.46)
@@ -324,6 +352,9 @@ class PatrolScreen(BaseScreen):
 
     def _show_live(self) -> None:
         live = self.presenter().live()
+        if live.running != self.screen_kept_on:
+            self.screen_kept_on = live.running
+            keep_screen_on(live.running)
         names = {g.code: g.name or g.code for g in self.core.grids()} if live.running else {}
         if live.running:
             self.state.text = i18n.t("patrol.running", grid=names.get(live.grid, live.grid))
