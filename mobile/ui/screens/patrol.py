@@ -240,6 +240,13 @@ class PatrolScreen(BaseScreen):
             self.say(i18n.t(f"patrol.{self.startup}"), "ok")
         self.beat = Clock.schedule_interval(self._tick, BEAT_S)
         self.app.bind(on_stop=lambda *_: self.beat.cancel())
+        if self.app.runner is not None:  # a sync may bring fixed points, visits of colleagues, a plan
+            self.app.runner.on_finished(lambda _outcome: self._synced())
+
+    def _synced(self) -> None:
+        self.presenter().recorder.forget_cache()
+        if self.manager is not None and self.manager.current == self.name:
+            self.refresh()
 
     def presenter(self) -> PatrolPresenter:
         """The screen's presenter (a new one for a new core)."""
