@@ -512,3 +512,57 @@ def test_a_simulated_walk_goes_at_its_speed_and_loops(clock):
     assert reading.at_ms == T0 + 30_000 and (reading.lat - LAT) * M_PER_DEG_LAT == pytest.approx(60, abs=0.01)
     clock.advance(40_000)  # 70 s: 140 m along a 100 m walk, looped
     assert (walker.current().lat - LAT) * M_PER_DEG_LAT == pytest.approx(40, abs=0.01)
+
+
+CHILD = """
+import sys
+from mobile.app_core import AppCore
+from mobile.location import SimulatedWalk
+from mobile.patrol import PatrolPresenter
+from tests.mobile.fakes import ManualClock
+
+clock = ManualClock(int(sys.argv[2]))
+walk = SimulatedWalk([(22.543, 114.058), (22.56, 114.058)], clock, speed_mps=1.3)
+core = AppCore(sys.argv[1], location_provider=walk, now_ms=clock)
+patrol = PatrolPresenter(core)
+assert patrol.recover() == "resumed"
+while True:
+    clock.advance(10_000)
+    kept = patrol.tick()
+    if kept is not None:
+        print(kept.point.at_ms, flush=True)  # printed after the commit: the point is on disk
+"""
+
+
+def test_a_recording_killed_with_sigkill_loses_no_point_it_kept(tmp_path, fake, clock, gps):
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    core = logged_in(tmp_path / "app", fake, clock, location_provider=gps)
+    patrol_id = PatrolPresenter(core).start(GRID)
+    core.close()
+    repo = Path(__file__).resolve().parents[2]
+    child = subprocess.Popen([sys.executable, "-c", CHILD, str(tmp_path / "app"), str(clock())],
+                             stdout=subprocess.PIPE, text=True, cwd=repo,
+                             env={**os.environ, "PYTHONPATH": str(repo)})
+    try:
+        printed = [int(child.stdout.readline()) for _ in range(20)]
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(30)
+        child.stdout.close()
+    assert child.returncode == -signal.SIGKILL
+    clock.ms = printed[-1] + 60_000
+    again = logged_in(tmp_path / "app", fake, clock, location_provider=gps)
+    try:
+        kept = [p.at_ms for _n, p, _m, _b in stored(again, patrol_id)]
+        assert kept[:20] == printed  # every point the child said it kept (and perhaps one it had no time to say)
+        assert PatrolPresenter(again).recover() == "resumed"
+        PatrolPresenter(again).stop()
+        assert [p for _s, batch in tracks(again, patrol_id) for p in batch][:20] == [
+            rounded(p) for _n, p, _m, _b in stored(again, patrol_id)][:20]
+    finally:
+        again.close()

@@ -86,6 +86,9 @@ def test_a_patrol_goes_up_packed_and_comes_back_point_for_point(app, client, dem
             patrol.tick()
             if second == 60:
                 event_id = ReportPresenter(worker).save(grid="G-0101", category="garbage", description="巡查发现垃圾堆放")
+            if second == 90:  # a sync mid-patrol: the open patrol goes up, its end follows in a later push
+                mid = synchronize(worker.store, worker.transport(), photos=worker.photos)
+                assert mid.ok and not mid.rejected, (mid.error, mid.rejected)
         patrol.stop()
         local = [values for _n, values, marks, _b in worker.store.track_points(patrol_id) if not marks - {"poor_accuracy"}]
         assert len(local) >= 15 and worker.store.query("point_visit")
