@@ -8,8 +8,8 @@ The recording rule
 ------------------
 Each tick asks the provider for its latest fix. The fix becomes a track point when all of these hold:
 
-* it is a GPS fix (source ``gps``; a last known or typed position is no track) newer than the last point
-  sent-worthy point kept, and not the fix seen at the tick before;
+* it is a GPS fix (source ``gps``; a last known or typed position is no track) newer than the last
+  sendable point kept, and not the fix seen at the tick before;
 * the interval has passed (``patrol_interval_s``, default 10 s): since the last point kept, by the fix's
   time *and* by the recorder's clock, so a GPS whose fixes claim a time ahead cannot flood the store;
 * the worker moved: a fix within ``still_m`` (8 m), or within half its own accuracy when that is larger (up
@@ -36,7 +36,8 @@ Points travel in ``track`` records (append-only, shared/records.py) of packed co
 are ``batch_points`` (100) of them or the oldest is ``batch_max_age_s`` (30 min) old, whichever first,
 and whatever is left when the patrol stops or is recovered. The record and the points' mark ("sealed in
 batch seq") are one transaction (`Store.commit_patrol`), so no point is sent twice or lost. A day of
-walking at 10 s is ~2,880 points: 29 records (tests/mobile/test_patrol.py measures the bytes per point).
+walking at 10 s is at most 2,880 points: 29 records, ~25 bytes a point on the wire with the envelope
+(tests/mobile/test_patrol.py measures it; docs/field-app.md, "Patrols").
 Not at each sync: background sync runs every minute, which would make records of six points whose
 envelope outweighs them.
 

@@ -13,10 +13,12 @@ import math
 import random
 
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from mobile.houses import HousesPresenter
 from mobile.location import LocationReading, SimulatedWalk
-from mobile.patrol import OPEN_KEY, PatrolPresenter, RecorderSettings, is_due, keeps, local_day_start_ms, recorder_of
+from mobile.patrol import (OPEN_KEY, SERVER_MAX_DRIFT_MS, PatrolPresenter, PatrolRecorder, RecorderSettings, is_due,
+                           keeps, local_day_start_ms, recorder_of)
 from mobile.presenters import InputError, ReportPresenter
 from mobile.sync import synchronize
 from shared.hlc import format_ms, parse_ms
@@ -25,7 +27,7 @@ from shared.track import MAX_POINTS, Point, length_m, pack, unpack
 from tests.photos.helpers import make_jpeg
 
 from .core_helpers import GRID, WORKER, logged_in, put
-from .fakes import T0
+from .fakes import T0, ManualClock
 
 LAT, LON = 22.5430, 114.0580
 M_PER_DEG_LAT = 111_195.0  # metres in a degree of latitude (the haversine's sphere)
@@ -566,3 +568,44 @@ def test_a_recording_killed_with_sigkill_loses_no_point_it_kept(tmp_path, fake, 
             rounded(p) for _n, p, _m, _b in stored(again, patrol_id)][:20]
     finally:
         again.close()
+
+
+# --- the law: the tablet never sends a batch the server would refuse, and never loses a kept point ---------
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.integers(0, 40_000),  # ms to the next fix
+                          st.one_of(st.floats(-30, 60), st.sampled_from([5_000.0, -8_000.0])),  # metres north
+                          st.one_of(st.none(), st.floats(2, 150)),  # accuracy
+                          st.sampled_from([0, 0, 0, 0, 3_600_000])),  # a fix from the future, now and then
+                min_size=1, max_size=40))
+def test_whatever_the_gps_says_every_sealed_batch_passes_the_servers_rules(steps):
+    import tempfile
+    from pathlib import Path
+
+    from mobile.store import Store
+    from shared.track import SENDABLE, refusal
+
+    clock = ManualClock(T0)
+    gps = Gps(clock)
+    with tempfile.TemporaryDirectory() as folder, Store(Path(folder) / "t.db", physical=clock) as store:
+        recorder = PatrolRecorder(store, gps, clock, settings=RecorderSettings(batch_points=7))
+        patrol_id = recorder.start(GRID, WORKER)
+        lat = LAT
+        for wait, metres, accuracy, ahead in steps:
+            clock.advance(wait)
+            lat = min(80.0, max(-80.0, lat + north(metres)))
+            gps.fix(lat, accuracy=accuracy, at_ms=clock() + ahead)
+            recorder.tick()
+        recorder.stop()
+        kept = store.track_points(patrol_id)
+        batches = {}
+        for _n, values, marks, batch in kept:
+            assert (batch is not None) == (marks <= SENDABLE)  # sent exactly when sendable
+            if batch is not None:
+                batches.setdefault(batch, []).append(Point(*values))
+        records = {r.values["seq"]: r.values for r in store.query("track")}
+        assert sorted(records) == sorted(batches) == list(range(len(batches)))
+        for seq, values in records.items():
+            points = unpack(values["points"], parse_ms(values["start"]))
+            assert points == [rounded(p) for p in batches[seq]]
+            assert refusal(points, clock(), SERVER_MAX_DRIFT_MS) is None
