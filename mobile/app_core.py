@@ -44,7 +44,7 @@ from shared.records import bucket_grid
 
 from .evidence import DEFAULT_BUDGET_MB, cache_use, fetch_full, fetch_thumbnails
 from .background import LAST_SUCCESS_KEY, LAST_SYNC_KEY, SyncOutcome, SyncRunner, load_outcome, run_off_ui
-from .location import DesktopLocation, LocationProvider, PlyerLocation, on_android
+from .location import DesktopLocation, LocationProvider, PlyerLocation, on_android, track_provider
 from .photos import CaptureSettings, PhotoQueue
 from .store import Store
 from .transport import HttpError, HttpTransport, Rejected, TransportError, Unauthorized
@@ -62,6 +62,8 @@ log = logging.getLogger(__name__)
 LOGIN_NAME_KEY = "login_username"  # the user name of the last successful log-in (AppCore.login)
 PHOTO_MAX_PX_RANGE = (320, 4096)
 PHOTO_CACHE_MB_RANGE = (5, 2000)  # the photos fetched for verification: at least a few cases' worth, at most 2 GB
+PATROL_INTERVAL_RANGE = (1, 600)  # seconds between two track points, at most
+PATROL_RESUME_RANGE = (0, 24 * 60)  # minutes
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,10 @@ class Settings:
     photo_max_px: int = CaptureSettings().max_edge
     server_url: str | None = None
     photo_cache_mb: int = DEFAULT_BUDGET_MB  # the photos of the worker's cases fetched to verify offline
+    # Patrols (mobile/patrol.py): a track point at most every patrol_interval_s; an open patrol found at start-up
+    # resumes when the app was gone at most patrol_resume_minutes, else it is closed (closed_by recovery).
+    patrol_interval_s: int = 10
+    patrol_resume_minutes: int = 15
 
 
 @dataclass(frozen=True)
@@ -157,11 +163,15 @@ def _default_transport(server_url: str, token: str | None) -> HttpTransport:
 
 
 def _default_location(store: Store) -> LocationProvider:
-    """GPS through plyer on Android, the last known position elsewhere."""
+    """GPS through plyer on Android; elsewhere a recorded or simulated track (GRIDPATROL_TRACK: a file of points,
+    or ``walk``) when one is given, else the last known position."""
     if on_android():
         provider = PlyerLocation()
         if provider.start():
             return provider
+    track = os.environ.get("GRIDPATROL_TRACK")
+    if track:
+        return track_provider(track, system_ms)
     return DesktopLocation(store)
 
 
@@ -332,6 +342,12 @@ class AppCore:
             low, high = PHOTO_MAX_PX_RANGE
             if isinstance(size, bool) or not isinstance(size, int) or not low <= size <= high:
                 raise ValueError(f"photo_max_px must be an integer from {low} to {high}")
+        for name, (low, high) in (("patrol_interval_s", PATROL_INTERVAL_RANGE),
+                                  ("patrol_resume_minutes", PATROL_RESUME_RANGE)):
+            if name in changes:
+                value = changes[name]
+                if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                    raise ValueError(f"{name} must be an integer from {low} to {high}")
         if "server_url" in changes and changes["server_url"] is not None:
             changes["server_url"] = str(changes["server_url"]).strip()
         if "photo_cache_mb" in changes:

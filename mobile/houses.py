@@ -38,7 +38,7 @@ from shared.houses import living_there, registration_rate
 from shared.idcard import mask_resident_id, resident_id_error, resident_id_problem
 from shared.records import ValidationError
 
-from .presenters import InputError
+from .presenters import InputError, _open_patrol
 from .store import Record
 
 __all__ = [
@@ -331,6 +331,9 @@ class HousesPresenter:
                         for code in codes],
             "photos": list(photos), "residents_seen": residents_seen,
         }
+        patrol = _open_patrol(self.core, values["worker"])
+        if patrol:
+            values["patrol"] = patrol  # made on a patrol (issue 17)
         return self._write_new("house_check", values, bucket=house.bucket)
 
     def event_draft(self, check_id: str, item_code: str) -> EventDraft:

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Callable, Mapping, Protocol
 
 __all__ = ["LocationReading", "LocationProvider", "PlyerLocation", "DesktopLocation", "NO_READING",
-           "LAST_LOCATION_KEY", "reading_from", "on_android"]
+           "LAST_LOCATION_KEY", "reading_from", "on_android", "TrackReplay", "SimulatedWalk", "track_provider"]
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,7 @@ class LocationReading:
     accuracy_m: float | None = None
     source: str | None = None
     at_ms: int | None = None  # when the fix was taken (Unix ms), when known
+    speed_mps: float | None = None  # the speed the GPS reported, where it gives one (a patrol's track keeps it)
 
     @property
     def known(self) -> bool:
@@ -164,7 +165,14 @@ class PlyerLocation:
             accuracy_m = float(accuracy) if accuracy is not None else None
         except (TypeError, ValueError):
             accuracy_m = None
-        reading = LocationReading(lat, lon, accuracy_m, "gps", int(self.clock() * 1000))
+        speed = kwargs.get("speed")
+        try:
+            speed_mps = float(speed) if speed is not None and float(speed) >= 0 else None
+        except (TypeError, ValueError):
+            speed_mps = None
+        if speed_mps is not None and not math.isfinite(speed_mps):
+            speed_mps = None
+        reading = LocationReading(lat, lon, accuracy_m, "gps", int(self.clock() * 1000), speed_mps)
         if reading.problem() is None:
             with self._lock:
                 self._latest = reading
@@ -193,3 +201,97 @@ def on_android() -> bool:
 def reading_dict(reading: LocationReading) -> dict[str, Any]:
     """The stored form of a reading (meta)."""
     return asdict(reading)
+
+
+# --- a GPS without a GPS: recorded and simulated tracks (patrols on a desktop, tests, demos) ------------------
+
+class TrackReplay:
+    """A recorded track played back against a clock: each fix at its offset from the replay's start, as "gps".
+
+    ``points`` are (seconds after the start, lat, lon, accuracy_m or None, speed_mps or None). ``current()``
+    answers the latest point whose time has come, so a caller polling once a second sees what a GPS
+    giving those fixes would have given; after the last point it keeps answering the last one.
+    """
+
+    def __init__(self, points: Any, clock_ms: Callable[[], int], *, start_ms: int | None = None):
+        self.points = sorted((float(p[0]), float(p[1]), float(p[2]),
+                              None if len(p) < 4 or p[3] is None else float(p[3]),
+                              None if len(p) < 5 or p[4] is None else float(p[4])) for p in points)
+        if not self.points:
+            raise ValueError("a track to replay needs at least one point")
+        self.clock_ms = clock_ms
+        self.start_ms = clock_ms() if start_ms is None else start_ms
+
+    @classmethod
+    def from_file(cls, path: Any, clock_ms: Callable[[], int], **kwargs: Any) -> "TrackReplay":
+        """A replay of a file of points: lines ``seconds,lat,lon[,accuracy_m[,speed_mps]]`` ('#' starts a comment)."""
+        points = []
+        with open(path, encoding="utf-8") as handle:
+            for line in handle:
+                line = line.split("#", 1)[0].strip()
+                if line:
+                    cells = [cell.strip() for cell in line.split(",")]
+                    points.append([float(c) if c else None for c in cells[:5]])
+        return cls(points, clock_ms, **kwargs)
+
+    def current(self) -> LocationReading | None:
+        """The latest fix whose time has come, or None before the first."""
+        elapsed_s = (self.clock_ms() - self.start_ms) / 1000
+        latest = None
+        for point in self.points:
+            if point[0] > elapsed_s:
+                break
+            latest = point
+        if latest is None:
+            return None
+        t, lat, lon, acc, speed = latest
+        return LocationReading(lat, lon, acc, "gps", self.start_ms + round(t * 1000), speed)
+
+
+class SimulatedWalk:
+    """A worker walking along waypoints (lat, lon) at ``speed_mps``, one fix a second, looping at the end.
+
+    For demos and the GUI test: a patrol on a desktop records a believable track without a GPS.
+    """
+
+    def __init__(self, waypoints: Any, clock_ms: Callable[[], int], *, speed_mps: float = 1.3,
+                 accuracy_m: float = 6.0, start_ms: int | None = None):
+        self.waypoints = [(float(lat), float(lon)) for lat, lon in waypoints]
+        if len(self.waypoints) < 2:
+            raise ValueError("a walk needs at least two waypoints")
+        self.clock_ms, self.speed_mps, self.accuracy_m = clock_ms, speed_mps, accuracy_m
+        self.start_ms = clock_ms() if start_ms is None else start_ms
+        self.legs = [_metres(a, b) for a, b in zip(self.waypoints, self.waypoints[1:])]
+
+    def current(self) -> LocationReading | None:
+        """Where the walker is at the last whole second."""
+        elapsed_ms = max(0, self.clock_ms() - self.start_ms) // 1000 * 1000
+        along = (elapsed_ms / 1000 * self.speed_mps) % max(sum(self.legs), 1e-9)
+        for (a, b), leg in zip(zip(self.waypoints, self.waypoints[1:]), self.legs):
+            if along <= leg or leg == 0:
+                share = along / leg if leg else 0.0
+                lat, lon = a[0] + (b[0] - a[0]) * share, a[1] + (b[1] - a[1]) * share
+                break
+            along -= leg
+        else:
+            lat, lon = self.waypoints[-1]
+        return LocationReading(lat, lon, self.accuracy_m, "gps", self.start_ms + elapsed_ms, self.speed_mps)
+
+
+def _metres(a: tuple[float, float], b: tuple[float, float]) -> float:
+    """Haversine distance in metres between two (lat, lon)."""
+    phi1, phi2 = math.radians(a[0]), math.radians(b[0])
+    h = (math.sin((phi2 - phi1) / 2) ** 2
+         + math.cos(phi1) * math.cos(phi2) * math.sin(math.radians(b[1] - a[1]) / 2) ** 2)
+    return 2 * 6_371_008.8 * math.asin(min(1.0, math.sqrt(h)))
+
+
+# Around the demo's events in G-0101 (server/admin/demo.py), a loop of about 600 m: what GRIDPATROL_TRACK=walk walks.
+DEMO_WALK = ((22.5426, 114.0568), (22.5438, 114.0568), (22.5438, 114.0592), (22.5426, 114.0592), (22.5426, 114.0568))
+
+
+def track_provider(spec: str, clock_ms: Callable[[], int]) -> Any:
+    """A desktop's GPS from GRIDPATROL_TRACK: ``walk`` (a simulated walk) or the path of a file of points."""
+    if spec.strip() == "walk":
+        return SimulatedWalk(DEMO_WALK, clock_ms)
+    return TrackReplay.from_file(spec, clock_ms)

@@ -378,6 +378,9 @@ class ReportPresenter(_PhotoForm):
             values["address"] = where
         if hashes:
             values["photos"] = hashes
+        patrol = _open_patrol(self.core, reporter)
+        if patrol:
+            values["patrol"] = patrol  # reported on a patrol (issue 17)
         return values
 
     def save(self, *, grid: Any, category: Any, description: Any, urgent: Any = False,
@@ -907,3 +910,12 @@ class SyncPresenter:
         """Whether a sync runs now."""
         return self.runner.running
 
+
+
+# --- patrols (issue 17) ---------------------------------------------------------------------------
+
+def _open_patrol(core: AppCore, worker: str | None) -> str | None:
+    """The id of the worker's patrol running on this tablet, or None: events and house checks made meanwhile carry it."""
+    from .patrol import open_patrol_id  # mobile.patrol builds on this module
+
+    return open_patrol_id(core.store, worker) if worker else None

@@ -118,6 +118,22 @@ CREATE TABLE IF NOT EXISTS meta (
     value TEXT NOT NULL                        -- JSON
 );
 """
+# Patrols (issue 17, mobile/patrol.py): every kept track point, written at once, until it is sealed into a
+# `track` record (batch = that record's seq); a flagged point (future, too_fast) stays here, batch NULL.
+_PATROL_SCHEMA = """
+CREATE TABLE IF NOT EXISTS track_points (
+    patrol TEXT NOT NULL,
+    n      INTEGER NOT NULL,                   -- the point's place in its patrol, from 0
+    at_ms  INTEGER NOT NULL,
+    lat    REAL NOT NULL,
+    lon    REAL NOT NULL,
+    acc    REAL,
+    speed  REAL,
+    flags  TEXT NOT NULL DEFAULT '',           -- comma-separated: poor_accuracy, future, too_fast
+    batch  INTEGER,                            -- the seq of the track record holding it, NULL while not (yet) sent
+    PRIMARY KEY (patrol, n)
+);
+"""
 
 
 class RemoteChangeError(ValueError):
@@ -259,7 +275,7 @@ class Store:
             version = self._db.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
                 raise RuntimeError(f"{self.path} was written by a newer app (schema {version}); update the app")
-            for statement in _SCHEMA.split(";"):
+            for statement in (_SCHEMA + _PATROL_SCHEMA).split(";"):
                 if statement.strip():
                     self._db.execute(statement)
             columns = {row[1] for row in self._db.execute("PRAGMA table_info(rejected)")}
@@ -950,6 +966,59 @@ class Store:
             self._set_pending(change.kind, change.id, pending)
         return True
 
+    # --- patrols (issue 17): track points, kept at once, and their sealing into track records ----
+
+    def add_track_point(self, patrol: str, point: Sequence[Any], flags: Iterable[str] = (),
+                        meta: Mapping[str, Any] | None = None) -> int:
+        """Keep one track point of a patrol now (one commit); ``meta`` keys are set with it. Answers its n.
+
+        ``point`` is (at_ms, lat, lon, accuracy_m, speed_mps), shared.track.Point's order.
+        """
+        at_ms, lat, lon, acc, speed = point
+        with self._transaction():
+            (top,) = self._db.execute("SELECT max(n) FROM track_points WHERE patrol = ?", (patrol,)).fetchone()
+            n = 0 if top is None else top + 1
+            self._db.execute(
+                "INSERT INTO track_points (patrol, n, at_ms, lat, lon, acc, speed, flags) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (patrol, n, int(at_ms), float(lat), float(lon), acc, speed, ",".join(sorted(flags))))
+            for key, value in (meta or {}).items():
+                self._put_meta(key, value)
+            return n
+
+    def track_points(self, patrol: str) -> list[tuple[int, tuple, frozenset[str], int | None]]:
+        """A patrol's kept points in the order kept: (n, (at_ms, lat, lon, accuracy_m, speed_mps), flags, batch)."""
+        with self._lock:
+            rows = self._db.execute("SELECT n, at_ms, lat, lon, acc, speed, flags, batch FROM track_points "
+                                    "WHERE patrol = ? ORDER BY n", (patrol,)).fetchall()
+        return [(n, (at, lat, lon, acc, speed), frozenset(f for f in flags.split(",") if f), batch)
+                for n, at, lat, lon, acc, speed, flags, batch in rows]
+
+    def commit_patrol(self, writes: Sequence[tuple[str, str, Mapping[str, Any], str | None]], *,
+                      patrol: str | None = None, sealed: Mapping[int, Sequence[int]] | None = None,
+                      meta: Mapping[str, Any] | None = None) -> list[Change]:
+        """Record writes (as `write_many`), mark points sealed (batch -> their n) and set meta, in one transaction.
+
+        A meta value None deletes the key. Sealing a batch and writing its track record together means a
+        kill between the two cannot send a point twice or lose it.
+        """
+        if self._PRIVATE_META & set(meta or {}):
+            raise ValueError("the store's own meta keys cannot be set this way")
+        with self._transaction():
+            changes = [self._write(kind, record_id, values, bucket) for kind, record_id, values, bucket in writes]
+            for batch, ns in (sealed or {}).items():
+                self._db.executemany("UPDATE track_points SET batch = ? WHERE patrol = ? AND n = ?",
+                                     [(batch, patrol, n) for n in ns])
+            for key, value in (meta or {}).items():
+                self._put_meta(key, value)
+            return changes
+
+    def _put_meta(self, key: str, value: Any) -> None:
+        if key in self._PRIVATE_META:
+            raise ValueError(f"{key!r} is the store's own and cannot be set this way")
+        if value is None:
+            self._db.execute("DELETE FROM meta WHERE key = ?", (key,))
+        else:
+            self._set_meta(key, value)
 
 # --- helpers ----------------------------------------------------------------------------------
 

@@ -91,7 +91,7 @@ def test_plyer_location_keeps_the_latest_fix_while_it_is_fresh(monkeypatch):
     assert provider.current() is None
     assert provider.start() and gps.started == 1
     gps.on_location(lat=22.5, lon=114.0, accuracy=6.5, speed=0)
-    assert provider.current() == LocationReading(22.5, 114.0, 6.5, "gps", 1_000_000)
+    assert provider.current() == LocationReading(22.5, 114.0, 6.5, "gps", 1_000_000, 0.0)  # the speed too (patrols)
     gps.on_location(lat="nonsense", lon=1)  # ignored
     gps.on_location(lat=95, lon=1)  # out of range: ignored
     assert provider.current().lat == 22.5
@@ -115,3 +115,17 @@ def test_plyer_location_without_a_gps_says_unavailable(monkeypatch):
     provider = PlyerLocation()
     assert provider.start() is False and provider.status.startswith("unavailable")
     assert provider.current() is None
+
+
+def test_plyer_location_keeps_the_speed_where_the_gps_gives_one(monkeypatch):
+    gps = FakePlyerGps()
+    plyer = types.ModuleType("plyer")
+    plyer.gps = gps  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "plyer", plyer)
+    provider = PlyerLocation(clock=lambda: 1000.0)
+    provider.start()
+    readings = []
+    for speed in (1.4, None, -1, "fast", float("nan")):
+        gps.on_location(lat=22.5, lon=114.0, accuracy=5, speed=speed)
+        readings.append(provider.current().speed_mps)
+    assert readings == [1.4, None, None, None, None]

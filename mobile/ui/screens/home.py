@@ -18,8 +18,9 @@ from ... import i18n
 from ...presenters import HomePresenter, HomeView
 from ..format import local_time
 from ..loading import ScreenLoad
-from ..widgets import DANGER, MUTED, OK, WARN, BigButton, Card, FlatButton, Text, Title
+from ..widgets import DANGER, MUTED, OK, WARN, BigButton, Card, FlatButton, Text, Title, scrolling_column
 from .base import BaseScreen
+from .patrol import PatrolCard
 
 
 def outcome_text(outcome) -> tuple[str, str]:
@@ -76,10 +77,12 @@ class HomeScreen(BaseScreen):
         self.status = status
         self.last_view: HomeView | None = None  # the last view that arrived
         self.load = ScreenLoad(self, status, 0, lambda: HomePresenter(self.core).view(), self._arrived)
-        column = BoxLayout(orientation="vertical", size_hint_x=0.42)
+        # The cards keep their height, from the top; the column scrolls when they are more than the screen
+        # (many grids, a refusal line, a plan per grid).
+        column = scrolling_column(row, 0.42, spacing=dp(16))
         column.add_widget(status)
-        column.add_widget(BoxLayout())  # the card keeps its height; the rest stays empty
-        row.add_widget(column)
+        self.patrol_card = PatrolCard(self.app)  # today's patrol and the plan (issue 17, screens/patrol.py)
+        column.add_widget(self.patrol_card)
 
         actions = GridLayout(cols=2, spacing=dp(20), size_hint_x=0.58)
         self.report = BigButton(height=dp(250))
@@ -108,6 +111,7 @@ class HomeScreen(BaseScreen):
         self.cases.halign = "center"
         self.sync.text = i18n.t("home.sync")
         self.houses.text = i18n.t("home.houses")
+        self.patrol_card.refresh()
         if self.core.needs_login and self.core.user is None:
             self.load.cancel()
             self.last_view = None

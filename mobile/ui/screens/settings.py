@@ -1,5 +1,5 @@
 """Settings: the language (中文 by default, English), the size photos are kept at, how much room the cases'
-photos fetched for verification may take (and how much they do), the server's address."""
+photos fetched for verification may take (and how much they do), the patrol track interval, the server's address."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from .base import BaseScreen
 LANGUAGE_NAMES = (("zh", "中文"), ("en", "English"))  # each in its own language, so either can be found
 PHOTO_SIZES = (1280, 1600, 1920, 2560)
 PHOTO_CACHE_MB = (20, 50, 100, 200)  # the cases' photos fetched to verify offline (mobile/evidence.py)
+PATROL_INTERVALS = (5, 10, 15, 30, 60)  # seconds between two track points, at most (issue 17)
 
 
 class SettingsScreen(BaseScreen):
@@ -51,8 +52,16 @@ class SettingsScreen(BaseScreen):
         self.server = Field(multiline=False, input_type="url")
         self.save_button = FlatButton()
         self.save_button.bind(on_release=lambda *_: self.save())
+        self.interval_title = Title()
+        intervals = GridLayout(cols=len(PATROL_INTERVALS), spacing=dp(12), size_hint_y=None, height=dp(64))
+        self.interval_buttons = {}
+        for seconds in PATROL_INTERVALS:
+            button = Toggle(text=str(seconds), group="patrol_interval", allow_no_selection=False)
+            self.interval_buttons[seconds] = button
+            intervals.add_widget(button)
         for widget in (self.language_title, languages, self.size_title, sizes, self.cache_title, caches,
-                       self.cache_use, self.server_title, self.server, self.save_button):
+                       self.cache_use, self.interval_title, intervals, self.server_title, self.server,
+                       self.save_button):
             card.add_widget(widget)
         holder.add_widget(card)
         self.body.add_widget(holder)
@@ -74,6 +83,9 @@ class SettingsScreen(BaseScreen):
             button.state = "down" if size == settings.photo_cache_mb else "normal"
         self.cache_use.text = i18n.t("settings.photo_cache", used=i18n.size_text(self.core.photo_cache_use()),
                                      limit=i18n.size_text(settings.photo_cache_mb * 1024 * 1024))
+        self.interval_title.text = i18n.t("settings.patrol_interval")
+        for seconds, button in self.interval_buttons.items():
+            button.state = "down" if seconds == settings.patrol_interval_s else "normal"
 
     def choose_language(self, code: str) -> None:
         """Switch at once: every screen redraws in the new language."""
@@ -89,6 +101,9 @@ class SettingsScreen(BaseScreen):
         cache = next((s for s, b in self.cache_buttons.items() if b.state == "down"), None)
         if cache:
             changes["photo_cache_mb"] = cache
+        interval = next((s for s, b in self.interval_buttons.items() if b.state == "down"), None)
+        if interval:
+            changes["patrol_interval_s"] = interval
         try:
             self.core.save_settings(**changes)
         except ValueError as exc:
