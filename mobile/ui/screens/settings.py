@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from kivy.metrics import dp
 from kivy.uix.anchorlayout import AnchorLayout
+from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.gridlayout import GridLayout
+from kivy.uix.scrollview import ScrollView
 
 from ... import i18n
 from ..widgets import MUTED, Card, Field, FlatButton, Text, Title, Toggle
@@ -23,7 +25,13 @@ class SettingsScreen(BaseScreen):
     title_key = "settings.title"
 
     def build(self) -> None:
+        # The card scrolls: with the photo, cache and patrol settings it is taller than a tablet held sideways.
         holder = AnchorLayout(anchor_x="center", anchor_y="top")
+        scroll = ScrollView(do_scroll_x=False, size_hint_x=None, width=dp(780), bar_width=dp(8))
+        column = BoxLayout(orientation="vertical", size_hint_y=None, padding=[0, 0, dp(12), dp(12)])
+        column.bind(minimum_height=column.setter("height"))
+        scroll.add_widget(column)
+        holder.add_widget(scroll)
         card = Card(size_hint_x=None, width=dp(760))
         self.language_title = Title()
         languages = GridLayout(cols=2, spacing=dp(12), size_hint_y=None, height=dp(64))
@@ -63,7 +71,7 @@ class SettingsScreen(BaseScreen):
                        self.cache_use, self.interval_title, intervals, self.server_title, self.server,
                        self.save_button):
             card.add_widget(widget)
-        holder.add_widget(card)
+        column.add_widget(card)
         self.body.add_widget(holder)
 
     def refresh(self) -> None:
