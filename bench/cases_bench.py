@@ -610,7 +610,7 @@ def bench_push(store: Store, args) -> dict[str, Any]:
 
     @contextmanager
     def without_cases():
-        with mock.patch.object(apply_module, "_refold_cases", lambda dirty, states: None), \
+        with mock.patch.object(apply_module, "_refold_cases", lambda *args: None), \
                 mock.patch.object(apply_module, "_number_new_events", lambda ids, states: None):
             yield
 

@@ -327,7 +327,7 @@ def apply_changes(user: User | Writer | None, changes: list[Change | None],
             if kind_name == "tenant":
                 tenants.append((rid, bucket, state, last_position))
         feed.write_records([row for row in rows if row[0] not in held], [row for row in rows if row[0] in held])
-        _refold_cases(dirty, states)
+        _refold_cases(dirty, states, dict(zip(dirty, positions)))
         # The tenant index's mark moves from just below this batch's positions to their top only when
         # no other writer's position lies between them (server/houses/index.py, reindex).
         contiguous = positions[-1] - positions[0] + 1 == len(positions)
@@ -421,19 +421,23 @@ def _number_new_events(event_ids: list[str], states: dict) -> None:
         states[event_id] = (kind, bucket, {**state, "case_number": (number, hlc)})
 
 
-def _refold_cases(dirty: Iterable[str], states: dict) -> None:
-    """Fold again, into the cases table, every case whose event or action the batch wrote."""
-    events, categories = set(), set()
+def _refold_cases(dirty: Iterable[str], states: dict, positions: dict[str, int]) -> None:
+    """Fold again, into the cases table, every case whose event or action the batch wrote.
+
+    The events the batch wrote are folded from their merged states (``known``), not read back.
+    """
+    events, categories, known = set(), set(), {}
     for rid in dirty:
-        kind, _bucket, state = states[rid]
+        kind, bucket, state = states[rid]
         if kind == "event":
             events.add(rid)
+            known[rid] = (bucket, {name: write[0] for name, write in state.items()}, positions[rid])
         elif kind == "case_action":
             events.add(state["event"][0])
         elif kind == "category" and "code" in state:
             categories.add(state["code"][0])
     connection = db.session.connection()
-    casebook.refold(connection, events)
+    casebook.refold(connection, events, known)
     casebook.refold_category(connection, categories)
 
 

@@ -147,23 +147,32 @@ def _write(connection, rows: list[tuple]) -> None:
         connection.exec_driver_sql(_upsert_sql(connection), rows)
 
 
-def refold(connection, event_ids: Iterable[str]) -> int:
+def refold(connection, event_ids: Iterable[str], known: Mapping[str, tuple[str, dict, int]] | None = None) -> int:
     """Fold the given events again from the stored records and write their rows; returns how many.
 
     Called in the writing transaction after the records are written. An id that is not a stored
-    event is skipped (a case action may name an event that has not arrived yet).
+    event is skipped (a case action may name an event that has not arrived yet). ``known``: events
+    the caller has just written, as ``{id: (bucket, plain values, position)}``; they are folded from
+    those values instead of being read back and decoded (their actions are still read: some may
+    have arrived before them).
     """
     wanted = sorted(set(event_ids))
     if not wanted:
         return 0
+    known = known or {}
     mark, as_text = _mark(connection), _as_text(connection)
     categories = _categories(connection)
     written = 0
     for start in range(0, len(wanted), _CHUNK):
         chunk = wanted[start:start + _CHUNK]
-        events = [(rid, bucket, loads(values), position) for rid, bucket, values, position in connection.exec_driver_sql(
-            f"SELECT id, bucket, field_values{as_text}, position FROM records "
-            f"WHERE id IN ({', '.join([mark] * len(chunk))}) AND {_NOT_BY_KIND} = 'event'", tuple(chunk))]
+        events = [(rid, *known[rid]) for rid in chunk if rid in known]
+        unknown = [rid for rid in chunk if rid not in known]
+        if unknown:
+            events += [(rid, bucket, loads(values), position) for rid, bucket, values, position in
+                       connection.exec_driver_sql(
+                           f"SELECT id, bucket, field_values{as_text}, position FROM records "
+                           f"WHERE id IN ({', '.join([mark] * len(unknown))}) AND {_NOT_BY_KIND} = 'event'",
+                           tuple(unknown))]
         rows = _fold_rows(connection, events, categories)
         _write(connection, rows)
         written += len(rows)
