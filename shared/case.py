@@ -56,7 +56,8 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping  # abc, not typing: isinstance against typing.Mapping is slow
+from typing import Any
 
 from .hlc import HLC, HLCError, format_ms, parse_ms
 from .records import UUID_PATTERN

@@ -28,7 +28,8 @@ would no longer give.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from shared.case import Action, CaseState, fold_case
 from shared.hlc import HLC, HLCError, ms_or_none
