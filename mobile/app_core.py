@@ -74,6 +74,7 @@ class Settings:
     photo_max_px: int = CaptureSettings().max_edge
     server_url: str | None = None
     photo_cache_mb: int = DEFAULT_BUDGET_MB  # the photos of the worker's cases fetched to verify offline
+    last_known_max_minutes: int = 10  # an older last known position is not offered to a report
     # Patrols (mobile/patrol.py): a track point at most every patrol_interval_s; an open patrol found at start-up
     # resumes when the app was gone at most patrol_resume_minutes, else it is closed (closed_by recovery).
     patrol_interval_s: int = 10
@@ -350,6 +351,10 @@ class AppCore:
                     raise ValueError(f"{name} must be an integer from {low} to {high}")
         if "server_url" in changes and changes["server_url"] is not None:
             changes["server_url"] = str(changes["server_url"]).strip()
+        if "last_known_max_minutes" in changes:
+            minutes = changes["last_known_max_minutes"]
+            if isinstance(minutes, bool) or not isinstance(minutes, int) or not 1 <= minutes <= 24 * 60:
+                raise ValueError("last_known_max_minutes must be an integer from 1 to 1440")
         if "photo_cache_mb" in changes:
             size = changes["photo_cache_mb"]
             low, high = PHOTO_CACHE_MB_RANGE

@@ -23,6 +23,8 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Mapping, Protocol
 
+from shared.hlc import format_ms, parse_ms
+
 __all__ = ["LocationReading", "LocationProvider", "PlyerLocation", "DesktopLocation", "NO_READING",
            "LAST_LOCATION_KEY", "reading_from", "on_android", "TrackReplay", "SimulatedWalk", "track_provider"]
 
@@ -53,12 +55,18 @@ class LocationReading:
         return self.lat is not None and self.lon is not None
 
     def as_record(self) -> dict[str, Any] | None:
-        """The event's ``location`` field: {lat, lon, accuracy_m, source}, or None when unknown."""
+        """The event's ``location`` field: {lat, lon, accuracy_m, source, fix_at}, or None when unknown.
+
+        ``fix_at``, when the fix was taken, only for a fix (GPS, last known): a typed position has none.
+        """
         if not self.known:
             return None
-        return {"lat": float(self.lat), "lon": float(self.lon),  # type: ignore[arg-type]
-                "accuracy_m": None if self.accuracy_m is None else float(self.accuracy_m),
-                "source": self.source or "manual"}
+        record = {"lat": float(self.lat), "lon": float(self.lon),  # type: ignore[arg-type]
+                  "accuracy_m": None if self.accuracy_m is None else float(self.accuracy_m),
+                  "source": self.source or "manual"}
+        if record["source"] != "manual" and isinstance(self.at_ms, int) and not isinstance(self.at_ms, bool):
+            record["fix_at"] = format_ms(self.at_ms)
+        return record
 
     def problem(self) -> str | None:
         """Why this reading cannot go into a record ("invalid"), or None when it can."""
@@ -84,9 +92,15 @@ def reading_from(data: Any) -> LocationReading | None:
     """A reading from its stored dict form (meta), or None when the data is not one."""
     if not isinstance(data, Mapping):
         return None
+    at_ms = data.get("at_ms")
+    if at_ms is None and isinstance(data.get("fix_at"), str):  # an event's location (shared/records.py)
+        try:
+            at_ms = parse_ms(data["fix_at"])
+        except (ValueError, OverflowError):
+            at_ms = None
     try:
         reading = LocationReading(data.get("lat"), data.get("lon"), data.get("accuracy_m"), data.get("source"),
-                                  data.get("at_ms"))
+                                  at_ms)
     except TypeError:
         return None
     return reading if reading.known and reading.problem() is None else None

@@ -39,7 +39,7 @@ from typing import Any, Mapping, Sequence
 
 from shared.case import Action, CaseState, available_actions, fold_case, is_overdue
 from shared.hlc import HLC, HLCError, format_ms
-from shared.records import ValidationError, grid_bucket
+from shared.records import NO_LOCATION_REASONS, ValidationError, grid_bucket
 
 from .app_core import AppCore, GridInfo, SyncOutcome, SyncRunner
 from .evidence import remote_path
@@ -300,6 +300,9 @@ class ReportPresenter(_PhotoForm):
         if reading is not None and reading.known and reading.problem() is None:
             return reading
         last = reading_from(self.core.store.setting(LAST_LOCATION_KEY))
+        limit_ms = self.core.settings.last_known_max_minutes * 60_000
+        if last is not None and (last.at_ms is None or self.core.now_ms() - last.at_ms > limit_ms):
+            last = None  # too old (or of unknown age) to say where the worker is now
         if last is not None:
             return LocationReading(last.lat, last.lon, last.accuracy_m, "last_known", last.at_ms)
         return NO_READING
@@ -316,8 +319,11 @@ class ReportPresenter(_PhotoForm):
         return "handle_on_spot" in _offered(fold_case(event, ()), event, me, self.core.role)
 
     def remember_location(self, reading: LocationReading) -> None:
-        """Keep a position as the last known one (what the form falls back to without GPS)."""
-        if not reading.known:
+        """Keep a GPS fix as the last known one (what the form falls back to without GPS, for a while).
+
+        A typed position never becomes the last known one: the next report would carry it as if measured.
+        """
+        if not reading.known or reading.source != "gps":
             return
         if reading.problem() is not None:
             raise InputError("location", "invalid")
@@ -328,7 +334,7 @@ class ReportPresenter(_PhotoForm):
 
     def check(self, *, grid: Any, category: Any, description: Any, urgent: Any = False,
               location: LocationReading | None = None, photos: Sequence[str] = (), handled_on_spot: Any = False,
-              note: Any = None, address: Any = None) -> dict[str, Any]:
+              note: Any = None, address: Any = None, no_location_reason: Any = None) -> dict[str, Any]:
         """Validate the form; returns the event's values, or raises the first InputError (nothing is written)."""
         reporter = self.core.user_id
         if not reporter:
@@ -362,6 +368,8 @@ class ReportPresenter(_PhotoForm):
             if not isinstance(location, LocationReading) or location.problem() is not None:
                 raise InputError("location", "invalid")
             position = location.as_record()
+        if no_location_reason is not None and no_location_reason not in NO_LOCATION_REASONS:
+            raise InputError("no_location_reason", "unknown")
         hashes = list(dict.fromkeys(photos or ()))
         if len(hashes) > PHOTOS_MAX:
             raise InputError("photos", "too_many", f"{len(hashes)} > {PHOTOS_MAX}")
@@ -374,6 +382,8 @@ class ReportPresenter(_PhotoForm):
         }
         if position is not None:
             values["location"] = position
+        elif no_location_reason is not None:
+            values["no_location_reason"] = no_location_reason
         if where is not None:
             values["address"] = where
         if hashes:
@@ -385,13 +395,14 @@ class ReportPresenter(_PhotoForm):
 
     def save(self, *, grid: Any, category: Any, description: Any, urgent: Any = False,
              location: LocationReading | None = None, photos: Sequence[str] = (), handled_on_spot: Any = False,
-             note: Any = None, address: Any = None) -> str:
+             note: Any = None, address: Any = None, no_location_reason: Any = None) -> str:
         """Save the event (and its handle_on_spot action, for a micro event handled on the spot); returns its id.
 
         Validates everything first (InputError, nothing written); then one store transaction. Offline.
         """
         values = self.check(grid=grid, category=category, description=description, urgent=urgent, location=location,
-                            photos=photos, handled_on_spot=handled_on_spot, note=note, address=address)
+                            photos=photos, handled_on_spot=handled_on_spot, note=note, address=address,
+                            no_location_reason=no_location_reason)
         store = self.core.store
         event_id = store.new_id()
         writes: list[tuple[str, str, Mapping[str, Any], str | None]] = [
@@ -406,7 +417,7 @@ class ReportPresenter(_PhotoForm):
         except ValidationError as exc:  # the form's checks missed something the wire refuses
             raise InputError("form", "invalid", str(exc.messages)[:300]) from None
         self._unsaved.difference_update(values.get("photos", ()))
-        if location is not None and location.known and location.source in ("gps", "manual"):
+        if location is not None and location.known and location.source == "gps":  # a typed position never is
             try:
                 self.remember_location(location)
             except InputError:  # the event is saved: a position not kept for next time must not undo that

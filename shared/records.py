@@ -42,7 +42,7 @@ __all__ = [
     "ValidationError", "Kind", "KINDS", "REFERENCE_KINDS", "FIELD_KINDS", "Change",
     "ChangeSchema", "load_change", "dump_change", "grid_bucket", "bucket_grid", "uuid7",
     "CASE_ACTIONS", "REF_BUCKET", "UUID_PATTERN", "SHA256_PATTERN", "BUCKET_PATTERN", "is_uuid", "is_sha256",
-    "is_instant",
+    "is_instant", "NO_LOCATION_REASONS",
 ]
 
 REF_BUCKET = "ref"
@@ -250,9 +250,11 @@ class LocationSchema(Schema):
     lon = Number(required=True, validate=validate.Range(-180, 180))
     accuracy_m = Number(load_default=None, allow_none=True, validate=validate.Range(min=0))
     source = Text(required=True, validate=validate.OneOf(["gps", "manual", "last_known"]))
+    # When the fix was taken (GPS, last known): a last known position's age is the report's time minus this.
+    fix_at = Instant(allow_none=True)
 
 
-_LOCATION_KEYS = frozenset(["lat", "lon", "accuracy_m", "source"])
+_LOCATION_KEYS = frozenset(["lat", "lon", "accuracy_m", "source", "fix_at"])
 _SOURCES = frozenset(["gps", "manual", "last_known"])
 
 
@@ -279,7 +281,8 @@ class Location(fields.Nested):
         """Whether value is a plain, valid position that LocationSchema.load accepts as is."""
         if (type(value) is dict and value.keys() <= _LOCATION_KEYS
                 and _within(value.get("lat"), -90, 90) and _within(value.get("lon"), -180, 180)
-                and type(value.get("source")) is str and value["source"] in _SOURCES):
+                and type(value.get("source")) is str and value["source"] in _SOURCES
+                and (value.get("fix_at") is None or is_instant(value["fix_at"]))):
             accuracy = value.get("accuracy_m")
             return accuracy is None or _within(accuracy, 0, 1e15)
         return False
@@ -287,14 +290,17 @@ class Location(fields.Nested):
     def _deserialize(self, value, attr, data, partial=None, **kwargs):
         if self.plain(value):
             accuracy = value.get("accuracy_m")
-            return {"lat": float(value["lat"]), "lon": float(value["lon"]),
-                    "accuracy_m": None if accuracy is None else float(accuracy),
-                    "source": value["source"]}
+            plain = {"lat": float(value["lat"]), "lon": float(value["lon"]),
+                     "accuracy_m": None if accuracy is None else float(accuracy), "source": value["source"]}
+            if "fix_at" in value:
+                plain["fix_at"] = value["fix_at"]
+            return plain
         return super()._deserialize(value, attr, data, partial=partial, **kwargs)
 
 
 # --- the kinds --------------------------------------------------------------------------------
 
+NO_LOCATION_REASONS = ["indoors", "no_fix", "gps_off", "other"]
 MAX_VERSION = 1_000_000  # a checklist's version: every integer on the wire has a range
 GRID_TYPES = ["base", "police", "safety", "traffic", "environment", "market", "cleanliness"]
 CASE_ACTIONS = [
@@ -388,6 +394,8 @@ class EventFields(Schema):
     category = Code(required=True)
     description = Note(required=True)
     location = Location(allow_none=True)
+    # Why an event has no location, chosen by the worker (the report form asks when there is none).
+    no_location_reason = Text(validate=validate.OneOf(NO_LOCATION_REASONS), allow_none=True)
     address = Text(validate=validate.Length(max=500), allow_none=True)
     photos = Photos()
     urgent = Bool()

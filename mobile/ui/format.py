@@ -29,14 +29,21 @@ def local_time(value: Any) -> str:
     return moment.astimezone().strftime("%Y-%m-%d %H:%M")
 
 
-def location_text(reading: Any) -> tuple[str, str | None]:
-    """(the position with its accuracy, the source in words or None) of a LocationReading, or 'no location'."""
+def location_text(reading: Any, now_ms: int | None = None) -> tuple[str, str | None]:
+    """(the position with its accuracy, the source in words or None) of a LocationReading, or 'no location'.
+
+    Given ``now_ms``, a last known position says its age ("last known, 4 minutes ago").
+    """
     if reading is None or getattr(reading, "lat", None) is None or getattr(reading, "lon", None) is None:
         return i18n.t("location.none"), None
     text = i18n.t("location.value", lat=reading.lat, lon=reading.lon)
     if getattr(reading, "accuracy_m", None) is not None:
         text += "  " + i18n.t("location.accuracy", accuracy=reading.accuracy_m)
-    return text, i18n.source_name(reading.source or "manual")
+    source = i18n.source_name(reading.source or "manual")
+    at_ms = getattr(reading, "at_ms", None)
+    if reading.source == "last_known" and now_ms is not None and isinstance(at_ms, int):
+        source += i18n.t("location.age", minutes=max(0, (now_ms - at_ms) // 60_000))
+    return text, source
 
 
 def short_id(record_id: str) -> str:

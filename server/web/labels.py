@@ -31,6 +31,9 @@ RESOLUTION_LABELS = {
     "verified": _l("verified by the reporter"), "handled_on_spot": _l("handled on the spot"),
     "closed": _l("closed by a supervisor"), "duplicate": _l("duplicate"),
 }
+SOURCE_LABELS = {"gps": _l("GPS"), "manual": _l("typed by hand"), "last_known": _l("last known position")}
+NO_LOCATION_LABELS = {"indoors": _l("indoors"), "no_fix": _l("no GPS fix"), "gps_off": _l("location was off"),
+                      "other": _l("another reason")}
 ROLE_LABELS = {"worker": _l("Grid worker"), "supervisor": _l("Supervisor"), "unit": _l("Rectifying unit"),
                "admin": _l("Administrator")}
 REASON_LABELS = {
@@ -89,4 +92,17 @@ def template_labels() -> dict[str, Any]:
     """The labels every template may use."""
     return {"STATUS_LABELS": STATUS_LABELS, "ACTION_LABELS": ACTION_LABELS, "RESOLUTION_LABELS": RESOLUTION_LABELS,
             "ROLE_LABELS": ROLE_LABELS, "name_of": name_of, "percent": percent,
-            "labelled": labelled, "size_text": size_text}
+            "labelled": labelled, "size_text": size_text, "SOURCE_LABELS": SOURCE_LABELS,
+            "NO_LOCATION_LABELS": NO_LOCATION_LABELS, "fix_age": fix_age}
+
+
+def fix_age(location: Any, reported_at: Any) -> str | None:
+    """How old a last known position was when the event was reported ("12 min"), or None when not known."""
+    from shared.hlc import ms_or_none
+
+    if not isinstance(location, dict) or location.get("source") != "last_known":
+        return None
+    fix, reported = ms_or_none(location.get("fix_at")), ms_or_none(reported_at)
+    if fix is None or reported is None:
+        return None
+    return _("%(minutes)s min before the report", minutes=max(0, (reported - fix) // 60_000))

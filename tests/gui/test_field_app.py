@@ -113,6 +113,12 @@ def test_a_worker_reports_offline_syncs_and_verifies_until_the_case_closes(windo
     micro = next(b for b in report.categories.children if b.code == "garbage")
     assert "（微）" in micro.text
     report.description.text = DESCRIPTION
+    # No GPS here: the form asks why there is no location, and will not save without a reason or a position.
+    assert report.reading is None and report.reasons.opacity == 1
+    tap(report.save_button)
+    assert current(app) == "report"
+    report.address.text = "东湖路5栋"
+    screenshot(window, "03a-report-no-location")
     tap(report.urgent)
     assert report.urgent.state == "down"
     assert report.on_spot.disabled  # not a micro event
@@ -159,7 +165,8 @@ def test_a_worker_reports_offline_syncs_and_verifies_until_the_case_closes(windo
     assert event is not None, "the event is not on the server"
     fields = {name: write[0] for name, write in event["fields"].items()}
     assert fields["urgent"] is True and fields["category"] == "blocked_escape"
-    assert fields["location"]["source"] == "manual"
+    assert fields["location"]["source"] == "manual" and "fix_at" not in fields["location"]
+    assert fields["address"] == "东湖路5栋"
     assert sorted(fields["photos"]) == sorted(shas)
     for sha in shas:
         answer = supervisor.photo(sha)

@@ -82,10 +82,45 @@ def test_grids_are_the_users_buckets_named_from_reference_data(core):
 def test_location_prefers_a_fresh_fix_then_the_last_known_then_none(core):
     report = ReportPresenter(core)
     assert report.location().source is None and not report.location().known
-    report.remember_location(LocationReading(22.54, 114.05, 8.0, "manual"))
+    report.remember_location(LocationReading(22.54, 114.05, 8.0, "gps"))
     assert report.location() == LocationReading(22.54, 114.05, 8.0, "last_known", T0)
     core.location_provider.reading = LocationReading(22.55, 114.06, 4.0, "gps", T0)
     assert report.location().source == "gps"
+
+
+def test_a_typed_position_never_becomes_the_last_known(core):
+    report = ReportPresenter(core)
+    report.remember_location(LocationReading(22.54, 114.05, None, "manual"))
+    assert not report.location().known
+    report.save(grid=GRID, category="fire_hazard", description="x", location=LocationReading(22.5, 114.1, None, "manual"))
+    assert not report.location().known
+
+
+def test_a_last_known_position_older_than_the_setting_is_not_offered(core, clock):
+    report = ReportPresenter(core)
+    report.remember_location(LocationReading(22.54, 114.05, 8.0, "gps", T0))
+    clock.advance(9 * 60_000)
+    assert report.location().source == "last_known"
+    clock.advance(2 * 60_000)  # 11 minutes: past the default of 10
+    assert not report.location().known
+    core.save_settings(last_known_max_minutes=15)
+    assert report.location().source == "last_known"
+
+
+def test_a_report_carries_where_its_position_came_from_and_when(core):
+    report = ReportPresenter(core)
+    gps = report.save(grid=GRID, category="fire_hazard", description="x",
+                      location=LocationReading(22.5, 114.1, 6.0, "gps", T0))
+    assert core.store.get("event", gps).values["location"] == {
+        "lat": 22.5, "lon": 114.1, "accuracy_m": 6.0, "source": "gps", "fix_at": format_ms(T0)}
+    typed = report.save(grid=GRID, category="fire_hazard", description="y",
+                        location=LocationReading(22.5, 114.1, None, "manual", T0))
+    assert "fix_at" not in core.store.get("event", typed).values["location"]
+    none = report.save(grid=GRID, category="fire_hazard", description="z", no_location_reason="indoors")
+    assert core.store.get("event", none).values["no_location_reason"] == "indoors"
+    with pytest.raises(InputError) as caught:
+        report.save(grid=GRID, category="fire_hazard", description="z", no_location_reason="lazy")
+    assert caught.value.field == "no_location_reason"
 
 
 def test_a_saved_gps_position_becomes_the_last_known(core):

@@ -46,9 +46,10 @@ VALID = {
         "_deleted": False,
     }),
     "event": ("grid:G-0101", {
-        "grid": "G-0101", "category": "fire_hazard", "description": "楼道堆放杂物", "location": LOCATION,
+        "grid": "G-0101", "category": "fire_hazard", "description": "楼道堆放杂物", "location": {**LOCATION, "fix_at": NOW},
         "address": "Beishan Rd 12", "photos": [SHA], "urgent": True, "micro": False, "reporter": USER,
-        "reported_at": NOW, "case_number": "20261127-0001", "patrol": PATROL, "_deleted": False,
+        "reported_at": NOW, "case_number": "20261127-0001", "patrol": PATROL, "no_location_reason": None,
+        "_deleted": False,
     }),
     "case_action": ("grid:G-0101", {
         "event": EVENT, "action": "dispatch", "actor": USER, "unit": "fire", "deadline": "2026-11-29T19:48:00.000Z",
@@ -257,6 +258,8 @@ REFUSED = {
     "location latitude as string": (change("event", location={**LOCATION, "lat": "30.1"}), ("fields", "location", "lat"), "must be a number"),
     "location latitude out of range": (change("event", location={**LOCATION, "lat": 91}), ("fields", "location", "lat"), "less than or equal to 90"),
     "location bad source": (change("event", location={**LOCATION, "source": "wifi"}), ("fields", "location", "source"), "Must be one of"),
+    "location fix time not an instant": (change("event", location={**LOCATION, "fix_at": "yesterday"}), ("fields", "location", "fix_at"), "ISO 8601 UTC"),
+    "no-location reason not a choice": (change("event", no_location_reason="lazy"), ("fields", "no_location_reason"), "Must be one of"),
     "location not an object": (change("event", location=[30, 120]), ("fields", "location"), "Invalid input type"),
     "checklist item without text": (change("checklist", items=[{"code": "exits"}]), ("fields", "items", 0, "text"), "Missing data"),
     "checklist without items": (change("checklist", items=[]), ("fields", "items"), "Length must be between 1"),
@@ -360,7 +363,7 @@ def test_event_requires_grid_category_description_reporter_and_time():
 def test_event_and_case_action_fields_are_the_contract():
     assert KINDS["event"].fields == {
         "grid", "category", "description", "location", "address", "photos", "urgent", "micro", "reporter",
-        "reported_at", "case_number", "patrol", "_deleted",
+        "reported_at", "case_number", "patrol", "no_location_reason", "_deleted",
     }
     assert {"event", "action", "actor", "unit", "deadline", "note", "photos"} <= KINDS["case_action"].fields
 

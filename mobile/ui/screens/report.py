@@ -20,6 +20,8 @@ from kivy.uix.image import Image
 from kivy.uix.scrollview import ScrollView
 
 from ... import i18n
+from shared.records import NO_LOCATION_REASONS
+
 from ...location import LocationReading
 from ...presenters import InputError, ReportPresenter
 from ..format import location_text
@@ -116,7 +118,19 @@ class ReportScreen(BaseScreen):
         self.relocate.bind(on_release=lambda *_: self.read_location())
         buttons.add_widget(self.manual)
         buttons.add_widget(self.relocate)
-        for widget in (self.location_title, self.location_value, self.location_source, buttons):
+        # Without a position the worker says why (shared/records.py NO_LOCATION_REASONS); the pages show it.
+        self.reason_title = Text(tint=DANGER, font_size=sp(18))
+        self.reasons = GridLayout(cols=2, spacing=dp(6), size_hint_y=None, row_default_height=dp(64),
+                                  row_force_default=True)
+        self.reasons.bind(minimum_height=self.reasons.setter("height"))
+        self.reason_buttons = {}
+        for code in NO_LOCATION_REASONS:
+            button = Toggle(group="no_location_reason", font_size=sp(18))
+            self.reason_buttons[code] = button
+            self.reasons.add_widget(button)
+        self.address = Field(multiline=False)
+        for widget in (self.location_title, self.location_value, self.location_source, buttons, self.reason_title,
+                       self.reasons, self.address):
             location.add_widget(widget)
         for widget in (self.description_title, self.description, self.urgent, self.on_spot, self.on_spot_note,
                        location):
@@ -198,6 +212,9 @@ class ReportScreen(BaseScreen):
         self.location_title.text = i18n.t("report.location")
         self.manual.text = i18n.t("report.manual")
         self.relocate.text = i18n.t("report.refresh_location")
+        self.address.hint_text = i18n.t("report.address")
+        for code, button in self.reason_buttons.items():
+            button.text = i18n.t(f"report.no_location.{code}")
         self.photos_title.text = i18n.t("report.photos")
         self.save_button.text = i18n.t("report.save")
 
@@ -252,9 +269,13 @@ class ReportScreen(BaseScreen):
         self._show_location()
 
     def _show_location(self) -> None:
-        text, source = location_text(self.reading)
+        text, source = location_text(self.reading, self.core.now_ms())
         self.location_value.text = text
-        if source is None:
+        missing = source is None
+        self.reason_title.text = i18n.t("report.no_location_why") if missing else ""
+        self.reasons.opacity, self.reasons.disabled = (1, False) if missing else (0, True)
+        self.reasons.size_hint_y, self.reasons.height = None, self.reasons.minimum_height if missing else 0
+        if missing:
             self.location_source.text = ""
             self.location_value.tint = DANGER
             return
@@ -267,9 +288,7 @@ class ReportScreen(BaseScreen):
         ask_location(self.reading, self._manual_location)
 
     def _manual_location(self, lat: float, lon: float) -> None:
-        reading = LocationReading(lat, lon, None, "manual")
-        self.reading = reading
-        self._presenter().remember_location(reading)
+        self.reading = LocationReading(lat, lon, None, "manual")  # not kept as the last known position
         self._show_location()
 
     # --- photos ---------------------------------------------------------------------------------
@@ -295,14 +314,23 @@ class ReportScreen(BaseScreen):
     def save(self) -> None:
         """One local write; then back Home, where the unsynced count has grown."""
         on_spot = self.on_spot.state == "down"
+        reason = next((code for code, b in self.reason_buttons.items() if b.state == "down"), None)
+        if self.reading is None and reason is None:
+            self.say(i18n.t("report.no_location_needs_reason"), "error")
+            return
         try:
             self._presenter().save(
                 grid=self.grid, category=self.category, description=self.description.text.strip(),
                 urgent=self.urgent.state == "down", location=self.reading, photos=tuple(self.photos),
-                handled_on_spot=on_spot, note=self.on_spot_note.text.strip() or None if on_spot else None)
+                handled_on_spot=on_spot, note=self.on_spot_note.text.strip() or None if on_spot else None,
+                address=self.address.text.strip() or None,
+                no_location_reason=reason if self.reading is None else None)
         except InputError as exc:
             self.say(i18n.error_text(exc.field, exc.code), "error")
             return
         self.photos = []  # they belong to the saved event now
+        self.address.text = ""
+        for button in self.reason_buttons.values():
+            button.state = "normal"
         self.app.go("home")
         self.app.screen("home").say(i18n.t("report.saved"), "ok")
