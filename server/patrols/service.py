@@ -535,7 +535,8 @@ def save_fixed_point(user, point_id: str | None, values: dict[str, Any], grids: 
         record = db.session.get(Record, point_id)
         before = dict(record.field_values) if record is not None else None
         if before is not None:  # write only what changed: an unchanged field keeps its timestamp
-            values = {k: v for k, v in values.items() if before.get(k) != v}
+            values = {k: v for k, v in values.items()
+                      if (bool(before.get(k)) != v if k == "_deleted" else before.get(k) != v)}
             if not values:
                 return point_id
     change = apply.stamp("fixed_point", point_id, values, bucket=grid_bucket(grid.code))
