@@ -16,7 +16,7 @@ class FixedPointForm(FlaskForm):
     """Create or edit a fixed point: its grid, names, position, radius and how often it is due."""
 
     grid = SelectField(_l("Grid"), validators=[InputRequired()], choices=[])
-    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=200)])
+    name = StringField(_l("Point name"), validators=[DataRequired(), Length(max=200)])
     name_en = StringField(_l("English name"), validators=[Optional(), Length(max=200)])
     lat = FloatField(_l("Latitude"), validators=[InputRequired(), NumberRange(-90, 90)])
     lon = FloatField(_l("Longitude"), validators=[InputRequired(), NumberRange(-180, 180)])
