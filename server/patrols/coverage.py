@@ -105,30 +105,38 @@ def day_cells(grids: dict[str, Grid], codes: Iterable[str], days: list[date], zo
     if not stale:
         return found
     cells_by_grid = {code: geometry.cells_of(grids[code].boundary) for code in {s[0] for s in stale}}
-    tracks = service.tracks_of(sorted({p.id for s in stale for p in s[3] if meta.get(p.id)}))
+    tracks = service.track_arrays(sorted({p.id for s in stale for p in s[3] if meta.get(p.id)}))
     rows = []
     for code, day, signature, overlapping, row in stale:
         cells = cells_by_grid[code]
         if cells is None:  # a boundary too large to lay cells in
             continue
         start, end = spans[day]
-        day_tracks = [service.cut(tracks.get(p.id, []), start, end) for p in overlapping]
+        day_tracks = [tracks[p.id].within(start, end) for p in overlapping if p.id in tracks]
         bits = geometry.covered(cells, day_tracks)
         found[(code, day)] = DayCells(cells.count, bits, False)
-        rows.append({"grid": code, "day": day.isoformat(), "cells": cells.count, "covered": int(bits.sum()),
-                     "bits": geometry.pack_bits(bits), "signature": signature})
+        rows.append((row, {"grid": code, "day": day.isoformat(), "cells": cells.count, "covered": int(bits.sum()),
+                           "bits": geometry.pack_bits(bits), "signature": signature}))
     _keep(rows)
     return found
 
 
-def _keep(rows: list[dict]) -> None:
-    """Write computed grid-days to the cache, in a transaction of their own; a race with another reader is harmless."""
+def _keep(rows: list[tuple[PatrolCoverage | None, dict]]) -> None:
+    """Write computed grid-days to the cache (over the rows read, else new), in a transaction of their own.
+
+    A race with another reader computing the same day is harmless: the later write fails on the key, or
+    writes the same, and is let go.
+    """
     if not rows:
         return
-    db.session.commit()  # what the caller read needs no transaction; the cache's write has its own
     try:
-        for values in rows:
-            db.session.merge(PatrolCoverage(**values, computed_at=utcnow()))
+        for row, values in rows:
+            if row is None:
+                db.session.add(PatrolCoverage(**values, computed_at=utcnow()))
+            else:
+                for name, value in values.items():
+                    setattr(row, name, value)
+                row.computed_at = utcnow()
         db.session.commit()
     except (IntegrityError, OperationalError) as exc:  # another request wrote the same day first; it will do
         db.session.rollback()

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, NamedTuple, Sequence
 
 import numpy as np
 import shapely
@@ -132,6 +132,29 @@ def cells_of(boundary: dict | None, cell_m: float = CELL_M) -> Cells | None:
     return Cells(projection, gx[inside], gy[inside], polygon)
 
 
+class TrackArrays(NamedTuple):
+    """A track's points as numpy columns: times (ms), degrees, accuracy in metres (NaN where the fix gave none)."""
+
+    t: np.ndarray
+    lat: np.ndarray
+    lon: np.ndarray
+    acc: np.ndarray
+
+    def within(self, start_ms: int, end_ms: int) -> "TrackArrays":
+        """The points within [start_ms, end_ms)."""
+        keep = (self.t >= start_ms) & (self.t < end_ms)
+        return TrackArrays(self.t[keep], self.lat[keep], self.lon[keep], self.acc[keep])
+
+
+def arrays_of(points: "TrackArrays | Sequence[Point]") -> TrackArrays:
+    """A track as columns (a list of shared.track Points, or columns already)."""
+    if isinstance(points, TrackArrays):
+        return points
+    return TrackArrays(np.array([p.at_ms for p in points], dtype=np.int64), np.array([p.lat for p in points], dtype=float),
+                       np.array([p.lon for p in points], dtype=float),
+                       np.array([p.accuracy_m for p in points], dtype=float))
+
+
 def good(point: Point) -> bool:
     """A fix that counts: its accuracy is known to be no worse than POOR_ACCURACY_M, or unknown."""
     return point.accuracy_m is None or point.accuracy_m <= POOR_ACCURACY_M
@@ -151,22 +174,35 @@ def runs(points: Sequence[Point], max_gap_ms: int = MAX_GAP_MS) -> list[list[Poi
     return found
 
 
-def track_geometry(projection: Projection, tracks: Iterable[Sequence[Point]]):
-    """The good legs and lone good points of the tracks, in metres, as one shapely geometry (None if none)."""
-    parts = []
-    for points in tracks:
-        for run in runs(points):
-            xs, ys = projection.xy_array([p.lat for p in run], [p.lon for p in run])
-            if len(run) == 1:
-                parts.append(shapely.Point(xs[0], ys[0]))
-            else:
-                parts.append(shapely.LineString(np.column_stack([xs, ys])))
+def track_geometry(projection: Projection, tracks: Iterable["TrackArrays | Sequence[Point]"]):
+    """The good legs and lone good points of the tracks, in metres, as one shapely geometry (None if none).
+
+    Vectorised: a track's good points are projected at once, cut into runs where the time between two
+    exceeds MAX_GAP_MS, and each run of two or more made one LineString (a run of one, a Point).
+    """
+    parts: list = []
+    for track in tracks:
+        a = arrays_of(track)
+        keep = np.isnan(a.acc) | (a.acc <= POOR_ACCURACY_M)
+        t = a.t[keep]
+        if not t.size:
+            continue
+        xs, ys = projection.xy_array(a.lat[keep], a.lon[keep])
+        starts = np.zeros(t.size, dtype=np.int64)
+        starts[1:] = np.diff(t) > MAX_GAP_MS
+        run = np.cumsum(starts)
+        single = np.bincount(run)[run] == 1
+        if single.any():
+            parts.extend(shapely.points(xs[single], ys[single]))
+        if (~single).any():
+            _, ids = np.unique(run[~single], return_inverse=True)
+            parts.extend(shapely.linestrings(xs[~single], ys[~single], indices=ids))
     if not parts:
         return None
     return shapely.GeometryCollection(parts) if len(parts) > 1 else parts[0]
 
 
-def covered(cells: Cells, tracks: Iterable[Sequence[Point]], reach_m: float = REACH_M) -> np.ndarray:
+def covered(cells: Cells, tracks: Iterable["TrackArrays | Sequence[Point]"], reach_m: float = REACH_M) -> np.ndarray:
     """Which cells (a bool per cell, in the cells' order) the tracks passed within reach_m of."""
     result = np.zeros(cells.count, dtype=bool)
     geometry = track_geometry(cells.projection, tracks)

@@ -216,6 +216,41 @@ def tracks_of(patrol_ids: Sequence[str]) -> dict[str, list[Point]]:
     return found
 
 
+def track_arrays(patrol_ids: Sequence[str]) -> dict[str, "geometry.TrackArrays"]:
+    """Each patrol's points as numpy columns (geometry.TrackArrays), in time order: what coverage reads.
+
+    Speed: unpacking into shared.track Points costs a microsecond and more a point (a district-day is over a
+    million); the packed columns are differences, so a cumulative sum gives the same values at once.
+    """
+    import numpy as np
+
+    from . import geometry
+
+    batches: dict[str, list[tuple[int, geometry.TrackArrays]]] = {}
+    for chunk in _chunks(patrol_ids):
+        for parent, values in db.session.execute(select(Record.parent_id, Record.field_values).where(
+                Record.kind == "track", Record.parent_id.in_(chunk))):
+            try:
+                packed, start = values["points"], parse_ms(values["start"])
+                columns = geometry.TrackArrays(
+                    start + np.cumsum(np.asarray(packed["t"], dtype=np.int64)),
+                    np.cumsum(np.asarray(packed["lat"], dtype=np.int64)) / 1_000_000,
+                    np.cumsum(np.asarray(packed["lon"], dtype=np.int64)) / 1_000_000,
+                    np.asarray(packed["acc"], dtype=float))
+            except (KeyError, TypeError, ValueError):
+                continue
+            batches.setdefault(parent, []).append((values.get("seq", 0), columns))
+    found = {}
+    for parent, parts in batches.items():
+        parts.sort(key=lambda part: part[0])
+        t = np.concatenate([p.t for _s, p in parts])
+        order = np.argsort(t, kind="stable")
+        found[parent] = geometry.TrackArrays(t[order], np.concatenate([p.lat for _s, p in parts])[order],
+                                             np.concatenate([p.lon for _s, p in parts])[order],
+                                             np.concatenate([p.acc for _s, p in parts])[order])
+    return found
+
+
 def cut(points: Sequence[Point], start_ms: int, end_ms: int) -> list[Point]:
     """The points within [start_ms, end_ms)."""
     return [p for p in points if start_ms <= p.at_ms < end_ms]
