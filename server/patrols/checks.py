@@ -49,8 +49,10 @@ class TrackCheck:
             return None
         if grid not in self._boxes:
             found = None
+            # The one grid record of the code (read whole only when it matches: boundaries may be large).
             for values in db.session.scalars(select(Record.field_values).where(
-                    Record.bucket == REF_BUCKET, Record.kind == "grid")):
+                    Record.bucket == REF_BUCKET, Record.kind == "grid",
+                    Record.field_values["code"].as_string() == grid)):
                 if values.get("code") == grid and not values.get("_deleted"):
                     found = boundary_box(values.get("boundary"))
                     break
