@@ -95,7 +95,7 @@ class Plan:
 
     def summary(self, english: bool) -> str:
         """The plan in one sentence, in Chinese or English (the record carries both)."""
-        hours = _hour_ranges(self.hours, english)
+        hours = hour_ranges(self.hours, english)
         if english:
             text = f"Patrol at {hours}; {self.rounds_per_day} round{'s' if self.rounds_per_day != 1 else ''} a day"
             if self.busy_weekdays:
@@ -113,7 +113,7 @@ class Plan:
         return text + (f"（事件太少，按默认时段：{basis}）。" if self.default else f"（依据：{basis}）。")
 
 
-def _hour_ranges(hours: Sequence[int], english: bool) -> str:
+def hour_ranges(hours: Sequence[int], english: bool) -> str:
     """9, 10, 15, 16 as "09–11, 15–17" (each range up to the end of its last hour)."""
     ranges, start, last = [], None, None
     for hour in sorted(hours):

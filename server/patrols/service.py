@@ -39,6 +39,7 @@ from shared.track import Point, length_m, unpack
 
 from ..db import db
 from ..models import CaseRow, Record
+from . import geometry
 
 OPEN_PATROL_MS = 24 * 3_600_000  # a patrol never ended (a tablet lost) counts for at most a day
 DAY_MS = 86_400_000
@@ -216,15 +217,13 @@ def tracks_of(patrol_ids: Sequence[str]) -> dict[str, list[Point]]:
     return found
 
 
-def track_arrays(patrol_ids: Sequence[str]) -> dict[str, "geometry.TrackArrays"]:
+def track_arrays(patrol_ids: Sequence[str]) -> dict[str, geometry.TrackArrays]:
     """Each patrol's points as numpy columns (geometry.TrackArrays), in time order: what coverage reads.
 
     Speed: unpacking into shared.track Points costs a microsecond and more a point (a district-day is over a
     million); the packed columns are differences, so a cumulative sum gives the same values at once.
     """
     import numpy as np
-
-    from . import geometry
 
     batches: dict[str, list[tuple[int, geometry.TrackArrays]]] = {}
     for chunk in _chunks(patrol_ids):
@@ -444,10 +443,8 @@ MAX_MAP_POINTS = 60_000  # points drawn in one answer: beyond, each track is thi
 
 
 def _lines(points: Sequence[Point], stride: int) -> list[list[list[float]]]:
-    from .geometry import runs
-
     lines = []
-    for run in runs(points):
+    for run in geometry.runs(points):
         kept = run[::stride]
         if kept[-1] is not run[-1]:
             kept.append(run[-1])

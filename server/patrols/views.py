@@ -216,7 +216,7 @@ def plan_page():
     return render_template("pages/patrol_plan.html", plans=found, stored=stored, grids=grids, reference=reference,
                            points=points, point_name=_point_name, english=english(), rule=plan,
                            filters={"street": street, "community": community}, WEEKDAY_LABELS=WEEKDAY_LABELS,
-                           hour_ranges=plan._hour_ranges, **reference.places())
+                           hour_ranges=plan.hour_ranges, **reference.places())
 
 
 # --- fixed points --------------------------------------------------------------------------------------
