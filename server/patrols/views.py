@@ -92,11 +92,15 @@ def _bad(exc: service.BadQuery):
 
 
 def _latest_patrol_day():
-    """The district day of the latest patrol started (the map's day when none is asked for), or today."""
+    """The district day of the latest patrol started (the map's day when none is asked for), or today.
+
+    A ``started_at`` is the tablet's word, not checked against the clock: one in the future never moves the map
+    past today.
+    """
     latest = db.session.scalar(select(func.max(Record.field_values["started_at"].as_string()))
                                .where(Record.kind == "patrol"))
     try:
-        return service.district_day(parse_ms(latest), _zone()) if latest else today()
+        return min(service.district_day(parse_ms(latest), _zone()), today()) if latest else today()
     except (TypeError, ValueError):
         return today()
 
