@@ -23,6 +23,7 @@ from .cases import views as cases_views
 from .clock import ServerClock
 from .config import settings
 from .houses import views as houses_views
+from .patrols import views as patrols_views
 from .photos import views as photos_views
 from .stats import views as stats_views
 from .sync import views as sync_views
@@ -51,6 +52,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     cases_views.init_app(app)
     houses_views.init_app(app)
     stats_views.init_app(app)
+    patrols_views.init_app(app)
     admin_views.init_app(app)
     return app
 

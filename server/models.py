@@ -17,7 +17,8 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, SmallInteger, String, Text
+from sqlalchemy import (BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, SmallInteger,
+                        String, Text)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .db import Json, db
@@ -314,3 +315,23 @@ class GridAssignment(db.Model):
     ended_by: Mapped[str | None] = mapped_column(String(80), nullable=True)
 
     user: Mapped[User] = relationship()
+
+
+class PatrolCoverage(db.Model):
+    """A grid-day's coverage, as last computed from its tracks (server/patrols/coverage.py): a cache, never a source.
+
+    ``bits`` holds one bit per cell of the grid's boundary (server/patrols/geometry.py), set where a track
+    passed; a week's coverage is the union of its days'. ``signature`` says what the row was computed from
+    (the grid record's feed position, and the count and last feed position of the day's track records):
+    a reader whose signature differs computes the day again and writes the row over.
+    """
+
+    __tablename__ = "patrol_coverage"
+
+    grid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)  # YYYY-MM-DD in the district's time
+    cells: Mapped[int] = mapped_column(Integer)
+    covered: Mapped[int] = mapped_column(Integer)
+    bits: Mapped[bytes] = mapped_column(LargeBinary)
+    signature: Mapped[str] = mapped_column(String(200))
+    computed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

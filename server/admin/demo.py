@@ -21,6 +21,7 @@ from ..clock import server_clock
 from ..config import demo_password
 from ..db import db
 from ..models import Record, User
+from ..patrols import demo as patrols_demo
 from ..sync import apply
 
 NAMESPACE = uuid.UUID("6f1c1a4e-2b1d-4f0e-9a51-6c7a1f0b9e21")
@@ -115,7 +116,8 @@ def reference_changes() -> list:
 def load(password: str | None = None, *, houses: bool = False) -> dict[str, str]:
     """Load the demo; returns {username: password}. Passwords are random unless given.
 
-    ``houses`` adds the rental houses, their checks and tenants (`load_houses`); ``flask demo load`` does. It is
+    ``houses`` adds the rental houses, their checks and tenants (`load_houses`), and the patrols (grid outlines,
+    fixed points, tracks, plans: server/patrols/demo.py); ``flask demo load`` does. It is
     off by default because the sync tests pull the demo grids and compare what devices hold with the store, and
     tenants are served masked to workers (server/privacy.py).
     """
@@ -131,6 +133,7 @@ def load(password: str | None = None, *, houses: bool = False) -> dict[str, str]
     apply.write_as_server(sample_events(users))
     if houses:
         apply.write_as_server(sample_houses(users))
+        patrols_demo.load(users)  # grid outlines, fixed points, a day of patrols, plans (server/patrols/demo.py)
     return logins
 
 

@@ -51,6 +51,7 @@ from ..db import db
 from ..errors import describe
 from ..models import CaseRow, User
 from ..houses import index as house_index
+from ..patrols.checks import TrackCheck
 from . import casebook, feed, wire
 
 
@@ -229,6 +230,7 @@ def apply_changes(user: User | Writer | None, changes: list[Change | None],
     case_units: dict[str, str | None] = {}  # event id -> the unit its case is dispatched to now
 
     personal = privacy.PERSONAL_KINDS
+    tracks: TrackCheck | None = None  # made at the batch's first track record
     for index, change in enumerate(changes):
         if change is None:
             continue
@@ -294,6 +296,13 @@ def apply_changes(user: User | Writer | None, changes: list[Change | None],
                 results[index] = _rejected(change.kind, change.id,
                                            f"forbidden: the record lives in {forbidden[0]}, not one of your grids",
                                            "not_your_grid")
+                continue
+        # A new batch of track points: against the server's clock and the grid's outline (server/patrols/checks.py).
+        if change.kind == "track" and existing is None:
+            tracks = tracks or TrackCheck()
+            refused = tracks.refusal(state, bucket)
+            if refused:
+                results[index] = _rejected(change.kind, change.id, refused, "bad_track")
                 continue
         # A unit acts only on the cases now dispatched to it, as on the pages. Only a unit's case actions
         # pay for the fold (one query per case, per batch); workers and supervisors add no query here.
