@@ -187,7 +187,7 @@ def revoke_device(device: Device) -> None:
 # --- provisioning a tablet with a one-time code --------------------------------------------------
 
 # Letters and digits that cannot be mistaken for one another when read off a screen or said on the
-# phone (no 0/O, 1/I/L, 5/S, 2/Z, 8/B): 26 symbols, so a code of 10 has 26**10 ≈ 1.4e14 values.
+# phone (no 0/O, 1/I/L, 5/S, 2/Z, 8/B): 25 symbols, so a code of 10 has 25**10 ≈ 9.5e13 values.
 CODE_ALPHABET = "34679ACDEFGHJKMNPQRTUVWXY"
 CODE_LENGTH = 10
 DEVICE_CODE_MINUTES = 10
