@@ -22,6 +22,7 @@ from .admin import views as admin_views
 from .cases import views as cases_views
 from .clock import ServerClock
 from .config import settings
+from .disputes import views as disputes_views
 from .houses import views as houses_views
 from .photos import views as photos_views
 from .stats import views as stats_views
@@ -51,6 +52,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     cases_views.init_app(app)
     houses_views.init_app(app)
     stats_views.init_app(app)
+    disputes_views.init_app(app)
     admin_views.init_app(app)
     return app
 

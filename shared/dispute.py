@@ -62,7 +62,7 @@ from .hlc import HLC, HLCError, format_ms, parse_ms
 from .records import DISPUTE_ACTIONS, DISPUTE_OUTCOMES
 
 __all__ = [
-    "STATUSES", "OPEN_STATUSES", "OUTCOMES", "REASONS", "MEDIATION_GOAL", "SUCCESS_GOAL", "Action",
+    "STATUSES", "OPEN_STATUSES", "OUTCOMES", "PARTY_ROLES", "REASONS", "MEDIATION_GOAL", "SUCCESS_GOAL", "Action",
     "DisputeEntry", "DisputeState", "DisputeRates", "fold_dispute", "available_steps", "dispute_rates",
     "below_mediation_goal", "below_success_goal", "take_up_deadline", "mask_name", "mask_phone", "mask_parties",
 ]
@@ -72,6 +72,10 @@ OPEN_STATUSES = STATUSES[:-1]
 OUTCOMES = tuple(DISPUTE_OUTCOMES)
 MEDIATION_GOAL = 1.0
 SUCCESS_GOAL = 0.95
+# Who is shown a dispute's parties (names, phones) in full: the roles that mediate. A worker pulls only
+# their own grids' disputes; a unit reads no dispute at all. Everyone else, and every list, gets them
+# masked (`mask_parties`). Pages audit each full view (server/disputes/views.py).
+PARTY_ROLES = frozenset({"worker", "supervisor", "admin"})
 
 _HOUR_MS = 3_600_000
 _MAX_MS = 253402300799999  # 9999-12-31T23:59:59.999Z

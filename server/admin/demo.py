@@ -21,6 +21,7 @@ from ..clock import server_clock
 from ..config import demo_password
 from ..db import db
 from ..models import Record, User
+from ..disputes import demo as dispute_demo
 from ..sync import apply
 
 NAMESPACE = uuid.UUID("6f1c1a4e-2b1d-4f0e-9a51-6c7a1f0b9e21")
@@ -131,6 +132,7 @@ def load(password: str | None = None, *, houses: bool = False) -> dict[str, str]
     apply.write_as_server(sample_events(users))
     if houses:
         apply.write_as_server(sample_houses(users))
+        dispute_demo.load(users)  # dispute kinds, and disputes with their mediation steps (server/disputes/demo.py)
     return logins
 
 
