@@ -8,7 +8,7 @@ from __future__ import annotations
 from flask_babel import gettext as _, lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import DateTimeLocalField, IntegerField, SelectField, StringField, TextAreaField
-from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, Regexp, ValidationError
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, Regexp
 
 from shared.records import CODE_PATTERN
 
@@ -48,10 +48,14 @@ class OutcomeForm(FlaskForm):
     referred_to = StringField(_l("Referred to (court, arbitration …)"), validators=[Optional(), Length(max=200)])
     note = TextAreaField(_l("Agreement or reason"), validators=[Optional(), Length(max=4000)])
 
-    def validate_referred_to(self, field) -> None:
-        """A referral names the body it went to."""
-        if self.outcome.data == "referred" and not (field.data or "").strip():
-            raise ValidationError(_("Name the body the dispute was referred to."))
+    def validate(self, extra_validators=None) -> bool:
+        """The fields, then: a referral names the body it went to (Optional() would skip a field validator)."""
+        if not super().validate(extra_validators):
+            return False
+        if self.outcome.data == "referred" and not (self.referred_to.data or "").strip():
+            self.referred_to.errors = [*self.referred_to.errors, _("Name the body the dispute was referred to.")]
+            return False
+        return True
 
 
 class FollowUpForm(FlaskForm):
