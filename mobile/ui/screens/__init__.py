@@ -2,6 +2,7 @@
 
 from .case import CaseScreen
 from .cases import CasesScreen
+from .disputes import DisputeReportScreen, DisputeScreen, DisputesScreen
 from .home import HomeScreen
 from .houses import HouseCheckScreen, HouseScreen, HousesScreen, TenantScreen
 from .login import LoginScreen
@@ -21,6 +22,9 @@ SCREENS = {
     "house": HouseScreen,
     "house_check": HouseCheckScreen,
     "tenant": TenantScreen,
+    "disputes": DisputesScreen,
+    "dispute": DisputeScreen,
+    "dispute_report": DisputeReportScreen,
 }
 
 __all__ = ["SCREENS"]

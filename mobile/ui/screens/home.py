@@ -76,8 +76,17 @@ class HomeScreen(BaseScreen):
         self.status = status
         self.last_view: HomeView | None = None  # the last view that arrived
         self.load = ScreenLoad(self, status, 0, lambda: HomePresenter(self.core).view(), self._arrived)
-        column = BoxLayout(orientation="vertical", size_hint_x=0.42)
+        column = BoxLayout(orientation="vertical", size_hint_x=0.42, spacing=dp(16))
         column.add_widget(status)
+        # Disputes (矛盾纠纷): the list, and reporting one (mobile/ui/screens/disputes.py).
+        disputes = GridLayout(cols=2, spacing=dp(12), size_hint_y=None, height=dp(80))
+        self.disputes = FlatButton(height=dp(80), font_size=sp(24))
+        self.report_dispute = FlatButton(height=dp(80), font_size=sp(24), filled=False)
+        self.disputes.bind(on_release=lambda *_: self.app.go("disputes"))
+        self.report_dispute.bind(on_release=lambda *_: self.app.go("dispute_report", fresh=True))
+        disputes.add_widget(self.disputes)
+        disputes.add_widget(self.report_dispute)
+        column.add_widget(disputes)
         column.add_widget(BoxLayout())  # the card keeps its height; the rest stays empty
         row.add_widget(column)
 
@@ -108,6 +117,8 @@ class HomeScreen(BaseScreen):
         self.cases.halign = "center"
         self.sync.text = i18n.t("home.sync")
         self.houses.text = i18n.t("home.houses")
+        self.disputes.text = i18n.t("home.disputes")
+        self.report_dispute.text = i18n.t("home.report_dispute")
         if self.core.needs_login and self.core.user is None:
             self.load.cancel()
             self.last_view = None
