@@ -8,6 +8,7 @@ from flask_babel import lazy_gettext as _l
 
 from ..reference import Reference
 from ..web.labels import name_of
+from .labels import OUTCOME_LABELS, STATUS_LABELS
 from .service import Dispute
 
 COLUMNS = [_l("Reported at"), _l("Grid"), _l("Community"), _l("Street"), _l("Kind of dispute"), _l("Parties"),
@@ -18,9 +19,6 @@ COLUMNS = [_l("Reported at"), _l("Grid"), _l("Community"), _l("Street"), _l("Kin
 def dispute_rows(disputes: Iterable[Dispute], reference: Reference, kinds: Mapping[str, dict],
                  names: Mapping[str, str]) -> Iterator[list[Any]]:
     """The heading (in the page's language), then one row per dispute."""
-    from .views import STATUS_LABELS
-    from .forms import OUTCOME_LABELS
-
     yield [str(header) for header in COLUMNS]
     for d in disputes:
         grid, state = reference.grid(d.grid), d.state

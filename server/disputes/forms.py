@@ -13,10 +13,9 @@ from wtforms.validators import DataRequired, InputRequired, Length, NumberRange,
 from shared.records import CODE_PATTERN
 
 from ..web.forms import choice
+from .labels import OUTCOME_LABELS
 
 TIME_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"]
-OUTCOME_LABELS = {"settled": _l("Settled"), "partly_settled": _l("Partly settled"),
-                  "not_settled": _l("Not settled"), "referred": _l("Referred to another body")}
 MAX_PARTIES = 20
 
 

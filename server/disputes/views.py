@@ -16,11 +16,11 @@ import re
 
 from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, \
     stream_with_context, url_for
-from flask_babel import gettext as _, lazy_gettext as _l
+from flask_babel import gettext as _
 from flask_login import current_user
 
+from shared.dispute import MEDIATION_GOAL, SUCCESS_GOAL, available_steps
 from shared.hlc import format_ms
-from shared.dispute import MEDIATION_GOAL, REASONS, SUCCESS_GOAL, available_steps
 from shared.records import CODE_PATTERN, is_uuid
 
 from .. import audit
@@ -31,26 +31,12 @@ from ..web.auth import page_required, protect
 from ..web.labels import name_of
 from ..web.times import utc_instant
 from . import export, service, stats
-from .forms import OUTCOME_LABELS, STEP_FORMS, OutcomeForm, ReportForm, SessionForm, mediator_names
+from .forms import STEP_FORMS, OutcomeForm, ReportForm, SessionForm, mediator_names
+from .labels import OUTCOME_LABELS, REASON_LABELS, STATUS_LABELS, STEP_LABELS
 
 bp = Blueprint("disputes", __name__)
 protect(bp, no_store=True)  # names and phones stay out of every cache
 
-STATUS_LABELS = {"open": _l("Open"), "reported": _l("Not taken up"), "accepted": _l("Accepted"),
-                 "mediating": _l("In mediation"), "concluded": _l("Concluded"), "all": _l("All")}
-STEP_LABELS = {"accept": _l("Accept (受理)"), "session": _l("Mediation session"), "outcome": _l("Outcome"),
-               "follow_up": _l("Follow-up visit (回访)"), "comment": _l("Comment")}
-REASON_LABELS = {
-    "superseded: dispute already concluded": _l("superseded: the dispute was already concluded"),
-    "superseded: dispute already taken up": _l("superseded: the dispute was already taken up"),
-    "superseded: no outcome yet to follow up": _l("superseded: there was no outcome yet to follow up"),
-    "refused: unknown action": _l("refused: unknown action"),
-    "refused: malformed timestamp": _l("refused: malformed timestamp"),
-    "refused: gives no outcome": _l("refused: no outcome given"),
-    "refused: a referral names no body": _l("refused: the referral names no body"),
-}
-if set(REASON_LABELS) != set(REASONS):
-    raise RuntimeError("every reason the dispute fold gives needs a label")
 _CODE = re.compile(CODE_PATTERN)
 
 

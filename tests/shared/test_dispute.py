@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shared.dispute import (
-    MEDIATION_GOAL, OUTCOMES, REASONS, STATUSES, SUCCESS_GOAL, Action, DisputeRates, DisputeState,
+    MEDIATION_GOAL, OUTCOMES, REASONS, STATUSES, SUCCESS_GOAL, Action, DisputeState,
     available_steps, below_mediation_goal, below_success_goal, dispute_rates, fold_dispute, mask_name,
     mask_parties, mask_phone, take_up_deadline,
 )

@@ -27,7 +27,7 @@ from ... import i18n
 from ...disputes import DisputesPresenter
 from ...presenters import InputError
 from ..format import local_time
-from ..widgets import DANGER, MUTED, OK, WARN, Card, Field, FlatButton, ListRow, Text, Title, Toggle, scrolling_column
+from ..widgets import DANGER, MUTED, OK, WARN, Field, FlatButton, ListRow, Text, Title, Toggle, scrolling_column
 from .base import BaseScreen
 
 __all__ = ["DisputesScreen", "DisputeScreen", "DisputeReportScreen"]
