@@ -19,7 +19,9 @@ status and overdue filters need the fold, so the disputes of the place filters a
 and paged after. Disputes are few beside events (a grid sees a handful a month), and a page reads
 the disputes of its place filters and their steps in two queries; were that ever too slow, a
 ``disputes`` table kept by `apply_changes`, as ``cases`` is (server/sync/casebook.py), would page
-them in SQL. tests/disputes/test_pages.py measures a list of 2,000 disputes.
+them in SQL. tests/disputes/test_scale.py measures the list and the rates with 2,000 disputes and 3,000
+steps (SQLite, a shared and busy machine, December 2026: the open list 0.55 s, the district's rates 0.76 s, one
+grid's list 0.08 s).
 """
 
 from __future__ import annotations
