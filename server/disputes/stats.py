@@ -13,10 +13,9 @@ from typing import Callable, Iterable
 
 from shared.dispute import (MEDIATION_GOAL, SUCCESS_GOAL, DisputeRates, below_mediation_goal, below_success_goal,
                             dispute_rates)
-from shared.hlc import parse_ms
 
 from ..reference import Reference
-from .service import Dispute, load_disputes
+from .service import Dispute, rates_by_grid
 
 __all__ = ["MEDIATION_GOAL", "SUCCESS_GOAL", "RateRow", "RateTables", "rate_rows", "rate_tables",
            "below_mediation_goal", "below_success_goal"]
@@ -58,23 +57,28 @@ def rate_rows(disputes: Iterable[Dispute], key: Callable[[Dispute], str | None])
     return [RateRow(name, dispute_rates(d.state for d in members)) for name, members in sorted(groups.items())]
 
 
-def _reported_in(dispute: Dispute, start_ms: int | None, end_ms: int | None) -> bool:
-    if start_ms is None and end_ms is None:
-        return True
-    try:
-        at = parse_ms(dispute.values.get("reported_at") or "")
-    except (TypeError, ValueError):
-        return False
-    return (start_ms is None or at >= start_ms) and (end_ms is None or at < end_ms)
+def _sum(parts: Iterable[DisputeRates]) -> DisputeRates:
+    total = DisputeRates()
+    for part in parts:
+        total = total + part
+    return total
 
 
 def rate_tables(reference: Reference, now_ms: int, *, grids: Iterable[str] | None = None,
                 start_ms: int | None = None, end_ms: int | None = None) -> RateTables:
-    """The rates of the disputes of ``grids`` (None: all) reported in [start_ms, end_ms) (None: no bound)."""
-    disputes = [d for d in load_disputes(grids, now_ms) if _reported_in(d, start_ms, end_ms)]
+    """The rates of the disputes of ``grids`` (None: all) reported in [start_ms, end_ms) (None: no bound).
+
+    Counted per grid in SQL (`service.rates_by_grid`), then summed per community and street: a place's
+    rates are its disputes' counts, never an average of its grids' rates.
+    """
+    by_grid = rates_by_grid(now_ms, grids=grids, start_ms=start_ms, end_ms=end_ms)
+    groups: dict[str, dict[str, list[DisputeRates]]] = {"street": {}, "community": {}}
+    for grid, rates in by_grid.items():
+        for level in groups:
+            groups[level].setdefault(reference.grid(grid).get(level) or "", []).append(rates)
     return RateTables(
-        by_street=rate_rows(disputes, lambda d: reference.grid(d.grid).get("street")),
-        by_community=rate_rows(disputes, lambda d: reference.grid(d.grid).get("community")),
-        by_grid=rate_rows(disputes, lambda d: d.grid),
-        total=RateRow("", dispute_rates(d.state for d in disputes)),
+        by_street=[RateRow(name, _sum(parts)) for name, parts in sorted(groups["street"].items())],
+        by_community=[RateRow(name, _sum(parts)) for name, parts in sorted(groups["community"].items())],
+        by_grid=[RateRow(grid, rates) for grid, rates in sorted(by_grid.items())],
+        total=RateRow("", _sum(by_grid.values())),
     )

@@ -244,3 +244,39 @@ def test_the_pages_fold_as_the_shared_fold_does(pages, demo):
     got = service.get_dispute(None, dispute, server_clock().physical_ms()).state
     assert (got.status, got.outcome, got.sessions, got.timeline) == (folded.status, folded.outcome, folded.sessions,
                                                                      folded.timeline)
+
+
+def test_the_disputes_table_is_what_folding_the_records_gives_and_a_rebuild_changes_nothing(pages, demo):
+    from sqlalchemy import text
+
+    from server.clock import server_clock
+    from server.disputes import book, service, stats
+    from server.models import DisputeRow
+
+    dispute = new_dispute(kind="labour", hours_ago=30)
+    add_step(dispute, "session", note="调解")
+    add_step(dispute, "outcome", outcome="not_settled")
+    gone = new_dispute()
+    from server.sync import apply
+    apply.write_as_server([apply.stamp("dispute", gone, {"_deleted": True}, bucket="grid:G-0101")])
+    db.session.rollback()
+    rows = {r.dispute_id: (r.status, r.outcome, r.mediated, r.deleted, r.sessions, r.deadline_ms)
+            for r in db.session.scalars(select(DisputeRow))}
+    assert rows[dispute][:5] == ("concluded", "not_settled", True, False, 1) and rows[gone][3] is True
+    now = server_clock().physical_ms()
+    folded = {d.id: d.state for d in service.load_disputes(None, now)}
+    assert set(folded) == set(rows) - {gone}
+    assert all(rows[rid][:3] == (state.status, state.outcome, state.mediated) for rid, state in folded.items())
+    # The rates counted in SQL equal shared/dispute.py's over the folded disputes, per grid and in total.
+    from server.reference import load_reference
+    tables = stats.rate_tables(load_reference(), now)
+    by_fold = stats.rate_rows(service.load_disputes(None, now), lambda d: d.grid)
+    assert [(r.key, r.rates) for r in tables.by_grid] == [(r.key, r.rates) for r in by_fold]
+    with db.engine.begin() as connection:
+        assert book.rebuild(connection) == len(rows)
+        connection.execute(text("DELETE FROM disputes WHERE dispute_id = :id"), {"id": dispute})
+        book.rebuild(connection)
+    db.session.rollback()
+    again = {r.dispute_id: (r.status, r.outcome, r.mediated, r.deleted, r.sessions, r.deadline_ms)
+             for r in db.session.scalars(select(DisputeRow))}
+    assert again == rows
