@@ -225,5 +225,8 @@ def rate_globals() -> dict:
 
 def init_app(app) -> None:
     """Register the dispute pages (after `server.web.init_app`)."""
+    from .cli import disputes_cli
+
     app.register_blueprint(bp)
     app.context_processor(rate_globals)
+    app.cli.add_command(disputes_cli)

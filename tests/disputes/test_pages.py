@@ -280,3 +280,9 @@ def test_the_disputes_table_is_what_folding_the_records_gives_and_a_rebuild_chan
     again = {r.dispute_id: (r.status, r.outcome, r.mediated, r.deleted, r.sessions, r.deadline_ms)
              for r in db.session.scalars(select(DisputeRow))}
     assert again == rows
+
+
+def test_the_rebuild_command_folds_every_dispute(app, demo):
+    result = app.test_cli_runner().invoke(args=["disputes", "rebuild", "--chunk", "2"])
+    assert result.exit_code == 0 and "Folded 5 disputes" in result.output
+    assert app.test_cli_runner().invoke(args=["disputes", "rebuild", "--chunk", "0"]).exit_code == 2
