@@ -7,7 +7,7 @@ build apps.
 The layout: the core beside this file (config, db, models, clock, errors, accounts, privacy,
 reference, api), what every page shares in ``web/``, and one package per feature: ``sync/``
 (push and pull), ``photos/``, ``cases/`` (the supervisor and unit pages), ``houses/`` (rental
-houses) and ``admin/`` (admin pages, CLI, demo). A feature may use the core, ``web/`` and another
+houses), ``disputes/`` (civil disputes) and ``admin/`` (admin pages, CLI, demo). A feature may use the core, ``web/`` and another
 feature's service, never another feature's views.
 """
 
