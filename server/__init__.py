@@ -7,7 +7,7 @@ build apps.
 The layout: the core beside this file (config, db, models, clock, errors, accounts, privacy,
 reference, api), what every page shares in ``web/``, and one package per feature: ``sync/``
 (push and pull), ``photos/``, ``cases/`` (the supervisor and unit pages), ``houses/`` (rental
-houses) and ``admin/`` (admin pages, CLI, demo). A feature may use the core, ``web/`` and another
+houses), ``disputes/`` (civil disputes) and ``admin/`` (admin pages, CLI, demo). A feature may use the core, ``web/`` and another
 feature's service, never another feature's views.
 """
 
@@ -22,6 +22,7 @@ from .admin import views as admin_views
 from .cases import views as cases_views
 from .clock import ServerClock
 from .config import settings
+from .disputes import views as disputes_views
 from .houses import views as houses_views
 from .patrols import views as patrols_views
 from .photos import views as photos_views
@@ -53,6 +54,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     houses_views.init_app(app)
     stats_views.init_app(app)
     patrols_views.init_app(app)
+    disputes_views.init_app(app)
     admin_views.init_app(app)
     return app
 

@@ -335,3 +335,34 @@ class PatrolCoverage(db.Model):
     bits: Mapped[bytes] = mapped_column(LargeBinary)
     signature: Mapped[str] = mapped_column(String(200))
     computed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+class DisputeRow(db.Model):
+    """One dispute as the pages find it: a cache of `shared.dispute.fold_dispute` over its record and steps.
+
+    Written by server/disputes/book.py in the transaction that writes the records it folds (and when a
+    dispute kind's hours change), rebuilt by `book.rebuild`; never a source of truth, and it holds no
+    party. Times are Unix ms (UTC). Overdue depends on the clock: asked at read time, as
+    ``taken_up_ms IS NULL AND deadline_ms < now``.
+    """
+
+    __tablename__ = "disputes"
+
+    dispute_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    bucket: Mapped[str] = mapped_column(String(80))
+    grid: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(64))
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(16))
+    outcome: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    reported_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    deadline_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    taken_up_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    mediated: Mapped[bool] = mapped_column(Boolean, default=False)
+    sessions: Mapped[int] = mapped_column(SmallInteger, default=0)
+    follow_ups: Mapped[int] = mapped_column(SmallInteger, default=0)
+    position: Mapped[int] = mapped_column(BigInteger)  # the feed position of the last record folded
+
+    __table_args__ = (
+        Index("ix_disputes_grid_status", "grid", "status", "deleted"),
+        Index("ix_disputes_reported", "reported_ms"),
+        Index("ix_disputes_kind", "kind"),
+    )

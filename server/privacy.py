@@ -23,6 +23,12 @@ holds a plaintext number, and nothing else needs to know.
   that looks like an ID number in every log record of the process with its
   masked form: access logs (werkzeug, gunicorn) carry URLs with query strings.
 
+* **A dispute's parties** (``dispute.parties``: names, phones) are sealed the same way, the whole
+  list as one value (its canonical JSON), so a replay still merges as ``stale``. They are served in
+  full to the roles that mediate (shared/dispute.py ``PARTY_ROLES``: the worker of the grid, who
+  pulls only their grids, supervisors and admins) and as ``parties_masked`` (张*, 138****5678) to
+  any other role; pages mask them in lists and audit every full view.
+
 Hazard: a lost or changed key. Sealed numbers can only be read with the key
 that sealed them; `unseal` fails loudly rather than serve garbage. Keep the
 key with the database backups, but not in them. The ``v1`` in the stored form
@@ -37,6 +43,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import logging
 import re
 from typing import Any, Iterable
@@ -52,9 +59,12 @@ from .db import db
 from .models import Setting, utcnow
 
 # The kinds that carry personal data; the store calls this module only for these.
-PERSONAL_KINDS = frozenset({"tenant"})
-SEALED_FIELDS = {"tenant": ("id_number",)}  # the fields stored sealed; each has a <field>_masked twin
-SERVER_ONLY_FIELDS = {"tenant": ("id_number_masked",)}
+PERSONAL_KINDS = frozenset({"tenant", "dispute"})
+SEALED_FIELDS = {"tenant": ("id_number",), "dispute": ("parties",)}  # stored sealed; each has a <field>_masked twin
+SERVER_ONLY_FIELDS = {"tenant": ("id_number_masked",), "dispute": ("parties_masked",)}
+# Sealed fields whose values are not text (a dispute's list of parties): sealed whole, as canonical JSON, so that
+# equal lists seal equal (see "Sealed at rest"), and opened back into the list.
+_JSON_SEALED = frozenset({"parties"})
 PREFIX = "sealed:v1:"
 SETTING = "id_number_roles"  # the settings row: the roles that may see ID numbers in full
 _AD = {field: [b"gridpatrol", f"{kind}.{field}".encode()] for kind, fields in SEALED_FIELDS.items()
@@ -176,24 +186,55 @@ def seal_change(change: Change) -> Change | str:
     fields = dict(change.fields)
     for name in sealed_fields:
         value, hlc = fields[name]
-        if isinstance(value, str):
+        if name in _JSON_SEALED and value is not None:
+            fields[name] = (seal(json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":")), name),
+                            hlc)
+        elif isinstance(value, str):
             fields[name] = (seal(value, name), hlc)
     return Change(change.kind, change.id, change.bucket, fields)
+
+
+def unseal_value(value: Any, field: str) -> Any:
+    """A stored sealed value opened: the text, or for a field sealed as JSON (parties) the value it held."""
+    if field in _JSON_SEALED:
+        if isinstance(value, str) and value.startswith(PREFIX):
+            return json.loads(unseal(value, field))
+        return value
+    return unseal(value, field)
+
+
+def may_see_parties(viewer: Any) -> bool:
+    """Whether ``viewer`` (a User; None: the server) is shown a dispute's parties in full (shared/dispute.py)."""
+    from shared.dispute import PARTY_ROLES
+
+    return viewer is None or getattr(viewer, "role", None) in PARTY_ROLES
+
+
+def _full_view(kind: str, viewer: Any) -> bool:
+    return may_see_parties(viewer) if kind == "dispute" else may_see_id_numbers(viewer)
+
+
+def _mask(field: str, plain: Any) -> Any:
+    if field == "parties":
+        from shared.dispute import mask_parties
+
+        return mask_parties(plain)
+    return mask_resident_id(plain)
 
 
 def shown_fields(kind: str, values: dict[str, Any], hlcs: dict[str, str], viewer: Any) -> dict[str, list]:
     """A stored record's fields in wire form ({name: [value, hlc]}) as ``viewer`` may see them."""
     shown = {name: [value, hlcs[name]] for name, value in values.items()}
-    full = may_see_id_numbers(viewer)
+    full = _full_view(kind, viewer)
     for name in SEALED_FIELDS.get(kind, ()):
         if name not in shown:
             continue
         value, hlc = shown.pop(name)
-        plain = unseal(value, name)
+        plain = unseal_value(value, name)
         if full:
             shown[name] = [plain, hlc]
         else:
-            shown[name + "_masked"] = [mask_resident_id(plain), hlc]
+            shown[name + "_masked"] = [_mask(name, plain), hlc]
     return shown
 
 

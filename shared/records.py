@@ -42,7 +42,7 @@ __all__ = [
     "ValidationError", "Kind", "KINDS", "REFERENCE_KINDS", "FIELD_KINDS", "Change",
     "ChangeSchema", "load_change", "dump_change", "grid_bucket", "bucket_grid", "uuid7",
     "CASE_ACTIONS", "REF_BUCKET", "UUID_PATTERN", "SHA256_PATTERN", "BUCKET_PATTERN", "is_uuid", "is_sha256",
-    "is_instant", "NO_LOCATION_REASONS",
+    "is_instant", "NO_LOCATION_REASONS", "DISPUTE_ACTIONS", "DISPUTE_OUTCOMES",
 ]
 
 REF_BUCKET = "ref"
@@ -541,6 +541,63 @@ class PatrolPlanFields(Schema):
     summary_en = Note(allow_none=True)
 
 
+class DisputeKindFields(Schema):
+    """A kind of civil dispute (矛盾纠纷: neighbours, family, labour …) and the hours to take one up (admin-set).
+
+    ``take_up_hours`` travels with the kind so that a tablet tells an overdue dispute offline (shared/dispute.py).
+    """
+
+    code = Code(required=True)
+    name = Name(required=True)
+    name_en = Name(allow_none=True)
+    take_up_hours = Int(required=True, validate=validate.Range(min=1, max=24 * 365))
+    _deleted = Bool()
+
+
+DISPUTE_ACTIONS = ["accept", "session", "outcome", "follow_up", "comment"]
+DISPUTE_OUTCOMES = ["settled", "partly_settled", "not_settled", "referred"]
+
+
+class DisputeParty(Schema):
+    """A party to a dispute: personal data (server/privacy.py seals the whole list at rest)."""
+
+    name = Name(required=True, max_length=100)
+    phone = Text(validate=validate.Length(max=40), allow_none=True)
+    role = Text(validate=validate.Length(max=40), allow_none=True)  # 申请人, 被申请人, 家属 …
+
+
+class DisputeFields(Schema):
+    """A civil dispute (民事纠纷) reported in a grid; its mediation steps are ``dispute_action`` records."""
+
+    grid = Code(required=True)
+    dispute_kind = Code(required=True)  # a dispute_kind code (neighbours, family, labour …)
+    parties = fields.List(fields.Nested(DisputeParty), required=True, validate=validate.Length(min=1, max=20))
+    # Written only by the server, in pulls to roles that may not see the parties (server/privacy.py):
+    # names and phones masked (张*, 138****5678), under the same timestamp. A push carrying it is refused.
+    parties_masked = fields.List(fields.Nested(DisputeParty), allow_none=True, validate=validate.Length(max=20))
+    place = Text(validate=validate.Length(max=500), allow_none=True)
+    location = Location(allow_none=True)
+    description = Note(required=True)
+    reporter = Id(required=True)
+    reported_at = Instant(required=True)
+    patrol = Id(allow_none=True)  # the patrol it was reported on
+    _deleted = Bool()
+
+
+class DisputeActionFields(Schema):
+    """A mediation step (accept, session, outcome, follow-up, comment): append-only, folded by shared/dispute.py."""
+
+    dispute = Id(required=True)
+    action = Text(required=True, validate=validate.OneOf(DISPUTE_ACTIONS))
+    actor = Id(required=True)
+    at = Instant(allow_none=True)  # when it happened (a session held earlier), else the time of its record
+    note = Note(allow_none=True)
+    mediators = fields.List(Name(max_length=100), validate=validate.Length(max=20))
+    outcome = Text(validate=validate.OneOf(DISPUTE_OUTCOMES), allow_none=True)
+    referred_to = Name(allow_none=True)  # outcome "referred": the body it went to (法院, 劳动仲裁 …)
+    photos = Photos()
+
+
 @dataclass(frozen=True)
 class Kind:
     """What a record kind is: its fields, its rules and where it lives."""
@@ -599,6 +656,9 @@ KINDS: dict[str, Kind] = {
         Kind("fixed_point", FixedPointFields),
         Kind("point_visit", PointVisitFields, append_only=True, parent=("point", "fixed_point"), author="worker"),
         Kind("patrol_plan", PatrolPlanFields),
+        Kind("dispute_kind", DisputeKindFields, reference=True),
+        Kind("dispute", DisputeFields, author="reporter"),
+        Kind("dispute_action", DisputeActionFields, append_only=True, parent=("dispute", "dispute"), author="actor"),
     ]
 }
 REFERENCE_KINDS = frozenset(k for k, v in KINDS.items() if v.reference)

@@ -30,7 +30,7 @@ from .widgets import BACKGROUND
 
 __all__ = ["GridPatrolApp", "schedule"]
 
-EDITING = ("report", "case")  # screens with a form the worker may be filling in
+EDITING = ("report", "case", "dispute", "dispute_report")  # screens with a form the worker may be filling in
 
 
 def schedule(fn: Callable[[], None]) -> None:
@@ -177,5 +177,5 @@ class GridPatrolApp(App):
                 self.go("login")
             return
         current = self.screens.get(self.sm.current)
-        if current is not None and current.name in ("home", "cases", "case", "sync"):
+        if current is not None and current.name in ("home", "cases", "case", "sync", "disputes"):
             current.refresh()

@@ -509,6 +509,12 @@ def _admin_translations() -> str:
     return str(target)
 
 
+def _dispute_kinds():
+    from ..disputes.admin import DisputeKindView  # it builds on ReferenceView, above
+
+    return DisputeKindView(name="Dispute kinds", endpoint="dispute_kinds", url="/admin/dispute-kinds")
+
+
 def init_app(app) -> None:
     """The admin area: Flask-Admin under /admin, in the pages' look (templates/admin/gp_base.html)."""
     from flask_admin.theme import Bootstrap4Theme
@@ -527,6 +533,7 @@ def init_app(app) -> None:
         admin.add_view(CategoryView(name="Categories", endpoint="categories", url="/admin/categories"))
         admin.add_view(UnitView(name="Units", endpoint="units", url="/admin/units"))
         admin.add_view(ChecklistView(name="Checklists", endpoint="checklists", url="/admin/checklists"))
+        admin.add_view(_dispute_kinds())  # server/disputes/admin.py
         admin.add_view(AuditView(AuditEntry, db, name="Audit log", endpoint="audit", url="/admin/audit"))
         admin.add_link(MenuLink(name="ID numbers", endpoint="admin.privacy_setting"))
         admin.init_app(app)

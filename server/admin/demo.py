@@ -22,6 +22,7 @@ from ..config import demo_password
 from ..db import db
 from ..models import Record, User
 from ..patrols import demo as patrols_demo
+from ..disputes import demo as dispute_demo
 from ..sync import apply
 
 NAMESPACE = uuid.UUID("6f1c1a4e-2b1d-4f0e-9a51-6c7a1f0b9e21")
@@ -134,6 +135,7 @@ def load(password: str | None = None, *, houses: bool = False) -> dict[str, str]
     if houses:
         apply.write_as_server(sample_houses(users))
         patrols_demo.load(users)  # grid outlines, fixed points, a day of patrols, plans (server/patrols/demo.py)
+        dispute_demo.load(users)  # dispute kinds, and disputes with their mediation steps (server/disputes/demo.py)
     return logins
 
 

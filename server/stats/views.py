@@ -92,7 +92,9 @@ def dashboard():
     by_category = service.table("category", period, now_ms, reference, street=street, community=community)
     districts = sorted({grid.get("district") for grid in reference.grids.values() if grid.get("district")})
     open_cases = service.open_cases_by_age(now_ms, service.grids_within(reference, street, community))
+    disputes = _dispute_rates(reference, now_ms, period, street, community)
     return render_template("pages/stats.html", table=result, district=" · ".join(districts), rhythm=rhythm, by_category=by_category,
+                           disputes=disputes,
                            period=period, street=street, community=community, group=group, reference=reference,
                            LABELS=LABELS, GROUP_LABELS=GROUP_LABELS, SEASON_LABELS=SEASON_LABELS,
                            FIGURES=service.FIGURES, RATES=service.RATES, args=_args(period, street, community),
@@ -101,6 +103,15 @@ def dashboard():
                                "week": _bars([(week.strftime("%m-%d"), n) for week, n in rhythm.by_week][-12:]),
                                "hour": _bars([(f"{hour:02d}:00", n) for hour, n in enumerate(rhythm.by_hour)]),
                            })
+
+
+def _dispute_rates(reference: Reference, now_ms: int, period: service.Period, street: str | None,
+                   community: str | None):
+    """The dispute rates of the disputes reported in the period, in the place drilled into (server/disputes)."""
+    from ..disputes.stats import rate_tables
+
+    return rate_tables(reference, now_ms, grids=service.grids_within(reference, street, community),
+                       start_ms=period.start_ms, end_ms=period.end_ms)
 
 
 @bp.get("/stats/assessment")

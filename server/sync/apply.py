@@ -50,6 +50,7 @@ from ..clock import server_clock
 from ..db import db
 from ..errors import describe
 from ..models import CaseRow, User
+from ..disputes import book as dispute_book
 from ..houses import index as house_index
 from ..patrols.checks import TrackCheck
 from . import casebook, feed, wire
@@ -337,6 +338,7 @@ def apply_changes(user: User | Writer | None, changes: list[Change | None],
                 tenants.append((rid, bucket, state, last_position))
         feed.write_records([row for row in rows if row[0] not in held], [row for row in rows if row[0] in held])
         _refold_cases(dirty, states, dict(zip(dirty, positions)))
+        dispute_book.refold_written(db.session.connection(), dirty, states)  # the disputes table (server/disputes/book.py)
         # The tenant index's mark moves from just below this batch's positions to their top only when
         # no other writer's position lies between them (server/houses/index.py, reindex).
         contiguous = positions[-1] - positions[0] + 1 == len(positions)

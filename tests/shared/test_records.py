@@ -26,6 +26,7 @@ def new_id(n: int) -> str:
 
 USER, EVENT, HOUSE = new_id(1), new_id(2), new_id(3)
 PATROL, POINT = new_id(4), new_id(5)
+DISPUTE = new_id(6)
 
 # One record of every kind, setting every field the kind has.
 VALID = {
@@ -90,6 +91,19 @@ VALID = {
     "patrol_plan": ("grid:G-0101", {
         "grid": "G-0101", "computed_at": NOW, "hours": [8, 9, 17], "rounds_per_day": 3, "busy_weekdays": [1, 5],
         "points": [POINT], "basis_events": 412, "summary": "早8-9点、傍晚5点多巡", "summary_en": None,
+    }),
+    "dispute_kind": (REF_BUCKET, {"code": "neighbours", "name": "邻里纠纷", "name_en": "Neighbours", "take_up_hours": 24,
+                                  "_deleted": False}),
+    "dispute": ("grid:G-0101", {
+        "grid": "G-0101", "dispute_kind": "neighbours",
+        "parties": [{"name": "张三", "phone": "13700000000", "role": "申请人"}, {"name": "李四", "phone": None, "role": None}],
+        "parties_masked": [{"name": "张*", "phone": "137****0000", "role": "申请人"}],
+        "place": "Beishan Rd 12", "location": LOCATION, "description": "楼上漏水", "reporter": USER, "reported_at": NOW,
+        "patrol": PATROL, "_deleted": False,
+    }),
+    "dispute_action": ("grid:G-0101", {
+        "dispute": DISPUTE, "action": "outcome", "actor": USER, "at": NOW, "note": "双方达成协议",
+        "mediators": ["王调解"], "outcome": "referred", "referred_to": "区人民法院", "photos": [SHA],
     }),
 }
 
@@ -369,11 +383,11 @@ def test_event_and_case_action_fields_are_the_contract():
 
 
 def test_reference_and_append_only_kinds():
-    assert REFERENCE_KINDS == {"grid", "category", "unit", "checklist"}
+    assert REFERENCE_KINDS == {"grid", "category", "unit", "checklist", "dispute_kind"}
     assert FIELD_KINDS == {"event", "case_action", "rental_house", "house_check", "tenant", "patrol", "track",
-                           "fixed_point", "point_visit", "patrol_plan"}
+                           "fixed_point", "point_visit", "patrol_plan", "dispute", "dispute_action"}
     assert {name for name, kind in KINDS.items() if kind.append_only} == {
-        "case_action", "house_check", "patrol", "track", "point_visit"}
+        "case_action", "house_check", "patrol", "track", "point_visit", "dispute_action"}
 
 
 @pytest.mark.parametrize("kind, values, bucket", [

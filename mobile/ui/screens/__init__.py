@@ -2,6 +2,7 @@
 
 from .case import CaseScreen
 from .cases import CasesScreen
+from .disputes import DisputeReportScreen, DisputeScreen, DisputesScreen
 from .home import HomeScreen
 from .houses import HouseCheckScreen, HouseScreen, HousesScreen, TenantScreen
 from .login import LoginScreen
@@ -23,6 +24,9 @@ SCREENS = {
     "house_check": HouseCheckScreen,
     "tenant": TenantScreen,
     "patrol": PatrolScreen,
+    "disputes": DisputesScreen,
+    "dispute": DisputeScreen,
+    "dispute_report": DisputeReportScreen,
 }
 
 __all__ = ["SCREENS"]

@@ -83,6 +83,15 @@ class HomeScreen(BaseScreen):
         column.add_widget(status)
         self.patrol_card = PatrolCard(self.app)  # today's patrol and the plan (issue 17, screens/patrol.py)
         column.add_widget(self.patrol_card)
+        # Disputes (矛盾纠纷): the list, and reporting one (mobile/ui/screens/disputes.py).
+        disputes = GridLayout(cols=2, spacing=dp(12), size_hint_y=None, height=dp(80))
+        self.disputes = FlatButton(height=dp(80), font_size=sp(24))
+        self.report_dispute = FlatButton(height=dp(80), font_size=sp(24), filled=False)
+        self.disputes.bind(on_release=lambda *_: self.app.go("disputes"))
+        self.report_dispute.bind(on_release=lambda *_: self.app.go("dispute_report", fresh=True))
+        disputes.add_widget(self.disputes)
+        disputes.add_widget(self.report_dispute)
+        column.add_widget(disputes)
 
         actions = GridLayout(cols=2, spacing=dp(20), size_hint_x=0.58)
         self.report = BigButton(height=dp(250))
@@ -112,6 +121,8 @@ class HomeScreen(BaseScreen):
         self.sync.text = i18n.t("home.sync")
         self.houses.text = i18n.t("home.houses")
         self.patrol_card.refresh()
+        self.disputes.text = i18n.t("home.disputes")
+        self.report_dispute.text = i18n.t("home.report_dispute")
         if self.core.needs_login and self.core.user is None:
             self.load.cancel()
             self.last_view = None

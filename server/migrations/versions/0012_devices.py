@@ -1,7 +1,7 @@
 """devices: the app version and refused changes seen per device; one-time provisioning codes
 
 Revision ID: 0012_devices
-Revises: 0009_patrols
+Revises: 0011_disputes
 Create Date: 2026-12-06 08:00:00.000000
 
 Admins see, per tablet, which app version it runs and how many of its changes the server refused
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0012_devices'
-down_revision = '0009_patrols'
+down_revision = '0011_disputes'
 branch_labels = None
 depends_on = None
 
