@@ -938,6 +938,7 @@ CATALOG["en"].update({
     "kind.patrol_plan": "Patrol plan",
     "weekday.1": "Mon", "weekday.2": "Tue", "weekday.3": "Wed", "weekday.4": "Thu",
     "weekday.5": "Fri", "weekday.6": "Sat", "weekday.7": "Sun",
+})
 # --- disputes (矛盾纠纷): mobile/disputes.py, mobile/ui/screens/disputes.py ---------------------------
 CATALOG["zh"].update({
     "home.disputes": "矛盾纠纷",
