@@ -51,6 +51,7 @@ PAGES: dict[str, frozenset[str]] = {
     "houses": frozenset({"supervisor", "admin"}),
     "stats": frozenset({"supervisor", "admin"}),
     "patrols": frozenset({"supervisor", "admin"}),
+    "places": frozenset({"supervisor", "admin"}),
     "admin": frozenset({"admin"}),
 }
 _EVERY_GRID = frozenset({"supervisor", "admin"})
