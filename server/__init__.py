@@ -24,6 +24,7 @@ from .clock import ServerClock
 from .config import settings
 from .houses import views as houses_views
 from .photos import views as photos_views
+from .places import views as places_views
 from .stats import views as stats_views
 from .sync import views as sync_views
 from .sync import wire
@@ -50,6 +51,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     web.init_app(app)  # log-in, CSRF, languages and error pages, before the pages that use them
     cases_views.init_app(app)
     houses_views.init_app(app)
+    places_views.init_app(app)
     stats_views.init_app(app)
     admin_views.init_app(app)
     return app

@@ -131,6 +131,9 @@ def load(password: str | None = None, *, houses: bool = False) -> dict[str, str]
     apply.write_as_server(sample_events(users))
     if houses:
         apply.write_as_server(sample_houses(users))
+        from ..places.demo import load_places  # the key places ride with the houses: both are checked places
+
+        load_places(users, ref_id)
     return logins
 
 
