@@ -40,7 +40,7 @@ from sqlalchemy import case, false, func, or_, select
 from sqlalchemy.orm import aliased
 
 from shared.houses import REGISTRATION_GOAL, below_goal, combined_rate, living_there, registration_rate
-from shared.records import REF_BUCKET, grid_bucket
+from shared.records import grid_bucket
 
 from .. import privacy
 from ..reference import Reference
