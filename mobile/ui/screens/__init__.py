@@ -5,6 +5,7 @@ from .cases import CasesScreen
 from .home import HomeScreen
 from .houses import HouseCheckScreen, HouseScreen, HousesScreen, TenantScreen
 from .login import LoginScreen
+from .places import PlaceCheckScreen, PlaceScreen, PlacesScreen
 from .report import ReportScreen
 from .settings import SettingsScreen
 from .sync import SyncScreen
@@ -21,6 +22,9 @@ SCREENS = {
     "house": HouseScreen,
     "house_check": HouseCheckScreen,
     "tenant": TenantScreen,
+    "places": PlacesScreen,
+    "place": PlaceScreen,
+    "place_check": PlaceCheckScreen,
 }
 
 __all__ = ["SCREENS"]

@@ -20,6 +20,7 @@ from ..format import local_time
 from ..loading import ScreenLoad
 from ..widgets import DANGER, MUTED, OK, WARN, BigButton, Card, FlatButton, Text, Title
 from .base import BaseScreen
+from .places import HomePlacesCard
 
 
 def outcome_text(outcome) -> tuple[str, str]:
@@ -76,9 +77,11 @@ class HomeScreen(BaseScreen):
         self.status = status
         self.last_view: HomeView | None = None  # the last view that arrived
         self.load = ScreenLoad(self, status, 0, lambda: HomePresenter(self.core).view(), self._arrived)
-        column = BoxLayout(orientation="vertical", size_hint_x=0.42)
+        column = BoxLayout(orientation="vertical", size_hint_x=0.42, spacing=dp(16))
         column.add_widget(status)
-        column.add_widget(BoxLayout())  # the card keeps its height; the rest stays empty
+        self.places = HomePlacesCard(self.app)  # key places due or overdue (screens/places.py)
+        column.add_widget(self.places)
+        column.add_widget(BoxLayout())  # the cards keep their height; the rest stays empty
         row.add_widget(column)
 
         actions = GridLayout(cols=2, spacing=dp(20), size_hint_x=0.58)
@@ -108,6 +111,7 @@ class HomeScreen(BaseScreen):
         self.cases.halign = "center"
         self.sync.text = i18n.t("home.sync")
         self.houses.text = i18n.t("home.houses")
+        self.places.refresh()
         if self.core.needs_login and self.core.user is None:
             self.load.cancel()
             self.last_view = None
