@@ -141,7 +141,8 @@ def test_the_pages_speak_english(pages):
     assert "Key places" in page and "Small shop" in page and "Overdue" in page and "Illegal wiring" in page
 
 
-def test_the_nav_links_the_places_for_supervisors_only(pages):
-    log_in(pages, "supervisor1")
-    assert 'href="/places"' in pages.get("/").get_data(as_text=True) or \
-        'href="/places"' in pages.get("/houses").get_data(as_text=True)
+@pytest.mark.parametrize("username, linked", [("supervisor1", True), ("admin", True), ("unit1", False)])
+def test_the_navigation_links_the_places_for_those_who_may_open_them(pages, username, linked):
+    log_in(pages, username)
+    queue = pages.get("/", follow_redirects=True).get_data(as_text=True)
+    assert ('href="/places"' in queue) == linked

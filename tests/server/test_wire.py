@@ -19,7 +19,8 @@ from tests.shared.test_idcard import VALID as VALID_ID_NUMBERS
 from tests.shared.test_records import H, LATER, NOW, SHA, VALID, new_id
 
 NODE = "a0a0a0a0a0a0a0a0"
-NESTED = {"checklist": "items", "grid": "boundary", "house_check": "answers", "track": "points"}  # go the plain way
+NESTED = {"checklist": "items", "grid": "boundary", "house_check": "answers", "track": "points", "place_check": "answers",
+          "place_type": "check_every_days"}  # go the plain way
 
 
 def js(value) -> str:
