@@ -6,6 +6,10 @@ from the store, the way `server.cases.service` reads cases, and answers what
 the pages ask: the houses with their last check and its open hazards, a
 house's history, the tenants, and the registration rate.
 
+A rental house is one kind of checked place (shared/checks.py): its checks are
+read and worded by server/houses/checks.py, which the key places
+(server/places) use too.
+
 Who sees what: supervisors and admins every house and tenant (``PAGES["houses"]``
 in shared/roles.py); grid workers use the tablet, and rectifying units act on cases, not on
 residents' registers, so both get 403. A tenant's ID number is shown as
