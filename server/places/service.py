@@ -26,7 +26,7 @@ from typing import Any, Mapping
 from sqlalchemy import false, or_, select
 
 from shared.checks import PLACES, STATUS_ORDER, STATUSES, Schedule, interval_days, schedule
-from shared.records import REF_BUCKET, grid_bucket
+from shared.records import REF_BUCKET, ValidationError, grid_bucket
 
 from ..db import db
 from ..houses.checks import Check, Hazard, attach_checks, check_records, load_checklists
@@ -34,7 +34,7 @@ from ..models import Record
 from ..reference import Reference
 
 __all__ = ["Place", "PlaceFilters", "PlacePage", "STATUS_FILTERS", "load_place_types", "list_places", "get_place",
-           "photos_of", "Check", "Hazard"]
+           "photos_of", "Check", "Hazard", "PlaceError", "save_place"]
 
 # The status filter: one status, or every place that needs a check (never, overdue, due).
 STATUS_FILTERS = (*STATUSES, "needs_check")
@@ -187,3 +187,49 @@ def photos_of(place: Place) -> list[str]:
     for check in place.checks:
         found.extend(p for p in check.values.get("photos") or [] if isinstance(p, str))
     return list(dict.fromkeys(found))
+
+
+# --- writing (the pages) ------------------------------------------------------------------------
+
+class PlaceError(ValueError):
+    """A place the pages refuse to write, with the reason."""
+
+
+def save_place(user, values: Mapping[str, Any], place_id: str | None = None) -> str:
+    """Create a place, or change one, as ``user`` through the sync API's path (validation, roles, merge); audited.
+
+    Only the fields that changed are written. A place keeps its grid: its checks live in its grid's bucket.
+    """
+    import secrets
+
+    from shared.records import dump_change, uuid7
+
+    from .. import audit
+    from ..clock import server_clock
+    from ..sync import apply
+
+    before: dict[str, Any] = {}
+    if place_id is not None:
+        record = db.session.get(Record, place_id)
+        if record is None or record.kind != "place" or record.field_values.get("_deleted"):
+            raise PlaceError("no such place")
+        before = dict(record.field_values)
+        if values.get("grid") != before.get("grid"):
+            raise PlaceError("a place keeps its grid")
+    else:
+        place_id = uuid7(server_clock().physical_ms(), secrets.token_bytes(10))
+    written = {k: v for k, v in values.items() if before.get(k) != v and not (k not in before and v is None)}
+    if not written:
+        return place_id
+    try:
+        change = apply.stamp("place", place_id, {**written, "grid": values["grid"]} if not before else written,
+                             bucket=grid_bucket(values["grid"]))
+    except ValidationError as exc:  # the form's checks missed a rule of the record kind
+        raise PlaceError(str(exc.messages)) from None
+    changes, rejected = apply.validate_batch(user, [dump_change(change)])
+    [result] = apply.apply_changes(user, changes, rejected)
+    if result.status != "applied":
+        raise PlaceError(result.reason or result.status)
+    audit.record("edit" if before else "create", "place", place_id, actor=user, commit=True,
+                 before={k: before.get(k) for k in written} if before else None, after=written)
+    return place_id

@@ -10,19 +10,24 @@ from __future__ import annotations
 
 import re
 
-from flask import Blueprint, Response, abort, current_app, render_template, request, stream_with_context, url_for
-from flask_babel import lazy_gettext as _l
+from flask import (Blueprint, Response, abort, current_app, flash, redirect, render_template, request,
+                   stream_with_context, url_for)
+from flask_babel import gettext as _, lazy_gettext as _l
+from flask_login import current_user
+from sqlalchemy import select
 
 from shared.records import CODE_PATTERN, is_sha256, is_uuid
 
 from .. import audit
 from ..cases.service import photo_holdings, photo_response
 from ..clock import server_clock
+from ..db import db
+from ..models import User
 from ..exports import XLSX, stream_csv, stream_geojson, xlsx_bytes
 from ..reference import device_names, load_reference, names_of_users
 from ..web.auth import page_required, protect
 from ..web.labels import english, name_of
-from . import export, service
+from . import export, forms, service
 
 bp = Blueprint("places", __name__)
 protect(bp, no_store=True)
@@ -105,6 +110,56 @@ def places():
     return render_template("pages/places.html", places=result.places, result=result, filters=filters,
                            reference=reference, types=types, grades=grades, names=names, query=_query(),
                            args=_args(), **reference.places())
+
+
+def _form_choices(form: forms.PlaceForm, reference, types: dict) -> None:
+    form.grid.choices = [(code, name_of(grid, code)) for code, grid in sorted(reference.grids.items())]
+    form.type.choices = [(code, type_name(types, code)) for code, kind in sorted(types.items())
+                         if not kind.get("_deleted")]
+    workers = db.session.scalars(select(User).where(User.role == "worker").order_by(User.username)).all()
+    form.worker.choices = [("", "—")] + [(w.id, f"{w.name} ({w.username})") for w in workers]
+
+
+def _values_of(form: forms.PlaceForm) -> dict:
+    text = {name: (form[name].data or "").strip() or None
+            for name in ("name", "grade", "address", "person_in_charge", "phone", "notes")}
+    location = None
+    if form.lat.data is not None and form.lon.data is not None:
+        location = {"lat": form.lat.data, "lon": form.lon.data, "accuracy_m": None, "source": "manual"}
+    return {"grid": form.grid.data, "type": form.type.data, **text, "worker": form.worker.data or None,
+            "location": location}
+
+
+@bp.route("/places/new", methods=["GET", "POST"])
+@bp.route("/places/<place_id>/edit", methods=["GET", "POST"])
+@page_required("places")
+def edit_place(place_id: str | None = None):
+    """A new key place, or one's details changed; written as the user, synced to the grid's tablets."""
+    reference, types = load_reference(), service.load_place_types()
+    found = _place_or_404(place_id) if place_id is not None else None
+    form = forms.PlaceForm()
+    _form_choices(form, reference, types)
+    if found is not None:
+        form.grid.render_kw = {"disabled": True}
+        if request.method == "POST":
+            form.grid.data = found.grid  # a place keeps its grid
+        else:
+            values = found.values
+            for name in ("name", "type", "grade", "address", "person_in_charge", "phone", "notes"):
+                form[name].data = values.get(name)
+            form.grid.data, form.worker.data = found.grid, values.get("worker") or ""
+            where = values.get("location") or {}
+            form.lat.data, form.lon.data = where.get("lat"), where.get("lon")
+    if request.method == "POST":
+        if form.validate_on_submit():
+            try:
+                saved = service.save_place(current_user, _values_of(form), place_id)
+                flash(_("Saved. The grid's tablets receive it at their next sync."), "success")
+                return redirect(url_for(".place", place_id=saved), 303)
+            except service.PlaceError as exc:
+                flash(str(exc), "error")
+        return render_template("pages/place_form.html", form=form, place=found), 400
+    return render_template("pages/place_form.html", form=form, place=found)
 
 
 @bp.get("/places/<place_id>")

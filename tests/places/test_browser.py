@@ -67,5 +67,19 @@ def test_places_their_filters_and_a_place_in_the_browser(live_server):
             expect(page.locator("[data-testid=checks] [data-check]")).to_have_count(1)
             expect(page.locator("[data-testid=checks]")).to_contain_text("后门堆放煤气罐")
             page.screenshot(path=str(ARTIFACTS / "places-place.png"), full_page=True)
+
+            # A new place from the form: it opens as never checked.
+            page.click("[data-testid=edit-place]")
+            expect(page.locator("[data-testid=place-form] select[name=grid]")).to_be_disabled()
+            page.goto(f"{base}/places/new")
+            page.select_option("select[name=grid]", "G-0101")
+            page.fill("input[name=name]", "东湖书吧")
+            page.select_option("select[name=type]", "small_venue")
+            page.fill("input[name=grade]", "C")
+            page.fill("input[name=address]", "东湖路20号")
+            page.screenshot(path=str(ARTIFACTS / "places-new.png"), full_page=True)
+            page.click("[data-testid=save]")
+            expect(page.locator("[data-testid=place-title]")).to_contain_text("东湖书吧")
+            expect(page.locator("[data-testid=schedule]")).to_contain_text("从未检查")
         finally:
             browser.close()

@@ -146,3 +146,61 @@ def test_the_navigation_links_the_places_for_those_who_may_open_them(pages, user
     log_in(pages, username)
     queue = pages.get("/", follow_redirects=True).get_data(as_text=True)
     assert ('href="/places"' in queue) == linked
+
+
+def test_a_supervisor_adds_a_place_and_edits_it_as_themselves_audited(pages):
+    from sqlalchemy import select
+
+    from server.db import db
+    from server.models import AuditEntry
+
+    from .conftest import csrf_token
+
+    log_in(pages, "supervisor1")
+    assert "新增重点场所" in pages.get("/places/new").get_data(as_text=True)
+    answer = pages.post("/places/new", data={
+        "csrf_token": csrf_token(pages), "grid": "G-0102", "name": "东湖烧烤", "type": "small_shop", "grade": "B",
+        "address": "东湖路70号", "person_in_charge": "钱七", "phone": "13700000001", "worker": user("worker2").id,
+        "lat": "22.545", "lon": "114.061"})
+    assert answer.status_code == 303, answer.get_data(as_text=True)[:3000]
+    place = place_by_name("东湖烧烤")
+    assert place.bucket == "grid:G-0102" and place.field_values["grade"] == "B"
+    assert place.field_values["location"]["source"] == "manual" and place.field_values["worker"] == user("worker2").id
+    assert "从未检查" in pages.get(answer.location).get_data(as_text=True)
+    edit = pages.post(f"/places/{place.id}/edit", data={
+        "csrf_token": csrf_token(pages), "grid": "G-0201", "name": "东湖烧烤", "type": "small_shop", "grade": "A",
+        "worker": ""})
+    assert edit.status_code == 303
+    place = place_by_name("东湖烧烤")
+    assert place.bucket == "grid:G-0102" and place.field_values["grade"] == "A"  # the grid stays
+    assert place.field_values["worker"] is None and place.field_values["address"] is None
+    db.session.rollback()
+    lines = db.session.scalars(select(AuditEntry).where(AuditEntry.kind == "place")).all()
+    assert [(line.action, line.actor) for line in lines] == [("create", "supervisor1"), ("edit", "supervisor1")]
+
+
+@pytest.mark.parametrize("form", [
+    {"grid": "G-9999", "name": "x", "type": "small_shop"}, {"grid": "G-0101", "name": "", "type": "small_shop"},
+    {"grid": "G-0101", "name": "x", "type": "nothing"}, {"grid": "G-0101", "name": "x", "type": "small_shop",
+                                                         "grade": "A B"},
+    {"grid": "G-0101", "name": "x", "type": "small_shop", "lat": "north"},
+    {"grid": "G-0101", "name": "x", "type": "small_shop", "worker": "0193b5c8-0000-7000-8000-000000000000"},
+])
+def test_a_bad_place_form_is_400_and_writes_nothing(pages, form):
+    from .conftest import csrf_token
+
+    log_in(pages, "supervisor1")
+    answer = pages.post("/places/new", data={"csrf_token": csrf_token(pages), **form})
+    assert answer.status_code == 400
+    with pages.get("/places/export.csv") as listing:
+        assert listing.get_data(as_text=True).count("\n") == 1 + ALL
+
+
+@pytest.mark.parametrize("username", ["worker1", "unit1"])
+def test_only_supervisors_and_admins_add_places(pages, username):
+    from .conftest import csrf_token
+
+    log_in(pages, username)
+    assert pages.get("/places/new").status_code == 403
+    assert pages.post("/places/new", data={"csrf_token": csrf_token(pages), "grid": "G-0101", "name": "x",
+                                           "type": "small_shop"}).status_code == 403
