@@ -20,18 +20,22 @@ due moment) kept by `apply_changes` in a table of its own would let SQL page by 
 from __future__ import annotations
 
 import math
+import secrets
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from sqlalchemy import false, or_, select
 
 from shared.checks import PLACES, STATUS_ORDER, STATUSES, Schedule, interval_days, schedule
-from shared.records import REF_BUCKET, ValidationError, grid_bucket
+from shared.records import REF_BUCKET, ValidationError, dump_change, grid_bucket, uuid7
 
+from .. import audit
+from ..clock import server_clock
 from ..db import db
 from ..houses.checks import Check, Hazard, attach_checks, check_records, load_checklists
 from ..models import Record
 from ..reference import Reference
+from ..sync import apply
 
 __all__ = ["Place", "PlaceFilters", "PlacePage", "STATUS_FILTERS", "load_place_types", "list_places", "get_place",
            "photos_of", "Check", "Hazard", "PlaceError", "save_place"]
@@ -200,14 +204,6 @@ def save_place(user, values: Mapping[str, Any], place_id: str | None = None) -> 
 
     Only the fields that changed are written. A place keeps its grid: its checks live in its grid's bucket.
     """
-    import secrets
-
-    from shared.records import dump_change, uuid7
-
-    from .. import audit
-    from ..clock import server_clock
-    from ..sync import apply
-
     before: dict[str, Any] = {}
     if place_id is not None:
         record = db.session.get(Record, place_id)
