@@ -6,6 +6,10 @@ they return codes (result "fail", risk grade "high"), not translated labels.
 
 The rules, in the words of domain.md:
 
+The check machinery (checklists, checks, hazards, a failed item as an event) is mobile/checks.py's,
+shared with the key places (mobile/places.py); this module adds what only houses have: residents
+seen at a check, tenants and the registration rate.
+
 * A check answers every item of the *current* checklist (the one with the highest version of its
   code) and records which version it answered, because admins change checklists over time. It is
   history: once saved, it is never edited (house_check is append-only on both sides).
@@ -29,64 +33,24 @@ pages use, counted on the tablet's local date.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Mapping, Sequence
 
-from shared.hlc import format_ms
+from shared.checks import HOUSES
 from shared.houses import living_there, registration_rate
-from shared.idcard import mask_resident_id, resident_id_error, resident_id_problem
 from shared.records import ValidationError
+from shared.idcard import mask_resident_id, resident_id_error, resident_id_problem
 
-from .presenters import InputError, _open_patrol
+from .checks import (RESULTS, CheckMachinery, ChecklistItemView, ChecklistView, EventDraft, Hazard,  # noqa: F401
+                     first_field, standing)
+from .presenters import InputError
 from .store import Record
 
 __all__ = [
     "HouseRow", "HouseView", "CheckRow", "Hazard", "TenantRow", "ChecklistView",
     "ChecklistItemView", "EventDraft", "HousesPresenter", "normalise_resident_id",
 ]
-
-RESULTS = ("pass", "fail", "na")
-
-
-@dataclass(frozen=True)
-class ChecklistItemView:
-    code: str
-    text: str
-    text_en: str | None
-    category: str | None  # the event category suggested when the item fails
-    hazard: str | None = None  # what a failed item is, in words; None: say the passing condition
-    hazard_en: str | None = None
-
-    @classmethod
-    def of(cls, item: Mapping[str, Any]) -> "ChecklistItemView":
-        """The view of a checklist record's item."""
-        return cls(item["code"], item["text"], item.get("text_en"), item.get("category"), item.get("hazard"),
-                   item.get("hazard_en"))
-
-
-@dataclass(frozen=True)
-class ChecklistView:
-    code: str
-    version: int
-    name: str
-    name_en: str | None
-    items: list[ChecklistItemView]
-
-
-@dataclass(frozen=True)
-class Hazard:
-    """A failed item of a house's latest check."""
-
-    check_id: str
-    item: str
-    text: str
-    text_en: str | None
-    category: str | None
-    note: str | None
-    checked_at: str
-    photos: list[str]
-
 
 @dataclass(frozen=True)
 class CheckRow:
@@ -148,17 +112,6 @@ class HouseView:
     refusal: Any = None  # presenters.Refusal, when refused
 
 
-@dataclass(frozen=True)
-class EventDraft:
-    """What the report screen is filled with when a failed item becomes an event."""
-
-    grid: str
-    category: str | None
-    description: str
-    photos: list[str] = field(default_factory=list)
-    location: dict[str, Any] | None = None
-
-
 def normalise_resident_id(text: str) -> str:
     """What a worker typed, as the wire wants it: no spaces, an upper-case X."""
     return re.sub(r"\s+", "", text).upper()
@@ -176,8 +129,11 @@ class HousesPresenter:
     """The rental-house screens' logic. ``core`` gives ``.store``, ``.photos`` and ``.user``
     (mobile/app_core.py's AppCore, or anything shaped like it in tests)."""
 
+    HOUSE_CHECKLIST = "rental_house"  # the code of the rental houses' checklist (the demo's and the admins')
+
     def __init__(self, core: Any):
         self.core = core
+        self.checks = CheckMachinery(core, HOUSES)
 
     @property
     def store(self):
@@ -186,25 +142,12 @@ class HousesPresenter:
     # --- reference data -----------------------------------------------------------------------
 
     def checklist(self, code: str | None = None) -> ChecklistView | None:
-        """The current checklist: the highest version of ``code`` (any code when None); None if none synced."""
-        best: Record | None = None
-        for record in self.store.query("checklist"):
-            values = record.values
-            if code is not None and values.get("code") != code:
-                continue
-            if best is None or values.get("version", 0) > best.values.get("version", 0):
-                best = record
-        if best is None:
-            return None
-        values = best.values
-        return ChecklistView(values["code"], values["version"], values["name"], values.get("name_en"),
-                             [ChecklistItemView.of(i) for i in values["items"]])
+        """The current checklist of ``code`` (the rental houses' when None); None if none synced."""
+        return self.checks.checklist(code or self.HOUSE_CHECKLIST)
 
-    def _checklist_items(self) -> dict[tuple[str, int, str], ChecklistItemView]:
-        """Every item of every checklist version held, by (checklist code, version, item code): a check is read
-        against the version it was made with."""
-        return {(record.values["code"], record.values["version"], item["code"]): ChecklistItemView.of(item)
-                for record in self.store.query("checklist") for item in record.values.get("items", ())}
+    def checklist_for(self, house_id: str) -> ChecklistView | None:
+        """The checklist a check of the house answers (the check screen asks each subject)."""
+        return self.checklist()
 
     # --- lists --------------------------------------------------------------------------------
 
@@ -232,13 +175,7 @@ class HousesPresenter:
         return rows
 
     def _latest_checks(self) -> dict[str, Record]:
-        latest: dict[str, Record] = {}
-        for check in self.store.query("house_check"):
-            house = check.values.get("house")
-            held = latest.get(house)
-            if held is None or _check_key(check) > _check_key(held):
-                latest[house] = check
-        return latest
+        return self.checks.latest_checks()
 
     def _current_tenant_counts(self, today: str) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -253,21 +190,8 @@ class HousesPresenter:
         record = self.store.get("rental_house", house_id)
         if record is None or record.deleted:
             raise InputError("house", "not_found")
-        checks = sorted((c for c in self.store.query("house_check") if c.values.get("house") == house_id),
-                        key=_check_key, reverse=True)
-        items = self._checklist_items()
-        hazards = []
-        if checks:
-            latest = checks[0].values
-            for answer in latest.get("answers", ()):
-                if answer.get("result") != "fail":
-                    continue
-                item = items.get((latest["checklist"], latest.get("checklist_version"), answer["item"]))
-                hazards.append(Hazard(checks[0].id, answer["item"],
-                                      (item.hazard or item.text) if item else answer["item"],
-                                      (item.hazard_en or item.text_en) if item else None,
-                                      item.category if item else None,
-                                      answer.get("note"), latest["checked_at"], list(latest.get("photos", ()))))
+        checks = self.checks.checks_of(house_id)
+        hazards = self.checks.hazards(checks[0] if checks else None)
         today = self._today()
         refused = self.store.refusals()
         tenants = [TenantRow(t.id, t.values.get("name", ""), t.values.get("room"), t.values.get("phone"),
@@ -283,15 +207,6 @@ class HousesPresenter:
 
     # --- writes -------------------------------------------------------------------------------
 
-    def _user_id(self) -> str:
-        user = self.core.user
-        if not user:
-            raise InputError("user", "not_logged_in")
-        return user["id"]
-
-    def _now(self) -> str:
-        return format_ms(self.store.physical_ms())
-
     def _today(self) -> str:
         """Today on this tablet (its local date, by the store's clock), as an ISO date."""
         return datetime.fromtimestamp(self.store.physical_ms() / 1000, timezone.utc).astimezone().date().isoformat()
@@ -304,56 +219,16 @@ class HousesPresenter:
         must be answered and a failed item needs a note: a hazard with no words is no use to the
         unit that fixes it. Nothing is written when something is missing.
         """
-        house = self.store.get("rental_house", house_id)
-        if house is None or house.deleted:
-            raise InputError("house", "not_found")
-        current = self.checklist(checklist)
-        if current is None:
-            raise InputError("checklist", "not_synced")
-        codes = [item.code for item in current.items]
-        for code in codes:
-            if code not in answers:
-                raise InputError(f"answers.{code}", "required")
-            result, note = answers[code]
-            if result not in RESULTS:
-                raise InputError(f"answers.{code}", "invalid")
-            if result == "fail" and not (note or "").strip():
-                raise InputError(f"answers.{code}", "note_required")
-        unknown = sorted(set(answers) - set(codes))
-        if unknown:
-            raise InputError(f"answers.{unknown[0]}", "not_in_checklist")
-        if residents_seen is not None and (not isinstance(residents_seen, int) or residents_seen < 0):
-            raise InputError("residents_seen", "invalid")
-        values = {
-            "house": house_id, "worker": self._user_id(), "checked_at": self._now(),
-            "checklist": current.code, "checklist_version": current.version,
-            "answers": [{"item": code, "result": answers[code][0], "note": (answers[code][1] or "").strip() or None}
-                        for code in codes],
-            "photos": list(photos), "residents_seen": residents_seen,
-        }
-        patrol = _open_patrol(self.core, values["worker"])
-        if patrol:
-            values["patrol"] = patrol  # made on a patrol (issue 17)
-        return self._write_new("house_check", values, bucket=house.bucket)
+        def check_seen() -> None:
+            if residents_seen is not None and (not isinstance(residents_seen, int) or residents_seen < 0):
+                raise InputError("residents_seen", "invalid")
+
+        return self.checks.save_check(house_id, self.checklist(checklist), answers, photos=photos,
+                                      extra={"residents_seen": residents_seen}, check_extra=check_seen)
 
     def event_draft(self, check_id: str, item_code: str) -> EventDraft:
         """A failed item as an event to report: category suggested, photos carried over, the house's place."""
-        check = self.store.get("house_check", check_id)
-        if check is None:
-            raise InputError("check", "not_found")
-        values = check.values
-        answer = next((a for a in values.get("answers", ()) if a.get("item") == item_code), None)
-        if answer is None or answer.get("result") != "fail":
-            raise InputError("item", "not_failed")
-        house = self.store.get("rental_house", values["house"])
-        house_values = house.values if house else {}
-        item = self._checklist_items().get((values["checklist"], values.get("checklist_version"), item_code))
-        text = (item.hazard or item.text) if item else item_code  # the hazard's words, where the checklist has them
-        address = house_values.get("address", "")
-        # The checklist's words are Chinese, and so is the description: Chinese punctuation.
-        description = f"{address}：{text}" + (f"（{answer['note']}）" if answer.get("note") else "")
-        return EventDraft(house_values.get("grid", ""), item.category if item else None, description,
-                          list(values.get("photos", ())), house_values.get("location"))
+        return self.checks.event_draft(check_id, item_code)
 
     def register_tenant(self, house_id: str, *, name: str, id_number: str | None = None, phone: str | None = None,
                         room: str | None = None, moved_in: str | None = None) -> str:
@@ -388,28 +263,16 @@ class HousesPresenter:
         self._write("tenant", tenant_id, {"moved_out": day})
 
     def _write_new(self, kind: str, values: Mapping[str, Any], *, bucket: str) -> str:
-        try:
-            return self.store.create(kind, values, bucket).id
-        except ValidationError as exc:  # a rule the checks above do not know yet: say which field
-            raise InputError(_first_field(exc.messages), "invalid", str(exc.messages)) from None
+        return self.checks.write_new(kind, values, bucket=bucket)
 
     def _write(self, kind: str, record_id: str, values: Mapping[str, Any]) -> None:
         try:
             self.store.write(kind, record_id, values)
         except ValidationError as exc:
-            raise InputError(_first_field(exc.messages), "invalid", str(exc.messages)) from None
+            raise InputError(first_field(exc.messages), "invalid", str(exc.messages)) from None
 
 
-def _check_key(check: Record) -> tuple[str, str]:
-    return check.values.get("checked_at", ""), check.id
-
-
-def _standing(record: Record, refused: Mapping[tuple[str, str], Any]) -> tuple[str, Any]:
-    """A record's sync state and refusal (presenters.sync_state), from the store's refusals."""
-    from .presenters import refusal_of, sync_state
-
-    refusal = refusal_of(refused.get((record.kind, record.id)))
-    return sync_state(not record.synced, refusal), refusal
+_standing = standing
 
 
 def _check_row(check: Record, refused: Mapping[tuple[str, str], Any] | None = None) -> CheckRow:
@@ -419,12 +282,3 @@ def _check_row(check: Record, refused: Mapping[tuple[str, str], Any] | None = No
                     [a["item"] for a in values.get("answers", ()) if a.get("result") == "fail"],
                     values.get("residents_seen"), list(values.get("photos", ())), check.synced,
                     *_standing(check, refused or {}))
-
-
-def _first_field(messages: Any) -> str:
-    while isinstance(messages, Mapping) and messages:
-        key = next(iter(messages))
-        if key != "fields":
-            return str(key)
-        messages = messages[key]
-    return "fields"

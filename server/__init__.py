@@ -26,6 +26,7 @@ from .disputes import views as disputes_views
 from .houses import views as houses_views
 from .patrols import views as patrols_views
 from .photos import views as photos_views
+from .places import views as places_views
 from .stats import views as stats_views
 from .sync import views as sync_views
 from .sync import wire
@@ -52,6 +53,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     web.init_app(app)  # log-in, CSRF, languages and error pages, before the pages that use them
     cases_views.init_app(app)
     houses_views.init_app(app)
+    places_views.init_app(app)
     stats_views.init_app(app)
     patrols_views.init_app(app)
     disputes_views.init_app(app)

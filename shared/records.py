@@ -441,16 +441,21 @@ class CheckAnswer(Schema):
     note = Note(allow_none=True)
 
 
-class HouseCheckFields(Schema):
-    house = Id(required=True)
+class CheckFields(Schema):
+    """What every check of a checked place says (shared/checks.py): a rental house's, a key place's."""
+
     worker = Id(required=True)
     checked_at = Instant(required=True)
     checklist = Code(required=True)
     checklist_version = Int(required=True, validate=validate.Range(min=1, max=MAX_VERSION))
     answers = fields.List(fields.Nested(CheckAnswer), required=True, validate=validate.Length(max=200))
     photos = Photos()
-    residents_seen = Int(validate=validate.Range(min=0, max=10_000), allow_none=True)
     patrol = Id(allow_none=True)  # the patrol it was made on
+
+
+class HouseCheckFields(CheckFields):
+    house = Id(required=True)
+    residents_seen = Int(validate=validate.Range(min=0, max=10_000), allow_none=True)
 
 
 class TenantFields(Schema):
@@ -465,6 +470,46 @@ class TenantFields(Schema):
     moved_in = Day(allow_none=True)
     moved_out = Day(allow_none=True)
     _deleted = Bool()
+
+
+MAX_CHECK_EVERY_DAYS = 3660
+
+
+class PlaceTypeFields(Schema):
+    """A type of key place (重点单位, 三小场所: small shop, workshop, venue …), set by admins.
+
+    ``checklist`` is the code of the checklist its places are checked against; ``check_every_days``
+    maps a grade (``A``, ``B``, ``C`` …) to how many days may pass between two checks of a place of
+    that grade (shared/checks.py, the schedule).
+    """
+
+    code = Code(required=True)
+    name = Name(required=True)
+    name_en = Name(allow_none=True)
+    checklist = Code(allow_none=True)
+    check_every_days = fields.Dict(keys=Code(), values=Int(validate=validate.Range(min=1, max=MAX_CHECK_EVERY_DAYS)),
+                                   validate=validate.Length(max=20))
+    _deleted = Bool()
+
+
+class PlaceFields(Schema):
+    """A key place (重点单位 or 三小场所) of a grid, graded by importance, bound to its responsible worker."""
+
+    grid = Code(required=True)
+    name = Name(required=True)
+    type = Code(required=True)  # a place_type's code
+    grade = Code(allow_none=True)  # a key of its type's check_every_days
+    address = Text(validate=validate.Length(max=500), allow_none=True)
+    location = Location(allow_none=True)
+    person_in_charge = Name(allow_none=True)
+    phone = Text(validate=validate.Length(max=40), allow_none=True)
+    worker = Id(allow_none=True)  # the grid worker responsible for it (a user id)
+    notes = Note(allow_none=True)
+    _deleted = Bool()
+
+
+class PlaceCheckFields(CheckFields):
+    place = Id(required=True)
 
 
 class PatrolFields(Schema):
@@ -651,6 +696,9 @@ KINDS: dict[str, Kind] = {
         Kind("rental_house", RentalHouseFields),
         Kind("house_check", HouseCheckFields, append_only=True, parent=("house", "rental_house"), author="worker"),
         Kind("tenant", TenantFields, parent=("house", "rental_house")),
+        Kind("place_type", PlaceTypeFields, reference=True),
+        Kind("place", PlaceFields),
+        Kind("place_check", PlaceCheckFields, append_only=True, parent=("place", "place"), author="worker"),
         Kind("patrol", PatrolFields, append_only=True, author="worker"),
         Kind("track", TrackFields, append_only=True, parent=("patrol", "patrol"), author="worker"),
         Kind("fixed_point", FixedPointFields),

@@ -52,6 +52,7 @@ PAGES: dict[str, frozenset[str]] = {
     "stats": frozenset({"supervisor", "admin"}),
     "patrols": frozenset({"supervisor", "admin"}),
     "disputes": frozenset({"supervisor", "admin"}),
+    "places": frozenset({"supervisor", "admin"}),
     "admin": frozenset({"admin"}),
 }
 _EVERY_GRID = frozenset({"supervisor", "admin"})

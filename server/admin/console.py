@@ -534,6 +534,8 @@ def init_app(app) -> None:
         admin.add_view(UnitView(name="Units", endpoint="units", url="/admin/units"))
         admin.add_view(ChecklistView(name="Checklists", endpoint="checklists", url="/admin/checklists"))
         admin.add_view(_dispute_kinds())  # server/disputes/admin.py
+        from ..places.admin import register as add_place_types  # place types and their grades (server/places)
+        add_place_types(admin)
         admin.add_view(AuditView(AuditEntry, db, name="Audit log", endpoint="audit", url="/admin/audit"))
         admin.add_link(MenuLink(name="ID numbers", endpoint="admin.privacy_setting"))
         admin.init_app(app)

@@ -136,6 +136,9 @@ def load(password: str | None = None, *, houses: bool = False) -> dict[str, str]
         apply.write_as_server(sample_houses(users))
         patrols_demo.load(users)  # grid outlines, fixed points, a day of patrols, plans (server/patrols/demo.py)
         dispute_demo.load(users)  # dispute kinds, and disputes with their mediation steps (server/disputes/demo.py)
+        from ..places.demo import load_places  # the key places ride with the houses: both are checked places
+
+        load_places(users, ref_id)
     return logins
 
 

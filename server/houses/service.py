@@ -6,6 +6,10 @@ from the store, the way `server.cases.service` reads cases, and answers what
 the pages ask: the houses with their last check and its open hazards, a
 house's history, the tenants, and the registration rate.
 
+A rental house is one kind of checked place (shared/checks.py): its checks are
+read and worded by server/houses/checks.py, which the key places
+(server/places) use too.
+
 Who sees what: supervisors and admins every house and tenant (``PAGES["houses"]``
 in shared/roles.py); grid workers use the tablet, and rectifying units act on cases, not on
 residents' registers, so both get 403. A tenant's ID number is shown as
@@ -40,13 +44,14 @@ from sqlalchemy import case, false, func, or_, select
 from sqlalchemy.orm import aliased
 
 from shared.houses import REGISTRATION_GOAL, below_goal, combined_rate, living_there, registration_rate
-from shared.records import REF_BUCKET, grid_bucket
+from shared.records import grid_bucket
 
 from .. import privacy
 from ..reference import Reference
 from ..db import db
 from ..models import Record, TenantIndex, User
 from . import index
+from .checks import MANY_IDS, Check, Hazard, check_of, load_checklists
 
 __all__ = [  # the rate's rules, for the views, beside this module's own names
     "REGISTRATION_GOAL", "below_goal", "combined_rate", "registration_rate", "House", "HouseFilters", "RateRow",
@@ -55,36 +60,6 @@ __all__ = [  # the rate's rules, for the views, beside this module's own names
 ]
 
 # --- what the pages show ---------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Hazard:
-    """A failed item of a check: the checklist item's code and text, the worker's note, the suggested category."""
-
-    item: str
-    text: str
-    note: str | None
-    category: str | None
-
-
-@dataclass(frozen=True)
-class Check:
-    """One house check, with its failed items."""
-
-    id: str
-    values: Mapping[str, Any]
-    hazards: list[Hazard]
-    device_id: str | None = None  # the device whose push recorded it; None: written by the server
-
-    @property
-    def checked_at(self) -> str:
-        """When the worker checked the house (ISO 8601 UTC)."""
-        return self.values.get("checked_at") or ""
-
-    @property
-    def residents_seen(self) -> int | None:
-        """How many residents the worker met, when counted."""
-        return self.values.get("residents_seen")
-
 
 @dataclass(frozen=True)
 class Tenant:
@@ -192,31 +167,7 @@ class TenantPage:
 # --- reading -------------------------------------------------------------------------------------
 
 _CHILD_KINDS = ("house_check", "tenant")
-_MANY_IDS = 500  # above this many houses, their children are found by bucket, not by an IN of house ids
-
-
-def load_checklists() -> dict[tuple[str, int], dict]:
-    """Every version of every checklist, by (code, version): a check is read against the version it was made with."""
-    found = {}
-    for record in db.session.scalars(select(Record).where(Record.bucket == REF_BUCKET, Record.kind == "checklist")):
-        values = record.field_values
-        if values.get("code") and isinstance(values.get("version"), int):
-            found[(values["code"], values["version"])] = values
-    return found
-
-
-def _hazards(values: Mapping[str, Any], checklists: Mapping[str, dict], english: bool) -> list[Hazard]:
-    checklist = checklists.get((values.get("checklist"), values.get("checklist_version")), {})
-    items = {item.get("code"): item for item in (checklist.get("items") or [])}
-    hazards = []
-    for answer in values.get("answers") or []:
-        if answer.get("result") != "fail":
-            continue
-        item = items.get(answer.get("item"), {})
-        text = ((english and (item.get("hazard_en") or item.get("text_en"))) or item.get("hazard") or item.get("text")
-                or answer.get("item"))
-        hazards.append(Hazard(answer.get("item"), text, answer.get("note"), item.get("category")))
-    return hazards
+_MANY_IDS = MANY_IDS  # above this many houses, their children are found by bucket, not by an IN of house ids
 
 
 def _moved_out(values: Mapping[str, Any], today: date) -> bool:
@@ -252,7 +203,7 @@ def _fill(houses: Mapping[str, House], children: Iterable[Record], today: date, 
         if house is None:
             continue
         if record.kind == "house_check":
-            house.checks.append(Check(record.id, values, _hazards(values, checklists, english), record.device_id))
+            house.checks.append(check_of(record, checklists, english))
         elif record.kind == "tenant" and not values.get("_deleted"):
             house.tenants.append(_tenant(record, house.id, today, viewer, reveal))
     for house in houses.values():

@@ -19,8 +19,9 @@ from tests.shared.test_idcard import VALID as VALID_ID_NUMBERS
 from tests.shared.test_records import H, LATER, NOW, SHA, VALID, new_id
 
 NODE = "a0a0a0a0a0a0a0a0"
-NESTED = {"checklist": "items", "grid": "boundary", "house_check": "answers", "track": "points", "dispute": "parties"}
-ALSO_NESTED = {"dispute": "parties_masked"}  # a second nested field of a kind (the server's to write): left out too  # go the plain way
+NESTED = {"checklist": "items", "grid": "boundary", "house_check": "answers", "track": "points", "dispute": "parties",
+          "place_check": "answers", "place_type": "check_every_days"}  # go the plain way
+ALSO_NESTED = {"dispute": "parties_masked"}  # a second nested field of a kind (the server's to write): left out too
 
 
 def js(value) -> str:

@@ -26,7 +26,8 @@ def new_id(n: int) -> str:
 
 USER, EVENT, HOUSE = new_id(1), new_id(2), new_id(3)
 PATROL, POINT = new_id(4), new_id(5)
-DISPUTE = new_id(6)
+DISPUTE = new_id(7)
+PLACE = new_id(6)
 
 # One record of every kind, setting every field the kind has.
 VALID = {
@@ -70,6 +71,19 @@ VALID = {
     "tenant": ("grid:G-0101", {
         "house": HOUSE, "name": "张三", "phone": "13700000000", "room": "302", "id_number": "110101199003074514", "id_number_masked": "1101**********4514",
         "moved_in": "2026-01-05", "moved_out": None, "_deleted": False,
+    }),
+    "place_type": (REF_BUCKET, {
+        "code": "small_shop", "name": "小商店", "name_en": "Small shop", "checklist": "place.small_shop",
+        "check_every_days": {"A": 30, "B": 90, "C": 180}, "_deleted": False,
+    }),
+    "place": ("grid:G-0101", {
+        "grid": "G-0101", "name": "好又多便利店", "type": "small_shop", "grade": "A", "address": "Beishan Rd 14",
+        "location": LOCATION, "person_in_charge": "赵", "phone": "13600000000", "worker": USER, "notes": None,
+        "_deleted": False,
+    }),
+    "place_check": ("grid:G-0101", {
+        "place": PLACE, "worker": USER, "checked_at": NOW, "checklist": "place.small_shop", "checklist_version": 1,
+        "answers": [{"item": "extinguisher", "result": "fail", "note": "过期"}], "photos": [SHA], "patrol": PATROL,
     }),
     "patrol": ("grid:G-0101", {
         "grid": "G-0101", "worker": USER, "started_at": NOW, "ended_at": "2026-11-27T20:48:00.000Z",
@@ -183,7 +197,7 @@ def test_edit_without_grid_is_accepted_in_any_grid_bucket():
     assert load_change(change("event", "grid:G-0202", description="moved")).bucket == "grid:G-0202"
 
 
-@pytest.mark.parametrize("kind", ["case_action", "house_check", "tenant"])
+@pytest.mark.parametrize("kind", ["case_action", "house_check", "tenant", "place_check"])
 def test_kinds_with_a_parent_are_accepted_in_any_grid_bucket(kind):
     assert load_change(change(kind, "grid:G-9999", **VALID[kind][1])).bucket == "grid:G-9999"
 
@@ -383,11 +397,11 @@ def test_event_and_case_action_fields_are_the_contract():
 
 
 def test_reference_and_append_only_kinds():
-    assert REFERENCE_KINDS == {"grid", "category", "unit", "checklist", "dispute_kind"}
-    assert FIELD_KINDS == {"event", "case_action", "rental_house", "house_check", "tenant", "patrol", "track",
-                           "fixed_point", "point_visit", "patrol_plan", "dispute", "dispute_action"}
+    assert REFERENCE_KINDS == {"grid", "category", "unit", "checklist", "dispute_kind", "place_type"}
+    assert FIELD_KINDS == {"event", "case_action", "rental_house", "house_check", "tenant", "place", "place_check",
+                           "patrol", "track", "fixed_point", "point_visit", "patrol_plan", "dispute", "dispute_action"}
     assert {name for name, kind in KINDS.items() if kind.append_only} == {
-        "case_action", "house_check", "patrol", "track", "point_visit", "dispute_action"}
+        "case_action", "house_check", "place_check", "patrol", "track", "point_visit", "dispute_action"}
 
 
 @pytest.mark.parametrize("kind, values, bucket", [

@@ -7,6 +7,7 @@ from .home import HomeScreen
 from .houses import HouseCheckScreen, HouseScreen, HousesScreen, TenantScreen
 from .login import LoginScreen
 from .patrol import PatrolScreen
+from .places import PlaceCheckScreen, PlaceScreen, PlacesScreen
 from .report import ReportScreen
 from .settings import SettingsScreen
 from .sync import SyncScreen
@@ -27,6 +28,9 @@ SCREENS = {
     "disputes": DisputesScreen,
     "dispute": DisputeScreen,
     "dispute_report": DisputeReportScreen,
+    "places": PlacesScreen,
+    "place": PlaceScreen,
+    "place_check": PlaceCheckScreen,
 }
 
 __all__ = ["SCREENS"]

@@ -21,6 +21,7 @@ from ..loading import ScreenLoad
 from ..widgets import DANGER, MUTED, OK, WARN, BigButton, Card, FlatButton, Text, Title, scrolling_column
 from .base import BaseScreen
 from .patrol import PatrolCard
+from .places import HomePlacesCard
 
 
 def outcome_text(outcome) -> tuple[str, str]:
@@ -92,6 +93,8 @@ class HomeScreen(BaseScreen):
         disputes.add_widget(self.disputes)
         disputes.add_widget(self.report_dispute)
         column.add_widget(disputes)
+        self.places = HomePlacesCard(self.app)  # key places due or overdue (screens/places.py)
+        column.add_widget(self.places)
 
         actions = GridLayout(cols=2, spacing=dp(20), size_hint_x=0.58)
         self.report = BigButton(height=dp(250))
@@ -123,6 +126,7 @@ class HomeScreen(BaseScreen):
         self.patrol_card.refresh()
         self.disputes.text = i18n.t("home.disputes")
         self.report_dispute.text = i18n.t("home.report_dispute")
+        self.places.refresh()
         if self.core.needs_login and self.core.user is None:
             self.load.cancel()
             self.last_view = None

@@ -11,6 +11,7 @@ a dash when that check counted nobody or there is none.
 * houses       search by address or owner; last check, open hazards, registration rate
 * house        details, open hazards (each "report as event" in one tap), tenants (move out), check history
 * house_check  one row per item of the current checklist: pass / fail / n.a. and a note; residents seen; photos
+               (CheckScreen: the check screen of every checked place, key places' too: screens/places.py)
 * tenant       name, ID number (checked at once, masked on every list), phone, room, moved in
 """
 
@@ -37,7 +38,7 @@ from ..widgets import DANGER, MUTED, OK, WARN, Card, Field, FlatButton, ListRow,
 from .base import BaseScreen
 from .report import PhotoStrip
 
-__all__ = ["HousesScreen", "HouseScreen", "HouseCheckScreen", "TenantScreen"]
+__all__ = ["HousesScreen", "HouseScreen", "CheckScreen", "HouseCheckScreen", "TenantScreen"]
 
 Builder.load_string("""
 <HouseRowView>:
@@ -266,14 +267,21 @@ class HouseScreen(BaseScreen):
 RESULT_KEYS = (("pass", "check.pass", OK), ("fail", "check.fail", DANGER), ("na", "check.na", MUTED))
 
 
-class HouseCheckScreen(BaseScreen):
-    """A new check of one house against the current checklist."""
+class CheckScreen(BaseScreen):
+    """A new check of one checked place (a house, a key place) against its current checklist.
+
+    One screen for every checked kind: a subclass names its presenter (``checklist_for``,
+    ``save_check``), the parameter that carries the place's id and the screen to go back to.
+    """
 
     title_key = "check.title"
     back_to = "house"
+    subject_param = "house_id"
+    presenter_class: Any = HousesPresenter
+    counts_residents = False  # a house check also counts the residents seen
 
     def build(self) -> None:
-        self.house_id: str | None = None
+        self.subject_id: str | None = None
         self.form: ReportPresenter | None = None
         self.answers: dict[str, str] = {}
         self.notes: dict[str, Field] = {}
@@ -291,20 +299,32 @@ class HouseCheckScreen(BaseScreen):
         photos.add_widget(self.strip)
         self.save_button = FlatButton(tint=OK, tint_down=OK, height=dp(80), font_size=sp(28))
         self.save_button.bind(on_release=lambda *_: self.save())
-        for widget in (self.seen_title, self.seen, photos, self.save_button, BoxLayout()):
+        counted = (self.seen_title, self.seen) if self.counts_residents else ()
+        for widget in (*counted, photos, self.save_button, BoxLayout()):
             side.add_widget(widget)
         row.add_widget(side)
         self.body.add_widget(row)
 
-    def prepare(self, house_id: str | None = None, **params: Any) -> None:
-        """A new, empty check of the house."""
-        if house_id:
-            self.house_id = house_id
+    def presenter(self):
+        """The presenter of this screen's checked kind."""
+        return self.presenter_class(self.core)
+
+    def prepare(self, **params: Any) -> None:
+        """A new, empty check of the place."""
+        if params.get(self.subject_param):
+            self.subject_id = params[self.subject_param]
         self.form = ReportPresenter(self.core)  # one per open form: it remembers the photos it took
         self.answers, self.photos = {}, []
         self.seen.text = ""
         self.notes = {}
         self.say("")
+
+    def checklist(self):
+        """The checklist this check answers; None when it has not synced."""
+        try:
+            return self.presenter().checklist_for(self.subject_id) if self.subject_id else None
+        except InputError:
+            return None
 
     def refresh(self) -> None:
         super().refresh()
@@ -312,7 +332,7 @@ class HouseCheckScreen(BaseScreen):
         self.seen.hint_text = i18n.t("check.residents_hint")
         self.photos_title.text = i18n.t("report.photos")
         self.save_button.text = i18n.t("check.save")
-        checklist = HousesPresenter(self.core).checklist()
+        checklist = self.checklist()
         self.items.clear_widgets()
         if checklist is None:
             self.items.add_widget(Text(text=i18n.t("check.no_checklist"), tint=DANGER))
@@ -360,29 +380,50 @@ class HouseCheckScreen(BaseScreen):
         self.strip.show([(sha, str(queue.thumbnail_path(sha))) for sha in self.photos],
                         i18n.t("report.add_photo"), i18n.t("report.remove_photo"))
 
+    def save_check(self, answers: dict[str, tuple[str, str | None]]) -> None:
+        """The presenter's write of this kind's check."""
+        self.presenter().save_check(self.subject_id, answers, photos=tuple(self.photos))
+
     def save(self) -> None:
-        """One local write; then back to the house, whose hazards now come from this check."""
+        """One local write; then back to the place, whose hazards now come from this check."""
         answers = {code: (result, self.notes[code].text if code in self.notes else None)
                    for code, result in self.answers.items()}
-        seen = int(self.seen.text) if self.seen.text.strip().isdigit() else None
         try:
-            HousesPresenter(self.core).save_check(self.house_id, answers, residents_seen=seen,
-                                                  photos=tuple(self.photos))
+            self.save_check(answers)
         except InputError as exc:
             self.say(i18n.error_text(exc.field.split(".")[0], exc.code)
                      + (f"：{self._item_text(exc.field)}" if "." in exc.field else ""), "error")
             return
         self.photos = []
-        self.app.go("house")
-        self.app.screen("house").say(i18n.t("check.saved"), "ok")
+        self.app.go(self.back_to)
+        self.app.screen(self.back_to).say(i18n.t("check.saved"), "ok")
 
     def _item_text(self, field_name: str) -> str:
-        checklist = HousesPresenter(self.core).checklist()
+        checklist = self.checklist()
         code = field_name.split(".", 1)[1]
         for item in checklist.items if checklist else ():
             if item.code == code:
                 return item.text_en if i18n.language() == "en" and item.text_en else item.text
         return code
+
+
+class HouseCheckScreen(CheckScreen):
+    """A new check of one rental house: the checklist's items, the residents seen, photos."""
+
+    title_key = "check.title"
+    back_to = "house"
+    subject_param = "house_id"
+    presenter_class = HousesPresenter
+    counts_residents = True
+
+    @property
+    def house_id(self) -> str | None:
+        """The house being checked."""
+        return self.subject_id
+
+    def save_check(self, answers: dict[str, tuple[str, str | None]]) -> None:
+        seen = int(self.seen.text) if self.seen.text.strip().isdigit() else None
+        self.presenter().save_check(self.subject_id, answers, residents_seen=seen, photos=tuple(self.photos))
 
 
 class TenantScreen(BaseScreen):
