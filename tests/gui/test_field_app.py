@@ -264,6 +264,7 @@ def test_a_refused_token_shows_log_in_again_and_keeps_the_captures(window, field
     report.description.text = "路口垃圾堆放，已现场清理"
     tap(report.on_spot)
     report.on_spot_note.text = "叫来保洁员清走"
+    tap(report.reason_buttons["no_fix"])  # no GPS in this window: the worker says why there is no position
     tap(report.save_button)  # handling on the spot needs a photo as evidence: the form says so, nothing is saved
     assert current(app) == "report" and app.core.store.counts().unsynced == 0
     path = tmp_path / "cleared.jpg"

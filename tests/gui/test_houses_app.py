@@ -115,6 +115,8 @@ def test_a_worker_checks_a_house_reports_its_hazard_registers_a_tenant_and_the_p
     idle(2)
     assert report.category == "blocked_escape" and len(report.photos) == 1
     assert ADDRESS in report.description.text and NOTE in report.description.text
+    assert report.reading is None  # this house has no position and this window no GPS: the worker says why
+    tap(report.reason_buttons["indoors"])
     tap(report.save_button)
     wait_until(lambda: current(app) == "home", 5, "Home after reporting the hazard")
 
