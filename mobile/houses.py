@@ -230,10 +230,30 @@ class HousesPresenter:
         """A failed item as an event to report: category suggested, photos carried over, the house's place."""
         return self.checks.event_draft(check_id, item_code)
 
+    def same_number(self, id_number: str, exclude: str | None = None) -> list[tuple[str, str, str]]:
+        """Tenants on this tablet, living there today, already registered under this ID number:
+        (house id, house address, tenant name). Only numbers the tablet holds in full can be compared
+        (a role that pulls masked numbers finds none here; the pages flag the pair for everyone)."""
+        number = normalise_resident_id(id_number or "")
+        if not number:
+            return []
+        today = self._today()
+        found = []
+        for tenant_id, _bucket, state in self.store.states("tenant"):
+            values = {name: write[0] for name, write in state.items()}
+            if tenant_id == exclude or values.get("id_number") != number or not living_there(values.get("moved_out"), today):
+                continue
+            house = self.store.get("rental_house", values.get("house") or "")
+            found.append((values.get("house") or "", (house.values.get("address") if house else "") or "",
+                          values.get("name") or ""))
+        return found
+
     def register_tenant(self, house_id: str, *, name: str, id_number: str | None = None, phone: str | None = None,
-                        room: str | None = None, moved_in: str | None = None) -> str:
+                        room: str | None = None, moved_in: str | None = None, confirm_same_number: bool = False) -> str:
         """Register a tenant of the house; returns the tenant's id. A wrong ID number is refused here,
-        with the rule's reason in ``detail``, and nothing is written."""
+        with the rule's reason in ``detail``, and nothing is written. A number already registered on this
+        tablet (`same_number`) is InputError("id_number", "same_number", where) until ``confirm_same_number``:
+        the worker decides, and the server keeps both records and flags the pair."""
         house = self.store.get("rental_house", house_id)
         if house is None or house.deleted:
             raise InputError("house", "not_found")
@@ -246,6 +266,9 @@ class HousesPresenter:
             if problem:  # the code says what to fix; the detail is the server's own words
                 raise InputError("id_number", f"resident_id_{problem}", resident_id_error(number))
             values["id_number"] = number
+            same = self.same_number(number)
+            if same and not confirm_same_number:
+                raise InputError("id_number", "same_number", "; ".join(f"{address} {who}" for _h, address, who in same))
         for key, value in (("phone", phone), ("room", room), ("moved_in", moved_in)):
             if value is not None and str(value).strip():
                 values[key] = str(value).strip()

@@ -82,6 +82,8 @@ class GridPatrolApp(App):
 
         self.font_path = register_cjk_font()
         Window.clearcolor = BACKGROUND
+        # The on-screen keyboard never covers the field being typed: the window moves up until it is above it.
+        Window.softinput_mode = "below_target"
         if self.core is None:
             _ask_android_permissions()  # before the core starts GPS
             self.core = AppCore(self.data_dir, **self.core_options)

@@ -36,7 +36,7 @@ want a per-house summary (last check, open hazards, registered, seen) kept by
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any, Iterable, Mapping
 
@@ -70,6 +70,20 @@ class Tenant:
     values: Mapping[str, Any]  # without id_number
     id_shown: str | None
     id_full: bool
+    moved_out: bool
+    # Other tenant records with the same ID number (the index's digests, server/houses/index.py): where, who,
+    # whether they still live there. The server keeps both records and flags the pair; it refuses no sync.
+    same_number: tuple = ()
+
+
+@dataclass(frozen=True)
+class SameNumber:
+    """Another tenant record holding the same ID number: its house (id, address), name, and moved out or not."""
+
+    tenant_id: str
+    house_id: str
+    address: str
+    name: str
     moved_out: bool
 
 
@@ -242,7 +256,47 @@ def get_house(viewer: User, house_id: str, today: date, english: bool = False) -
     children = db.session.scalars(select(Record).where(
         Record.bucket == record.bucket, Record.kind.in_(_CHILD_KINDS), _text(Record, "house") == house_id))
     _fill({house.id: house}, children, today, english, viewer, reveal=True)
+    house.tenants[:] = _with_same_numbers(house.tenants, today)
     return house
+
+
+def same_numbers(tenant_ids: list[str], today: date) -> dict[str, list[SameNumber]]:
+    """For each tenant, the other tenant records with the same ID number, found by the index's digest.
+
+    Neither number is unsealed: equal numbers have equal digests (server/houses/index.py).
+    """
+    if not tenant_ids:
+        return {}
+    index.catch_up()
+    own = dict(db.session.execute(select(TenantIndex.tenant_id, TenantIndex.id_hash).where(
+        TenantIndex.tenant_id.in_(tenant_ids), TenantIndex.id_hash.is_not(None))).all())
+    if not own:
+        return {}
+    others = db.session.execute(select(TenantIndex.tenant_id, TenantIndex.id_hash).where(
+        TenantIndex.id_hash.in_(set(own.values())), TenantIndex.tenant_id.not_in(list(own)))).all()
+    records = {r.id: r for r in db.session.scalars(select(Record).where(
+        Record.id.in_([tenant for tenant, _h in others])))}
+    houses = {r.id: r for r in db.session.scalars(select(Record).where(Record.id.in_(
+        {r.field_values.get("house") for r in records.values() if r.field_values.get("house")})))}
+    found: dict[str, list[SameNumber]] = {}
+    for tenant, digest in others:
+        record = records.get(tenant)
+        if record is None or record.field_values.get("_deleted"):
+            continue
+        values = record.field_values
+        home = houses.get(values.get("house"))
+        same = SameNumber(tenant, values.get("house") or "", (home.field_values.get("address") if home else "") or "",
+                          values.get("name") or "", _moved_out(values, today))
+        for mine, mine_digest in own.items():
+            if mine_digest == digest:
+                found.setdefault(mine, []).append(same)
+    return found
+
+
+def _with_same_numbers(tenants: list[Tenant], today: date) -> list[Tenant]:
+    found = same_numbers([t.id for t in tenants], today)
+    return [replace(t, same_number=tuple(sorted(found.get(t.id, ()), key=lambda s: (s.moved_out, s.address))))
+            for t in tenants]
 
 
 def place_grids(filters: HouseFilters, reference: Reference) -> set[str] | None:

@@ -142,6 +142,18 @@ def test_a_worker_checks_a_house_reports_its_hazard_registers_a_tenant_and_the_p
     assert any(TENANT in text and "4403**********0022" in text for text in texts), texts
     assert not any(TENANT_ID in text for text in texts)
 
+    # The same number once more (registered twice by mistake): the tablet says where, before anything is saved.
+    tap(house.tenant_button)
+    idle(2)
+    tenant.inputs["name"].text = TENANT
+    tenant.inputs["id_number"].text = TENANT_ID
+    tap(tenant.save_button)
+    assert current(app) == "tenant" and "已登记在" in tenant.notice.text, tenant.notice.text
+    assert tenant.save_button.text == "仍然保存"
+    screenshot(window, "12b-tenant-same-number")
+    app.go("house", house_id=house_id)  # the worker decides not to: nothing was written
+    idle(2)
+
     # Online: everything goes up.
     network.mode = "online"
     app.go("home")

@@ -153,6 +153,21 @@ def test_tenants_register_with_a_checked_id_number_and_move_out(core):
     assert houses.house(HOUSE).tenants[0].moved_out == "2026-11-20"
 
 
+def test_a_number_already_registered_is_said_before_saving_and_saved_when_the_worker_confirms(core):
+    houses = HousesPresenter(core)
+    number = valid_id()
+    first = houses.register_tenant(HOUSE, name="王五", id_number=number)
+    with pytest.raises(InputError) as same:
+        houses.register_tenant(HOUSE, name="王五", id_number=number.lower(), room="302")
+    assert same.value.code == "same_number" and "王五" in same.value.detail
+    assert [t for t, _b, _s in core.store.states("tenant")] == [first]  # nothing written until confirmed
+    second = houses.register_tenant(HOUSE, name="王五", id_number=number, room="302", confirm_same_number=True)
+    assert {t for t, _b, _s in core.store.states("tenant")} == {first, second}
+    houses.move_out(first)  # moved out today (the tablet's day): no longer living there
+    houses.move_out(second)
+    houses.register_tenant(HOUSE, name="王五", id_number=number, room="303")  # nobody else lives under it now
+
+
 def test_the_registration_rate_is_current_tenants_over_residents_seen_at_the_latest_check(core):
     houses = HousesPresenter(core)
     assert {h.id: h.rate for h in houses.houses()}[HOUSE] is None  # no check yet

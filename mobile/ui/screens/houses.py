@@ -435,7 +435,11 @@ class TenantScreen(BaseScreen):
 
     def build(self) -> None:
         self.house_id: str | None = None
-        form = BoxLayout(orientation="vertical", spacing=dp(10), size_hint_x=0.6)
+        self.confirming = ""
+        row = BoxLayout(spacing=dp(24))
+        # The form scrolls: five fields, a notice and the button are taller than a tablet held sideways, and a
+        # field the on-screen keyboard would cover is scrolled into view (Kivy's softinput_mode, app.py).
+        form = scrolling_column(row, 0.6, spacing=dp(10))
         self.labels: dict[str, Text] = {}
         self.inputs: dict[str, Field] = {}
         for name in self.FIELDS:
@@ -446,9 +450,6 @@ class TenantScreen(BaseScreen):
         self.save_button = FlatButton(tint=OK, tint_down=OK, height=dp(80), font_size=sp(28))
         self.save_button.bind(on_release=lambda *_: self.save())
         form.add_widget(self.save_button)
-        form.add_widget(BoxLayout())
-        row = BoxLayout(spacing=dp(24))
-        row.add_widget(form)
         self.hint = Text(tint=MUTED, size_hint_x=0.4)
         row.add_widget(self.hint)
         self.body.add_widget(row)
@@ -459,6 +460,7 @@ class TenantScreen(BaseScreen):
         for field_input in self.inputs.values():
             field_input.text = ""
         self.inputs["moved_in"].text = date.today().isoformat()
+        self.confirming = ""  # the ID number the worker was warned about (registered elsewhere already)
         self.say("")
 
     def refresh(self) -> None:
@@ -471,11 +473,19 @@ class TenantScreen(BaseScreen):
 
     def save(self) -> None:
         values = {name: self.inputs[name].text for name in self.FIELDS}
+        # A number already registered here is said first; the same number tapped again saves it anyway.
+        confirm = self.confirming == values["id_number"].strip().upper() and bool(self.confirming)
         try:
-            HousesPresenter(self.core).register_tenant(self.house_id, **values)
+            HousesPresenter(self.core).register_tenant(self.house_id, **values, confirm_same_number=confirm)
         except InputError as exc:
+            if exc.code == "same_number":
+                self.confirming = values["id_number"].strip().upper()
+                self.save_button.text = i18n.t("tenant.save_anyway")
+                self.say(i18n.t("tenant.same_number", where=exc.detail or ""), "error")
+                return
             self.say(i18n.error_text(exc.field, exc.code), "error")
             return
+        self.confirming = ""
         self.app.go("house")
         self.app.screen("house").say(i18n.t("tenant.saved"), "ok")
 
