@@ -32,7 +32,8 @@ from shared.roles import reads_every_grid
 from ..db import db
 from ..models import PhotoUpload, Record, User
 
-PHOTO_KINDS = ("event", "case_action", "house_check")  # the kinds with a `photos` field
+# The kinds with a `photos` field, from the record model: a new kind with photos is served without an edit here.
+PHOTO_KINDS = tuple(sorted(name for name, kind in KINDS.items() if "photos" in kind.fields))
 
 
 def photo_hashes(values: Mapping[str, Any]) -> list[str]:
@@ -42,7 +43,7 @@ def photo_hashes(values: Mapping[str, Any]) -> list[str]:
 
 
 def referring_records(sha256: str, buckets: Iterable[str] | None = None) -> list[Record]:
-    """The live records (events, case actions, house checks) that attach the photo: they list its hash and
+    """The live records of the kinds with photos (PHOTO_KINDS) that attach the photo: they list its hash and
     their author sent its bytes."""
     query = select(Record).where(Record.kind.in_(PHOTO_KINDS),
                                  cast(Record.field_values, String).contains(sha256, autoescape=True))

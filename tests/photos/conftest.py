@@ -27,4 +27,4 @@ def tokens(client, demo):
         user = db.session.scalar(select(User).where(User.username == username))
         return accounts.register_device(user, f"{username}'s tablet", "ab" * 8)[1]
 
-    return {name: token(name) for name in ("worker1", "worker3", "supervisor1", "unit1", "admin")}
+    return {name: token(name) for name in ("worker1", "worker2", "worker3", "supervisor1", "unit1", "admin")}

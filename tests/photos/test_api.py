@@ -309,3 +309,19 @@ def test_the_photo_calls_are_in_the_openapi_document(client):
     assert {"204", "400", "401", "409", "413", "415"} <= set(patch_doc["responses"]) and "200" not in patch_doc["responses"]
     assert any(p["name"] == "Upload-Offset" for p in patch_doc["parameters"])
     assert paths["/api/v1/sync/push"]["post"]["responses"]["200"], "the other calls are unchanged"
+
+
+def test_the_photos_of_every_kind_with_photos_are_served_to_the_grids_people(client, tokens):
+    """A fixed point's check-in photo (point_visit), taken by worker1 in G-0101: worker2 of the same grid gets it,
+    worker3 of another grid does not. Every kind with a `photos` field is served the same way (access.PHOTO_KINDS)."""
+    from .helpers import put_record, user_id
+
+    data = make_jpeg(seed=31, noise=True, width=300, height=200)
+    assert upload(client, tokens["worker1"], data).status_code == 204
+    point = put_record("fixed_point", {"grid": "G-0101", "name": "北山路口", "radius_m": 30, "every_hours": 24,
+                                       "location": {"lat": 22.54, "lon": 114.05, "accuracy_m": None,
+                                                    "source": "manual"}})
+    put_record("point_visit", {"point": point, "worker": user_id("worker1"), "visited_at": "2026-12-06T08:00:00.000Z",
+                               "method": "check_in", "photos": [sha(data)]}, "grid:G-0101")
+    assert client.get(f"/api/v1/photos/{sha(data)}", headers=bearer(tokens["worker2"])).status_code == 200
+    assert client.get(f"/api/v1/photos/{sha(data)}", headers=bearer(tokens["worker3"])).status_code == 403
