@@ -54,6 +54,7 @@ app-deps:
 ## test: the whole suite (PostgreSQL tests run when 127.0.0.1:5432 answers; in CI they must), in
 ##       TEST_WORKERS processes, a test file per process at a time (module fixtures such as live servers stay whole)
 TEST_WORKERS ?= 2
+PYTEST_ARGS ?= --durations=20
 test: $(VENV)/.installed-$(TEST_EXTRAS) system-deps
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
