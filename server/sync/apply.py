@@ -15,8 +15,12 @@ one transaction:
 4. write the changed records with fresh feed positions, taken last,
 5. keep what the pages search by: fold again the cases whose event or actions
    changed into the ``cases`` table (casebook.py), numbering the events that
-   arrive for the first time, and index the tenants written
+   arrive for the first time, the disputes into the ``disputes`` table
+   (server/disputes/book.py), and index the tenants written
    (server/houses/index.py); then commit. Only then does the caller answer.
+
+A new batch of track points is also held to the server's clock and its grid's
+outline (server/patrols/checks.py) before it is merged.
 
 Hazard: replays. A tablet retries a push whose answer it lost. Merge is
 idempotent, so the replay changes nothing and every change comes back `stale`.
