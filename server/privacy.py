@@ -210,7 +210,8 @@ def may_see_parties(viewer: Any) -> bool:
     return viewer is None or getattr(viewer, "role", None) in PARTY_ROLES
 
 
-def _full_view(kind: str, viewer: Any) -> bool:
+def full_view(kind: str, viewer: Any) -> bool:
+    """Whether ``viewer`` is served the kind's sealed fields opened (a dispute's parties, a tenant's number)."""
     return may_see_parties(viewer) if kind == "dispute" else may_see_id_numbers(viewer)
 
 
@@ -225,7 +226,7 @@ def _mask(field: str, plain: Any) -> Any:
 def shown_fields(kind: str, values: dict[str, Any], hlcs: dict[str, str], viewer: Any) -> dict[str, list]:
     """A stored record's fields in wire form ({name: [value, hlc]}) as ``viewer`` may see them."""
     shown = {name: [value, hlcs[name]] for name, value in values.items()}
-    full = _full_view(kind, viewer)
+    full = full_view(kind, viewer)
     for name in SEALED_FIELDS.get(kind, ()):
         if name not in shown:
             continue

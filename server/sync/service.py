@@ -156,12 +156,13 @@ def pull_changes(user: User, cursors: dict[str, str], limit: int, *, as_json: bo
     full = False  # the byte budget is spent: later buckets are only asked whether they hold more
     size = 0
     plain_serve = _served_json(user) if as_json else (lambda row: record_change(_decoded(row), user))
-    sealed, in_full = privacy.SEALED_FIELDS, privacy.may_see_id_numbers(user)
-    full_views: list[str] = []  # the records served with a sealed value opened: the audit log names them
+    sealed = privacy.SEALED_FIELDS
+    opened = {kind for kind in sealed if privacy.full_view(kind, user)}
+    full_views: dict[str, list[str]] = {}  # by kind, the records served with a sealed value opened: audited
 
     def serve(row):
-        if in_full and row[0] in sealed and _holds(row[3], sealed[row[0]]):
-            full_views.append(row[1])
+        if row[0] in opened and _holds(row[3], sealed[row[0]]):
+            full_views.setdefault(row[0], []).append(row[1])
         return plain_serve(row)
 
     for bucket in readable_buckets(user):
@@ -188,12 +189,17 @@ def pull_changes(user: User, cursors: dict[str, str], limit: int, *, as_json: bo
         if rows:
             answer_cursors[bucket] = str(rows[-1][5])
     db.session.rollback()  # end the read transaction; nothing was written
+    for kind, ids in full_views.items():
+        # A pull that carries full ID numbers (or a dispute's parties) is a view of them, as on the pages
+        # (docs/privacy.md): one line per kind and page, naming the records, never the values.
+        audit.record(_PULL_VIEWS.get(kind, "view_" + kind), kind, None, after={"records": len(ids)},
+                     note="pull: " + ", ".join(ids[:20]) + (" …" if len(ids) > 20 else ""), actor=user)
     if full_views:
-        # A pull that carries full ID numbers is a view of them, as on the pages (docs/privacy.md).
-        audit.record("view_id_numbers", "tenant", None, after={"records": len(full_views)},
-                     note="pull: " + ", ".join(full_views[:20]) + (" …" if len(full_views) > 20 else ""),
-                     actor=user, commit=True)
+        db.session.commit()
     return {"changes": changes, "cursors": answer_cursors, "more": more}
+
+
+_PULL_VIEWS = {"tenant": "view_id_numbers", "dispute": "view_parties"}  # as the pages name the same views
 
 
 def _holds(values: Any, names: tuple[str, ...]) -> bool:

@@ -74,6 +74,14 @@ def test_the_grids_worker_pulls_the_parties_in_full_and_other_grids_not_at_all(p
     pulled = {c["id"]: c for c in changes}
     assert pulled[mine]["fields"]["parties"][0] == PARTIES and "parties_masked" not in pulled[mine]["fields"]
     assert theirs not in pulled and "sealed:v1:" not in raw
+    # A pull that carries parties in full is a view of them, as the dispute page is: audited, without the values.
+    db.session.rollback()
+    lines = db.session.scalars(select(AuditEntry).where(AuditEntry.action == "view_parties",
+                                                        AuditEntry.kind == "dispute")).all()
+    assert lines and {line.actor for line in lines} == {"worker1"}
+    assert mine in " ".join(line.note for line in lines) and theirs not in " ".join(line.note for line in lines)
+    assert not [p for p in PARTIES for v in p.values() if isinstance(v, str) and v in " ".join(
+        json.dumps(line.after, ensure_ascii=False) + (line.note or "") for line in lines)]
 
 
 @pytest.mark.parametrize("role, full", [("worker", True), ("supervisor", True), ("admin", True), ("unit", False)])
