@@ -38,6 +38,7 @@ from datetime import datetime, timezone
 from typing import Any, Mapping, Sequence
 
 from shared.checks import HOUSES
+from shared.hlc import HLC, HLCError
 from shared.houses import living_there, registration_rate
 from shared.records import ValidationError
 from shared.idcard import mask_resident_id, resident_id_error, resident_id_problem
@@ -80,6 +81,7 @@ class TenantRow:
     current: bool  # still living there: no moved_out, or one after today (`living_there`)
     sync_state: str = "synced"  # synced | local | refused
     refusal: Any = None  # presenters.Refusal, when refused
+    undoable: bool = False  # moved out on this tablet within UNDO_MOVE_OUT_MINUTES: "撤销搬离" is offered
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,9 @@ class HouseView:
     synced: bool
     sync_state: str = "synced"  # synced | local | refused
     refusal: Any = None  # presenters.Refusal, when refused
+
+
+UNDO_MOVE_OUT_MINUTES = 10  # how long a move-out made on this tablet can be taken back with one tap
 
 
 def normalise_resident_id(text: str) -> str:
@@ -196,7 +201,8 @@ class HousesPresenter:
         refused = self.store.refusals()
         tenants = [TenantRow(t.id, t.values.get("name", ""), t.values.get("room"), t.values.get("phone"),
                              _shown_id(t), t.values.get("moved_in"), t.values.get("moved_out"), t.synced,
-                             living_there(t.values.get("moved_out"), today), *_standing(t, refused))
+                             living_there(t.values.get("moved_out"), today), *_standing(t, refused),
+                             undoable=self._undoable(t))
                    for t in self.store.query("tenant") if t.values.get("house") == house_id]
         tenants.sort(key=lambda t: (not t.current, t.name))
         current = sum(1 for t in tenants if t.current)
@@ -284,6 +290,30 @@ class HousesPresenter:
         if moved_in and day < moved_in:
             raise InputError("moved_out", "before_moved_in")
         self._write("tenant", tenant_id, {"moved_out": day})
+
+    def _undoable(self, tenant: Record) -> bool:
+        """Whether the tenant's move-out was written on this tablet less than UNDO_MOVE_OUT_MINUTES ago."""
+        write = tenant.state.get("moved_out")
+        if not write or write[0] is None:
+            return False
+        try:
+            stamp = HLC.parse(write[1])
+        except HLCError:
+            return False
+        return stamp.node == self.store.node and \
+            0 <= self.store.physical_ms() - stamp.wall_ms <= UNDO_MOVE_OUT_MINUTES * 60_000
+
+    def undo_move_out(self, tenant_id: str) -> None:
+        """Take back a move-out made here a moment ago (a tap on the wrong row): the tenant lives there again.
+
+        A later write of its own (moved_out: null), so it syncs like any edit and wins over the move-out.
+        """
+        tenant = self.store.get("tenant", tenant_id)
+        if tenant is None or tenant.deleted:
+            raise InputError("tenant", "not_found")
+        if not self._undoable(tenant):
+            raise InputError("moved_out", "not_undoable")
+        self._write("tenant", tenant_id, {"moved_out": None})
 
     def _write_new(self, kind: str, values: Mapping[str, Any], *, bucket: str) -> str:
         return self.checks.write_new(kind, values, bucket=bucket)

@@ -154,6 +154,24 @@ def test_a_worker_checks_a_house_reports_its_hazard_registers_a_tenant_and_the_p
     app.go("house", house_id=house_id)  # the worker decides not to: nothing was written
     idle(2)
 
+    # 搬离 on the wrong row: asked first, then taken back with one tap.
+    from kivy.core.window import Window
+
+    from mobile.ui.pickers import ConfirmPopup
+
+    def button(text):
+        return next((w for w in house.tenants.walk() if getattr(w, "text", "") == text
+                     and TENANT in " ".join(getattr(s, "text", "") for s in w.parent.children)), None)
+
+    tap(button("搬离"))
+    popup = wait_until(lambda: next((w for w in Window.children if isinstance(w, ConfirmPopup)), None), 5,
+                       "the move-out confirmation")
+    tap(popup.yes)
+    undo = wait_until(lambda: button("撤销搬离"), 5, "the undo button")
+    screenshot(window, "12c-house-undo-move-out")
+    tap(undo)
+    wait_until(lambda: button("搬离") is not None, 5, "the tenant living there again")
+
     # Online: everything goes up.
     network.mode = "online"
     app.go("home")

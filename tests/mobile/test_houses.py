@@ -168,6 +168,25 @@ def test_a_number_already_registered_is_said_before_saving_and_saved_when_the_wo
     houses.register_tenant(HOUSE, name="王五", id_number=number, room="303")  # nobody else lives under it now
 
 
+def test_a_move_out_made_here_can_be_undone_for_ten_minutes(core):
+    houses = HousesPresenter(core)
+    tenant = houses.register_tenant(HOUSE, name="赵六")
+    houses.move_out(tenant)
+    [row] = houses.house(HOUSE).tenants
+    assert not row.current and row.undoable
+    houses.undo_move_out(tenant)
+    [row] = houses.house(HOUSE).tenants
+    assert row.current and row.moved_out is None and not row.undoable
+    with pytest.raises(InputError):
+        houses.undo_move_out(tenant)  # nothing to undo
+    houses.move_out(tenant)
+    core.clock.advance(11 * 60_000)
+    assert not houses.house(HOUSE).tenants[0].undoable
+    with pytest.raises(InputError) as late:
+        houses.undo_move_out(tenant)
+    assert late.value.code == "not_undoable"
+
+
 def test_the_registration_rate_is_current_tenants_over_residents_seen_at_the_latest_check(core):
     houses = HousesPresenter(core)
     assert {h.id: h.rate for h in houses.houses()}[HOUSE] is None  # no check yet

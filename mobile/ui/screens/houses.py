@@ -236,6 +236,11 @@ class HouseScreen(BaseScreen):
                                  font_size=sp(18))
                 out.bind(on_release=lambda *_, tid=tenant.id, name=tenant.name: self.ask_move_out(tid, name))
                 line.add_widget(out)
+            elif tenant.undoable:  # moved out here a moment ago: one tap takes it back
+                back = FlatButton(text=i18n.t("house.undo_move_out"), filled=False, size_hint_x=None, width=dp(150),
+                                  font_size=sp(18))
+                back.bind(on_release=lambda *_, tid=tenant.id: self.undo_move_out(tid))
+                line.add_widget(back)
             self.tenants.add_widget(line)
 
     def report_hazard(self, check_id: str, item: str) -> None:
@@ -261,6 +266,16 @@ class HouseScreen(BaseScreen):
             self.say(i18n.error_text(exc.field, exc.code), "error")
             return
         self.say(i18n.t("house.moved_out_saved"), "ok")
+        self.refresh()
+
+    def undo_move_out(self, tenant_id: str) -> None:
+        """Take a move-out back (made on this tablet minutes ago): the tenant counts as living there again."""
+        try:
+            HousesPresenter(self.core).undo_move_out(tenant_id)
+        except InputError as exc:
+            self.say(i18n.error_text(exc.field, exc.code), "error")
+            return
+        self.say(i18n.t("house.move_out_undone"), "ok")
         self.refresh()
 
 
