@@ -13,7 +13,8 @@ import os
 import pytest
 from sqlalchemy import select
 
-from ..pages.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, PASSWORD, _need_browser, live_server, photo  # noqa: F401
+from ..pages.test_browser import (ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, PASSWORD, _need_browser, live_server,  # noqa: F401
+                                  photo, wait_for_true)
 from .conftest import demo_id_numbers
 
 # The pages are served by werkzeug's threaded server in this process: when the browser drops a connection while a
@@ -113,8 +114,8 @@ def test_houses_a_house_and_the_registration_rate_in_the_browser(live_server):
             expect(checks.first).to_contain_text("楼梯间堆放纸箱")
             thumb = checks.first.locator("img")
             expect(thumb).to_have_count(1)
-            page.wait_for_function("Array.from(document.querySelectorAll('[data-testid=checks] img'))"
-                                   ".every(img => img.complete && img.naturalWidth > 0)")
+            wait_for_true(page, "Array.from(document.querySelectorAll('[data-testid=checks] img'))"
+                                ".every(img => img.complete && img.naturalWidth > 0)")
             assert sha[:12] == thumb.get_attribute("alt")
             ids = page.locator("[data-testid=tenants] [data-testid=id-number]").all_inner_texts()
             assert len(ids) == 7 and all("*" in i for i in ids)

@@ -50,6 +50,22 @@ def _need_browser():
         pytest.skip(message)
 
 
+def wait_for_true(page, expression: str, timeout_s: float = 15.0) -> None:
+    """Poll a JavaScript expression until it is true.
+
+    Not Playwright's wait_for_function: its poller evaluates a string predicate with eval() inside the page,
+    which the pages' Content-Security-Policy (no 'unsafe-eval') refuses whenever the first check is false.
+    ``page.evaluate`` goes through the DevTools protocol, which the policy does not govern.
+    """
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {expression}")
+        time.sleep(0.1)
+
+
 @pytest.fixture
 def live_server(sqlite_template, tmp_path):
     """The app serving on a free port of 127.0.0.1, on a fresh SQLite store with the demo."""
@@ -194,7 +210,7 @@ def test_the_case_loop_through_the_pages_and_the_sync_api(live_server):
             event_id = case_url.rsplit("/", 1)[1]
             assert status() == "reported"
             expect(page.locator("#map .leaflet-marker-icon")).to_be_visible()  # Leaflet, from the package
-            page.wait_for_function("document.getElementById('map').dataset.ready === '1'")
+            wait_for_true(page, "document.getElementById('map').dataset.ready === '1'")
             dispatch = page.locator("form[data-action=dispatch]")
             assert dispatch.locator("select[name=unit]").input_value() == "fire"  # the category's unit
             assert dispatch.locator("input[name=deadline]").input_value()  # the category's deadline
@@ -216,8 +232,8 @@ def test_the_case_loop_through_the_pages_and_the_sync_api(live_server):
             expect(page.locator("[data-testid=photo-count]")).to_have_text("已收到 2 / 3 张照片")
             thumbs = page.locator("[data-testid=photos] img")
             expect(thumbs).to_have_count(2)
-            page.wait_for_function("Array.from(document.querySelectorAll('[data-testid=photos] img'))"
-                                   ".every(img => img.complete && img.naturalWidth > 0)")
+            wait_for_true(page, "Array.from(document.querySelectorAll('[data-testid=photos] img'))"
+                                ".every(img => img.complete && img.naturalWidth > 0)")
             full = page.request.get(base + page.locator("[data-testid=photos] a").first.get_attribute("href"))
             assert full.ok and full.headers["content-type"] == "image/jpeg"
             assert len(full.body()) > 1000 and held
@@ -383,7 +399,7 @@ def test_the_statistics_dashboard_at_desk_and_tablet_width(live_server, width):
             expect(table.locator("tfoot")).to_contain_text("合计")
             assert int(table.locator("tfoot [data-figure=reported]").inner_text()) >= 1
             expect(page.locator("[data-testid=rhythm] svg").first).to_be_visible()
-            page.wait_for_function("document.getElementById('stats-map').dataset.ready === '1'")
+            wait_for_true(page, "document.getElementById('stats-map').dataset.ready === '1'")
             expect(page.locator("#stats-map .leaflet-interactive").first).to_be_visible()  # an open case, coloured
             page.screenshot(path=str(ARTIFACTS / f"stats-{width}.png"), full_page=True)
             table.locator("tbody a").first.click()  # drill into a street
