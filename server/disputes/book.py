@@ -3,7 +3,7 @@
 A dispute's state is `shared.dispute.fold_dispute` over its record and its ``dispute_action``
 records; that stays the one source of the rules. The ``disputes`` table (server/models.py,
 `DisputeRow`) is a cache of the fold's output that the pages filter, order, page and count in SQL,
-as ``cases`` is for cases (server/sync/casebook.py, whose shape this module copies). It is written:
+as ``cases`` is for cases (server/sync/casebook.py, whose readers and upsert this module uses). It is written:
 
 * by `refold_written`, which `server.sync.apply.apply_changes` calls in the transaction that writes
   the records, for the disputes the batch touched and, when a ``dispute_kind`` changed, for every
@@ -18,11 +18,10 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping
 
-from shared.case import Action
 from shared.dispute import DisputeState, fold_dispute
 from shared.hlc import ms_or_none
-from shared.records import REF_BUCKET
 
+from ..sync.casebook import NOT_BY_KIND, children, param_mark, reference_by_code, text_cast, upsert
 from ..sync.wire import loads
 
 __all__ = ["COLUMNS", "row_of", "refold", "refold_kinds", "refold_written", "rebuild"]
@@ -30,15 +29,6 @@ __all__ = ["COLUMNS", "row_of", "refold", "refold_kinds", "refold_written", "reb
 COLUMNS = ("dispute_id", "bucket", "grid", "kind", "deleted", "status", "outcome", "reported_ms", "deadline_ms",
            "taken_up_ms", "mediated", "sessions", "follow_ups", "position")
 _CHUNK = 500
-_NOT_BY_KIND = "kind || ''"  # as in casebook.py: keep the planner on the id's or the parent's index
-
-
-def _mark(connection) -> str:
-    return "%s" if connection.dialect.paramstyle in ("format", "pyformat") else "?"
-
-
-def _as_text(connection) -> str:
-    return "::text" if connection.dialect.name == "postgresql" else ""
 
 
 def row_of(dispute_id: str, bucket: str, values: Mapping[str, Any], state: DisputeState, position: int) -> tuple:
@@ -49,46 +39,18 @@ def row_of(dispute_id: str, bucket: str, values: Mapping[str, Any], state: Dispu
             min(state.follow_ups, 32767), position)
 
 
-def _kinds(connection) -> dict[str, dict]:
-    rows = connection.exec_driver_sql(
-        f"SELECT field_values{_as_text(connection)} FROM records WHERE kind = 'dispute_kind' AND bucket = "
-        f"{_mark(connection)}", (REF_BUCKET,))
-    found = {}
-    for (text,) in rows:
-        values = loads(text)
-        if isinstance(values.get("code"), str) and not values.get("_deleted"):
-            found[values["code"]] = values
-    return found
-
-
 def _fold_rows(connection, disputes: list[tuple], kinds: Mapping[str, dict]) -> list[tuple]:
     """The rows of disputes given as (id, bucket, values, position), their steps read by parent."""
     if not disputes:
         return []
-    mark, as_text = _mark(connection), _as_text(connection)
-    ids = [d[0] for d in disputes]
-    steps: dict[str, list[Action]] = {rid: [] for rid in ids}
-    positions = {d[0]: d[3] for d in disputes}
-    rows = connection.exec_driver_sql(
-        f"SELECT parent_id, id, field_values{as_text}, field_hlcs{as_text}, position FROM records "
-        f"WHERE parent_id IN ({', '.join([mark] * len(ids))}) AND {_NOT_BY_KIND} = 'dispute_action'", tuple(ids))
-    for parent, rid, values, hlcs, position in rows:
-        if parent in steps:
-            values, hlcs = loads(values), loads(hlcs)
-            steps[parent].append(Action.from_state(rid, {k: (v, hlcs[k]) for k, v in values.items()}))
-            positions[parent] = max(positions[parent], position)
+    steps, positions = children(connection, disputes, "dispute_action")
     return [row_of(rid, bucket, values, fold_dispute(values, steps[rid], kind=kinds.get(values.get("dispute_kind"))),
                    positions[rid])
             for rid, bucket, values, _position in disputes]
 
 
 def _write(connection, rows: list[tuple]) -> None:
-    if rows:
-        mark = _mark(connection)
-        updates = ", ".join(f"{name} = excluded.{name}" for name in COLUMNS[1:])
-        connection.exec_driver_sql(
-            f"INSERT INTO disputes ({', '.join(COLUMNS)}) VALUES ({', '.join([mark] * len(COLUMNS))}) "
-            f"ON CONFLICT (dispute_id) DO UPDATE SET {updates}", rows)
+    upsert(connection, "disputes", COLUMNS, rows)
 
 
 def refold(connection, dispute_ids: Iterable[str]) -> int:
@@ -99,15 +61,15 @@ def refold(connection, dispute_ids: Iterable[str]) -> int:
     wanted = sorted(set(dispute_ids))
     if not wanted:
         return 0
-    mark, as_text = _mark(connection), _as_text(connection)
-    kinds = _kinds(connection)
+    mark, as_text = param_mark(connection), text_cast(connection)
+    kinds = reference_by_code(connection, "dispute_kind")
     written = 0
     for start in range(0, len(wanted), _CHUNK):
         chunk = wanted[start:start + _CHUNK]
         disputes = [(rid, bucket, loads(values), position) for rid, bucket, values, position in
                     connection.exec_driver_sql(
                         f"SELECT id, bucket, field_values{as_text}, position FROM records "
-                        f"WHERE id IN ({', '.join([mark] * len(chunk))}) AND {_NOT_BY_KIND} = 'dispute'",
+                        f"WHERE id IN ({', '.join([mark] * len(chunk))}) AND {NOT_BY_KIND} = 'dispute'",
                         tuple(chunk))]
         rows = _fold_rows(connection, disputes, kinds)
         _write(connection, rows)
@@ -121,7 +83,7 @@ def refold_kinds(connection, codes: Iterable[str]) -> int:
     if not codes:
         return 0
     ids = [rid for (rid,) in connection.exec_driver_sql(
-        f"SELECT dispute_id FROM disputes WHERE kind IN ({', '.join([_mark(connection)] * len(codes))})",
+        f"SELECT dispute_id FROM disputes WHERE kind IN ({', '.join([param_mark(connection)] * len(codes))})",
         tuple(codes))]
     return refold(connection, ids)
 
@@ -146,13 +108,13 @@ def refold_written(connection, dirty: Iterable[str], states: Mapping[str, tuple]
 
 def rebuild(connection, *, chunk: int = 2000) -> int:
     """Fold every dispute again, ``chunk`` at a time (keyset by id), and drop rows of no stored dispute; the count."""
-    kinds = _kinds(connection)
-    mark, as_text = _mark(connection), _as_text(connection)
+    kinds = reference_by_code(connection, "dispute_kind")
+    mark, as_text = param_mark(connection), text_cast(connection)
     done, after = 0, ""
     while True:
         disputes = [(rid, bucket, loads(values), position) for rid, bucket, values, position in
                     connection.exec_driver_sql(
-                        f"SELECT id, bucket, field_values{as_text}, position FROM records WHERE {_NOT_BY_KIND} = "
+                        f"SELECT id, bucket, field_values{as_text}, position FROM records WHERE {NOT_BY_KIND} = "
                         f"'dispute' AND id > {mark} ORDER BY id LIMIT {mark}", (after, chunk))]
         if not disputes:
             break

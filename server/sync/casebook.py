@@ -39,7 +39,7 @@ from ..config import parse_offset
 from .wire import loads
 
 __all__ = ["CASE_COLUMNS", "NO_DEADLINE", "refold", "refold_category", "rebuild", "number_events", "case_number",
-           "row_of"]
+           "row_of", "upsert", "reference_by_code", "children", "param_mark", "text_cast", "NOT_BY_KIND"]
 
 # A time after every deadline (year 9999 is 253402300799999 ms): cases without one sort last.
 NO_DEADLINE = 2**62
@@ -54,14 +54,14 @@ _CHUNK = 500
 # parent, SQLite without statistics (it never gathers them by itself) walks ix_records_kind, every event or
 # every case action of the store, for each chunk: a rebuild of 100,000 events took 130 s instead of 10.
 # ``kind || ''`` is the same test that no index serves, so the id's or the parent's index is used.
-_NOT_BY_KIND = "kind || ''"
+NOT_BY_KIND = "kind || ''"
 
 
-def _mark(connection) -> str:
+def param_mark(connection) -> str:
     return "%s" if connection.dialect.paramstyle in ("format", "pyformat") else "?"
 
 
-def _as_text(connection) -> str:
+def text_cast(connection) -> str:
     return "::text" if connection.dialect.name == "postgresql" else ""
 
 
@@ -99,18 +99,21 @@ def row_of(event_id: str, bucket: str, event: Mapping[str, Any], state: CaseStat
     )
 
 
-def _upsert_sql(connection) -> str:
-    mark = _mark(connection)
-    updates = ", ".join(f"{name} = excluded.{name}" for name in CASE_COLUMNS[1:])
-    return (f"INSERT INTO cases ({', '.join(CASE_COLUMNS)}) VALUES ({', '.join([mark] * len(CASE_COLUMNS))}) "
-            f"ON CONFLICT (event_id) DO UPDATE SET {updates}")
+def upsert(connection, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
+    """Insert rows of a folded cache table (``cases``, ``disputes``), replacing each row of the same first column."""
+    if rows:
+        mark = param_mark(connection)
+        updates = ", ".join(f"{name} = excluded.{name}" for name in columns[1:])
+        connection.exec_driver_sql(
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))}) "
+            f"ON CONFLICT ({columns[0]}) DO UPDATE SET {updates}", rows)
 
 
-def _categories(connection) -> dict[str, dict]:
-    """The categories' plain values by code (the fold reads their deadline hours)."""
+def reference_by_code(connection, kind: str) -> dict[str, dict]:
+    """The live reference records of a kind (categories, dispute kinds), their plain values by code."""
     rows = connection.exec_driver_sql(
-        f"SELECT field_values{_as_text(connection)} FROM records WHERE kind = 'category' AND bucket = {_mark(connection)}",
-        (REF_BUCKET,))
+        f"SELECT field_values{text_cast(connection)} FROM records WHERE kind = {param_mark(connection)} "
+        f"AND bucket = {param_mark(connection)}", (kind, REF_BUCKET))
     found = {}
     for (text,) in rows:
         values = loads(text)
@@ -119,33 +122,45 @@ def _categories(connection) -> dict[str, dict]:
     return found
 
 
-def _fold_rows(connection, events: list[tuple], categories: Mapping[str, dict]) -> list[tuple]:
-    """The cases rows of events given as (id, bucket, values, position), their actions read by parent."""
-    if not events:
-        return []
-    mark, as_text = _mark(connection), _as_text(connection)
-    ids = [event[0] for event in events]
-    actions: dict[str, list[Action]] = {event_id: [] for event_id in ids}
-    positions = {event[0]: event[3] for event in events}
+def _categories(connection) -> dict[str, dict]:
+    """The categories' plain values by code (the fold reads their deadline hours)."""
+    return reference_by_code(connection, "category")
+
+
+def children(connection, parents: list[tuple], kind: str) -> tuple[dict[str, list[Action]], dict[str, int]]:
+    """The append-only children of a kind (case actions, dispute steps) of parents given as (id, bucket, values,
+    position), read by parent: their Actions by parent id, and each parent's position raised to its latest child's."""
+    mark, as_text = param_mark(connection), text_cast(connection)
+    ids = [parent[0] for parent in parents]
+    actions: dict[str, list[Action]] = {parent_id: [] for parent_id in ids}
+    positions = {parent[0]: parent[3] for parent in parents}
+    if not ids:
+        return actions, positions
     rows = connection.exec_driver_sql(
         f"SELECT parent_id, id, field_values{as_text}, field_hlcs{as_text}, position FROM records "
-        f"WHERE parent_id IN ({', '.join([mark] * len(ids))}) AND {_NOT_BY_KIND} = 'case_action'", tuple(ids))
+        f"WHERE parent_id IN ({', '.join([mark] * len(ids))}) AND {NOT_BY_KIND} = {mark}", (*ids, kind))
     for parent, rid, values, hlcs, position in rows:
         if parent not in actions:
             continue
         values, hlcs = loads(values), loads(hlcs)
         actions[parent].append(Action.from_state(rid, {name: (value, hlcs[name]) for name, value in values.items()}))
         positions[parent] = max(positions[parent], position)
-    found = []
-    for event_id, bucket, values, _position in events:
-        state = fold_case(values, actions[event_id], category=categories.get(values.get("category")))
-        found.append(row_of(event_id, bucket, values, state, positions[event_id]))
-    return found
+    return actions, positions
+
+
+def _fold_rows(connection, events: list[tuple], categories: Mapping[str, dict]) -> list[tuple]:
+    """The cases rows of events given as (id, bucket, values, position), their actions read by parent."""
+    if not events:
+        return []
+    actions, positions = children(connection, events, "case_action")
+    return [row_of(event_id, bucket, values,
+                   fold_case(values, actions[event_id], category=categories.get(values.get("category"))),
+                   positions[event_id])
+            for event_id, bucket, values, _position in events]
 
 
 def _write(connection, rows: list[tuple]) -> None:
-    if rows:
-        connection.exec_driver_sql(_upsert_sql(connection), rows)
+    upsert(connection, "cases", CASE_COLUMNS, rows)
 
 
 def refold(connection, event_ids: Iterable[str], known: Mapping[str, tuple[str, dict, int]] | None = None) -> int:
@@ -161,7 +176,7 @@ def refold(connection, event_ids: Iterable[str], known: Mapping[str, tuple[str, 
     if not wanted:
         return 0
     known = known or {}
-    mark, as_text = _mark(connection), _as_text(connection)
+    mark, as_text = param_mark(connection), text_cast(connection)
     categories = _categories(connection)
     written = 0
     for start in range(0, len(wanted), _CHUNK):
@@ -172,7 +187,7 @@ def refold(connection, event_ids: Iterable[str], known: Mapping[str, tuple[str, 
             events += [(rid, bucket, loads(values), position) for rid, bucket, values, position in
                        connection.exec_driver_sql(
                            f"SELECT id, bucket, field_values{as_text}, position FROM records "
-                           f"WHERE id IN ({', '.join([mark] * len(unknown))}) AND {_NOT_BY_KIND} = 'event'",
+                           f"WHERE id IN ({', '.join([mark] * len(unknown))}) AND {NOT_BY_KIND} = 'event'",
                            tuple(unknown))]
         rows = _fold_rows(connection, events, categories)
         _write(connection, rows)
@@ -185,16 +200,16 @@ def refold_category(connection, codes: Iterable[str]) -> int:
     codes = sorted(set(codes))
     if not codes:
         return 0
-    mark = _mark(connection)
+    mark = param_mark(connection)
     ids = [rid for (rid,) in connection.exec_driver_sql(
         f"SELECT event_id FROM cases WHERE category IN ({', '.join([mark] * len(codes))})", tuple(codes))]
     return refold(connection, ids)
 
 
 def _events_after(connection, after: str, limit: int) -> list[tuple]:
-    mark, as_text = _mark(connection), _as_text(connection)
+    mark, as_text = param_mark(connection), text_cast(connection)
     return [(rid, bucket, loads(values), position) for rid, bucket, values, position in connection.exec_driver_sql(
-        f"SELECT id, bucket, field_values{as_text}, position FROM records WHERE {_NOT_BY_KIND} = 'event' AND id > {mark} "
+        f"SELECT id, bucket, field_values{as_text}, position FROM records WHERE {NOT_BY_KIND} = 'event' AND id > {mark} "
         f"ORDER BY id LIMIT {mark}", (after, limit))]
 
 
@@ -230,7 +245,7 @@ def number_events(connection, count: int, now_ms: int, utc_offset: str) -> list[
     if count <= 0:
         return []
     day = datetime.fromtimestamp(now_ms / 1000, parse_offset(utc_offset)).strftime("%Y%m%d")
-    mark = _mark(connection)
+    mark = param_mark(connection)
     last = connection.exec_driver_sql(
         f"INSERT INTO case_numbers (day, last) VALUES ({mark}, {mark}) "
         f"ON CONFLICT (day) DO UPDATE SET last = case_numbers.last + excluded.last RETURNING last",
