@@ -56,7 +56,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Sequence
 
-from shared.hlc import format_ms, parse_ms
+from shared.hlc import DEFAULT_MAX_DRIFT_S, format_ms, parse_ms
 from shared.records import ValidationError, grid_bucket
 from shared.track import MAX_POINTS, POOR_ACCURACY_M, SENDABLE, Point, distance_m, flags, pack
 
@@ -72,7 +72,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 OPEN_KEY = "patrol_open"  # store meta: the open patrol {id, grid, worker, started_ms, alive_ms}
-SERVER_MAX_DRIFT_MS = 300_000  # the server's GRIDPATROL_MAX_DRIFT_SECONDS default: a point beyond is "future"
+SERVER_MAX_DRIFT_MS = DEFAULT_MAX_DRIFT_S * 1000  # the server's default drift limit: a point beyond is "future"
 
 
 @dataclass(frozen=True)

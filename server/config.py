@@ -15,6 +15,8 @@ from pathlib import Path
 from datetime import timedelta, timezone
 from typing import Any, Callable, Mapping
 
+from shared.hlc import DEFAULT_MAX_DRIFT_S
+
 ROOT = Path(__file__).resolve().parent.parent
 VAR = Path(os.environ.get("GRIDPATROL_VAR_DIR", ROOT / "var"))
 
@@ -148,7 +150,7 @@ _READERS: dict[str, Callable[[], Any]] = {
     # The server's HLC node id (16 hex). Unset: each process makes its own (server/clock.py).
     "GRIDPATROL_NODE": _text("GRIDPATROL_NODE"),
     # How far ahead of the server's clock a pushed timestamp may be before the push gets clock_skew.
-    "GRIDPATROL_MAX_DRIFT_SECONDS": lambda: _int("GRIDPATROL_MAX_DRIFT_SECONDS", 300),
+    "GRIDPATROL_MAX_DRIFT_SECONDS": lambda: _int("GRIDPATROL_MAX_DRIFT_SECONDS", DEFAULT_MAX_DRIFT_S),
     # Limits of one push: the body (after gzip decoding) and the number of changes.
     "GRIDPATROL_MAX_PUSH_BYTES": lambda: _int("GRIDPATROL_MAX_PUSH_BYTES", 8 * 1024 * 1024),
     "GRIDPATROL_MAX_PUSH_CHANGES": lambda: _int("GRIDPATROL_MAX_PUSH_CHANGES", 1000),

@@ -41,6 +41,9 @@ from functools import lru_cache
 from typing import Any, Callable
 
 MAX_COUNTER = 0xFFFF
+# How far ahead of the server's clock a write may be stamped, unless the server is configured otherwise
+# (GRIDPATROL_MAX_DRIFT_SECONDS); tablets flag track points beyond it (mobile/patrol.py).
+DEFAULT_MAX_DRIFT_S = 300
 _PATTERN = re.compile(
     # ASCII digits and \Z, not \d and $: "\n" at the end or a full-width "２０２６" would
     # parse to a valid HLC while the raw string, which merge compares, sorts elsewhere.
