@@ -53,12 +53,12 @@ its HLC; "now", for ``overdue``, is passed in.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field, replace
 from collections.abc import Callable, Iterable, Mapping  # abc, not typing: isinstance against typing.Mapping is slow
 from typing import Any
 
+from . import steps
 from .hlc import HLC, HLCError, format_ms, parse_ms
 from .records import UUID_PATTERN
 from .roles import ACTIONS_BY_ROLE, may_stand_in
@@ -77,7 +77,7 @@ RESOLUTIONS = ("verified", "handled_on_spot", "closed", "duplicate")
 FAILURES_BEFORE_SUPERVISION = 3
 
 _HOUR_MS = 3_600_000
-_MAX_MS = 253402300799999  # 9999-12-31T23:59:59.999Z, as in hlc.py
+_MAX_MS = steps.MAX_MS
 _UUID = re.compile(UUID_PATTERN.pattern.strip("^$"), re.IGNORECASE)  # a record id anywhere in a note
 # Why an action found the case in the wrong state, by the status it found.
 _FOUND = {
@@ -208,30 +208,7 @@ class _Step:
     duplicate_of: str | None
 
 
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-def _canonical(value: Any) -> str:
-    try:
-        return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=repr)
-    except (TypeError, ValueError):
-        return repr(value)
-
-
-def _format(ms: int) -> str | None:
-    """Unix ms as canonical ISO, or None outside 1970 to 9999, where the form stops being fixed-width."""
-    return format_ms(ms) if 0 <= ms <= _MAX_MS else None
-
-
-def _instant(text: Any) -> str | None:
-    """An ISO time in the canonical fixed-width form, or None when it is not one."""
-    if not isinstance(text, str):
-        return None
-    try:
-        return _format(parse_ms(text))
-    except ValueError:
-        return None
+_text, _instant, _format = steps.text, steps.instant, steps.format_instant
 
 
 def _read(action: Any) -> _Step:
@@ -261,20 +238,8 @@ def _read(action: Any) -> _Step:
 
 
 def _ordered(actions: Iterable[Action]) -> list[_Step]:
-    """One step per action id, sorted by (hlc, id).
-
-    Of two different actions under one id (which append-only merge should never
-    let happen) the lesser (hlc, values) stands, as in merge: the choice must
-    not depend on arrival order.
-    """
-    chosen: dict[str, tuple[tuple[str, str], _Step]] = {}
-    for action in actions:
-        step = _read(action)
-        rank = (step.hlc, _canonical(getattr(action, "values", None)))
-        held = chosen.get(step.id)
-        if held is None or rank < held[0]:
-            chosen[step.id] = (rank, step)
-    return sorted((step for _, step in chosen.values()), key=lambda step: (step.hlc, step.id))
+    """One step per action id, sorted by (hlc, id) (shared/steps.py, `ordered`)."""
+    return steps.ordered(actions, _read)
 
 
 # --- the rules --------------------------------------------------------------------------------

@@ -53,10 +53,10 @@ Time: nothing here reads a clock; ``now`` is passed in.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
+from . import steps
 from .case import Action
 from .hlc import HLC, HLCError, format_ms, parse_ms
 from .records import DISPUTE_ACTIONS, DISPUTE_OUTCOMES
@@ -78,7 +78,7 @@ SUCCESS_GOAL = 0.95
 PARTY_ROLES = frozenset({"worker", "supervisor", "admin"})
 
 _HOUR_MS = 3_600_000
-_MAX_MS = 253402300799999  # 9999-12-31T23:59:59.999Z
+_MAX_MS = steps.MAX_MS
 
 SUPERSEDED_CONCLUDED = "superseded: dispute already concluded"
 SUPERSEDED_ACCEPTED = "superseded: dispute already taken up"
@@ -162,26 +162,7 @@ class _Step:
     mediators: tuple[str, ...] = field(default=())
 
 
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-def _instant(value: Any) -> str | None:
-    """An ISO time in the canonical fixed-width form, or None when it is not one."""
-    if not isinstance(value, str):
-        return None
-    try:
-        ms = parse_ms(value)
-    except (ValueError, OverflowError, OSError):
-        return None
-    return format_ms(ms) if 0 <= ms <= _MAX_MS else None
-
-
-def _canonical(value: Any) -> str:
-    try:
-        return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=repr)
-    except (TypeError, ValueError):
-        return repr(value)
+_text, _instant = steps.text, steps.instant
 
 
 def _read(action: Any) -> _Step:
@@ -206,15 +187,8 @@ def _read(action: Any) -> _Step:
 
 
 def _ordered(actions: Iterable[Any]) -> list[_Step]:
-    """One step per id (the lesser (hlc, values) of two under one id), sorted by (hlc, id)."""
-    chosen: dict[str, tuple[tuple[str, str], _Step]] = {}
-    for action in actions:
-        step = _read(action)
-        rank = (step.hlc, _canonical(getattr(action, "values", None)))
-        held = chosen.get(step.id)
-        if held is None or rank < held[0]:
-            chosen[step.id] = (rank, step)
-    return sorted((step for _, step in chosen.values()), key=lambda step: (step.hlc, step.id))
+    """One step per id, sorted by (hlc, id) (shared/steps.py, `ordered`)."""
+    return steps.ordered(actions, _read)
 
 
 # --- the rules ---------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.case import _canonical as canonical  # the fold's own tie-break encoding
+from shared.steps import canonical  # the fold's own tie-break encoding
 from shared.case import (
     FAILURES_BEFORE_SUPERVISION, REASONS, RESOLUTIONS, STATUSES, Action, CaseState, available_actions,
     awaiting_verification, fold_case, is_overdue, missing_evidence, queue_key,
