@@ -335,7 +335,10 @@ class ReportPresenter(_PhotoForm):
     def check(self, *, grid: Any, category: Any, description: Any, urgent: Any = False,
               location: LocationReading | None = None, photos: Sequence[str] = (), handled_on_spot: Any = False,
               note: Any = None, address: Any = None, no_location_reason: Any = None) -> dict[str, Any]:
-        """Validate the form; returns the event's values, or raises the first InputError (nothing is written)."""
+        """Validate the form; returns the event's values, or raises the first InputError (nothing is written).
+
+        A report without a known position needs ``no_location_reason`` (one of NO_LOCATION_REASONS).
+        """
         reporter = self.core.user_id
         if not reporter:
             raise InputError("user", "not_logged_in")
@@ -370,6 +373,10 @@ class ReportPresenter(_PhotoForm):
             position = location.as_record()
         if no_location_reason is not None and no_location_reason not in NO_LOCATION_REASONS:
             raise InputError("no_location_reason", "unknown")
+        if position is None and no_location_reason is None:
+            # The pages show why a case has no place on the map: a report without a position says why,
+            # whoever calls this (the form, a draft from a house check, a script), not only the form.
+            raise InputError("no_location_reason", "required")
         hashes = list(dict.fromkeys(photos or ()))
         if len(hashes) > PHOTOS_MAX:
             raise InputError("photos", "too_many", f"{len(hashes)} > {PHOTOS_MAX}")

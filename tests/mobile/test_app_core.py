@@ -15,7 +15,7 @@ from mobile.transport import HttpTransport
 from .core_helpers import GRID, GRID2, SERVER_URL, WORKER, QueueSchedule, logged_in, open_core
 from .fakes import T0, FakeServer, FlakyTransport, LocalHttpServer, error_body, serve_fake
 
-GOOD = {"grid": GRID, "category": "fire_hazard", "description": "消防通道被杂物堵塞"}
+GOOD = {"grid": GRID, "category": "fire_hazard", "description": "消防通道被杂物堵塞", "no_location_reason": "indoors"}
 
 
 def run(runner: SyncRunner, schedule: QueueSchedule) -> list[SyncOutcome]:
@@ -120,7 +120,8 @@ def test_relogin_after_a_revoke_keeps_every_unsynced_capture(core, fake):
     report = ReportPresenter(core)
     sha = report.add_photo(_jpeg())
     ids = [report.save(**GOOD, photos=[sha]), report.save(grid=GRID, category="ebike_stairwell", description="x",
-                                                          handled_on_spot=True, note="已劝离", photos=[sha])]
+                                                          handled_on_spot=True, note="已劝离", photos=[sha],
+                                                          no_location_reason="indoors")]
     fake.revoked = True
     schedule = QueueSchedule()
     runner = SyncRunner(core, schedule)
@@ -283,7 +284,7 @@ def test_a_broken_online_check_is_logged_and_the_periodic_sync_goes_on(core, fak
 def test_a_401_forgets_the_token_reports_needs_login_and_leaves_the_outbox(core, fake):
     report = ReportPresenter(core)
     report.save(**GOOD)
-    report.save(grid=GRID2, category="fire_hazard", description="second")
+    report.save(grid=GRID2, category="fire_hazard", description="second", no_location_reason="indoors")
     outbox = core.store.pending_changes(100).changes
     fake.revoked = True
     schedule = QueueSchedule()
@@ -349,7 +350,7 @@ def test_everything_survives_closing_and_reopening_mid_way(tmp_path, fake, clock
     result = synchronize(core.store, FlakyTransport(fake, plan=["after"]), photos=core.photos)
     assert not result.ok
     second = report.save(grid=GRID, category="ebike_stairwell", description="x", handled_on_spot=True, note="已劝离",
-                         photos=[sha])
+                         photos=[sha], no_location_reason="indoors")
     core.close()  # killed
 
     again = open_core(tmp_path / "app", fake, clock)

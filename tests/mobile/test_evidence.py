@@ -21,7 +21,8 @@ from .test_field_app_server import database_url, server_case, sync, tablet, user
 def rectified_case(tablet_parts, photos=1, seed=10):
     """A case the worker reported, dispatched and rectified on the pages with photos; the tablet synced since."""
     core, runner, schedule = tablet_parts
-    event_id = ReportPresenter(core).save(grid="G-0101", category="fire_hazard", description="灭火器过期")
+    event_id = ReportPresenter(core).save(grid="G-0101", category="fire_hazard", description="灭火器过期",
+                                          no_location_reason="indoors")
     sync(runner, schedule)
     cases_service.record_action(user("supervisor1"), server_case(event_id), "dispatch", unit="fire",
                                 deadline="2099-01-01T00:00:00.000Z")

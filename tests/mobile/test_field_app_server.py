@@ -88,7 +88,8 @@ def test_a_micro_event_handled_on_the_spot_is_closed_on_the_server(tablet):
     core, runner, schedule = tablet
     report = ReportPresenter(core)
     event_id = report.save(grid="G-0101", category="garbage", description="路口垃圾已清理", handled_on_spot=True,
-                           note="当场处置", photos=[report.add_photo(make_jpeg(40, 30, noise=True, seed=3))])
+                           note="当场处置", photos=[report.add_photo(make_jpeg(40, 30, noise=True, seed=3))],
+                           no_location_reason="indoors")
     outcome = sync(runner, schedule)
     assert outcome.pushed == 2
     case = server_case(event_id)
@@ -97,7 +98,8 @@ def test_a_micro_event_handled_on_the_spot_is_closed_on_the_server(tablet):
 
 def test_verify_pass_after_dispatch_and_rectification_closes_the_case_on_the_server(tablet):
     core, runner, schedule = tablet
-    event_id = ReportPresenter(core).save(grid="G-0101", category="fire_hazard", description="灭火器过期")
+    event_id = ReportPresenter(core).save(grid="G-0101", category="fire_hazard", description="灭火器过期",
+                                          no_location_reason="indoors")
     sync(runner, schedule)
     cases_service.record_action(user("supervisor1"), server_case(event_id), "dispatch", unit="fire",
                                 deadline="2099-01-01T00:00:00.000Z")
@@ -149,7 +151,8 @@ def test_a_code_log_in_of_another_user_over_unsynced_captures_is_refused_and_its
     from server.models import Device
 
     core, _runner, _schedule = tablet
-    ReportPresenter(core).save(grid="G-0101", category="fire_hazard", description="未同步的上报")
+    ReportPresenter(core).save(grid="G-0101", category="fire_hazard", description="未同步的上报",
+                               no_location_reason="indoors")
     _row, code = accounts.issue_device_code(user("worker2"), by="admin")
     db.session.commit()
     with pytest.raises(LoginFailed) as caught:

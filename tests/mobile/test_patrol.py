@@ -438,13 +438,13 @@ def test_events_and_house_checks_made_during_a_patrol_carry_its_id(core, fake, g
     house = put(fake, "rental_house", {"grid": GRID, "address": "东湖村18号"}, f"grid:{GRID}")
     synchronize(core.store, fake, photos=core.photos)
     report = ReportPresenter(core)
-    before = report.save(grid=GRID, category="fire_hazard", description="巡查前")
+    before = report.save(grid=GRID, category="fire_hazard", description="巡查前", no_location_reason="indoors")
     patrol = PatrolPresenter(core)
     patrol_id = patrol.start(GRID)
-    during = report.save(grid=GRID, category="fire_hazard", description="巡查中发现")
+    during = report.save(grid=GRID, category="fire_hazard", description="巡查中发现", no_location_reason="indoors")
     check = HousesPresenter(core).save_check(house, {"extinguisher": ("pass", None)}, residents_seen=2)
     patrol.stop()
-    after = report.save(grid=GRID, category="fire_hazard", description="巡查后")
+    after = report.save(grid=GRID, category="fire_hazard", description="巡查后", no_location_reason="indoors")
     assert core.store.get("event", during).values["patrol"] == patrol_id
     assert core.store.get("house_check", check).values["patrol"] == patrol_id
     assert "patrol" not in core.store.get("event", before).values

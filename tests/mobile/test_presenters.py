@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from mobile.app_core import SyncRunner
 from mobile.limits import DESCRIPTION_MAX, NOTE_MAX
-from mobile.location import LocationReading
+from mobile.location import NO_READING, LocationReading
 from mobile.presenters import CasePresenter, CasesPresenter, HomePresenter, InputError, ReportPresenter, SyncPresenter
 from mobile.sync import synchronize
 from shared.case import Action, fold_case
@@ -131,7 +131,7 @@ def test_a_saved_gps_position_becomes_the_last_known(core):
 
 # --- save: validation first, nothing written -----------------------------------------------------
 
-GOOD = {"grid": GRID, "category": "fire_hazard", "description": "消防通道被杂物堵塞"}
+GOOD = {"grid": GRID, "category": "fire_hazard", "description": "消防通道被杂物堵塞", "no_location_reason": "indoors"}
 
 
 @pytest.mark.parametrize("changes, field, code", [
@@ -155,6 +155,9 @@ GOOD = {"grid": GRID, "category": "fire_hazard", "description": "消防通道被
     ({"location": LocationReading(float("nan"), 114.0, 5.0, "gps")}, "location", "invalid"),
     ({"photos": ["0" * 64]}, "photos", "unknown"),
     ({"photos": ["not a hash"]}, "photos", "unknown"),
+    # No position and no reason: refused by the presenter, whoever calls it (not only by the form).
+    ({"no_location_reason": None}, "no_location_reason", "required"),
+    ({"no_location_reason": None, "location": NO_READING}, "no_location_reason", "required"),
 ])
 def test_save_refuses_bad_input_before_writing_anything(core, changes, field, code):
     before = snapshot(core)
@@ -172,7 +175,8 @@ def test_handling_on_the_spot_is_offered_for_micro_events_to_whom_the_fold_appli
     assert report.offers_on_spot("ebike_stairwell") is offered
     if not offered:
         with pytest.raises(InputError) as caught:
-            report.save(grid=GRID, category="ebike_stairwell", description="x", handled_on_spot=True)
+            report.save(grid=GRID, category="ebike_stairwell", description="x", handled_on_spot=True,
+                        no_location_reason="indoors")
         assert (caught.value.field, caught.value.code) == ("handled_on_spot", "not_allowed")
 
 
@@ -207,7 +211,7 @@ def test_a_micro_event_handled_on_the_spot_is_a_closed_case_at_once_and_on_the_s
     report = ReportPresenter(core)
     sha = report.add_photo(jpeg())
     event_id = report.save(grid=GRID, category="ebike_stairwell", description="楼道充电", handled_on_spot=True,
-                           note="已劝离", photos=[sha])
+                           note="已劝离", photos=[sha], no_location_reason="indoors")
     row = CasesPresenter(core).rows()[0]
     assert (row.event_id, row.status, row.resolution, row.micro) == (event_id, "closed", "handled_on_spot", True)
     view = CasePresenter(core, event_id).view()
@@ -236,7 +240,7 @@ def test_event_and_on_the_spot_action_are_one_transaction(core, monkeypatch):
     before = snapshot(core)
     with pytest.raises(InputError):
         report.save(grid=GRID, category="ebike_stairwell", description="x", handled_on_spot=True, note="已劝离",
-                    photos=[sha])
+                    photos=[sha], no_location_reason="indoors")
     assert snapshot(core) == before
 
 
@@ -248,7 +252,7 @@ def test_handling_on_the_spot_needs_a_note_and_a_photo(core, note, with_photo, f
     before = snapshot(core)
     with pytest.raises(InputError) as caught:
         report.save(grid=GRID, category="ebike_stairwell", description="x", handled_on_spot=True, note=note,
-                    photos=photos)
+                    photos=photos, no_location_reason="indoors")
     assert (caught.value.field, caught.value.code) == (field, "required")
     assert snapshot(core) == before
 
@@ -284,7 +288,7 @@ def test_law_save_writes_all_of_a_capture_or_nothing(core, grid, category, descr
     before = snapshot(core)
     try:
         event_id = ReportPresenter(core).save(grid=grid, category=category, description=description,
-                                              urgent=urgent, handled_on_spot=on_spot)
+                                              urgent=urgent, handled_on_spot=on_spot, no_location_reason="indoors")
     except InputError:
         assert snapshot(core) == before
         return
@@ -301,7 +305,8 @@ def test_my_cases_lists_only_my_events_awaiting_me_first_then_newest(core, fake,
     report = ReportPresenter(core)
     ids = []
     for n in range(4):
-        ids.append(report.save(grid=GRID, category="fire_hazard", description=f"event {n}"))
+        ids.append(report.save(grid=GRID, category="fire_hazard", description=f"event {n}",
+                               no_location_reason="indoors"))
         clock.advance(60_000)
     put(fake, "event", {"grid": GRID, "category": "fire_hazard", "description": "someone else's",
                         "reporter": OTHER_WORKER, "reported_at": "2026-11-18T09:00:00.000Z"}, f"grid:{GRID}")
@@ -347,7 +352,8 @@ def test_law_my_cases_order_awaiting_first_then_newest_and_status_is_the_fold(pl
             ids = []
             for gap, _path in plan:
                 clock.advance(gap * 1000)
-                ids.append(report.save(grid=GRID, category="fire_hazard", description="x"))
+                ids.append(report.save(grid=GRID, category="fire_hazard", description="x",
+                                       no_location_reason="indoors"))
             sync(core, fake)
             chain = {"none": (), "dispatched": ("dispatch",), "rectified": ("dispatch", "rectify"),
                      "closed": ("dispatch", "close")}
@@ -529,7 +535,7 @@ def test_presenters_work_without_any_network(tmp_path, clock):
     try:
         report = ReportPresenter(core)
         event_id = report.save(grid=GRID, category="ebike_stairwell", description="x", handled_on_spot=True,
-                               note="已劝离", photos=[report.add_photo(jpeg())])
+                               note="已劝离", photos=[report.add_photo(jpeg())], no_location_reason="indoors")
         assert CasesPresenter(core).rows()[0].event_id == event_id
         assert CasePresenter(core, event_id).view().status == "closed"
         assert HomePresenter(core).view().unsynced_records == 2

@@ -315,9 +315,6 @@ class ReportScreen(BaseScreen):
         """One local write; then back Home, where the unsynced count has grown."""
         on_spot = self.on_spot.state == "down"
         reason = next((code for code, b in self.reason_buttons.items() if b.state == "down"), None)
-        if self.reading is None and reason is None:
-            self.say(i18n.t("report.no_location_needs_reason"), "error")
-            return
         try:
             self._presenter().save(
                 grid=self.grid, category=self.category, description=self.description.text.strip(),
@@ -326,7 +323,10 @@ class ReportScreen(BaseScreen):
                 address=self.address.text.strip() or None,
                 no_location_reason=reason if self.reading is None else None)
         except InputError as exc:
-            self.say(i18n.error_text(exc.field, exc.code), "error")
+            # The presenter's rule: no position needs a reason; said in the form's own words.
+            missing_reason = (exc.field, exc.code) == ("no_location_reason", "required")
+            self.say(i18n.t("report.no_location_needs_reason") if missing_reason
+                     else i18n.error_text(exc.field, exc.code), "error")
             return
         self.photos = []  # they belong to the saved event now
         self.address.text = ""
