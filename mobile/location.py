@@ -12,21 +12,39 @@ where its position came from (design.md: ``source: gps|manual|last_known``).
 
 Hazard: importing plyer on a desktop. plyer is imported only inside
 `PlyerLocation.start`, so the rest of the app (and every test) runs without it.
+
+A manual position is picked on a map (issue 13): the worker's grids drawn from
+their GeoJSON boundaries (`grid_outline`), over tiles of an MBTiles file when
+one is configured (`MBTiles`), projected in Web Mercator (`to_pixels`,
+`from_pixels`, `fit_view`), the projection of every slippy-map tile set.
+
+Hazard: a map that goes online. The tablet may have no network for days, and
+the tests none to tile servers: tiles come only from the local MBTiles file,
+read-only; nothing here or in the map widget opens a network connection.
+Without a file the map is a plain background with the grids' outlines.
+
+Hazard: a tile file that is not one. The path comes from the settings: it is
+checked (a regular file, an SQLite database with a ``tiles`` table) before it
+is used, opened read-only, and a broken tile is left out, never fatal.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import sqlite3
 import threading
 import time
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Mapping, Protocol
+from pathlib import Path
+from typing import Any, Callable, Mapping, Protocol, Sequence
 
 from shared.hlc import format_ms, parse_ms
 
 __all__ = ["LocationReading", "LocationProvider", "PlyerLocation", "DesktopLocation", "NO_READING",
-           "LAST_LOCATION_KEY", "reading_from", "on_android", "TrackReplay", "SimulatedWalk", "track_provider"]
+           "LAST_LOCATION_KEY", "reading_from", "on_android", "TrackReplay", "SimulatedWalk", "track_provider",
+           "TILE_PX", "to_pixels", "from_pixels", "GridOutline", "grid_outline", "fit_view", "MBTiles",
+           "MapTilesError"]
 
 log = logging.getLogger(__name__)
 
@@ -309,3 +327,138 @@ def track_provider(spec: str, clock_ms: Callable[[], int]) -> Any:
     if spec.strip() == "walk":
         return SimulatedWalk(DEMO_WALK, clock_ms)
     return TrackReplay.from_file(spec, clock_ms)
+
+
+# --- a map to pick a position on (issue 13): Web Mercator, grid outlines, MBTiles ---------------------------------
+
+TILE_PX = 256  # the side of a map tile, in pixels, at every zoom
+MAX_LAT = 85.05112878  # Web Mercator's edge: the map is a square up to here
+MIN_ZOOM, MAX_ZOOM = 2, 20
+
+
+def to_pixels(lat: float, lon: float, zoom: int) -> tuple[float, float]:
+    """A position's place on the whole world map at ``zoom``, in pixels: x east from 180° W, y south from the top."""
+    size = TILE_PX * 2 ** zoom
+    lat = max(-MAX_LAT, min(MAX_LAT, lat))
+    sin = math.sin(math.radians(lat))
+    x = (lon + 180.0) / 360.0 * size
+    y = (0.5 - math.log((1 + sin) / (1 - sin)) / (4 * math.pi)) * size
+    return x, y
+
+
+def from_pixels(x: float, y: float, zoom: int) -> tuple[float, float]:
+    """The position (lat, lon) at world-map pixel (x, y) at ``zoom``: the inverse of `to_pixels`."""
+    size = TILE_PX * 2 ** zoom
+    lon = x / size * 360.0 - 180.0
+    lat = math.degrees(math.atan(math.sinh(math.pi * (1 - 2 * y / size))))
+    return lat, lon
+
+
+@dataclass(frozen=True)
+class GridOutline:
+    """A grid's outline to draw: its code, its name, and its rings of (lat, lon) (the first the outer edge)."""
+
+    code: str
+    name: str | None
+    rings: tuple[tuple[tuple[float, float], ...], ...]
+
+
+def grid_outline(code: str, name: str | None, boundary: Any) -> GridOutline | None:
+    """The outline of a grid from its ``boundary`` (a GeoJSON Polygon of [lon, lat]), or None without a usable one.
+
+    The wire already checks a boundary (shared/records.py); this checks again, since it is drawn
+    from whatever the replica holds: a ring of fewer than three finite positions in range is left out.
+    """
+    if not isinstance(boundary, Mapping) or boundary.get("type") != "Polygon":
+        return None
+    rings = []
+    for ring in boundary.get("coordinates") or ():
+        points = []
+        for point in ring if isinstance(ring, list) else ():
+            if isinstance(point, list) and len(point) >= 2 and all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in point[:2]) \
+                    and abs(point[0]) <= 180 and abs(point[1]) <= 90:
+                points.append((float(point[1]), float(point[0])))
+        if len(points) >= 3:
+            rings.append(tuple(points))
+    return GridOutline(code, name, tuple(rings)) if rings else None
+
+
+def fit_view(points: Sequence[tuple[float, float]], width_px: float, height_px: float, *,
+             max_zoom: int = 18, margin: float = 0.1) -> tuple[float, float, int]:
+    """The centre (lat, lon) and the largest zoom (≤ max_zoom) at which every point fits the view with a margin.
+
+    Without points, the whole world at the smallest zoom.
+    """
+    if not points:
+        return 0.0, 0.0, MIN_ZOOM
+    lats = [p[0] for p in points]
+    lons = [p[1] for p in points]
+    usable_w, usable_h = max(1.0, width_px * (1 - 2 * margin)), max(1.0, height_px * (1 - 2 * margin))
+    zoom = MIN_ZOOM
+    for candidate in range(max(MIN_ZOOM, min(max_zoom, MAX_ZOOM)), MIN_ZOOM - 1, -1):
+        x0, y0 = to_pixels(max(lats), min(lons), candidate)
+        x1, y1 = to_pixels(min(lats), max(lons), candidate)
+        if x1 - x0 <= usable_w and y1 - y0 <= usable_h:
+            zoom = candidate
+            break
+    cx, cy = [(a + b) / 2 for a, b in zip(to_pixels(max(lats), min(lons), zoom), to_pixels(min(lats), max(lons), zoom))]
+    lat, lon = from_pixels(cx, cy, zoom)
+    return lat, lon, zoom
+
+
+class MapTilesError(ValueError):
+    """A configured tile file that cannot be used; ``code``: ``not_found`` or ``not_mbtiles``."""
+
+    def __init__(self, code: str, detail: str = ""):
+        super().__init__(f"{code}: {detail}" if detail else code)
+        self.code = code
+
+
+class MBTiles:
+    """Map tiles from an MBTiles file (an SQLite database), read-only: ``tiles(zoom_level, tile_column, tile_row,
+    tile_data)``, rows counted from the south (TMS), where the map counts from the north (XYZ).
+
+    Opened only after the path is checked; raises MapTilesError. One connection, used from the UI thread
+    (the map asks for a handful of small tiles per frame it redraws, each a keyed lookup).
+    """
+
+    def __init__(self, path: str | Path):
+        text = str(path)
+        if not text or "\x00" in text:
+            raise MapTilesError("not_found", "no path")
+        file = Path(text).expanduser()
+        if not file.is_file():
+            raise MapTilesError("not_found", text)
+        try:
+            # mode=ro: never written, never created; immutable is not claimed (the file may be replaced).
+            self._db = sqlite3.connect(f"{file.resolve().as_uri()}?mode=ro", uri=True)
+            row = self._db.execute("SELECT MIN(zoom_level), MAX(zoom_level) FROM tiles").fetchone()
+        except sqlite3.Error as exc:
+            self.close()
+            raise MapTilesError("not_mbtiles", f"{text}: {exc}") from None
+        if row is None or not all(isinstance(z, int) for z in row):
+            self.close()
+            raise MapTilesError("not_mbtiles", f"{text}: no tiles")
+        self.path = str(file)
+        self.min_zoom, self.max_zoom = max(0, row[0]), min(MAX_ZOOM, row[1])
+
+    def tile(self, zoom: int, x: int, y: int) -> bytes | None:
+        """The image bytes of tile (x, y) at ``zoom`` in the map's (XYZ) numbering, or None when the file lacks it."""
+        count = 2 ** zoom
+        if not (0 <= x < count and 0 <= y < count) or self._db is None:
+            return None
+        try:
+            row = self._db.execute(
+                "SELECT tile_data FROM tiles WHERE zoom_level = ? AND tile_column = ? AND tile_row = ?",
+                (zoom, x, count - 1 - y)).fetchone()
+        except sqlite3.Error:
+            log.warning("map tiles: could not read tile %s/%s/%s of %s", zoom, x, y, self.path, exc_info=True)
+            return None
+        return bytes(row[0]) if row and isinstance(row[0], (bytes, memoryview)) else None
+
+    def close(self) -> None:
+        """Close the file."""
+        db, self._db = getattr(self, "_db", None), None
+        if db is not None:
+            db.close()

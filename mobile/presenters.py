@@ -44,7 +44,8 @@ from shared.records import NO_LOCATION_REASONS, ValidationError, grid_bucket
 from .app_core import AppCore, GridInfo, SyncOutcome, SyncRunner
 from .evidence import remote_path
 from .limits import ACTION_PHOTOS_MAX, ADDRESS_MAX, DESCRIPTION_MAX, NOTE_MAX, PHOTOS_MAX
-from .location import LAST_LOCATION_KEY, NO_READING, LocationReading, reading_dict, reading_from
+from .location import (LAST_LOCATION_KEY, NO_READING, GridOutline, LocationReading, MapTilesError, MBTiles,
+                       grid_outline, reading_dict, reading_from)
 from .photos import prepare_photo
 from .store import Counts, Rejection
 from .transport import Rejected, TransportError
@@ -52,7 +53,8 @@ from .transport import Rejected, TransportError
 __all__ = [
     "InputError", "HomePresenter", "HomeView", "ReportPresenter", "CategoryChoice", "CasesPresenter", "CaseRow",
     "CasePresenter", "CaseView", "TimelineRow", "PhotoRef", "SyncPresenter", "RejectionRow", "SyncCounts",
-    "Refusal", "sync_state", "refusal_of", "resend_refused", "discard_refused",
+    "Refusal", "sync_state", "refusal_of", "resend_refused", "discard_refused", "MapArea", "MAP_TILES_KEY",
+    "map_tiles_path", "set_map_tiles",
 ]
 
 log = logging.getLogger(__name__)
@@ -275,6 +277,73 @@ class _PhotoForm:
         return gone
 
 
+# --- the map a manual position is picked on (issue 13) ---------------------------------------------
+
+MAP_TILES_KEY = "map_tiles"  # store meta: the path of the MBTiles file the location map draws, when one is set
+
+
+@dataclass(frozen=True)
+class MapArea:
+    """What the location map shows: the worker's grids' outlines (those an admin drew) and the tile file, if any.
+
+    ``tiles_problem`` is the code (MapTilesError: ``not_found``, ``not_mbtiles``) of a configured file that cannot
+    be used now (e.g. the memory card was taken out): the map then draws the outlines alone, and says why.
+    """
+
+    outlines: list[GridOutline]
+    tiles_path: str | None
+    tiles_problem: str | None = None
+
+
+def map_tiles_path(core: AppCore) -> str | None:
+    """The MBTiles file set for the location map, as set (it may have gone since), or None."""
+    return _text(core.store.setting(MAP_TILES_KEY)) or None
+
+
+def _check_tiles(path: str) -> str:
+    """The path of a usable MBTiles file, or MapTilesError."""
+    tiles = MBTiles(path)
+    try:
+        return tiles.path
+    finally:
+        tiles.close()
+
+
+def set_map_tiles(core: AppCore, path: Any) -> str | None:
+    """Set (or, with an empty path, clear) the location map's MBTiles file; answers the path kept.
+
+    The file is checked first (InputError("map_tiles", "not_found" | "not_mbtiles" | "invalid"), nothing kept).
+    """
+    if path is not None and not isinstance(path, str):
+        raise InputError("map_tiles", "invalid")
+    text = (path or "").strip()
+    if not text:
+        core.store.save_setting(MAP_TILES_KEY, None)
+        return None
+    if len(text) > 4096:
+        raise InputError("map_tiles", "too_long")
+    try:
+        kept = _check_tiles(text)
+    except MapTilesError as exc:
+        raise InputError("map_tiles", exc.code, str(exc)) from None
+    core.store.save_setting(MAP_TILES_KEY, kept)
+    return kept
+
+
+def grid_outlines(core: AppCore) -> list[GridOutline]:
+    """The outlines of the worker's grids that have a boundary, from the synced grid records, by code."""
+    mine = {grid.code: grid for grid in core.grids()}
+    outlines = []
+    for _id, _bucket, state in core.store.states("grid"):
+        values = _plain(state)
+        code = values.get("code")
+        if isinstance(code, str) and code in mine:
+            outline = grid_outline(code, mine[code].name, values.get("boundary"))
+            if outline is not None:
+                outlines.append(outline)
+    return sorted(outlines, key=lambda o: o.code)
+
+
 # --- Report an event -----------------------------------------------------------------------------
 
 class ReportPresenter(_PhotoForm):
@@ -306,6 +375,17 @@ class ReportPresenter(_PhotoForm):
         if last is not None:
             return LocationReading(last.lat, last.lon, last.accuracy_m, "last_known", last.at_ms)
         return NO_READING
+
+    def map_area(self) -> MapArea:
+        """What the manual position's map shows: the worker's grid outlines, over the MBTiles file if one is set."""
+        path = map_tiles_path(self.core)
+        problem = None
+        if path is not None:
+            try:
+                path = _check_tiles(path)
+            except MapTilesError as exc:
+                path, problem = None, exc.code
+        return MapArea(grid_outlines(self.core), path, problem)
 
     def offers_on_spot(self, category: Any) -> bool:
         """Whether the user may close a new event of the category on the spot (a micro event, for a worker)."""

@@ -129,6 +129,51 @@ def test_a_saved_gps_position_becomes_the_last_known(core):
     assert (report.location().lat, report.location().source) == (22.5, "last_known")
 
 
+# --- the map a manual position is picked on (issue 13) ----------------------------------------------
+
+SQUARE = {"type": "Polygon", "coordinates": [[[114.0545, 22.5410], [114.0605, 22.5410], [114.0605, 22.5455],
+                                              [114.0545, 22.5455], [114.0545, 22.5410]]]}
+
+
+def test_the_map_shows_the_outlines_of_the_workers_grids_an_admin_drew(core, fake):
+    assert ReportPresenter(core).map_area().outlines == []  # no boundary drawn yet
+    grid_id = next(rid for (kind, rid), state in fake.records.items() if kind == "grid" and state["code"][0] == GRID)
+    put(fake, "grid", {"boundary": SQUARE}, "ref", record_id=grid_id)
+    put(fake, "grid", {"code": "G-0201", "name": "西湖一网格", "community": "西湖社区", "street": "西湖街道",
+                       "district": "示范区", "boundary": SQUARE}, "ref")  # not this worker's grid
+    sync(core, fake)
+    area = ReportPresenter(core).map_area()
+    assert [(o.code, o.name, len(o.rings[0])) for o in area.outlines] == [(GRID, "东湖一网格", 5)]
+    assert area.outlines[0].rings[0][0] == (22.5410, 114.0545)  # (lat, lon), from GeoJSON's [lon, lat]
+    assert (area.tiles_path, area.tiles_problem) == (None, None)
+
+
+def test_the_maps_tile_file_is_checked_before_it_is_kept_and_said_when_it_goes(core, tmp_path):
+    from mobile.presenters import map_tiles_path, set_map_tiles
+
+    from .test_location import make_mbtiles
+
+    for path, code in ((tmp_path / "none.mbtiles", "not_found"), (tmp_path, "not_found"), (3, "invalid"),
+                       ("x" * 5000, "too_long")):
+        with pytest.raises(InputError) as caught:
+            set_map_tiles(core, str(path) if isinstance(path, Path) else path)
+        assert (caught.value.field, caught.value.code) == ("map_tiles", code)
+    junk = tmp_path / "junk.mbtiles"
+    junk.write_bytes(b"not sqlite")
+    with pytest.raises(InputError) as caught:
+        set_map_tiles(core, str(junk))
+    assert caught.value.code == "not_mbtiles"
+    assert map_tiles_path(core) is None  # nothing kept by a refusal
+    tiles = tmp_path / "city.mbtiles"
+    make_mbtiles(tiles, {(16, 53531, 28553): (200, 220, 180)})
+    assert set_map_tiles(core, f"  {tiles}  ") == str(tiles)
+    assert ReportPresenter(core).map_area().tiles_path == str(tiles)
+    tiles.unlink()  # the memory card was taken out
+    area = ReportPresenter(core).map_area()
+    assert (area.tiles_path, area.tiles_problem) == (None, "not_found")
+    assert set_map_tiles(core, "") is None and map_tiles_path(core) is None
+
+
 # --- save: validation first, nothing written -----------------------------------------------------
 
 GOOD = {"grid": GRID, "category": "fire_hazard", "description": "消防通道被杂物堵塞", "no_location_reason": "indoors"}
