@@ -1140,3 +1140,36 @@ CATALOG["en"].update({
     "kind.dispute_action": "mediation step",
     "kind.dispute_kind": "kind of dispute",
 })
+
+
+# --- issue 13: the map a manual position is picked on, its tile file, unsynced actions on a case ----------------
+CATALOG["zh"].update({
+    "location.map_hint": "在地图上点选位置（拖动平移），或输入纬度、经度",
+    "location.no_outlines": "网格边界尚未绘制（由管理员在网页上绘制）",
+    "location.no_tiles": "未设置离线地图：只显示网格边界",
+    "location.tiles_missing": "离线地图文件无法读取：只显示网格边界",
+    "location.zoom_in": "放大",
+    "location.zoom_out": "缩小",
+    "location.show_grids": "显示网格",
+    "settings.map_tiles": "离线地图（MBTiles 文件路径，留空则只显示网格边界）",
+    "field.map_tiles": "离线地图",
+    "field.no_location_reason": "无位置原因",
+    "error.not_mbtiles": "不是 MBTiles 地图文件",
+    "case.pending": "待同步",
+    "case.pending_status": "服务器尚未收到你的 {count} 个操作：{status}为本机结果，待同步",
+})
+CATALOG["en"].update({
+    "location.map_hint": "Tap the map to place the point (drag to pan), or type latitude and longitude",
+    "location.no_outlines": "No grid outline drawn yet (admins draw them on the pages)",
+    "location.no_tiles": "No offline map set: grid outlines only",
+    "location.tiles_missing": "The offline map file cannot be read: grid outlines only",
+    "location.zoom_in": "Zoom in",
+    "location.zoom_out": "Zoom out",
+    "location.show_grids": "Show grids",
+    "settings.map_tiles": "Offline map (path of an MBTiles file; empty: grid outlines only)",
+    "field.map_tiles": "Offline map",
+    "field.no_location_reason": "Reason for no location",
+    "error.not_mbtiles": "not an MBTiles map file",
+    "case.pending": "not yet synced",
+    "case.pending_status": "The server has not yet received {count} of your steps: {status} is this tablet's result, not yet synced",
+})

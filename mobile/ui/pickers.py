@@ -130,31 +130,74 @@ class PhotoChooser(Popup):
 
 
 class LocationPopup(Popup):
-    """Latitude and longitude typed by the worker (marked "manual" in the record)."""
+    """A position picked by the worker (marked "manual" in the record): a tap on the map of the worker's grids
+    (mobile/ui/map.py), or latitude and longitude typed. A tap fills the fields; OK checks and hands them over."""
 
-    def __init__(self, reading: Any, on_ok: Callable[[float, float], None], **kwargs: Any):
-        super().__init__(title=i18n.t("location.manual_title"), size_hint=(None, None), size=(dp(620), dp(470)),
-                         title_size=sp(22), auto_dismiss=False, **kwargs)
+    def __init__(self, reading: Any, on_ok: Callable[[float, float], None], area: Any = None, **kwargs: Any):
+        super().__init__(title=i18n.t("location.manual_title"), size_hint=(0.94, 0.94), title_size=sp(22),
+                         auto_dismiss=False, **kwargs)
         self.on_ok = on_ok
-        box = BoxLayout(orientation="vertical", spacing=dp(10), padding=dp(8))
+        known = reading is not None and getattr(reading, "lat", None) is not None
+        row = BoxLayout(spacing=dp(16), padding=dp(8))
+        self.map = None
+        if area is not None:
+            from .map import TapMap  # the map's module is loaded with the popup that shows it
+
+            left = BoxLayout(orientation="vertical", spacing=dp(8), size_hint_x=0.66)
+            self.map = TapMap(area, (reading.lat, reading.lon) if known else None, self.picked)
+            zoom = GridLayout(cols=3, spacing=dp(8), size_hint_y=None, height=dp(64))
+            self.zoom_out = FlatButton(text=i18n.t("location.zoom_out"), filled=False, tint=ON_DARK)
+            self.zoom_in = FlatButton(text=i18n.t("location.zoom_in"), filled=False, tint=ON_DARK)
+            self.whole = FlatButton(text=i18n.t("location.show_grids"), filled=False, tint=ON_DARK)
+            self.zoom_out.bind(on_release=lambda *_: self.map.zoom_by(-1))
+            self.zoom_in.bind(on_release=lambda *_: self.map.zoom_by(1))
+            self.whole.bind(on_release=lambda *_: (self.map.fit(), self.map.redraw()))
+            for button in (self.zoom_out, self.zoom_in, self.whole):
+                zoom.add_widget(button)
+            left.add_widget(self.map)
+            left.add_widget(zoom)
+            row.add_widget(left)
+            self.bind(on_dismiss=lambda *_: self.map.close())
+        box = BoxLayout(orientation="vertical", spacing=dp(10), size_hint_x=0.34 if self.map else 1)
         self.lat = Field(multiline=False, input_filter="float", hint_text=i18n.t("location.lat"))
         self.lon = Field(multiline=False, input_filter="float", hint_text=i18n.t("location.lon"))
-        if reading is not None and getattr(reading, "lat", None) is not None:
+        if known:
             self.lat.text, self.lon.text = f"{reading.lat:.6f}", f"{reading.lon:.6f}"
+        # What the map can show: said, so a plain background is not taken for a fault.
+        self.note = Text(tint=ON_DARK, font_size=sp(18), text=self._note(area))
         self.error = Text(tint=ON_DARK_ERROR)
         buttons = GridLayout(cols=2, spacing=dp(12), size_hint_y=None, height=dp(64))
-        cancel = FlatButton(text=i18n.t("common.cancel"), filled=False)
+        cancel = FlatButton(text=i18n.t("common.cancel"), filled=False, tint=ON_DARK)
         self.ok = FlatButton(text=i18n.t("common.ok"))
         cancel.bind(on_release=lambda *_: self.dismiss())
         self.ok.bind(on_release=lambda *_: self.confirm())
         buttons.add_widget(cancel)
         buttons.add_widget(self.ok)
         # Kivy's popup is dark: its labels are light (the app's dark text could not be read there).
-        for widget in (Text(text=i18n.t("location.lat"), tint=ON_DARK), self.lat,
+        for widget in (self.note, Text(text=i18n.t("location.lat"), tint=ON_DARK), self.lat,
                        Text(text=i18n.t("location.lon"), tint=ON_DARK), self.lon,
                        self.error, buttons):
             box.add_widget(widget)
-        self.content = box
+        row.add_widget(box)
+        self.content = row
+
+    @staticmethod
+    def _note(area: Any) -> str:
+        if area is None:
+            return ""
+        lines = [i18n.t("location.map_hint")]
+        if not area.outlines:
+            lines.append(i18n.t("location.no_outlines"))
+        if area.tiles_problem:
+            lines.append(i18n.t("location.tiles_missing"))
+        elif not area.tiles_path:
+            lines.append(i18n.t("location.no_tiles"))
+        return "\n".join(lines)
+
+    def picked(self, lat: float, lon: float) -> None:
+        """A tap on the map: the fields show the position (OK keeps it)."""
+        self.lat.text, self.lon.text = f"{lat:.6f}", f"{lon:.6f}"
+        self.error.text = ""
 
     def confirm(self) -> None:
         """Check the numbers and hand them over."""
@@ -202,8 +245,9 @@ def ask_confirm(question: str, yes_text: str, on_yes: Callable[[], None], *, dan
     return popup
 
 
-def ask_location(reading: Any, on_ok: Callable[[float, float], None]) -> LocationPopup:
-    """Open the manual position popup; on_ok(lat, lon) when confirmed."""
-    popup = LocationPopup(reading, on_ok)
+def ask_location(reading: Any, on_ok: Callable[[float, float], None], area: Any = None) -> LocationPopup:
+    """Open the manual position popup, with the map of ``area`` (presenters.MapArea) when given;
+    on_ok(lat, lon) when confirmed."""
+    popup = LocationPopup(reading, on_ok, area)
     popup.open()
     return popup

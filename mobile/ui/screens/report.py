@@ -284,8 +284,8 @@ class ReportScreen(BaseScreen):
         self.location_source.tint = OK if self.reading.source == "gps" else WARN
 
     def enter_location(self) -> None:
-        """Open the manual entry popup."""
-        ask_location(self.reading, self._manual_location)
+        """Open the manual entry popup: the map of the worker's grids (offline tiles when set) and the fields."""
+        ask_location(self.reading, self._manual_location, self._presenter().map_area())
 
     def _manual_location(self, lat: float, lon: float) -> None:
         self.reading = LocationReading(lat, lon, None, "manual")  # not kept as the last known position

@@ -1,5 +1,6 @@
 """Settings: the language (中文 by default, English), the size photos are kept at, how much room the cases'
-photos fetched for verification may take (and how much they do), the patrol track interval, the server's address."""
+photos fetched for verification may take (and how much they do), the patrol track interval, the server's address,
+and the offline map (an MBTiles file) the manual position is picked on."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from kivy.uix.gridlayout import GridLayout
 from kivy.uix.scrollview import ScrollView
 
 from ... import i18n
+from ...presenters import InputError, map_tiles_path, set_map_tiles
 from ..widgets import MUTED, Card, Field, FlatButton, Text, Title, Toggle
 from .base import BaseScreen
 
@@ -58,6 +60,8 @@ class SettingsScreen(BaseScreen):
         self.cache_use = Text(tint=MUTED)
         self.server_title = Title()
         self.server = Field(multiline=False, input_type="url")
+        self.tiles_title = Title()
+        self.tiles = Field(multiline=False)
         self.save_button = FlatButton()
         self.save_button.bind(on_release=lambda *_: self.save())
         self.interval_title = Title()
@@ -69,7 +73,7 @@ class SettingsScreen(BaseScreen):
             intervals.add_widget(button)
         for widget in (self.language_title, languages, self.size_title, sizes, self.cache_title, caches,
                        self.cache_use, self.interval_title, intervals, self.server_title, self.server,
-                       self.save_button):
+                       self.tiles_title, self.tiles, self.save_button):
             card.add_widget(widget)
         column.add_widget(card)
         self.body.add_widget(holder)
@@ -86,6 +90,8 @@ class SettingsScreen(BaseScreen):
         for size, button in self.size_buttons.items():
             button.state = "down" if size == settings.photo_max_px else "normal"
         self.server.text = settings.server_url or ""
+        self.tiles_title.text = i18n.t("settings.map_tiles")
+        self.tiles.text = map_tiles_path(self.core) or ""
         self.cache_title.text = i18n.t("settings.photo_cache_title")
         for size, button in self.cache_buttons.items():
             button.state = "down" if size == settings.photo_cache_mb else "normal"
@@ -101,7 +107,7 @@ class SettingsScreen(BaseScreen):
         i18n.set_language(code)
 
     def save(self) -> None:
-        """Keep the photo size and the server address."""
+        """Keep the photo size, the cache, the interval, the server address and the offline map."""
         size = next((s for s, b in self.size_buttons.items() if b.state == "down"), None)
         changes = {"server_url": self.server.text.strip() or None}
         if size:
@@ -113,7 +119,11 @@ class SettingsScreen(BaseScreen):
         if interval:
             changes["patrol_interval_s"] = interval
         try:
+            set_map_tiles(self.core, self.tiles.text)  # checked first: a file that is no map is refused
             self.core.save_settings(**changes)
+        except InputError as exc:
+            self.say(i18n.error_text(exc.field, exc.code), "error")
+            return
         except ValueError as exc:
             self.say(str(exc), "error")
             return
