@@ -1156,7 +1156,7 @@ CATALOG["zh"].update({
     "field.no_location_reason": "无位置原因",
     "error.not_mbtiles": "不是 MBTiles 地图文件",
     "case.pending": "待同步",
-    "case.pending_status": "服务器尚未收到你的 {count} 个操作：{status}为本机结果，待同步",
+    "case.pending_status": "待同步：你的 {count} 项操作服务器尚未收到；本机结果为“{status}”",
 })
 CATALOG["en"].update({
     "location.map_hint": "Tap the map to place the point (drag to pan), or type latitude and longitude",
@@ -1171,5 +1171,5 @@ CATALOG["en"].update({
     "field.no_location_reason": "Reason for no location",
     "error.not_mbtiles": "not an MBTiles map file",
     "case.pending": "not yet synced",
-    "case.pending_status": "The server has not yet received {count} of your steps: {status} is this tablet's result, not yet synced",
+    "case.pending_status": "Not yet synced: the server has not received {count} of your steps; on this tablet: {status}",
 })

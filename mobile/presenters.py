@@ -26,7 +26,9 @@ changed (a memo on the AppCore): no query per row.
 Hazard: a status the tablet computes differently from the server. The
 status is never stored: it is `shared.case.fold_case` over the event and its
 case actions, the same fold the server's pages run, so after a sync both show
-the same status; before it, the tablet shows its own actions already applied.
+the same status. Before it, the fold applies the worker's own actions (so the
+same step is not offered twice), but the case page shows them as pending,
+beside the status the server holds without them (`CaseView.server_status`).
 """
 
 from __future__ import annotations
@@ -693,6 +695,8 @@ class TimelineRow:
     unit: str | None = None
     deadline: str | None = None
     refusal: Refusal | None = None  # the server refused this action (the case shows it until mended or discarded)
+    # Made on this tablet and not yet acknowledged by the server (nor refused): the fold applied it here only.
+    pending: bool = False
 
 
 @dataclass(frozen=True)
@@ -727,6 +731,11 @@ class CaseView:
     refusal: Refusal | None = None  # the event's refusal, else the latest of its actions'
     can_mend: bool = False  # the event itself was refused: its grid, description and address may be corrected
     rectification: TimelineRow | None = None  # the unit's last applied rectification: its note and photos
+    # What the server holds, as far as this tablet knows: the fold without the actions made here that the server
+    # has not taken (pending or refused). ``status`` / ``resolution`` are the tablet's result, with them applied.
+    server_status: str | None = None
+    server_resolution: str | None = None
+    pending: int = 0  # the worker's own actions on the case not yet synced (TimelineRow.pending)
 
 
 class CasePresenter(_PhotoForm):
@@ -738,6 +747,13 @@ class CasePresenter(_PhotoForm):
 
     def _load(self) -> tuple[dict[str, Any], list[tuple[str, str, dict[str, tuple[Any, str]]]], CaseState,
                              dict[str, Any] | None]:
+        values, action_rows, actions, category = self._records()
+        case = fold_case(values, actions, now_ms=self.core.now_ms(), category=category)
+        return values, action_rows, case, category
+
+    def _records(self) -> tuple[dict[str, Any], list[tuple[str, str, dict[str, tuple[Any, str]]]], list[Action],
+                                dict[str, Any] | None]:
+        """The event's values, its action records and Actions, and its category; InputError when it is gone."""
         store = self.core.store
         record = store.get("event", self.event_id)
         if record is None or record.deleted:
@@ -745,9 +761,7 @@ class CasePresenter(_PhotoForm):
         values = record.values
         action_rows = store.states("case_action", where=("event", self.event_id), include_deleted=True)
         category = _categories(self.core).get(values.get("category"))  # type: ignore[arg-type]
-        actions = [Action.from_state(rid, state) for rid, _b, state in action_rows]
-        case = fold_case(values, actions, now_ms=self.core.now_ms(), category=category)
-        return values, action_rows, case, category
+        return values, action_rows, [Action.from_state(rid, state) for rid, _b, state in action_rows], category
 
     def _photo(self, sha: Any) -> PhotoRef | None:
         if not isinstance(sha, str):
@@ -794,11 +808,21 @@ class CasePresenter(_PhotoForm):
         return [ref for ref in (self._photo(sha) for sha in hashes) if ref is not None]
 
     def view(self) -> CaseView:
-        """The case as the tablet knows it now (offline); raises InputError("event", "not_found")."""
-        values, action_rows, case, category = self._load()
+        """The case as the tablet knows it now (offline); raises InputError("event", "not_found").
+
+        Hazard: the worker's own step taken for the server's. The fold applies the actions made here at once
+        (so the tablet offers no second verification), but until the server takes them they are shown as
+        pending: each such timeline row is ``pending``, and ``server_status`` is the fold without them.
+        """
+        values, action_rows, actions, category = self._records()
+        now = self.core.now_ms()
+        case = fold_case(values, actions, now_ms=now, category=category)
         me = self.core.user_id
         pending = self.core.store.pending_ids("case_action")
         refused = self.core.store.refusals()
+        unsent = {a.id for a in actions if a.id in pending or ("case_action", a.id) in refused}
+        held = fold_case(values, [a for a in actions if a.id not in unsent], now_ms=now, category=category) \
+            if unsent else case
         by_id = {rid: _plain(state) for rid, _b, state in action_rows}
         timeline = []
         for entry in case.timeline:
@@ -809,7 +833,8 @@ class CasePresenter(_PhotoForm):
                 superseded=bool(entry.reason and entry.reason.startswith("superseded:")), reason=entry.reason,
                 status=entry.status, by_me=bool(me) and entry.actor == me, synced=entry.action_id not in pending,
                 unit=_text(action.get("unit")), deadline=_text(action.get("deadline")),
-                refusal=refusal_of(refused.get(("case_action", entry.action_id)))))
+                refusal=refusal_of(refused.get(("case_action", entry.action_id))),
+                pending=entry.action_id in pending and ("case_action", entry.action_id) not in refused))
         location = values.get("location")
         reading = reading_from(location) if isinstance(location, dict) else None
         event_pending = self.event_id in self.core.store.pending_ids("event")
@@ -831,7 +856,9 @@ class CasePresenter(_PhotoForm):
             overdue=case.overdue, supervised=case.supervised,
             synced=synced, case_number=_text(values.get("case_number")),
             sync_state=sync_state(not synced, refusal), refusal=refusal, can_mend=event_refusal is not None,
-            rectification=next((row for row in reversed(timeline) if row.action == "rectify" and row.applied), None))
+            rectification=next((row for row in reversed(timeline) if row.action == "rectify" and row.applied), None),
+            server_status=held.status, server_resolution=held.resolution,
+            pending=sum(1 for row in timeline if row.pending))
 
     def _refused_ids(self) -> list[tuple[str, str]]:
         """The case's refused records: the event and its actions, as (kind, id)."""

@@ -496,6 +496,52 @@ def test_verify_pass_closes_the_case_after_sync_with_the_server(core, fake):
     assert view.photos[0][0] == sha and view.photos[0][1] is not None  # the thumbnail stays after upload
 
 
+def test_an_unsynced_verification_shows_as_pending_beside_the_servers_status_until_it_syncs(core, fake):
+    event_id = ReportPresenter(core).save(**GOOD)
+    sync(core, fake)
+    supervisor_acts(fake, event_id, "dispatch", "rectify")
+    sync(core, fake)
+    case = CasePresenter(core, event_id)
+    before = case.view()
+    assert (before.server_status, before.pending) == ("rectified", 0)
+    assert not any(row.pending for row in before.timeline)
+    action_id = case.verify(True, "已整改")
+    view = case.view()
+    # The tablet's result (no second verification offered), and apart from it what the server holds.
+    assert (view.status, view.resolution, view.can_verify) == ("closed", "verified", False)
+    assert (view.server_status, view.server_resolution, view.pending) == ("rectified", None, 1)
+    assert [(row.action, row.pending) for row in view.timeline] == [
+        ("dispatch", False), ("rectify", False), ("verify_pass", True)]
+    assert view.timeline[-1].action_id == action_id
+    sync(core, fake)
+    view = case.view()
+    assert (view.server_status, view.server_resolution, view.pending) == ("closed", "verified", 0)
+    assert not view.timeline[-1].pending
+
+
+def test_a_refused_own_action_is_not_the_servers_state_nor_pending(core, fake):
+    event_id = ReportPresenter(core).save(**GOOD)
+    _sync_once(core, fake)
+    fake.reject = lambda change: ("forbidden: not now", "role_may_not") if change.kind == "case_action" else None
+    supervisor_acts(fake, event_id, "dispatch", "rectify")
+    _sync_once(core, fake)
+    CasePresenter(core, event_id).verify(False, "还有杂物")
+    _sync_once(core, fake)
+    view = CasePresenter(core, event_id).view()
+    assert view.status == "returned" and view.server_status == "rectified" and view.pending == 0
+    assert (view.timeline[-1].action, view.timeline[-1].pending) == ("verify_fail", False)
+    assert view.timeline[-1].refusal is not None
+
+
+def test_a_micro_event_handled_on_the_spot_offline_is_pending_and_reported_on_the_server(core):
+    report = ReportPresenter(core)
+    event_id = report.save(grid=GRID, category="ebike_stairwell", description="楼道充电", handled_on_spot=True,
+                           note="已劝离", photos=[report.add_photo(jpeg())], no_location_reason="indoors")
+    view = CasePresenter(core, event_id).view()
+    assert (view.status, view.server_status, view.pending) == ("closed", "reported", 1)
+    assert [(row.action, row.applied, row.pending) for row in view.timeline] == [("handle_on_spot", True, True)]
+
+
 def test_a_verification_that_lost_the_race_stays_in_the_timeline_superseded(core, fake):
     event_id = ReportPresenter(core).save(**GOOD)
     sync(core, fake)

@@ -29,6 +29,12 @@ from ..widgets import DANGER, MUTED, OK, WARN, Card, Field, FlatButton, Text, Ti
 from .base import BaseScreen
 
 
+def status_text(status: str, resolution: str | None) -> str:
+    """A case's status, and its resolution when it has one, in words."""
+    text = i18n.status_name(status)
+    return f"{text} · {i18n.resolution_name(resolution)}" if resolution else text
+
+
 class PhotoThumb(ButtonBehavior, Image):
     """A thumbnail a finger can open: the full photo, fetched from the server when the tablet lacks it."""
 
@@ -150,11 +156,14 @@ class CaseScreen(BaseScreen):
         add = self.details.add_widget
         add(Title(text=name))
         add(Text(text=view.description, font_size=sp(22)))
-        status = i18n.status_name(view.status)
-        if view.resolution:
-            status += f" · {i18n.resolution_name(view.resolution)}"
-        add(Text(text=i18n.t("case.status", status=status), bold=True,
-                 tint=OK if view.status == "closed" else (WARN if view.can_verify else (0.08, 0.4, 0.75, 1))))
+        # The status the server holds; the worker's own steps it has not received are said apart, as pending.
+        shown = view.server_status or view.status
+        add(Text(text=i18n.t("case.status", status=status_text(shown, view.server_resolution if view.pending
+                                                                else view.resolution)), bold=True,
+                 tint=OK if shown == "closed" else (WARN if view.can_verify else (0.08, 0.4, 0.75, 1))))
+        if view.pending:
+            add(Text(text=i18n.t("case.pending_status", count=view.pending,
+                                 status=status_text(view.status, view.resolution)), bold=True, tint=WARN))
         add(Text(text=i18n.t("case.number", number=view.case_number) if view.case_number
                  else i18n.t("case.no_number"), tint=MUTED))
         add(Text(text=i18n.t("case.reported_at", when=local_time(view.reported_at)), tint=MUTED))
@@ -188,7 +197,9 @@ class CaseScreen(BaseScreen):
                 line += i18n.t("case.superseded", reason=entry.reason or "")
             if entry.refusal is not None:
                 line += "   · " + i18n.state_text("refused", entry.refusal)
-            add(Text(text=line, tint=DANGER if entry.refusal is not None else
+            elif entry.pending:
+                line += "   · " + i18n.t("case.pending")
+            add(Text(text=line, tint=DANGER if entry.refusal is not None else WARN if entry.pending else
                      (0.12, 0.16, 0.2, 1) if entry.applied else MUTED))
             if entry.photos:
                 add(thumbnails(entry.photos, dp(110), on_open=self.open_photo))
