@@ -238,8 +238,18 @@ class HousesPresenter:
 
     def same_number(self, id_number: str, exclude: str | None = None) -> list[tuple[str, str, str]]:
         """Tenants on this tablet, living there today, already registered under this ID number:
-        (house id, house address, tenant name). Only numbers the tablet holds in full can be compared
-        (a role that pulls masked numbers finds none here; the pages flag the pair for everyone)."""
+        (house id, house address, tenant name).
+
+        Only numbers the tablet holds in full are compared: those its role pulls in full, and those typed
+        here. A role that pulls masked numbers finds none of the others here, on purpose; the server flags
+        the pair for everyone (server/houses/service.py ``same_numbers``). A masked number keeps 8 of the 18
+        characters (4403**********0022: province and city, the last three of the sequence and the check
+        character), so about one number in 11,000 of the same city shares it: in a grid of a few thousand
+        tenants a match would often name a stranger. No hash comes down either: the server's index digests
+        are keyed with its own key (server/houses/index.py), and an unkeyed one sent to tablets would give
+        the numbers away: beside the masked form, what is hidden is a county (100 codes) and a birth date,
+        a few million guesses.
+        """
         number = normalise_resident_id(id_number or "")
         if not number:
             return []

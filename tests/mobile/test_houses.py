@@ -168,6 +168,23 @@ def test_a_number_already_registered_is_said_before_saving_and_saved_when_the_wo
     houses.register_tenant(HOUSE, name="王五", id_number=number, room="303")  # nobody else lives under it now
 
 
+def test_a_tenant_the_tablet_holds_only_masked_is_not_taken_for_the_same_number(core):
+    """A role that pulls masked numbers: the mask (first and last four) is shared by strangers, so it is no match;
+    the server flags a real pair (mobile/houses.py, same_number)."""
+    number = valid_id(1)
+    # Another valid number with the same masked form: another county of the city, the same sequence and check.
+    stranger = next(body + number[-1] for county in range(1, 100)
+                    if check_digit(body := f"{number[:4]}{county:02d}19900101{number[14:17]}") == number[-1]
+                    and body[:6] != number[:6])
+    assert stranger[:4] + stranger[-4:] == number[:4] + number[-4:]
+    core.store.apply_remote([remote("tenant", "0193b5c8-0000-7000-8000-0000000000d1", GRID_BUCKET, {
+        "house": HOUSE, "name": "赵六", "id_number_masked": number[:4] + "*" * 10 + number[-4:]})],
+        {GRID_BUCKET: "3"})
+    houses = HousesPresenter(core)
+    assert houses.same_number(number) == [] and houses.same_number(stranger) == []
+    houses.register_tenant(HOUSE, name="钱七", id_number=stranger)  # no warning naming 赵六
+
+
 def test_a_move_out_made_here_can_be_undone_for_ten_minutes(core):
     houses = HousesPresenter(core)
     tenant = houses.register_tenant(HOUSE, name="赵六")
