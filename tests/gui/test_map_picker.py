@@ -7,6 +7,9 @@ background (no tile file set); a tap drops the marker and fills the fields; the 
 the map draws its tiles under the outline; a second tap, a second report. No connection leaves this machine
 while the map is open: the test refuses any that is not to the local server.
 Screenshots: test-artifacts/gui/map-*.png.
+
+Beside it, the case page of issue 13's last rule: a micro event handled on the spot offline shows its step as
+pending (待同步) beside what the server holds, until a sync (screenshot case-pending.png).
 """
 
 from __future__ import annotations
@@ -17,10 +20,11 @@ import pytest
 from PIL import Image
 
 from tests.mobile.test_location import make_mbtiles
+from tests.photos.helpers import make_jpeg
 
 from .checks import assert_not_blank
 from .conftest import PASSWORD, _touch_class, demo_server, idle, screenshot, tap, wait_until
-from .test_field_app import current
+from .test_field_app import choose_photo, current, sync_and_wait
 
 BOX = (22.5410, 114.0545, 22.5455, 114.0605)  # G-0101's outline in the demo (south, west, north, east)
 TILE_COLOUR = (214, 196, 150)  # the test tiles' ground: a colour nothing else on the screen has
@@ -110,9 +114,8 @@ def saved_event(app, description: str) -> dict:
     raise AssertionError(f"no event {description!r} on the tablet")
 
 
-def test_a_worker_picks_a_manual_position_on_the_map_of_the_grid_and_saves_the_report(
-        window, field_app, network, tmp_path, local_only):
-    app = field_app
+def log_in(app) -> None:
+    """worker1 logs in; the first sync pulls the reference data (the grids' outlines among it)."""
     login = app.screen("login")
     login.username.text = "worker1"
     login.password.text = PASSWORD
@@ -120,6 +123,12 @@ def test_a_worker_picks_a_manual_position_on_the_map_of_the_grid_and_saves_the_r
     wait_until(lambda: current(app) == "home", 30, "Home after log-in")
     wait_until(lambda: app.screen("sync").outcome is not None, 40, "the first sync")
     assert app.screen("sync").outcome.ok
+
+
+def test_a_worker_picks_a_manual_position_on_the_map_of_the_grid_and_saves_the_report(
+        window, field_app, network, tmp_path, local_only):
+    app = field_app
+    log_in(app)
     network.mode = "offline"  # from here everything is on the tablet
 
     # 1. No tile file: the grid's outline on a plain background; a tap puts the marker and fills the fields.
@@ -204,3 +213,39 @@ def test_a_worker_picks_a_manual_position_on_the_map_of_the_grid_and_saves_the_r
     assert current(app) == "home"
     saved = saved_event(app, "地图选点：离线瓦片")["location"]
     assert (saved["source"], saved["lat"], saved["lon"]) == ("manual", *picked)
+
+
+def test_a_step_not_yet_synced_shows_as_pending_on_the_case_page(window, field_app, network, tmp_path):
+    app = field_app
+    log_in(app)
+    network.mode = "offline"
+    app.go("report", fresh=True)
+    idle(2)
+    report = app.screen("report")
+    tap(next(b for b in report.categories.children if b.code == "garbage"))
+    report.description.text = "路口垃圾，已现场清理"
+    tap(report.on_spot)
+    report.on_spot_note.text = "叫来保洁员清走"
+    tap(report.reason_buttons["no_fix"])
+    path = tmp_path / "cleared.jpg"
+    path.write_bytes(make_jpeg(400, 300, noise=True, seed=4))
+    choose_photo(app, report.strip.add, path, lambda: report.photos)
+    tap(report.save_button)
+    assert current(app) == "home"
+    event_id = next(rid for rid, _b, s in app.core.store.states("event")
+                    if s["description"][0] == "路口垃圾，已现场清理")
+    app.go("case", event_id=event_id)
+    case = app.screen("case")
+    idle(3)
+    lines = [w.text for w in case.details.children if hasattr(w, "text")]
+    assert "状态：已上报" in lines  # what the server holds: not the tablet's 已结案
+    assert "待同步：你的 1 项操作服务器尚未收到；本机结果为“已结案 · 现场处置”" in lines, lines
+    assert any("现场处置" in line and line.endswith("· 待同步") for line in lines), lines
+    screenshot(window, "case-pending")
+    network.mode = "online"
+    app.go("home")
+    sync_and_wait(app)
+    app.go("case", event_id=event_id)
+    idle(3)
+    lines = [w.text for w in case.details.children if hasattr(w, "text")]
+    assert "状态：已结案 · 现场处置" in lines and not any("待同步" in line for line in lines), lines
