@@ -1146,6 +1146,7 @@ CATALOG["en"].update({
 CATALOG["zh"].update({
     "location.map_hint": "在地图上点选位置（拖动平移），或输入纬度、经度",
     "location.no_outlines": "网格边界尚未绘制（由管理员在网页上绘制）",
+    "location.no_map": "没有可显示的地图（网格边界尚未绘制，也未设置离线地图）：请输入纬度、经度",
     "location.no_tiles": "未设置离线地图：只显示网格边界",
     "location.tiles_missing": "离线地图文件无法读取：只显示网格边界",
     "location.zoom_in": "放大",
@@ -1161,6 +1162,7 @@ CATALOG["zh"].update({
 CATALOG["en"].update({
     "location.map_hint": "Tap the map to place the point (drag to pan), or type latitude and longitude",
     "location.no_outlines": "No grid outline drawn yet (admins draw them on the pages)",
+    "location.no_map": "No map to show (no grid outline drawn, no offline map set): type latitude and longitude",
     "location.no_tiles": "No offline map set: grid outlines only",
     "location.tiles_missing": "The offline map file cannot be read: grid outlines only",
     "location.zoom_in": "Zoom in",

@@ -443,6 +443,21 @@ class MBTiles:
         self.path = str(file)
         self.min_zoom, self.max_zoom = max(0, row[0]), min(MAX_ZOOM, row[1])
 
+    def bounds(self) -> tuple[tuple[float, float], tuple[float, float]] | None:
+        """The (lat, lon) of the north-west and south-east corners of the tiles at the file's smallest zoom."""
+        try:
+            row = self._db.execute("SELECT MIN(tile_column), MAX(tile_column), MIN(tile_row), MAX(tile_row) "
+                                   "FROM tiles WHERE zoom_level = ?", (self.min_zoom,)).fetchone()
+        except (sqlite3.Error, AttributeError):
+            return None
+        if row is None or not all(isinstance(v, int) for v in row):
+            return None
+        west, east, south_row, north_row = row
+        top = 2 ** self.min_zoom - 1 - north_row  # TMS rows count from the south
+        bottom = 2 ** self.min_zoom - 1 - south_row
+        return (from_pixels(west * TILE_PX, top * TILE_PX, self.min_zoom),
+                from_pixels((east + 1) * TILE_PX, (bottom + 1) * TILE_PX, self.min_zoom))
+
     def tile(self, zoom: int, x: int, y: int) -> bytes | None:
         """The image bytes of tile (x, y) at ``zoom`` in the map's (XYZ) numbering, or None when the file lacks it."""
         count = 2 ** zoom

@@ -69,6 +69,8 @@ class TapMap(StencilView):
         points = [p for outline in self.outlines for ring in outline.rings[:1] for p in ring]
         if self.marker is not None:
             points.append(self.marker)
+        if not points and self.tiles is not None:
+            points = list(self.tiles.bounds() or ())  # nothing to show yet: the area the tile file covers
         lat, lon, zoom = fit_view(points, self.width, self.height, max_zoom=self.max_zoom)
         self._look_at(lat, lon, max(self.min_zoom, min(self.max_zoom, zoom)))
         self._moved = False

@@ -134,13 +134,16 @@ class LocationPopup(Popup):
     (mobile/ui/map.py), or latitude and longitude typed. A tap fills the fields; OK checks and hands them over."""
 
     def __init__(self, reading: Any, on_ok: Callable[[float, float], None], area: Any = None, **kwargs: Any):
-        super().__init__(title=i18n.t("location.manual_title"), size_hint=(0.94, 0.94), title_size=sp(22),
-                         auto_dismiss=False, **kwargs)
+        # A map with neither outlines nor tiles would be a blank square a tap turns into a position: not shown.
+        with_map = area is not None and bool(area.outlines or area.tiles_path)
+        size = {"size_hint": (0.94, 0.94)} if with_map else {"size_hint": (None, None), "size": (dp(620), dp(560))}
+        super().__init__(title=i18n.t("location.manual_title"), title_size=sp(22), auto_dismiss=False, **size,
+                         **kwargs)
         self.on_ok = on_ok
         known = reading is not None and getattr(reading, "lat", None) is not None
         row = BoxLayout(spacing=dp(16), padding=dp(8))
         self.map = None
-        if area is not None:
+        if with_map:
             from .map import TapMap  # the map's module is loaded with the popup that shows it
 
             left = BoxLayout(orientation="vertical", spacing=dp(8), size_hint_x=0.66)
@@ -185,6 +188,8 @@ class LocationPopup(Popup):
     def _note(area: Any) -> str:
         if area is None:
             return ""
+        if not (area.outlines or area.tiles_path):
+            return i18n.t("location.no_map")
         lines = [i18n.t("location.map_hint")]
         if not area.outlines:
             lines.append(i18n.t("location.no_outlines"))

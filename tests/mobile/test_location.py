@@ -221,9 +221,13 @@ def test_mbtiles_answers_tiles_in_the_maps_numbering_from_the_files_south_counte
         assert data is not None and data.startswith(b"\x89PNG")
         assert tiles.tile(16, 53531, 2 ** 16 - 1 - 28553) is None  # the stored row is not the map's row
         assert tiles.tile(16, 53532, 28553) is None and tiles.tile(16, -1, 0) is None and tiles.tile(3, 8, 0) is None
+        (north, west), (south, east) = tiles.bounds()  # of tile 53531/28553, the file's one tile at zoom 16
+        assert from_pixels(53531 * TILE_PX, 28553 * TILE_PX, 16) == pytest.approx((north, west))
+        assert from_pixels(53532 * TILE_PX, 28554 * TILE_PX, 16) == pytest.approx((south, east))
+        assert south < 22.5432 < north and west < 114.0575 < east
     finally:
         tiles.close()
-    assert tiles.tile(16, 53531, 28553) is None  # closed
+    assert tiles.tile(16, 53531, 28553) is None and tiles.bounds() is None  # closed
 
 
 def test_a_tile_file_that_is_missing_or_not_mbtiles_is_refused_and_left_unchanged(tmp_path):

@@ -119,7 +119,8 @@ class SettingsScreen(BaseScreen):
         if interval:
             changes["patrol_interval_s"] = interval
         try:
-            set_map_tiles(self.core, self.tiles.text)  # checked first: a file that is no map is refused
+            if self.tiles.text.strip() != (map_tiles_path(self.core) or ""):
+                set_map_tiles(self.core, self.tiles.text)  # checked first: a file that is no map is refused
             self.core.save_settings(**changes)
         except InputError as exc:
             self.say(i18n.error_text(exc.field, exc.code), "error")
