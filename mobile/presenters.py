@@ -87,6 +87,11 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def _reason(value: Any) -> str | None:
+    """A no-location reason the contract knows, else None (a pulled record is data, not a message key)."""
+    return value if value in NO_LOCATION_REASONS else None
+
+
 def _hlc_time(hlc: str) -> str | None:
     """The ISO 8601 UTC wall time of an HLC, or None when it is not one."""
     try:
@@ -736,6 +741,7 @@ class CaseView:
     server_status: str | None = None
     server_resolution: str | None = None
     pending: int = 0  # the worker's own actions on the case not yet synced (TimelineRow.pending)
+    no_location_reason: str | None = None  # why a report has no position (NO_LOCATION_REASONS), as its worker chose
 
 
 class CasePresenter(_PhotoForm):
@@ -858,7 +864,8 @@ class CasePresenter(_PhotoForm):
             sync_state=sync_state(not synced, refusal), refusal=refusal, can_mend=event_refusal is not None,
             rectification=next((row for row in reversed(timeline) if row.action == "rectify" and row.applied), None),
             server_status=held.status, server_resolution=held.resolution,
-            pending=sum(1 for row in timeline if row.pending))
+            pending=sum(1 for row in timeline if row.pending),
+            no_location_reason=_reason(values.get("no_location_reason")))
 
     def _refused_ids(self) -> list[tuple[str, str]]:
         """The case's refused records: the event and its actions, as (kind, id)."""

@@ -118,6 +118,8 @@ def test_a_report_carries_where_its_position_came_from_and_when(core):
     assert "fix_at" not in core.store.get("event", typed).values["location"]
     none = report.save(grid=GRID, category="fire_hazard", description="z", no_location_reason="indoors")
     assert core.store.get("event", none).values["no_location_reason"] == "indoors"
+    assert CasePresenter(core, none).view().no_location_reason == "indoors"  # the case page says why
+    assert CasePresenter(core, gps).view().no_location_reason is None
     with pytest.raises(InputError) as caught:
         report.save(grid=GRID, category="fire_hazard", description="z", no_location_reason="lazy")
     assert caught.value.field == "no_location_reason"

@@ -170,6 +170,8 @@ class CaseScreen(BaseScreen):
         add(Text(text=i18n.state_text(view.sync_state, view.refusal), bold=view.sync_state != "synced",
                  tint={"refused": DANGER, "local": WARN}.get(view.sync_state, OK)))
         place, source = location_text(view.location)
+        if view.location is None and view.no_location_reason:
+            place = i18n.t("case.no_location", reason=i18n.t(f"report.no_location.{view.no_location_reason}"))
         add(Text(text=i18n.t("case.location", place=place + (f"（{source}）" if source and not english else
                                                                (f" ({source})" if source else ""))), tint=MUTED))
         if view.failed_verifications:
