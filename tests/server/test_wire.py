@@ -170,7 +170,7 @@ def plain_bodies(draw):
     return json.dumps(body, ensure_ascii=draw(st.booleans())).encode("utf-8", "surrogatepass")
 
 
-@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
 @given(plain_bodies())
 def test_read_push_agrees_with_json_and_load_change(raw):
     check_law(raw)
@@ -379,7 +379,7 @@ def mutated_bodies(draw) -> bytes:
     return text.encode("utf-8", "surrogatepass")
 
 
-@settings(max_examples=1000, deadline=None)
+@settings(max_examples=400, deadline=None)
 @given(mutated_bodies())
 def test_read_push_agrees_on_mutated_bodies(raw):
     check_law(raw)

@@ -1,6 +1,6 @@
 """The packed track form: lossless up to its rounding, checked at the wire, and the rules points keep."""
 
-from hypothesis import given, strategies as st
+from hypothesis import given, settings, strategies as st
 
 from shared.records import ValidationError, load_change
 from shared.track import (MAX_POINTS, MAX_SPEED_MPS, Point, distance_m, flags, length_m, pack, packed_error,
@@ -20,6 +20,7 @@ def tracks(draw, max_size=60):
     return points
 
 
+@settings(max_examples=100)  # each example is up to 60 points of five draws: 500 of them took a minute
 @given(tracks())
 def test_unpacking_gives_the_points_rounded_and_packing_them_again_gives_the_same_columns(points):
     packed = pack(points, START)
