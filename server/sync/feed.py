@@ -35,6 +35,16 @@ bucket B, its merge and the re-fold of a case of B therefore happen under B's lo
 old single feed lock, two merges of one record never interleave, and the cases row of an event
 is folded by one writer at a time.
 
+Two pushes to the same grid still wait for each other, and that is kept on purpose. The wire's cursor is one
+integer per bucket (design.md), so within a bucket the order positions are handed out in must be the order they
+become visible. Only two designs free same-grid writers under that contract. The first hands positions out after
+commit: a sequencer stamps committed rows, so every record is written twice and every pull lags the sequencer by
+one period. The second changes the cursor: it would carry a commit-safe watermark, such as the xid horizon of
+``pg_snapshot_xmin(pg_current_snapshot())``, so tablets already in the field would need a cursor migration. The
+same lock also keeps two merges of one record, and two re-folds of one case, from interleaving; without it, each
+would need row locks and a retry on a conflicting insert. One grid is worked by one or two workers. Their pushes
+meet seldom, and when they do, the later one waits for a single short transaction, not for the city.
+
 SQLite has one writer at a time anyway: there `lock` takes the database's write lock with
 ``UPDATE feed SET position = position`` and positions come from the ``feed`` row, raised in the
 same transaction: positions become visible in the order they were handed out, across buckets.
