@@ -55,6 +55,17 @@ def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def stored(blobs) -> list[str]:
+    """Every file of a folder store or object of an S3 store, as a path under its root or prefix, sorted: the two
+    backends lay them out alike (``ab/cd/<sha>``, ``uploads/...``, ``variants/...``)."""
+    from server.photos.blobs import FolderBlobStore
+
+    if isinstance(blobs, FolderBlobStore):
+        return sorted(p.relative_to(blobs.root).as_posix() for p in blobs.root.rglob("*") if p.is_file())
+    pages = blobs.client.get_paginator("list_objects_v2").paginate(Bucket=blobs.bucket, Prefix=blobs.prefix)
+    return sorted(item["Key"][len(blobs.prefix):] for page in pages for item in page.get("Contents", []))
+
+
 def race(target: Callable[[], None], runners: int, timeout: float = 60) -> None:
     """Run ``target`` in ``runners`` threads that set off at the same moment, and wait for them all."""
     start = threading.Barrier(runners)
