@@ -20,9 +20,27 @@ MOTO_START_SECONDS = 60.0  # moto imports every service it emulates: on a busy 2
 
 
 @pytest.fixture
-def app_config(app_config):
-    """The root settings, with a small photo limit (GRIDPATROL_MAX_PHOTO_BYTES), so 413 is cheap to reach."""
-    return {**app_config, "GRIDPATROL_MAX_PHOTO_BYTES": LIMIT}
+def photo_backend() -> str:
+    """Where the test app keeps photos: "folder" (the default), or "s3" (moto); a test parametrizes it to choose."""
+    return "folder"
+
+
+@pytest.fixture
+def app_config(app_config, photo_backend, request):
+    """The root settings, with a small photo limit (GRIDPATROL_MAX_PHOTO_BYTES), so 413 is cheap to reach, and the
+    photo store of ``photo_backend``."""
+    config = {**app_config, "GRIDPATROL_MAX_PHOTO_BYTES": LIMIT}
+    if photo_backend == "s3":
+        config.update(s3_app_settings(request.getfixturevalue("s3_settings")))
+    return config
+
+
+def s3_app_settings(settings) -> dict[str, str]:
+    """The app's settings (as an operator would write them) that name an S3 store."""
+    return {"GRIDPATROL_BLOB_URL": f"s3://{settings.bucket}/{settings.prefix}",
+            "GRIDPATROL_S3_ENDPOINT_URL": settings.endpoint_url, "GRIDPATROL_S3_REGION": settings.region,
+            "GRIDPATROL_S3_ACCESS_KEY_ID": settings.access_key_id,
+            "GRIDPATROL_S3_SECRET_ACCESS_KEY": settings.secret_access_key}
 
 
 @pytest.fixture
