@@ -38,7 +38,9 @@ Properties, as `server.photos.blobs` states them for the folder:
      sends nothing for LEASE_SECONDS lets another request take over, which is what a tablet that reconnected
      needs), or a store that ignores conditional deletes. Then the second append at an offset finds the part
      there, drops its bytes and raises OffsetMismatch (409 ``offset_mismatch`` with the offset held), and its
-     client resumes from there.
+     client resumes from there; unless the part there holds the very bytes it brought (same ETag), which is as
+     good as written. That also covers boto3's retry of a create whose answer was lost: the retry's 412 finds
+     its own bytes. (A lease create retried so finds its own token, and holds the lease.)
 
   So the answer to two appends of one photo on two servers: the second waits for the first's lease and then
   finds the offset moved (409), or the photo complete; and if the lease failed them, the conditional create of
@@ -107,6 +109,12 @@ _LENGTH = re.compile(r"length-([0-9]{1,15})\Z")
 
 def _code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _etag(data: bytes) -> str:
+    """The ETag a store gives an object of these bytes put whole: their MD5 (with SSE-KMS on AWS it differs, and
+    the comparisons that use this merely fail, to the slower path)."""
+    return f'"{hashlib.md5(data, usedforsecurity=False).hexdigest()}"'
 
 
 def make_client(settings: S3Settings) -> Any:
@@ -361,8 +369,12 @@ class _Lease:
         while True:
             if self._try(IfNoneMatch="*"):
                 return
-            stale = self._stale_etag()
-            if stale is not None and self._try(IfMatch=stale):
+            held = self.store._head(self.key)
+            if held is not None and held["ETag"] == _etag(self.token):
+                # A create whose answer was lost, retried by boto3 and refused: the lease is this one's.
+                self.etag, self.renewed = held["ETag"], time.monotonic()
+                return
+            if held is not None and self._stale(held) and self._try(IfMatch=held["ETag"]):
                 log.warning("took over the stale upload lease %s", self.key)
                 return
             if time.monotonic() >= deadline:
@@ -381,13 +393,9 @@ class _Lease:
         self.renewed = time.monotonic()
         return True
 
-    def _stale_etag(self) -> str | None:
-        """The ETag of the lease when it was not renewed for the lease's time, by the store's clock; else None."""
-        answer = self.store._head(self.key)
-        if answer is None:
-            return None
-        age = (_store_time(answer) - answer["LastModified"]).total_seconds()
-        return answer["ETag"] if age > self.store.lease_seconds else None
+    def _stale(self, held: dict[str, Any]) -> bool:
+        """Whether the lease (a HEAD's answer) was not renewed for the lease's time, by the store's clock."""
+        return (_store_time(held) - held["LastModified"]).total_seconds() > self.store.lease_seconds
 
     def renew(self, *, now: bool = False) -> None:
         """Renew the lease if RENEW_SECONDS passed (or ``now``). A lease lost meanwhile stays lost: the
@@ -486,13 +494,18 @@ class _S3Session(UploadSession):
 
     def _write_part(self, data: bytes) -> None:
         offset = self.offset
+        key = f"{self.prefix}part-{offset:012d}"
         try:
-            self.store._put(f"{self.prefix}part-{offset:012d}", data, IfNoneMatch="*")
+            self.store._put(key, data, IfNoneMatch="*")
         except ClientError as exc:
             if _code(exc) not in _CONFLICT:
                 raise
-            self._parts = self.store._list_upload(self.sha256).parts
-            raise OffsetMismatch(self.offset, offset) from None
+            there = self.store._head(key)
+            # The same bytes are there (this create, retried by boto3 after a lost answer; or another writer of
+            # the same photo): as good as written. Other bytes: this append was second.
+            if there is None or there["ETag"] != _etag(data):
+                self._parts = self.store._list_upload(self.sha256).parts
+                raise OffsetMismatch(self.offset, offset) from None
         self._parts[offset] = len(data)
 
     def _keep_length(self) -> None:

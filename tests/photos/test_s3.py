@@ -106,6 +106,33 @@ def test_two_servers_that_both_think_they_hold_the_lease_cannot_both_write_at_on
     assert one.read(name) == data
 
 
+def test_a_part_already_there_with_the_same_bytes_is_as_good_as_written(s3_settings):
+    """boto3 retries a PUT whose answer was lost: the retry's 412 must not turn bytes kept into a conflict."""
+    one, other = server(s3_settings), server(s3_settings)
+    data = make_jpeg()
+    name = sha(data)
+    with one.upload(name) as first:
+        first.declare(len(data))
+        one.client.delete_object(Bucket=one.bucket, Key=one.upload_prefix(name) + "lock")
+        with other.upload(name, wait_seconds=1) as second:
+            assert second.append(reader(data[:100]), len(data)) == 100
+        assert first.append(reader(data[:100]), len(data)) == 100  # the same bytes at the same offset
+        first.append(reader(data[100:]), len(data) - 100)
+        first.finish()
+    assert one.read(name) == data
+
+
+def test_a_lease_whose_create_was_answered_412_on_a_retry_is_held(s3_settings):
+    from server.photos.s3 import _Lease
+
+    store = server(s3_settings)
+    lease = _Lease(store, store.upload_prefix(sha(b"x")) + "lock")
+    store.client.put_object(Bucket=store.bucket, Key=lease.key, Body=lease.token)  # the first try, answer lost
+    lease.acquire(0)  # no wait for a lease that is its own
+    lease.release()
+    assert stored(store) == []
+
+
 def test_a_session_whose_lease_was_taken_over_leaves_the_new_holders_lease_alone(s3_settings):
     one, other = server(s3_settings), server(s3_settings)
     name = sha(b"leases")
