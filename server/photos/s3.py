@@ -156,20 +156,18 @@ class _Upload:
         return min(self.lengths) if self.lengths else None
 
 
-def _chain_end(parts: dict[int, int]) -> int:
-    end = 0
-    while parts.get(end):  # no part is empty, so the chain always moves on
-        end += parts[end]
-    return end
-
-
 def _chain(parts: dict[int, int]) -> list[int]:
-    """The offsets of the parts on the chain, in order."""
+    """The offsets of the parts on the chain from 0, in order (parts off it, left by a race, are not counted)."""
     offsets, end = [], 0
-    while parts.get(end):
+    while parts.get(end):  # no part is empty, so the chain always moves on
         offsets.append(end)
         end += parts[end]
     return offsets
+
+
+def _chain_end(parts: dict[int, int]) -> int:
+    offsets = _chain(parts)
+    return offsets[-1] + parts[offsets[-1]] if offsets else 0
 
 
 def _store_time(response: dict[str, Any]) -> datetime:

@@ -52,6 +52,31 @@ def test_an_upload_begun_on_one_server_resumes_on_another_from_the_parts_in_the_
     assert other.read(name) == data and stored(other) == [shard(name)]
 
 
+def test_a_long_append_writes_a_part_every_part_bytes_and_finish_reads_them_in_order(s3_settings):
+    store = server(s3_settings, part_bytes=1000)
+    data = make_jpeg(noise=True, width=60, height=60)
+    name = sha(data)
+    read = reader(data[:2500])
+
+    def cut_after_2500(n: int) -> bytes:
+        piece = read(min(n, 700))
+        if not piece:
+            raise ConnectionResetError("the client went away")
+        return piece
+
+    with store.upload(name) as session:
+        session.declare(len(data))
+        with pytest.raises(ConnectionResetError):
+            session.append(cut_after_2500, len(data))
+    parts = [path.rsplit("/", 1)[1] for path in stored(store) if "/part-" in path]
+    assert parts == ["part-000000000000", "part-000000001400"]  # 1400 bytes (two reads), then 1100
+    with store.upload(name) as session:
+        assert session.offset == 2500
+        session.append(reader(data[2500:]), len(data) - 2500)
+        session.finish()
+    assert store.read(name) == data and stored(store) == [shard(name)]
+
+
 def test_a_server_killed_after_the_photo_was_put_leaves_leftovers_the_next_session_clears(s3_settings):
     store = server(s3_settings)
     data = make_jpeg()
