@@ -245,7 +245,8 @@ _READERS: dict[str, Callable[[], Any]] = {
     # The keys, both or neither; unset: boto3's (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, ~/.aws, a role).
     "GRIDPATROL_S3_ACCESS_KEY_ID": _text("GRIDPATROL_S3_ACCESS_KEY_ID", ""),
     "GRIDPATROL_S3_SECRET_ACCESS_KEY": _text("GRIDPATROL_S3_SECRET_ACCESS_KEY", ""),
-    # path (https://host/bucket/key), virtual (https://bucket.host/key) or auto; unset: path with an endpoint, else auto.
+    # path (https://host/bucket/key), virtual (https://bucket.host/key) or auto; unset: path with an endpoint,
+    # else auto.
     "GRIDPATROL_S3_ADDRESSING_STYLE": _text("GRIDPATROL_S3_ADDRESSING_STYLE", ""),
     # The largest photo an upload may declare (413 above it); the app makes 1920 px JPEGs of ~0.5 MB.
     "GRIDPATROL_MAX_PHOTO_BYTES": lambda: _int("GRIDPATROL_MAX_PHOTO_BYTES", 15 * 1024 * 1024),

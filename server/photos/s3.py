@@ -55,9 +55,13 @@ Why not S3's multipart upload, one per session: CompleteMultipartUpload refuses 
 and a tablet's cut leaves pieces of any size; and the object is visible the moment it completes, before its hash
 could be checked. Parts as objects have neither problem, and their sizes are the offset.
 
-The store must honour ``If-None-Match: *`` and ``If-Match`` on PutObject (AWS S3 since 2024, MinIO, Ceph RGW; see
-docs/operations.md). A store that ignored them would let two servers overwrite each other's parts, so the first
+The store must honour ``If-None-Match: *`` on PutObject (AWS S3 since 2024, MinIO, Ceph RGW; see
+docs/operations.md). A store that ignored it would let two servers overwrite each other's parts, so the first
 upload of each process checks (`_check_conditional_writes`) and refuses such a store with an error that says so.
+``If-Match`` (on PUT and DELETE) makes the lease exact; without it two sessions may overlap, which layer 2 covers.
+
+Hazard: a server killed while it holds a lease holds that photo up until the lease expires (LEASE_SECONDS), where
+the folder's flock dies with its process. The tablet's 409 ``upload_locked`` makes it wait and try again.
 
 Hazard: uploads abandoned half way keep their parts (as the folder keeps its part files). A lifecycle rule on the
 bucket that expires ``<prefix>uploads/`` after a week removes them; a tablet that comes back later starts over.

@@ -38,8 +38,8 @@ SETTLE_SECONDS = 2.0
 
 
 def blob_store() -> BlobStore:
-    """The app's photo store, made on first use: the S3 bucket of GRIDPATROL_BLOB_URL when it is set (server/photos/s3.py,
-    boto3 imported only then), else the folder GRIDPATROL_PHOTO_DIR."""
+    """The app's photo store, made on first use: the S3 bucket of GRIDPATROL_BLOB_URL when it is set
+    (server/photos/s3.py; boto3 is imported only then), else the folder GRIDPATROL_PHOTO_DIR."""
     blobs = current_app.extensions.get("gridpatrol.blobs")
     if blobs is None:
         s3 = current_app.config.get("GRIDPATROL_S3")
