@@ -9,20 +9,7 @@ import pytest
 
 from server.photos.blobs import FolderBlobStore, HashMismatch, LengthMismatch, UploadLocked
 
-from .helpers import make_jpeg, race, sha, stored
-
-
-def reader(data: bytes):
-    """A read(n) function over bytes, as a request stream is."""
-    position = 0
-
-    def read(n: int) -> bytes:
-        nonlocal position
-        piece = data[position:position + n]
-        position += len(piece)
-        return piece
-
-    return read
+from .helpers import make_jpeg, race, reader, sha, shard, stored, uploads
 
 
 def put(blobs, data: bytes, name: str | None = None, check=None) -> None:
@@ -30,15 +17,6 @@ def put(blobs, data: bytes, name: str | None = None, check=None) -> None:
         session.declare(len(data))
         session.append(reader(data), len(data))
         session.finish(check)
-
-
-def shard(name: str) -> str:
-    return f"{name[:2]}/{name[2:4]}/{name}"
-
-
-def uploads(blobs) -> list[str]:
-    """What the store holds of unfinished uploads."""
-    return [path for path in stored(blobs) if path.startswith("uploads/")]
 
 
 def test_a_blob_lives_sharded_by_its_hash(blobs):

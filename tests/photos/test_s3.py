@@ -15,9 +15,7 @@ from PIL import Image
 
 from server.photos.blobs import BlobError, OffsetMismatch, UploadLocked
 
-from .conftest import s3_app_settings
-from .helpers import OCTET, CuttingProxy, LiveServer, bearer, make_jpeg, put_event, sha, stored
-from .test_blobs import put, reader, shard
+from .helpers import OCTET, CuttingProxy, LiveServer, bearer, make_jpeg, put_event, reader, sha, shard, stored
 
 
 def server(s3_settings, **options):
