@@ -8,12 +8,15 @@ environment.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import secrets
+from dataclasses import dataclass
 from pathlib import Path
 from datetime import timedelta, timezone
 from typing import Any, Callable, Mapping
+from urllib.parse import urlsplit
 
 from shared.hlc import DEFAULT_MAX_DRIFT_S
 
@@ -100,8 +103,9 @@ def settings(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
 
     The overrides come first: a setting they give is never read from the environment, nor made (a
     test app that passes SECRET_KEY and GRIDPATROL_ID_KEY writes no key into var/). Start-up errors
-    are RuntimeErrors naming the variable: a malformed number or GRIDPATROL_UTC_OFFSET anywhere, and
-    in production a missing or short secret key, given or not.
+    are RuntimeErrors naming the variable: a malformed number, GRIDPATROL_UTC_OFFSET or photo store
+    (GRIDPATROL_BLOB_URL and GRIDPATROL_S3_*, parsed into GRIDPATROL_S3) anywhere, and in production
+    a missing or short secret key, given or not.
     """
     overrides = dict(overrides or {})
     environment = overrides.get("GRIDPATROL_ENV") or os.environ.get("GRIDPATROL_ENV") or "development"
@@ -113,6 +117,7 @@ def settings(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         parse_offset(values["GRIDPATROL_UTC_OFFSET"])  # fail at start-up, not on the first page
     except ValueError as exc:
         raise RuntimeError(str(exc)) from None
+    values["GRIDPATROL_S3"] = s3_settings(values)  # likewise: a wrong store fails here, not on the first photo
     return values
 
 
@@ -134,6 +139,78 @@ def parse_offset(raw: str) -> timezone:
     if delta >= timedelta(hours=24):
         raise ValueError(f"GRIDPATROL_UTC_OFFSET must be less than 24 hours, not {raw!r}")
     return timezone(-delta if sign == "-" else delta)
+
+
+# --- the photo store ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class S3Settings:
+    """Where photos live when GRIDPATROL_BLOB_URL names an S3 bucket (server/photos/s3.py).
+
+    ``prefix`` is empty or ends with "/". A setting left None is found the standard boto3 way: the region and
+    the keys from AWS_DEFAULT_REGION, AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, ~/.aws, or the machine's role.
+    """
+
+    bucket: str
+    prefix: str
+    endpoint_url: str | None
+    region: str | None
+    access_key_id: str | None
+    secret_access_key: str | None
+    addressing_style: str
+
+
+# S3's rules for a bucket name (what MinIO and Ceph RGW also take): 3-63 lowercase letters, digits, dots, hyphens.
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+# A key prefix of plain path segments: it is put in front of every key the store writes.
+_PREFIX_SEGMENT = re.compile(r"[A-Za-z0-9._-]{1,100}")
+ADDRESSING_STYLES = ("path", "virtual", "auto")
+
+
+def s3_settings(values: Mapping[str, Any]) -> S3Settings | None:
+    """The S3 settings when GRIDPATROL_BLOB_URL is set (None: the folder GRIDPATROL_PHOTO_DIR); RuntimeError, naming
+    the variable, for a malformed one, for half a key pair, or for boto3 missing."""
+    raw = (values.get("GRIDPATROL_BLOB_URL") or "").strip()
+    if not raw:
+        return None
+    url = urlsplit(raw)
+    if url.scheme != "s3" or not url.netloc or url.query or url.fragment:
+        raise RuntimeError(f"GRIDPATROL_BLOB_URL must look like s3://bucket or s3://bucket/prefix, not {raw!r}; "
+                           "leave it unset to keep photos in the folder GRIDPATROL_PHOTO_DIR")
+    if not _BUCKET.fullmatch(url.netloc) or ".." in url.netloc:
+        raise RuntimeError(f"GRIDPATROL_BLOB_URL: {url.netloc!r} is not a bucket name (3-63 lowercase letters, "
+                           "digits, dots and hyphens, starting and ending with a letter or digit)")
+    segments = [segment for segment in url.path.split("/") if segment]
+    if any(not _PREFIX_SEGMENT.fullmatch(s) or s.strip(".") == "" for s in segments) or "//" in url.path.rstrip("/"):
+        raise RuntimeError(f"GRIDPATROL_BLOB_URL: {url.path!r} is not a key prefix (segments of letters, digits, "
+                           "'.', '_' and '-', separated by single slashes)")
+    endpoint = _optional(values, "GRIDPATROL_S3_ENDPOINT_URL")
+    if endpoint is not None:
+        parts = urlsplit(endpoint)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+            raise RuntimeError(f"GRIDPATROL_S3_ENDPOINT_URL must be an http:// or https:// address such as "
+                               f"https://minio.example:9000, not {endpoint!r}")
+    key_id = _optional(values, "GRIDPATROL_S3_ACCESS_KEY_ID")
+    secret = _optional(values, "GRIDPATROL_S3_SECRET_ACCESS_KEY")
+    if (key_id is None) != (secret is None):
+        raise RuntimeError("GRIDPATROL_S3_ACCESS_KEY_ID and GRIDPATROL_S3_SECRET_ACCESS_KEY go together: set both, "
+                           "or neither (boto3 then finds the keys itself: AWS_ACCESS_KEY_ID, ~/.aws, a role)")
+    # MinIO and Ceph RGW answer at one address for every bucket (path style) unless set up with a wildcard domain.
+    style = _optional(values, "GRIDPATROL_S3_ADDRESSING_STYLE") or ("path" if endpoint else "auto")
+    if style not in ADDRESSING_STYLES:
+        raise RuntimeError(f"GRIDPATROL_S3_ADDRESSING_STYLE must be one of {', '.join(ADDRESSING_STYLES)}, "
+                           f"not {style!r}")
+    if importlib.util.find_spec("boto3") is None:
+        raise RuntimeError("GRIDPATROL_BLOB_URL names an S3 bucket, but boto3 is not installed: "
+                           "pip install 'gridpatrol[s3]'")
+    return S3Settings(bucket=url.netloc, prefix="".join(f"{segment}/" for segment in segments),
+                      endpoint_url=endpoint, region=_optional(values, "GRIDPATROL_S3_REGION"), access_key_id=key_id,
+                      secret_access_key=secret, addressing_style=style)
+
+
+def _optional(values: Mapping[str, Any], name: str) -> str | None:
+    raw = values.get(name)
+    return raw.strip() or None if isinstance(raw, str) else None
 
 
 def _text(name: str, default: str | None = None) -> Callable[[], str | None]:
@@ -158,6 +235,19 @@ _READERS: dict[str, Callable[[], Any]] = {
     "GRIDPATROL_MAX_PULL_LIMIT": lambda: _int("GRIDPATROL_MAX_PULL_LIMIT", 1000),
     "GRIDPATROL_DEFAULT_PULL_LIMIT": lambda: _int("GRIDPATROL_DEFAULT_PULL_LIMIT", 500),
     "GRIDPATROL_PHOTO_DIR": lambda: os.environ.get("GRIDPATROL_PHOTO_DIR") or str(VAR / "photos"),
+    # Photos in an S3-compatible object store instead of the folder: s3://bucket or s3://bucket/prefix (AWS S3,
+    # MinIO, Ceph RGW; docs/operations.md). Unset: the folder above. The settings below are checked at start-up.
+    "GRIDPATROL_BLOB_URL": _text("GRIDPATROL_BLOB_URL", ""),
+    # The store's address (https://minio.example:9000); unset: AWS S3 in the region.
+    "GRIDPATROL_S3_ENDPOINT_URL": _text("GRIDPATROL_S3_ENDPOINT_URL", ""),
+    # The region; unset: boto3's (AWS_DEFAULT_REGION, ~/.aws/config).
+    "GRIDPATROL_S3_REGION": _text("GRIDPATROL_S3_REGION", ""),
+    # The keys, both or neither; unset: boto3's (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, ~/.aws, a role).
+    "GRIDPATROL_S3_ACCESS_KEY_ID": _text("GRIDPATROL_S3_ACCESS_KEY_ID", ""),
+    "GRIDPATROL_S3_SECRET_ACCESS_KEY": _text("GRIDPATROL_S3_SECRET_ACCESS_KEY", ""),
+    # path (https://host/bucket/key), virtual (https://bucket.host/key) or auto; unset: path with an endpoint,
+    # else auto.
+    "GRIDPATROL_S3_ADDRESSING_STYLE": _text("GRIDPATROL_S3_ADDRESSING_STYLE", ""),
     # The largest photo an upload may declare (413 above it); the app makes 1920 px JPEGs of ~0.5 MB.
     "GRIDPATROL_MAX_PHOTO_BYTES": lambda: _int("GRIDPATROL_MAX_PHOTO_BYTES", 15 * 1024 * 1024),
     # Seals resident ID numbers at rest (AES-SIV, server/privacy.py): 32, 48 or 64 bytes as hex. Every

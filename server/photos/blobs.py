@@ -11,15 +11,16 @@ question, and nothing in the server reaches the bytes any other way:
   the caller check the content before the blob becomes visible;
 * derived files (`get_variant`, `put_variant`): thumbnails, made once.
 
-`FolderBlobStore` is the one backend: a folder sharded by hash,
+`FolderBlobStore` is the default backend: a folder sharded by hash,
 ``ab/cd/abcd…``, with unfinished uploads apart under ``uploads/ab/cd/``
 (``<sha>.part`` holds the bytes, ``<sha>.length`` the declared length) and
-variants under ``variants/<name>/ab/cd/``. An S3-compatible backend implements
-the same two classes (a multipart upload per session, its parts' total as the
-offset, a distributed lock such as a PostgreSQL advisory lock), and no caller
-changes.
+variants under ``variants/<name>/ab/cd/``. `server.photos.s3.S3BlobStore`
+implements the same two classes on an S3-compatible object store, for app
+servers on several machines (the same layout as keys; the upload's state all
+in objects; the lock a lease object), and no caller changes. The properties
+below hold for both; the S3 module says how.
 
-Properties:
+Properties (of the folder store):
 
 * **A blob is complete or absent.** Bytes become a blob only by `finish`, which
   fsyncs the part file, checks its hash, and renames it into place with
@@ -70,7 +71,7 @@ __all__ = [
     "HashMismatch", "UploadLocked", "OffsetMismatch", "LengthMismatch", "is_sha256",
 ]
 
-_COPY_BYTES = 1024 * 1024
+COPY_BYTES = 1024 * 1024  # read and write in blocks of this size
 
 
 class BlobError(Exception):
@@ -222,14 +223,24 @@ class BlobStore(ABC):
         """Keep a derived file; a concurrent put of the same variant is harmless."""
 
 
-# --- the folder backend ---------------------------------------------------------------------------
+# --- names, the same for every backend -------------------------------------------------------------
 
-def _check_name(sha256: str) -> str:
-    # The name becomes a path: anything but 64 hex digits could walk out of the folder.
+def check_name(sha256: str) -> str:
+    """A blob's name: 64 lowercase hex digits, else ValueError."""
+    # The name becomes a path or a key: anything but 64 hex digits could walk out of the folder or prefix.
     if not is_sha256(sha256):
         raise ValueError(f"{sha256!r} is not a SHA-256 digest in lowercase hex")
     return sha256
 
+
+def check_variant(name: str) -> str:
+    """A variant's name (``thumb``); it becomes part of a path or key, so it is a plain word."""
+    if not re.match(r"^[a-z0-9_]{1,32}\Z", name):
+        raise ValueError(f"{name!r} is not a variant name")
+    return name
+
+
+# --- the folder backend ---------------------------------------------------------------------------
 
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
@@ -273,15 +284,13 @@ class FolderBlobStore(BlobStore):
 
     def path(self, sha256: str) -> Path:
         """Where the complete blob lives (whether or not it is held)."""
-        return self.root / self._shard(_check_name(sha256)) / sha256
+        return self.root / self._shard(check_name(sha256)) / sha256
 
     def _upload_dir(self, sha256: str) -> Path:
-        return self.root / "uploads" / self._shard(_check_name(sha256))
+        return self.root / "uploads" / self._shard(check_name(sha256))
 
     def _variant_path(self, sha256: str, name: str) -> Path:
-        if not re.match(r"^[a-z0-9_]{1,32}\Z", name):
-            raise ValueError(f"{name!r} is not a variant name")
-        return self.root / "variants" / name / self._shard(_check_name(sha256)) / sha256
+        return self.root / "variants" / check_variant(name) / self._shard(check_name(sha256)) / sha256
 
     # reading
     def has(self, sha256: str) -> bool:
@@ -465,7 +474,7 @@ class _FolderSession(UploadSession):
             written = 0
             try:
                 while written < limit:
-                    data = read(min(_COPY_BYTES, limit - written))
+                    data = read(min(COPY_BYTES, limit - written))
                     if not data:
                         break
                     handle.write(data)
@@ -486,7 +495,7 @@ class _FolderSession(UploadSession):
             return
         digest = hashlib.sha256()
         with open(self.part, "rb") as handle:
-            for block in iter(lambda: handle.read(_COPY_BYTES), b""):
+            for block in iter(lambda: handle.read(COPY_BYTES), b""):
                 digest.update(block)
             if digest.hexdigest() != self.sha256:
                 self.discard()

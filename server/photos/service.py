@@ -26,8 +26,8 @@ from ..db import db
 from ..errors import ApiError
 from ..models import PhotoUpload, Record
 from .access import photo_hashes
-from .blobs import (BlobNotFound, BlobStore, FolderBlobStore, HashMismatch, LengthMismatch, UploadLocked,
-                    UploadStatus)
+from .blobs import (BlobNotFound, BlobStore, FolderBlobStore, HashMismatch, LengthMismatch, OffsetMismatch,
+                    UploadLocked, UploadStatus)
 from .images import NotAnImage, TooManyPixels, check_image, make_thumbnail
 
 LOCK_WAIT_SECONDS = 5.0  # an append of the same photo that runs longer makes the other one a 409
@@ -38,10 +38,18 @@ SETTLE_SECONDS = 2.0
 
 
 def blob_store() -> BlobStore:
-    """The app's photo store (a folder at GRIDPATROL_PHOTO_DIR), made on first use."""
+    """The app's photo store, made on first use: the S3 bucket of GRIDPATROL_BLOB_URL when it is set
+    (server/photos/s3.py; boto3 is imported only then), else the folder GRIDPATROL_PHOTO_DIR."""
     blobs = current_app.extensions.get("gridpatrol.blobs")
     if blobs is None:
-        blobs = current_app.extensions["gridpatrol.blobs"] = FolderBlobStore(current_app.config["GRIDPATROL_PHOTO_DIR"])
+        s3 = current_app.config.get("GRIDPATROL_S3")
+        if s3 is not None:
+            from .s3 import S3BlobStore
+
+            blobs = S3BlobStore.from_settings(s3)
+        else:
+            blobs = FolderBlobStore(current_app.config["GRIDPATROL_PHOTO_DIR"])
+        current_app.extensions["gridpatrol.blobs"] = blobs
     return blobs
 
 
@@ -140,6 +148,8 @@ def append(sha256: str, offset: int, length: int | None, body_length: int | None
             if new_offset == declared:
                 _finish(session, sha256)
             return new_offset, declared
+    except OffsetMismatch as exc:  # another server wrote at this offset first (server/photos/s3.py)
+        raise _offset_conflict(exc.held, exc.given) from None
     except LengthMismatch as exc:
         raise ApiError(409, str(exc), code="length_mismatch") from None
     except UploadLocked as exc:
@@ -196,10 +206,18 @@ def photos_received(record: Record | Mapping[str, Any]) -> PhotoReceipt:
 
 
 def send_photo(sha256: str) -> Response:
-    """The photo as a response; raises ApiError 404 when it is not held."""
+    """The photo as a response; raises ApiError 404 when it is not held.
+
+    Served through the app from either store, never by a redirect to a presigned S3 address: the access check
+    (who may see a record that refers to the photo) then holds for every byte, as a presigned address would not
+    (anyone it is passed to may use it until it expires); the tablets and browsers need to reach only the app, not
+    the object store, which stays on the servers' network; and the answer stays private to its user (no shared
+    cache) with the hash as its ETag, as from the folder.
+    """
     try:
-        # Read whole (the app's photos are ~0.5 MB, at most GRIDPATROL_MAX_PHOTO_BYTES): no file handle
-        # outlives the request, whichever server or test client runs it.
+        # Read whole (the app's photos are ~0.5 MB, at most GRIDPATROL_MAX_PHOTO_BYTES): no file handle or S3
+        # connection outlives the request or waits on a slow client, whichever server or test client runs it;
+        # the store is read at its own speed, and the client is then served from memory, ranges included.
         data = blob_store().read(sha256)
     except BlobNotFound:
         raise ApiError(404, "the server does not hold this photo", code="not_found") from None

@@ -55,6 +55,40 @@ def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def reader(data: bytes):
+    """A read(n) function over bytes, as a request stream is (what an upload session appends from)."""
+    position = 0
+
+    def read(n: int) -> bytes:
+        nonlocal position
+        piece = data[position:position + n]
+        position += len(piece)
+        return piece
+
+    return read
+
+
+def shard(name: str) -> str:
+    """Where a photo lives under a blob store's root or prefix: ``ab/cd/<sha>``."""
+    return f"{name[:2]}/{name[2:4]}/{name}"
+
+
+def stored(blobs) -> list[str]:
+    """Every file of a folder store or object of an S3 store, as a path under its root or prefix, sorted: the two
+    backends lay them out alike (``ab/cd/<sha>``, ``uploads/...``, ``variants/...``)."""
+    from server.photos.blobs import FolderBlobStore
+
+    if isinstance(blobs, FolderBlobStore):
+        return sorted(p.relative_to(blobs.root).as_posix() for p in blobs.root.rglob("*") if p.is_file())
+    pages = blobs.client.get_paginator("list_objects_v2").paginate(Bucket=blobs.bucket, Prefix=blobs.prefix)
+    return sorted(item["Key"][len(blobs.prefix):] for page in pages for item in page.get("Contents", []))
+
+
+def uploads(blobs) -> list[str]:
+    """What a blob store holds of unfinished uploads (its ``uploads/``)."""
+    return [path for path in stored(blobs) if path.startswith("uploads/")]
+
+
 def race(target: Callable[[], None], runners: int, timeout: float = 60) -> None:
     """Run ``target`` in ``runners`` threads that set off at the same moment, and wait for them all."""
     start = threading.Barrier(runners)
