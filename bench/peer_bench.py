@@ -44,7 +44,8 @@ The same work on both sides, per round and peer, on a fresh store and a freshly 
 Rounds alternate which peer goes first, so a busy minute on the shared machine does not fall on one side only.
 Printed per N: the median docs/s of push and of pull for each peer, the ratio, and the server process's CPU per
 document (utime + stime from /proc of the gunicorn worker and of node: steadier than wall time on a loaded host;
-PostgreSQL's own backend is not in it). ``--profile`` adds one untimed pass of GridPatrol alone with the largest N,
+on PostgreSQL GridPatrol's figure adds the CPU of the database's backends, found in pg_stat_activity, and
+shows it apart). ``--profile`` adds one untimed pass of GridPatrol alone with the largest N,
 cProfile switched on in the gunicorn worker around each push and each pull request (a gunicorn config that
 reads the repository's and adds ``pre_request``/``post_request`` hooks), and prints where the worker's time goes.
 
@@ -296,8 +297,10 @@ class Figures:
 
     push_s: float
     pull_s: float
-    push_server_cpu: float
+    push_server_cpu: float  # the server process, and on PostgreSQL its database backends too
     pull_server_cpu: float
+    push_db_cpu: float  # of that, PostgreSQL's backends
+    pull_db_cpu: float
     push_client_cpu: float
     pull_client_cpu: float
     pages: int
@@ -324,6 +327,15 @@ class Peer:
         """A context in which the server runs and self.connection talks to it."""
         raise NotImplementedError
 
+    def database_cpu(self) -> float:
+        """CPU seconds so far of a database server working for it in other processes (none: 0)."""
+        return 0.0
+
+    def cpu(self) -> tuple[float, float]:
+        """(CPU seconds of the server and its database, of its database alone) so far."""
+        database = self.database_cpu()
+        return cpu_seconds(self.server_pid) + database, database
+
     def bodies(self, changes: list[dict], batch: int, warm: bool) -> list[bytes]:
         """The push bodies, gzip-compressed, built off the clock."""
         raise NotImplementedError
@@ -346,21 +358,24 @@ class Peer:
         gc.collect()
         gc.freeze()
         try:
-            started, server, client = time.perf_counter(), cpu_seconds(self.server_pid), time.process_time()
-            self.push(bodies, len(changes), False)
-            push = (time.perf_counter() - started, cpu_seconds(self.server_pid) - server,
-                    time.process_time() - client)
+            push = self.timed(lambda: self.push(bodies, len(changes), False))
             received, gzipped = self.connection.received, self.connection.gzipped
-            started, server, client = time.perf_counter(), cpu_seconds(self.server_pid), time.process_time()
-            ids, pages = self.pull(limit, False)
-            pull = (time.perf_counter() - started, cpu_seconds(self.server_pid) - server,
-                    time.process_time() - client)
+            pull = self.timed(lambda: self.pull(limit, False))
         finally:
             gc.unfreeze()
+        ids, pages = pull.pop()
         assert sorted(ids) == sorted(c["id"] for c in changes), f"{self.name}: the ids pulled are not those pushed"
-        return Figures(push[0], pull[0], push[1], pull[1], push[2], pull[2], pages, sum(map(len, bodies)),
-                       self.connection.received - received, self.connection.gzipped - gzipped,
-                       len(self.connection.ports))
+        return Figures(push[0], pull[0], push[1], pull[1], push[2], pull[2], push[3], pull[3], pages,
+                       sum(map(len, bodies)), self.connection.received - received,
+                       self.connection.gzipped - gzipped, len(self.connection.ports))
+
+    def timed(self, work) -> list:
+        """[wall s, server CPU s, database CPU s, client CPU s, what work answered]."""
+        started, (server, database), client = time.perf_counter(), self.cpu(), time.process_time()
+        answer = work()
+        wall, client = time.perf_counter() - started, time.process_time() - client
+        server_after, database_after = self.cpu()
+        return [wall, server_after - server, database_after - database, client, answer]
 
 
 class GridPatrol(Peer):
@@ -381,6 +396,22 @@ class GridPatrol(Peer):
                 yield
             finally:
                 self.connection.close()
+
+    def database_cpu(self):
+        """On PostgreSQL, the CPU so far of the backends serving the store's database (the worker's connections)."""
+        if not self.store.url.startswith("postgresql"):
+            return 0.0
+        with sb._pg_admin() as conn:
+            pids = [row[0] for row in conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                (self.store.url.rsplit("/", 1)[1],))]
+        total = 0.0
+        for pid in pids:
+            try:
+                total += cpu_seconds(pid)
+            except OSError:  # gone meanwhile
+                pass
+        return total
 
     def bodies(self, changes, batch, warm):
         node = self.store.nodes[WARM_GRID if warm else GRID]
@@ -560,7 +591,9 @@ def report(engine: str, n: int, rounds: list[dict[str, Figures]], args) -> dict[
         rates[peer] = (push, pull)
         first = rounds[0][peer]
         us = lambda attribute: f"{median_of(rounds, peer, attribute) / n * 1e6:.0f}"  # noqa: E731
-        print(f"| {peer} | {push:,.0f} | {pull:,.0f} | {us('push_server_cpu')} / {us('pull_server_cpu')} µs |"
+        database = (f" (PostgreSQL {us('push_db_cpu')} / {us('pull_db_cpu')})"
+                    if peer == "GridPatrol" and engine == "postgresql" else "")
+        print(f"| {peer} | {push:,.0f} | {pull:,.0f} | {us('push_server_cpu')} / {us('pull_server_cpu')} µs{database} |"
               f" {us('push_client_cpu')} / {us('pull_client_cpu')} µs | {first.pages} ({first.pull_gzipped}) |"
               f" {first.push_bytes:,} / {first.pull_bytes:,} | {max(r[peer].connections for r in rounds)} |")
     ratios = {"push": rates["GridPatrol"][0] / rates["pouchdb-server"][0],
@@ -570,7 +603,7 @@ def report(engine: str, n: int, rounds: list[dict[str, Figures]], args) -> dict[
     cpu = {phase: median_of(rounds, "pouchdb-server", f"{phase}_server_cpu")
            / median_of(rounds, "GridPatrol", f"{phase}_server_cpu") for phase in ("push", "pull")}
     print(f"server CPU per doc, pouchdb-server ÷ GridPatrol: push {cpu['push']:.2f}×, pull {cpu['pull']:.2f}×"
-          + (" (without PostgreSQL's own CPU)" if engine == "postgresql" else ""))
+          + (" (GridPatrol's worker and its PostgreSQL backends)" if engine == "postgresql" else ""))
     print("rounds, docs/s push / pull: " + "; ".join(
         " vs ".join(f"{n / r[p].push_s:,.0f} / {n / r[p].pull_s:,.0f}" for p in ("GridPatrol", "pouchdb-server"))
         for r in rounds))
