@@ -4,7 +4,7 @@
 Run from the repository root (Node.js and npm on the PATH; the npm registry reachable the first time)::
 
     PYTHONPATH=$PWD .venv/bin/python bench/peer_bench.py [--docs 1000,10000] [--rounds 3] \\
-        [--engine sqlite|postgresql|both] [--pouchdb-dir DIR] [--profile]
+        [--engine sqlite|postgresql|both] [--pouchdb-dir DIR] [--analyze] [--profile]
 
 It answers the issue "Sync at city scale" (issue 19), section "peer comparison": the same N event documents
 pushed to each server and pulled back from it, the docs/s of each and the ratio GridPatrol ÷ pouchdb-server,
@@ -16,9 +16,13 @@ into ``--pouchdb-dir`` (kept, and reused when it already holds it: the install t
 survives the server process's crash but not the machine's. GridPatrol's SQLite store (WAL,
 ``synchronous=NORMAL``, server/db.py) is of the same class; on PostgreSQL the bench's database gets
 ``synchronous_commit = off`` for the same reason (``--pg-fsync`` keeps PostgreSQL's fsync at every commit).
-Its request log goes to a file at level ``warning`` (nothing per request), as gunicorn here keeps no access log.
-It runs without authentication (CouchDB's "admin party"), whereas every GridPatrol request carries a device
-token that the server looks up, and every pushed change is checked against the user's role and grids.
+A store just written has no planner statistics until autovacuum's next visit (within a minute); without them
+PostgreSQL serves each pull page by reading every record of the bucket after the cursor and sorting them.
+``--analyze`` runs ANALYZE between the push and the pull, off the clock, to measure the pull as it runs later.
+pouchdb-server's request log goes to a file at level ``warning`` (nothing per request), as gunicorn here keeps
+no access log. pouchdb-server runs without authentication (CouchDB's "admin party"), whereas every GridPatrol
+request carries a device token that the server looks up, and every pushed change is checked against the user's
+role and grids.
 
 The same work on both sides, per round and peer, on a fresh store and a freshly started server:
 
@@ -249,7 +253,7 @@ def gunicorn_worker(port: int) -> int:
     return workers[0]
 
 
-PROFILE_CONFIG = '''"""The bench's profiled pass: the repository's gunicorn settings, plus cProfile around marked sync requests."""
+PROFILE_CONFIG = '''"""The bench's profiled pass: the repository's gunicorn settings, cProfile on marked requests."""
 import cProfile
 import runpy
 
@@ -331,6 +335,9 @@ class Peer:
         """CPU seconds so far of a database server working for it in other processes (none: 0)."""
         return 0.0
 
+    def between(self) -> None:
+        """Between the timed push and the timed pull, off the clock: nothing by default."""
+
     def cpu(self) -> tuple[float, float]:
         """(CPU seconds of the server and its database, of its database alone) so far."""
         database = self.database_cpu()
@@ -359,6 +366,7 @@ class Peer:
         gc.freeze()
         try:
             push = self.timed(lambda: self.push(bodies, len(changes), False))
+            self.between()
             received, gzipped = self.connection.received, self.connection.gzipped
             pull = self.timed(lambda: self.pull(limit, False))
         finally:
@@ -383,8 +391,8 @@ class GridPatrol(Peer):
 
     name = "GridPatrol"
 
-    def __init__(self, store: Store, config: Path | None = None):
-        self.store, self.config = store, config
+    def __init__(self, store: Store, config: Path | None = None, analyze: bool = False):
+        self.store, self.config, self.analyze = store, config, analyze
         self.extra_headers = {"X-Bench-Profile": "1"} if config else {}
 
     @contextmanager
@@ -396,6 +404,15 @@ class GridPatrol(Peer):
                 yield
             finally:
                 self.connection.close()
+
+    def between(self):
+        """With --analyze on PostgreSQL: ANALYZE, as autovacuum does within a minute of such a write."""
+        if self.analyze and self.store.url.startswith("postgresql"):
+            import psycopg
+
+            plain = self.store.url.replace("postgresql+psycopg://", "postgresql://", 1)
+            with psycopg.connect(plain, autocommit=True, connect_timeout=3) as conn:
+                conn.execute("ANALYZE")
 
     def database_cpu(self):
         """On PostgreSQL, the CPU so far of the backends serving the store's database (the worker's connections)."""
@@ -508,7 +525,7 @@ def one_round(engine: str, n: int, round_no: int, executable: Path, args) -> dic
         changes = wire_changes(n, GRID, store.reporters[GRID], store.nodes[GRID], seed=round_no)
         warm = wire_changes(WARM_UP_DOCS, WARM_GRID, store.reporters[WARM_GRID], store.nodes[WARM_GRID],
                             seed=1000 + round_no)
-        peers: list[Peer] = [GridPatrol(store), PouchDBServer(executable)]
+        peers: list[Peer] = [GridPatrol(store, analyze=args.analyze), PouchDBServer(executable)]
         if round_no % 2 == 0:
             peers.reverse()
         figures = {}
@@ -532,7 +549,7 @@ def profile_pass(engine: str, n: int, args) -> dict[str, pstats.Stats]:
     with gridpatrol_store(engine, args.pg_fsync) as store:
         changes = wire_changes(n, GRID, store.reporters[GRID], store.nodes[GRID], seed=0)
         warm = wire_changes(WARM_UP_DOCS, WARM_GRID, store.reporters[WARM_GRID], store.nodes[WARM_GRID], seed=999)
-        peer = GridPatrol(store, config)
+        peer = GridPatrol(store, config, analyze=args.analyze)
         with peer.serving(0):
             f = peer.run(changes, warm, args.batch, args.limit)
     progress(f"[{engine}]   under cProfile: push {f.push_s:.2f} s, pull {f.pull_s:.2f} s (not the figures)")
@@ -541,7 +558,7 @@ def profile_pass(engine: str, n: int, args) -> dict[str, pstats.Stats]:
 
 def group_of(filename: str, function: str) -> str:
     """Where a profiled function lives: a file of this repository, a package, a C module, or the stdlib."""
-    if filename == "~":  # a built-in: "<method 'execute' of 'sqlite3.Cursor' objects>", "<built-in method zlib.compress>"
+    if filename == "~":  # a built-in: "<method 'execute' of 'sqlite3.Cursor' objects>", "<built-in method zlib.…>"
         words = function.replace("'", " ").replace("<", " ").split()
         dotted = next((w for w in reversed(words) if "." in w), "builtins")
         return "C " + dotted.split(".")[0]
@@ -626,6 +643,9 @@ def main(argv: list[str] | None = None) -> int:
                              "of this run, removed at the end)")
     parser.add_argument("--pg-fsync", action="store_true",
                         help="keep PostgreSQL's synchronous_commit = on (default: off, LevelDB's durability class)")
+    parser.add_argument("--analyze", action="store_true",
+                        help="on PostgreSQL, ANALYZE between the push and the pull (off the clock), as autovacuum "
+                             "would within a minute; without it the pull's query runs without statistics")
     parser.add_argument("--profile", action="store_true",
                         help="then one untimed pass of GridPatrol with cProfile in its worker: where the time goes")
     args = parser.parse_args(argv)
@@ -640,7 +660,8 @@ def main(argv: list[str] | None = None) -> int:
     for line in sb.machine():
         print("  " + line)
     if "postgresql" in engines:
-        print(f"  PostgreSQL {sb.pg_version()}, synchronous_commit {'on' if args.pg_fsync else 'off'}")
+        print(f"  PostgreSQL {sb.pg_version()}, synchronous_commit {'on' if args.pg_fsync else 'off'}"
+              + ("; ANALYZE between push and pull" if args.analyze else "; no ANALYZE before the pull"))
     print("  one keep-alive HTTP/1.1 connection per server (http.client), gzip both ways;"
           " gunicorn: 1 gthread worker x 1 thread, the repository's gunicorn.conf.py")
     print(f"  load average at start: {load_average()}")
