@@ -46,7 +46,13 @@ HLC carries on from where it was and never goes backwards.
 Durability: WAL with ``synchronous=FULL``. NORMAL would be faster, but in WAL
 mode it may lose the last commits on power loss, and a tablet whose battery
 dies must not lose a capture the worker saw saved. Writes are human-paced and
-a pulled page is one commit, so one fsync per commit is cheap.
+a pulled page is a few commits (mobile/sync.py, APPLY_CHUNK), so one fsync per
+commit is cheap.
+
+Speed of a pull (issue 19): a pulled chunk is merged with one read of the
+records it names and one ``executemany`` (`_merge_remote`). The secondary
+indexes stay in place during a first sync: dropping them and building them
+at the end saved about as much as the build cost (docs/benchmarks.md).
 
 Threads: one connection, guarded by one re-entrant lock, shared by the UI
 thread and the sync thread. The lock also guards the `Clock`, which is not

@@ -12,6 +12,10 @@ time, from a background thread, as often as wanted, and to interrupt anywhere:
   changes nothing.
 * Every call of the protocol is idempotent, so the transport may retry and a
   sync may repeat whatever the network did.
+* The next page is asked for while the current one is applied, on a thread
+  of its own and one page ahead at most (issue 19: the server and the link
+  work while the store does). Only the applying thread touches the store,
+  so the cursors saved are those of pages applied whole.
 
 Hazard: a 401 in the middle of a sync (token revoked while offline). The sync
 stops, reports ``needs_login`` and leaves the outbox exactly as it was; the
