@@ -29,7 +29,7 @@ class Watched:
         self.inner, self.store = inner, store
         self.asked: list[tuple[dict, int]] = []  # (cursors asked from, pages applied by then)
         self.applied = 0
-        self.asked_again = threading.Event()
+        self.asked_again, self.asked_third = threading.Event(), threading.Event()
 
     def __getattr__(self, name):
         return getattr(self.inner, name)
@@ -38,6 +38,8 @@ class Watched:
         self.asked.append((dict(cursors), self.applied))
         if len(self.asked) > 1:
             self.asked_again.set()
+        if len(self.asked) > 2:
+            self.asked_third.set()
         return self.inner.pull(cursors, limit)
 
 
@@ -71,9 +73,7 @@ def test_a_page_fetched_ahead_of_one_that_failed_is_not_applied_and_is_asked_aga
 
     def apply_remote(changes, cursors, hlc=None):
         if link.applied == 1:
-            assert link.asked_again.wait(WAIT_S)
-            while len(link.asked) < 3:  # page 3 is on its way (or here) when page 2 fails
-                threading.Event().wait(0.01)
+            assert link.asked_third.wait(WAIT_S), "page 3 is asked for while page 2 is applied"
             raise TransportError("stands in for any failure while page 2 is applied")
         result = original(changes, cursors, hlc)
         link.applied += 1
