@@ -12,7 +12,9 @@ helpers are this checkout's; PYTHONPATH does not reach the client, which inherit
     PYTHONPATH=$PWD .venv/bin/python bench/first_sync_bench.py --engine sqlite                      # after
     PYTHONPATH=$PWD .venv/bin/python bench/first_sync_bench.py --engine sqlite --client /work/main  # before
 
-``--profile FILE`` adds a first run under cProfile, not counted, and writes its statistics to FILE.
+``--profile FILE`` adds a first run under cProfile, not counted, and writes its statistics to FILE;
+``--transport-only`` receives and decodes the same pages without applying them (the transport's share
+of the client's CPU).
 """
 
 from __future__ import annotations
@@ -31,6 +33,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import sync_bench as sb  # noqa: E402  (sets the bench's var dir and secret key before the server is imported)
 
 
+def use_client(client: str | None) -> None:
+    """Import mobile/ and shared/ from the checkout ``client`` from now on (None: this one)."""
+    if client:
+        for name in [n for n in sys.modules if n.split(".")[0] in ("mobile", "shared")]:
+            del sys.modules[name]
+        sys.path.insert(0, client)
+
+
 def pull_into_fresh_store(base: str, token: str, out, profile: str | None = None, client: str | None = None) -> None:
     """In a fresh process: the tablet's first pull into an empty store; (seconds, CPU s, peak RSS KiB, pulled).
 
@@ -40,10 +50,7 @@ def pull_into_fresh_store(base: str, token: str, out, profile: str | None = None
     """
     import cProfile
 
-    if client:
-        for name in [n for n in sys.modules if n.split(".")[0] in ("mobile", "shared")]:
-            del sys.modules[name]
-        sys.path.insert(0, client)
+    use_client(client)
     import mobile.sync as sync
     from mobile.store import Store
     from mobile.transport import HttpTransport
@@ -67,12 +74,33 @@ def pull_into_fresh_store(base: str, token: str, out, profile: str | None = None
              getattr(sync, "APPLY_CHUNK", None), getattr(sync, "APPLY_PAUSE_S", None), sync.__file__))
 
 
+def transport_only(base: str, token: str, out, profile: str | None = None, client: str | None = None) -> None:
+    """In a fresh process: the same pages, received and decoded by HttpTransport but not applied; as above.
+
+    ``profile`` is not taken here (the process is the transport's alone).
+    """
+    use_client(client)
+    from mobile.sync import PULL_MAX_BYTES
+    from mobile.transport import HttpTransport
+
+    transport, cursors, pulled, more = HttpTransport(base, token), {}, 0, True
+    cpu, started = time.process_time(), time.perf_counter()
+    while more:
+        answer = transport.pull(cursors, 500, max_bytes=PULL_MAX_BYTES)
+        pulled, cursors, more = pulled + len(answer["changes"]), answer["cursors"], answer["more"]
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+    out.put((elapsed, cpu, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, pulled, None, None,
+             "HttpTransport.pull alone"))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--engine", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--client", metavar="DIR", help="the checkout whose tablet client runs (default: this one)")
+    parser.add_argument("--transport-only", action="store_true",
+                        help="receive and decode the pages without applying them (the transport's share)")
     parser.add_argument("--profile", metavar="FILE", help="first, one more run under cProfile, not counted: its "
                         "client's statistics go to FILE (read them with python -m pstats FILE)")
     args = parser.parse_args(argv)
@@ -88,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
             runs = [args.profile] * bool(args.profile) + [None] * args.runs
             for run, profile in enumerate(runs):
                 queue = spawn.Queue()
-                proc = spawn.Process(target=pull_into_fresh_store, args=(base, token, queue, profile, args.client))
+                target = transport_only if args.transport_only else pull_into_fresh_store
+                proc = spawn.Process(target=target, args=(base, token, queue, profile, args.client))
                 proc.start()
                 result = queue.get(timeout=600)
                 proc.join()
