@@ -472,8 +472,8 @@ def pull(store: Store, transport: Transport, report: SyncReport, notify: Progres
         while True:
             changes = answer.get("changes") or []
             new_cursors = answer.get("cursors")
-            if new_cursors is None:
-                raise RemoteChangeError("the pull answer carries no cursors")
+            if not isinstance(new_cursors, dict):  # checked before the next page is asked for with them
+                raise RemoteChangeError("the pull answer carries no cursors object")
             more = bool(answer.get("more"))
             if more and not changes and new_cursors == cursors:
                 # A server that says "more" but moves nothing would keep us here forever.

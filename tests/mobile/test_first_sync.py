@@ -175,3 +175,18 @@ def test_a_page_merged_in_chunks_holds_what_merging_each_change_alone_holds(chan
         for store in stores:
             store.close()
 
+
+
+def test_cursors_that_are_no_object_end_the_pull_before_the_next_page_is_asked_for_with_them(store, server):
+    fill(server, 4)
+    original = server.pull
+    asked = []
+
+    def pull(cursors, limit):
+        asked.append(dict(cursors))
+        return {**original(cursors, limit), "cursors": [["grid:G-0101", "2"]]}
+
+    server.pull = pull
+    report = synchronize(store, server, page_limit=2)
+    assert "RemoteChangeError" in report.error and "cursors" in report.error
+    assert len(asked) == 1 and store.counts().records == 0 and store.cursors() == {}
