@@ -61,7 +61,11 @@ def test_the_next_page_is_asked_for_while_a_page_is_applied_and_never_two_ahead(
     report = synchronize(store, link, page_limit=3)
     assert report.ok, report.error
     assert (report.pulled, report.pages) == (10, 4)
-    assert [applied for _cursors, applied in link.asked] == [0, 0, 1, 2], "one page ahead, no more"
+    applied_then = [applied for _cursors, applied in link.asked]
+    assert applied_then[1] == 0, "page 2 was asked for before page 1 was applied"
+    # Page i+1 is asked for once page i-1 is applied (one page ahead, no more); whether page i is applied by
+    # then is a race between the two threads, and either way is right.
+    assert all(i - 1 <= applied <= i for i, applied in enumerate(applied_then[1:], start=1)), applied_then
     assert [cursors.get("grid:G-0101") for cursors, _ in link.asked] == [None, "3", "6", "9"]
     assert store.cursors()["grid:G-0101"] == "10"
 
