@@ -85,7 +85,7 @@ __all__ = ["synchronize", "SyncReport", "Progress", "apply_page", "APPLY_CHUNK",
 # back on a loaded 2-core machine, a capture's p95 was ~65 ms with 100, ~35 ms with 50, ~25 ms with 25,
 # while the pages applied per second halved at each step. But a first sync of 100,000 records spent
 # 19.6 % of its time in the commits of chunks of 50 and 22.9 % in the pause below (issue 19: 17.6 s):
-# chunks of 250 without a pause bring it under 10 s (docs/benchmarks.md, "First sync").
+# chunks of 250 without a pause brought it to 9.6-18.4 s on the shared host (docs/benchmarks.md, "First sync").
 APPLY_CHUNK = 250
 # A pause between two chunks (0: none). Python's locks are not fair: a thread that releases one and at
 # once asks again usually gets it back before the waiting thread wakes; a pause of 2 ms let a capture in
