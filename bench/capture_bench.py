@@ -22,11 +22,13 @@ What it does:
    started, as it does while the worker fills in the form); and a micro event handled on the
    spot (event and ``handle_on_spot`` action in one transaction).
 3. Times the plain save again, twice, while another thread does what a sync does to the store,
-   back to back (never waiting for a network, so worse than a real sync): it applies pulled
-   pages of 500 changes (as synchronize does: ``mobile.sync.apply_page``, a transaction per
-   ``APPLY_CHUNK`` = 50 changes) and lists the photos to upload (a read of every record's photos, from its own
-   read-only snapshot connection); first without the pause ``apply_page`` makes between two
-   chunks, then with it.
+   back to back (never waiting for a network, so worse than a real sync): first it applies pulled
+   pages of 500 changes to held events (``mobile.sync.apply_page``, a transaction per ``APPLY_CHUNK``
+   changes) and lists the photos to upload after each (a read of every record's photos, from its own
+   read-only snapshot connection); then it runs a first sync's pull (``mobile.sync.pull``, as
+   synchronize does) of pages of new events (``PULL_MAX_BYTES`` of JSON each, as HttpTransport asks),
+   made by another process as a server would and decoded by pull's fetch thread while the page before
+   is applied (issue 19).
 4. Prints the median, p95 and the slowest save of each variant, in milliseconds, against 50 ms.
 
 The store grows by every save, so the last saves see a little more than ``--records``.
@@ -37,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import platform
 import random
@@ -54,8 +57,7 @@ sys.path.insert(0, str(ROOT))
 from mobile.app_core import AppCore  # noqa: E402
 from mobile.location import LocationReading  # noqa: E402
 from mobile.presenters import ReportPresenter  # noqa: E402
-import mobile.sync as sync_module  # noqa: E402
-from mobile.sync import APPLY_CHUNK, APPLY_PAUSE_S, apply_page  # noqa: E402
+from mobile.sync import APPLY_CHUNK, PULL_MAX_BYTES, SyncReport, apply_page, pull  # noqa: E402
 from shared.hlc import HLC, format_ms  # noqa: E402
 from shared.records import uuid7  # noqa: E402
 
@@ -139,6 +141,48 @@ def fill(core: AppCore, records: int, rng: random.Random) -> dict[str, int]:
     return counts
 
 
+def serve_pages(pages: "multiprocessing.Queue", start_ms: int, seed: int, page_bytes: int) -> None:
+    """In a process of its own, as a server is: pull answers of new events of a grid, as JSON bytes, for ever.
+
+    Each page holds as many changes as fit in ``page_bytes`` (the budget HttpTransport asks for); the queue
+    is bounded, so this runs only a few pages ahead.
+    """
+    stamps, rng, page = Stamps(start_ms), random.Random(seed), 0
+    while True:
+        changes, size = [], 0
+        while size < page_bytes:
+            hlc = stamps.next()
+            values = {"grid": GRIDS[0], "category": CATEGORIES[0][0], "description": TEXT, "urgent": False,
+                      "micro": False, "reporter": COLLEAGUES[0], "reported_at": format_ms(stamps.ms),
+                      "location": {"lat": 22.54, "lon": 114.05, "accuracy_m": 8.0, "source": "gps"},
+                      "photos": [rng.randbytes(32).hex()]}
+            change = json.dumps({"kind": "event", "id": uuid7(stamps.ms, rng.randbytes(10)),
+                                 "bucket": f"grid:{GRIDS[0]}", "fields": {n: [v, hlc] for n, v in values.items()}},
+                                ensure_ascii=False, separators=(",", ":"))
+            changes.append(change)
+            size += len(change.encode())
+        page += 1
+        cursors = json.dumps({"ref": str(page), **{f"grid:{g}": str(page) for g in GRIDS}})
+        pages.put(f'{{"changes":[{",".join(changes)}],"cursors":{cursors},"more":true,"hlc":null}}'.encode())
+
+
+class MemoryFeed:
+    """The pull side of a server in another process (serve_pages): each page's JSON is decoded in pull, on
+    mobile.sync's fetch thread, as HttpTransport decodes what it receives; ``more`` until ``stop`` is set."""
+
+    def __init__(self, pages: "multiprocessing.Queue", stop: threading.Event, done: list[int]) -> None:
+        self.pages, self.stop, self.done = pages, stop, done
+
+    def push(self, *args, **kwargs) -> dict:
+        raise AssertionError("the bench only pulls")
+
+    def pull(self, cursors: dict, limit: int) -> dict:
+        answer = json.loads(self.pages.get(timeout=60))
+        answer["more"] = not self.stop.is_set()
+        self.done[0] += 1
+        return answer
+
+
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))]
@@ -203,38 +247,49 @@ def main() -> None:
             if (n + 1) % 100 == 0:
                 log(f"  {n + 1} of {args.saves} rounds")
 
-        # 4. The same plain save while a sync works in another thread, as SyncRunner's would: it applies
-        #    pulled pages of 500 changes (mobile.sync.apply_page: a transaction per APPLY_CHUNK changes,
-        #    a short pause between two) and lists the photos to upload (PhotoQueue.to_upload, a scan of
-        #    every record's photos, on a snapshot connection), back to back, never waiting for a network.
-        #    Once without the pause between chunks, once with it, as apply_page does.
+        # 4. The same plain save while a sync works in another thread, as SyncRunner's would, back to back,
+        #    never waiting for a network. Two kinds of sync work:
+        #    a. applying pulled pages of 500 changes to held events (mobile.sync.apply_page: a transaction per
+        #       APPLY_CHUNK changes), listing the photos to upload (PhotoQueue.to_upload, a scan of every
+        #       record's photos on a snapshot connection) after each;
+        #    b. a first sync's pull (mobile.sync.pull, as synchronize runs it): pages of new events made
+        #       by another process (serve_pages) and decoded on pull's fetch thread, as HttpTransport does,
+        #       while the page before is applied.
         event_ids = [rid for rid, _b, _s in core.store.states("event")][:20_000]
         stamps = Stamps(core.store.physical_ms() - 86_400_000)
         pages = {}
-        for label, pause, chunk in (
-                (f"chunks of {APPLY_CHUNK}, {APPLY_PAUSE_S * 1000:g} ms pause, as apply_page does", APPLY_PAUSE_S,
-                 APPLY_CHUNK),
-                ("chunks of 50, 2 ms pause, as apply_page did before issue 19", 0.002, 50)):
+
+        def apply_pages(stop: threading.Event, done: list[int]) -> None:
+            page = 0
+            while not stop.is_set():
+                batch = event_ids[(page * 500) % len(event_ids):][:500]
+                changes = [{"kind": "event", "id": rid, "bucket": "grid:G-0101",
+                            "fields": {"description": [f"{TEXT} ({page})", stamps.next()]}} for rid in batch]
+                cursors = {"ref": str(page), **{f"grid:{g}": str(page) for g in GRIDS}}
+                apply_page(core.store, changes, cursors, cursors, None)  # as synchronize's pull does
+                core.photos.to_upload()
+                page += 1
+                done[0] = page
+
+        spawn = multiprocessing.get_context("spawn")
+        server_pages = spawn.Queue(maxsize=2)
+        server = spawn.Process(target=serve_pages, args=(server_pages, core.store.physical_ms() - 3_600_000, 19,
+                                                         PULL_MAX_BYTES), daemon=True)
+        server.start()
+
+        def first_sync(stop: threading.Event, done: list[int]) -> None:
+            feed = MemoryFeed(server_pages, stop, done)
+            while not stop.is_set():
+                pull(core.store, feed, SyncReport(), lambda *_: None, page_limit=500)
+
+        for label, work in ((f"applying pages back to back, chunks of {APPLY_CHUNK}", apply_pages),
+                            ("a first sync's pull, the next page fetched and decoded meanwhile", first_sync)):
             log(f"saving while a sync thread works ({label}) …")
-            sync_module.APPLY_PAUSE_S = pause
             name = f"plain event while a sync thread works ({label})"
             during = variants[name] = []
             stop = threading.Event()
             done = [0]
-
-            def sync_work() -> None:
-                page = 0
-                while not stop.is_set():
-                    batch = event_ids[(page * 500) % len(event_ids):][:500]
-                    changes = [{"kind": "event", "id": rid, "bucket": "grid:G-0101",
-                                "fields": {"description": [f"{TEXT} ({page})", stamps.next()]}} for rid in batch]
-                    cursors = {"ref": str(page), **{f"grid:{g}": str(page) for g in GRIDS}}
-                    apply_page(core.store, changes, cursors, cursors, None, chunk=chunk)  # as synchronize's pull does
-                    core.photos.to_upload()
-                    page += 1
-                    done[0] = page
-
-            worker = threading.Thread(target=sync_work, daemon=True)
+            worker = threading.Thread(target=work, args=(stop, done), daemon=True)
             worker.start()
             time.sleep(0.5)
             for n in range(args.saves):
@@ -247,7 +302,7 @@ def main() -> None:
             stop.set()
             worker.join()
             pages[label] = done[0]
-        sync_module.APPLY_PAUSE_S = APPLY_PAUSE_S
+        server.terminate()
         final = core.store.counts()
         core.close()
 
@@ -265,7 +320,7 @@ def main() -> None:
         print()
         print("While the saves of the last two variants ran, the sync thread applied "
               + " and ".join(f"{n} pages" for n in pages.values())
-              + f" of 500 changes ({APPLY_CHUNK} per transaction), listing the photos to upload after each.")
+              + f" (up to 500 changes, {APPLY_CHUNK} per transaction).")
         print()
         print(f"Of a plain save, the validation alone (`ReportPresenter.check`, no write) takes median "
               f"{statistics.median(checks):.2f} ms; the rest is the transaction and its fsync.")

@@ -46,7 +46,13 @@ HLC carries on from where it was and never goes backwards.
 Durability: WAL with ``synchronous=FULL``. NORMAL would be faster, but in WAL
 mode it may lose the last commits on power loss, and a tablet whose battery
 dies must not lose a capture the worker saw saved. Writes are human-paced and
-a pulled page is one commit, so one fsync per commit is cheap.
+a pulled page is a few commits (mobile/sync.py, APPLY_CHUNK), so one fsync per
+commit is cheap.
+
+Speed of a pull (issue 19): a pulled chunk is merged with one read of the
+records it names and one ``executemany`` (`_merge_remote`). The secondary
+indexes stay in place during a first sync: dropping them and building them
+at the end saved about as much as the build cost (docs/benchmarks.md).
 
 Threads: one connection, guarded by one re-entrant lock, shared by the UI
 thread and the sync thread. The lock also guards the `Clock`, which is not
@@ -550,12 +556,7 @@ class Store:
         raise ValidationError({"bucket": ["cannot tell the bucket from these values; give it explicitly"]})
 
     def _put_record(self, kind: str, record_id: str, bucket: str, state: Mapping[str, Any]) -> None:
-        self._db.execute(
-            "INSERT INTO records (kind, id, bucket, state, deleted) VALUES (?, ?, ?, ?, ?) "
-            "ON CONFLICT (kind, id) DO UPDATE SET bucket = excluded.bucket, state = excluded.state, "
-            "deleted = excluded.deleted",
-            (kind, record_id, bucket, _dump_state(state), int(is_deleted(state))),
-        )
+        self._db.execute(_PUT_RECORD, _record_row(kind, record_id, bucket, state))
 
     def _mark_pending(self, kind: str, record_id: str, names: Iterable[str]) -> None:
         row = self._db.execute("SELECT fields FROM outbox WHERE kind = ? AND id = ?", (kind, record_id)).fetchone()
@@ -928,11 +929,8 @@ class Store:
             raise RemoteChangeError("cursors must map bucket names to cursor strings")
         if hlc:
             _check_hlc(hlc)
-        changed = 0
         with self._transaction():
-            for change in remote:
-                if self._merge_remote(change):
-                    changed += 1
+            changed = self._merge_remote(remote)
             # The answer lists every bucket the user may pull now: a bucket not in it was taken away.
             # (A bucket to pull again from zero keeps its row: `pull_cursors` leaves it out.)
             self._db.execute("DELETE FROM cursors")
@@ -946,25 +944,55 @@ class Store:
                 self._raise_floor(seen)
         return changed
 
-    def _merge_remote(self, change: Change) -> bool:
-        row = self._db.execute(
-            "SELECT bucket, state FROM records WHERE kind = ? AND id = ?", (change.kind, change.id)
-        ).fetchone()
-        local = _load_state(row[1]) if row else None
-        spec = KINDS.get(change.kind)
-        merged = merge_record(local, change.fields, append_only=bool(spec and spec.append_only))
-        if not merged.changed:
-            return False
-        bucket = (spec.bucket_of(_values(merged.state)) if spec else None) or change.bucket
-        self._put_record(change.kind, change.id, bucket, merged.state)
-        pending_row = self._db.execute(
-            "SELECT fields FROM outbox WHERE kind = ? AND id = ?", (change.kind, change.id)
-        ).fetchone()
-        if pending_row:
-            # A local write that lost to a newer remote one has nothing left to say.
-            pending = set(json.loads(pending_row[0])) - set(merged.changed)
-            self._set_pending(change.kind, change.id, pending)
-        return True
+    def _merge_remote(self, remote: Sequence[Change]) -> int:
+        """Merge pulled changes into the records they name, inside the caller's transaction; how many changed.
+
+        Speed (issue 19): a statement per kind reads the records held, one reads the outbox entries (none
+        on a first sync), and one ``executemany`` writes every merged record, instead of three statements
+        per change. A record named twice merges its second change into the first's result.
+        """
+        held = self._held("records", [(change.kind, change.id) for change in remote], "bucket, state")
+        local: dict[tuple[str, str], dict[str, tuple[Any, str]] | None] = {}
+        merged_rows: dict[tuple[str, str], tuple[str, Mapping[str, Any]]] = {}
+        lost: dict[tuple[str, str], set[str]] = {}  # the fields each record's merge took from remote
+        for change in remote:
+            key = (change.kind, change.id)
+            if key in local:
+                state = local[key]
+            else:
+                row = held.get(key)
+                state = _load_state(row[1]) if row else None
+            spec = KINDS.get(change.kind)
+            merged = merge_record(state, change.fields, append_only=bool(spec and spec.append_only))
+            local[key] = state if not merged.changed else merged.state
+            if not merged.changed:
+                continue
+            bucket = (spec.bucket_of(_values(merged.state)) if spec else None) or change.bucket
+            merged_rows[key] = (bucket, merged.state)
+            lost.setdefault(key, set()).update(merged.changed)
+        self._db.executemany(_PUT_RECORD, [_record_row(kind, rid, bucket, state)
+                                           for (kind, rid), (bucket, state) in merged_rows.items()])
+        if merged_rows and self._db.execute("SELECT 1 FROM outbox LIMIT 1").fetchone():
+            for key, (names,) in self._held("outbox", merged_rows, "fields").items():
+                # A local write that lost to a newer remote one has nothing left to say.
+                self._set_pending(*key, set(json.loads(names)) - lost[key])
+        return len(merged_rows)
+
+    def _held(self, table: str, keys: Iterable[tuple[str, str]], columns: str) -> dict[tuple[str, str], tuple]:
+        """``(kind, id) -> columns`` of the rows of ``table`` (records or outbox) with those keys.
+
+        One statement a kind, by the table's (kind, id) key, the ids as one JSON array (any number of them).
+        """
+        ids: dict[str, list[str]] = {}
+        for kind, record_id in keys:
+            ids.setdefault(kind, []).append(record_id)
+        found: dict[tuple[str, str], tuple] = {}
+        for kind, kind_ids in ids.items():
+            for row in self._db.execute(f"SELECT id, {columns} FROM {table} "
+                                        "WHERE kind = ? AND id IN (SELECT value FROM json_each(?))",
+                                        (kind, json.dumps(kind_ids))):
+                found[(kind, row[0])] = row[1:]
+        return found
 
     # --- patrols (issue 17): track points, kept at once, and their sealing into track records ----
 
@@ -1022,9 +1050,23 @@ class Store:
 
 # --- helpers ----------------------------------------------------------------------------------
 
+_PUT_RECORD = ("INSERT INTO records (kind, id, bucket, state, deleted) VALUES (?, ?, ?, ?, ?) "
+               "ON CONFLICT (kind, id) DO UPDATE SET bucket = excluded.bucket, state = excluded.state, "
+               "deleted = excluded.deleted")
+
+
+def _record_row(kind: str, record_id: str, bucket: str, state: Mapping[str, Any]) -> tuple[str, str, str, str, int]:
+    """The parameters of _PUT_RECORD for one record."""
+    return kind, record_id, bucket, _dump_state(state), int(is_deleted(state))
+
+
+# One encoder for every stored state: json.dumps would build one per call.
+_STATE_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+
+
 def _dump_state(state: Mapping[str, Any]) -> str:
-    return json.dumps({name: [write[0], write[1]] for name, write in state.items()},
-                      ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+    """A state as stored: compact, keys sorted; a write (a pair, list or tuple) as a JSON array."""
+    return _STATE_ENCODER.encode(state)
 
 
 def _load_state(text: str) -> dict[str, tuple[Any, str]]:
@@ -1057,21 +1099,31 @@ def parse_remote_changes(changes: Iterable[Mapping[str, Any] | Change]) -> list[
     return [_parse_remote(change) for change in changes]
 
 
+_NOTHING = object()  # equal to no value, so that the first HLC of a change is always checked
+
+
 def _parse_remote(data: Mapping[str, Any] | Change) -> Change:
-    """Check a pulled change's shape and timestamps, not its values: unknown fields and kinds are kept."""
+    """Check a pulled change's shape and timestamps, not its values: unknown fields and kinds are kept.
+
+    Speed (issue 19): a change's fields usually share one HLC, so an HLC is checked only when it differs
+    from the field before's (the check is the same, each distinct string once).
+    """
     if isinstance(data, Change):
         return data
-    if not isinstance(data, Mapping):
+    if type(data) is not dict and not isinstance(data, Mapping):
         raise RemoteChangeError(f"a change must be an object, not {type(data).__name__}")
-    kind, record_id, bucket, fields = (data.get(k) for k in ("kind", "id", "bucket", "fields"))
-    if not all(isinstance(x, str) and x for x in (kind, record_id, bucket)):
+    kind, record_id, bucket, fields = data.get("kind"), data.get("id"), data.get("bucket"), data.get("fields")
+    if not (type(kind) is str and kind and type(record_id) is str and record_id and type(bucket) is str and bucket) \
+            and not all(isinstance(x, str) and x for x in (kind, record_id, bucket)):
         raise RemoteChangeError(f"a change needs kind, id and bucket strings: {data!r:.200}")
-    if not isinstance(fields, Mapping):
+    if type(fields) is not dict and not isinstance(fields, Mapping):
         raise RemoteChangeError(f"{kind} {record_id}: fields must be an object")
     writes: dict[str, tuple[Any, str]] = {}
+    checked: object = _NOTHING  # the last HLC found well formed
     for name, write in fields.items():
-        if not isinstance(write, (list, tuple)) or len(write) != 2 or not is_hlc(write[1]):
+        if not isinstance(write, (list, tuple)) or len(write) != 2 or (
+                write[1] != checked and not is_hlc(write[1])):
             raise RemoteChangeError(f"{kind} {record_id}: field {name!r} is not a [value, hlc] pair")
-        writes[name] = (write[0], write[1])
+        checked = write[1]
+        writes[name] = (write[0], checked)
     return Change(kind, record_id, bucket, writes)
-

@@ -12,6 +12,10 @@ time, from a background thread, as often as wanted, and to interrupt anywhere:
   changes nothing.
 * Every call of the protocol is idempotent, so the transport may retry and a
   sync may repeat whatever the network did.
+* The next page is asked for while the current one is applied, on a thread
+  of its own and one page ahead at most (issue 19: the server and the link
+  work while the store does). Only the applying thread touches the store,
+  so the cursors saved are those of pages applied whole.
 
 Hazard: a 401 in the middle of a sync (token revoked while offline). The sync
 stops, reports ``needs_login`` and leaves the outbox exactly as it was; the
@@ -57,7 +61,9 @@ from __future__ import annotations
 
 import inspect
 import logging
+import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Optional
 
@@ -79,7 +85,7 @@ __all__ = ["synchronize", "SyncReport", "Progress", "apply_page", "APPLY_CHUNK",
 # back on a loaded 2-core machine, a capture's p95 was ~65 ms with 100, ~35 ms with 50, ~25 ms with 25,
 # while the pages applied per second halved at each step. But a first sync of 100,000 records spent
 # 19.6 % of its time in the commits of chunks of 50 and 22.9 % in the pause below (issue 19: 17.6 s):
-# chunks of 250 without a pause bring it under 10 s (docs/benchmarks.md, "First sync").
+# chunks of 250 without a pause brought it to 9.6-18.4 s on the shared host (docs/benchmarks.md, "First sync").
 APPLY_CHUNK = 250
 # A pause between two chunks (0: none). Python's locks are not fair: a thread that releases one and at
 # once asks again usually gets it back before the waiting thread wakes; a pause of 2 ms let a capture in
@@ -449,44 +455,84 @@ def pull(store: Store, transport: Transport, report: SyncReport, notify: Progres
 
     A page whose answer is cut is asked again (``retry``), half as large; each page that arrives lets the
     next one grow back. Only a page applied whole moves the cursors (apply_page).
+
+    Pipelined (issue 19): while page n is applied, page n+1 is asked for, from the cursors page n
+    brought, on a thread of its own (`_Prefetch`), one page ahead and no more. The store is not touched
+    there, so the cursors saved are still those of the pages applied whole: a sync stopped anywhere
+    resumes at the first page not applied, and a page fetched ahead but not applied is simply asked
+    again. The transport is used by one thread at a time: the next page is asked for only when the one
+    before has arrived, and pull returns only once no request is on its way.
     """
     retry = retry or _Retry(report, 0, 0.0, time.sleep)
-    size = PageSize(page_limit, page_bytes)
-    sized = _takes_max_bytes(transport)
     cursors = store.pull_cursors()  # a bucket a discard asks for again starts from zero
     notify("pull", 0, None)
-    while True:
-        report.more_to_pull = True  # until a page says otherwise
-        try:
-            if sized:
-                answer = transport.pull(cursors, size.limit, max_bytes=size.max_bytes)
-            else:
-                answer = transport.pull(cursors, size.limit)
-        except Unauthorized:
-            raise
-        except TransportError as exc:
-            retry.failed(exc)
-            size.shrink()
-            continue
-        retry.succeeded()
-        changes = answer.get("changes") or []
-        new_cursors = answer.get("cursors")
-        if new_cursors is None:
-            raise RemoteChangeError("the pull answer carries no cursors")
-        apply_page(store, changes, cursors, new_cursors, answer.get("hlc"), chunk=apply_chunk)
-        report.pages += 1
-        report.pulled += len(changes)
-        more = bool(answer.get("more"))
-        report.more_to_pull = more
-        if more and not changes and new_cursors == cursors:
-            # A server that says "more" but moves nothing would keep us here forever.
-            raise RemoteChangeError("the pull answer says more but neither sends changes nor moves a cursor")
-        cursors = dict(new_cursors)
-        size.grow()
-        # The total is unknown until the last page: the feed does not say how much is left.
-        notify("pull", report.pulled, None if more else report.pulled)
-        if not more:
-            break
+    report.more_to_pull = True  # until a page says otherwise
+    with _Prefetch(transport, PageSize(page_limit, page_bytes), retry) as ahead:
+        answer = ahead.fetch(cursors).result()
+        while True:
+            changes = answer.get("changes") or []
+            new_cursors = answer.get("cursors")
+            if not isinstance(new_cursors, dict):  # checked before the next page is asked for with them
+                raise RemoteChangeError("the pull answer carries no cursors object")
+            more = bool(answer.get("more"))
+            if more and not changes and new_cursors == cursors:
+                # A server that says "more" but moves nothing would keep us here forever.
+                raise RemoteChangeError("the pull answer says more but neither sends changes nor moves a cursor")
+            following = ahead.fetch(dict(new_cursors)) if more else None
+            apply_page(store, changes, cursors, new_cursors, answer.get("hlc"), chunk=apply_chunk)
+            report.pages += 1
+            report.pulled += len(changes)
+            report.more_to_pull = more
+            cursors = dict(new_cursors)
+            # The total is unknown until the last page: the feed does not say how much is left.
+            notify("pull", report.pulled, None if more else report.pulled)
+            if following is None:
+                break
+            answer = following.result()
+
+
+class _Prefetch:
+    """Pull pages on a thread of their own, one at a time, each cut one asked again smaller (`_Retry`).
+
+    ``fetch(cursors)`` starts asking for the page after ``cursors`` and answers a Future of it: its
+    ``result()`` is the answer, or raises what the last try raised. Leaving the ``with`` stops the retries
+    of a page nobody waits for any more and waits for its request to end, so the transport is free after.
+    """
+
+    def __init__(self, transport: Transport, size: PageSize, retry: _Retry):
+        self.transport, self.size, self.retry = transport, size, retry
+        self.sized = _takes_max_bytes(transport)
+        self.stopped = threading.Event()
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pull-ahead")
+
+    def __enter__(self) -> "_Prefetch":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopped.set()
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def fetch(self, cursors: dict[str, str]) -> "Future[dict[str, Any]]":
+        return self.pool.submit(self._page, cursors)
+
+    def _page(self, cursors: dict[str, str]) -> dict[str, Any]:
+        while True:
+            try:
+                if self.sized:
+                    answer = self.transport.pull(cursors, self.size.limit, max_bytes=self.size.max_bytes)
+                else:
+                    answer = self.transport.pull(cursors, self.size.limit)
+            except Unauthorized:
+                raise
+            except TransportError as exc:
+                if self.stopped.is_set():
+                    raise
+                self.retry.failed(exc)  # raises after too many in a row
+                self.size.shrink()
+                continue
+            self.retry.succeeded()
+            self.size.grow()
+            return answer
 
 
 def apply_page(store: Store, changes: list, cursors: dict, new_cursors: dict, hlc: str | None, *,

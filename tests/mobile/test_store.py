@@ -10,6 +10,7 @@ import pytest
 
 from shared.hlc import HLC, format_ms
 from shared.records import Change, ValidationError
+import mobile.store
 from mobile.store import RemoteChangeError, Store
 
 from .conftest import NODE, REPORTER, event_values, new_id
@@ -325,21 +326,39 @@ def test_a_pulled_page_is_merged_and_its_cursors_saved(store):
 def test_a_page_that_fails_half_way_saves_neither_records_nor_cursor(store, monkeypatch):
     first, second = new_id(), new_id()
     store.apply_remote([], {"grid:G-0101": "0"})
-    original = store._merge_remote
+    original = mobile.store._record_row
     calls = []
 
-    def crash_on_second(change):
-        calls.append(change.id)
+    def crash_on_second(kind, record_id, bucket, state):
+        calls.append(record_id)
         if len(calls) == 2:
             raise OSError("power lost")
-        return original(change)
+        return original(kind, record_id, bucket, state)
 
-    monkeypatch.setattr(store, "_merge_remote", crash_on_second)
+    monkeypatch.setattr(mobile.store, "_record_row", crash_on_second)
     with pytest.raises(OSError):
         store.apply_remote([remote_event(first, remote_hlc()), remote_event(second, remote_hlc())],
                            {"grid:G-0101": "2"})
     assert store.get("event", first) is None
     assert store.cursors() == {"grid:G-0101": "0"}
+
+
+def test_a_record_named_twice_in_a_page_merges_both_changes_in_order(store, device_clock):
+    # A page is merged with one read of the records it names: the second change of a record must meet the
+    # first's result, not the state before the page, whichever of the two wins each field.
+    rid, mine = new_id(), store.create("event", event_values(description="mine", address="1 Elm St"))
+    older, newer = remote_hlc(device_clock.ms - 5_000), remote_hlc(device_clock.ms + 5_000)
+    page = [remote_event(rid, older, description="first"),
+            {"kind": "event", "id": rid, "bucket": "grid:G-0101", "fields": {"description": ["second", newer]}},
+            {"kind": "event", "id": rid, "bucket": "grid:G-0101", "fields": {"urgent": [True, older]}},
+            {"kind": "event", "id": mine.id, "bucket": "grid:G-0101", "fields": {"description": ["theirs", newer]}},
+            {"kind": "event", "id": mine.id, "bucket": "grid:G-0101", "fields": {"address": ["2 Oak St", older]}}]
+    assert store.apply_remote(page, {"grid:G-0101": "5"}) == 2
+    assert store.get("event", rid).values == {**event_values(description="second"), "urgent": True}
+    record = store.get("event", mine.id)
+    assert (record.values["description"], record.values["address"]) == ("theirs", "1 Elm St")
+    assert record.pending == frozenset(event_values(address="")) - {"description"}, \
+        "the field a newer remote write took leaves the outbox; the one an older write missed stays"
 
 
 def test_a_bucket_missing_from_the_answer_is_dropped(store):
@@ -389,6 +408,9 @@ def test_an_older_remote_write_does_not_touch_a_pending_one(store, device_clock)
     {"kind": "event", "id": "x", "bucket": "grid:G-0101", "fields": {"a": [1]}},
     {"kind": "event", "id": "x", "bucket": "grid:G-0101", "fields": {"a": [1, "yesterday"]}},
     {"kind": "event", "bucket": "grid:G-0101", "fields": {}},
+    {"kind": "event", "id": "x", "bucket": "grid:G-0101", "fields": {"a": [1, None]}},
+    # one HLC checked per change would let the second through
+    {"kind": "event", "id": "x", "bucket": "grid:G-0101", "fields": {"a": [1, remote_hlc()], "b": [2, "yesterday"]}},
 ])
 def test_a_malformed_page_is_not_applied(store, bad):
     with pytest.raises(RemoteChangeError):
