@@ -19,6 +19,17 @@ as the field ``case_number``, stamped with its own HLC, so tablets pull it like 
 a push that carries it is refused (apply.py). The sequence comes from one
 ``case_numbers`` row per day, raised by an atomic upsert, so two writers never take one number.
 
+**Counts.** The queue shows how many cases of each status its filters hold. Counting them in SQL reads
+one index entry per case (100,000 for a street of a 1,000,000-case store), so ``case_counts``
+(`CaseCount`, migration 0013) keeps the number of live (not deleted) cases per grid and status.
+`refold` writes it in the same transaction as the rows, as a delta: each refolded case takes one from
+its old row's (grid, status) and adds one to its new row's. It is an upsert of ``count + delta``,
+so two writers never read and rewrite one count. Why two writers never race on a count: a case's
+grid is its event's bucket (``grid:<code>``), and apply.py folds a case only under the locks of the
+bucket its event was read in and of the one it is written to (server/sync/feed.py, "Which buckets"),
+so a grid's counts are written only by the holder of that grid's lock (a category change holds the
+whole feed). `recount` counts them again from the table, after a `rebuild`.
+
 Hazard: reference data under old cases. The fold reads the category's deadline hours for
 deadlines an action does not carry. When a category record changes, `refold_category` folds that
 category's cases again in the same transaction, so the table never keeps a deadline the fold
@@ -38,8 +49,9 @@ from shared.records import REF_BUCKET
 from ..config import parse_offset
 from .wire import loads
 
-__all__ = ["CASE_COLUMNS", "NO_DEADLINE", "refold", "refold_category", "rebuild", "number_events", "case_number",
-           "row_of", "upsert", "reference_by_code", "children", "param_mark", "text_cast", "NOT_BY_KIND"]
+__all__ = ["CASE_COLUMNS", "NO_DEADLINE", "refold", "refold_category", "rebuild", "recount", "status_counts",
+           "number_events", "case_number", "row_of", "upsert", "reference_by_code", "children", "param_mark",
+           "text_cast", "NOT_BY_KIND"]
 
 # A time after every deadline (year 9999 is 253402300799999 ms): cases without one sort last.
 NO_DEADLINE = 2**62
@@ -99,14 +111,35 @@ def row_of(event_id: str, bucket: str, event: Mapping[str, Any], state: CaseStat
     )
 
 
+def _insert(connection, table: str, columns: tuple[str, ...], rows: list[tuple], tail: str = "") -> None:
+    """``INSERT INTO table (columns) VALUES … tail`` of rows.
+
+    Speed: PostgreSQL gets one statement of many rows (a round trip per row through executemany cost more
+    than the insert); SQLite, in the process, gets one prepared statement run per row, which is cheaper
+    there than parsing a statement of thousands of parameters.
+    """
+    if not rows:
+        return
+    mark = param_mark(connection)
+    row_marks = f"({', '.join([mark] * len(columns))})"
+    head = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
+    if connection.dialect.name != "postgresql":
+        connection.exec_driver_sql(f"{head}{row_marks} {tail}", rows)
+        return
+    per = max(1, 30_000 // len(columns))  # under the protocol's 65,535 parameters
+    for start in range(0, len(rows), per):
+        chunk = rows[start:start + per]
+        connection.exec_driver_sql(f"{head}{', '.join([row_marks] * len(chunk))} {tail}",
+                                   tuple(value for row in chunk for value in row))
+
+
 def upsert(connection, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
-    """Insert rows of a folded cache table (``cases``, ``disputes``), replacing each row of the same first column."""
-    if rows:
-        mark = param_mark(connection)
-        updates = ", ".join(f"{name} = excluded.{name}" for name in columns[1:])
-        connection.exec_driver_sql(
-            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))}) "
-            f"ON CONFLICT ({columns[0]}) DO UPDATE SET {updates}", rows)
+    """Insert rows of a folded cache table (``cases``, ``disputes``), replacing each row of the same first column.
+
+    The rows' first columns must differ (one statement may not update a row twice on PostgreSQL).
+    """
+    updates = ", ".join(f"{name} = excluded.{name}" for name in columns[1:])
+    _insert(connection, table, columns, rows, f"ON CONFLICT ({columns[0]}) DO UPDATE SET {updates}")
 
 
 def reference_by_code(connection, kind: str) -> dict[str, dict]:
@@ -159,23 +192,61 @@ def _fold_rows(connection, events: list[tuple], categories: Mapping[str, dict]) 
             for event_id, bucket, values, _position in events]
 
 
+_GRID, _STATUS, _DELETED = CASE_COLUMNS.index("grid"), CASE_COLUMNS.index("status"), CASE_COLUMNS.index("deleted")
+
+
 def _write(connection, rows: list[tuple]) -> None:
     upsert(connection, "cases", CASE_COLUMNS, rows)
 
 
-def refold(connection, event_ids: Iterable[str], known: Mapping[str, tuple[str, dict, int]] | None = None) -> int:
-    """Fold the given events again from the stored records and write their rows; returns how many.
+def _old_rows(connection, event_ids: list[str]) -> dict[str, tuple[str, str, bool]]:
+    """The stored (grid, status, deleted) of the cases rows of these events."""
+    if not event_ids:
+        return {}
+    mark = param_mark(connection)
+    return {event_id: (grid, status, bool(deleted)) for event_id, grid, status, deleted in connection.exec_driver_sql(
+        f"SELECT event_id, grid, status, deleted FROM cases WHERE event_id IN ({', '.join([mark] * len(event_ids))})",
+        tuple(event_ids))}
 
-    Called in the writing transaction after the records are written. An id that is not a stored
-    event is skipped (a case action may name an event that has not arrived yet). ``known``: events
-    the caller has just written, as ``{id: (bucket, plain values, position)}``; they are folded from
-    those values instead of being read back and decoded (their actions are still read: some may
-    have arrived before them).
+
+def _count_deltas(old: Mapping[str, tuple[str, str, bool]], rows: list[tuple]) -> dict[tuple[str, str], int]:
+    """What writing rows over the old ones does to each (grid, status) count of live cases."""
+    deltas: dict[tuple[str, str], int] = {}
+    for row in rows:
+        was = old.get(row[0])
+        if was is not None and not was[2]:
+            deltas[was[:2]] = deltas.get(was[:2], 0) - 1
+        if not row[_DELETED]:
+            key = (row[_GRID], row[_STATUS])
+            deltas[key] = deltas.get(key, 0) + 1
+    return {key: delta for key, delta in deltas.items() if delta}
+
+
+def _add_counts(connection, deltas: Mapping[tuple[str, str], int]) -> None:
+    """Add the deltas to case_counts: an upsert of count + delta, in key order."""
+    _insert(connection, "case_counts", ("grid", "status", "count"),
+            [(*key, delta) for key, delta in sorted(deltas.items())],
+            "ON CONFLICT (grid, status) DO UPDATE SET count = case_counts.count + excluded.count")
+
+
+def refold(connection, event_ids: Iterable[str], known: Mapping[str, tuple[str, dict, int]] | None = None,
+           created: Iterable[str] = ()) -> int:
+    """Fold the given events again from the stored records, write their rows and their counts; returns how many.
+
+    Called in the writing transaction after the records are written, under the locks of the events'
+    buckets (the counts rely on it, see the module's docstring). An id that is not a stored
+    event is skipped (a case action may name an event that has not arrived yet).
+
+    ``known``: events the caller holds, as ``{id: (bucket, plain values, position)}``; they are folded
+    from those values instead of being read back and decoded (their actions are still read: some may
+    have arrived before them), at the position given, or their latest action's if that is higher.
+    ``created``: those among them the batch has just created: they have no cases row yet, so theirs
+    is inserted without looking for an old one.
     """
     wanted = sorted(set(event_ids))
     if not wanted:
         return 0
-    known = known or {}
+    known, created = known or {}, frozenset(created)
     mark, as_text = param_mark(connection), text_cast(connection)
     categories = _categories(connection)
     written = 0
@@ -190,7 +261,12 @@ def refold(connection, event_ids: Iterable[str], known: Mapping[str, tuple[str, 
                            f"WHERE id IN ({', '.join([mark] * len(unknown))}) AND {NOT_BY_KIND} = 'event'",
                            tuple(unknown))]
         rows = _fold_rows(connection, events, categories)
-        _write(connection, rows)
+        new = [row for row in rows if row[0] in created]
+        changed = [row for row in rows if row[0] not in created]
+        old = _old_rows(connection, [row[0] for row in changed])
+        _insert(connection, "cases", CASE_COLUMNS, new)
+        _write(connection, changed)
+        _add_counts(connection, _count_deltas(old, rows))
         written += len(rows)
     return written
 
@@ -233,6 +309,28 @@ def rebuild(connection, *, chunk: int = 2000, progress=None) -> int:
             progress(done)
     connection.exec_driver_sql("DELETE FROM cases WHERE event_id NOT IN (SELECT id FROM records WHERE kind = 'event')")
     return done
+
+
+def recount(connection) -> None:
+    """Count case_counts again from the cases table: after `rebuild` (``flask cases rebuild`` calls both, in
+    one transaction; migration 0004 runs a rebuild before this table exists), and in migration 0013."""
+    connection.exec_driver_sql("DELETE FROM case_counts")
+    connection.exec_driver_sql("INSERT INTO case_counts (grid, status, count) SELECT grid, status, count(*) "
+                               "FROM cases WHERE NOT deleted GROUP BY grid, status")
+
+
+def status_counts(connection, grids: Iterable[str] | None) -> dict[str, int]:
+    """The live cases per status in these grids (None: every grid), from case_counts."""
+    if grids is None:
+        rows = connection.exec_driver_sql("SELECT status, sum(count) FROM case_counts GROUP BY status")
+    else:
+        grids = sorted(set(grids))
+        if not grids:
+            return {}
+        rows = connection.exec_driver_sql(
+            f"SELECT status, sum(count) FROM case_counts WHERE grid IN ({', '.join([param_mark(connection)] * len(grids))})"
+            " GROUP BY status", tuple(grids))
+    return {status: int(count) for status, count in rows if count}
 
 
 def case_number(day: str, sequence: int) -> str:
