@@ -536,7 +536,7 @@ def plans(pages: Pages) -> dict[str, list[str]]:
         captured: list[tuple[str, Any]] = []
 
         def capture(conn, cursor, statement, parameters, context, executemany):
-            if "FROM cases" in statement:
+            if "FROM cases" in statement or "FROM case_counts" in statement:
                 captured.append((statement, parameters))
 
         with pages.app.app_context():
@@ -555,7 +555,7 @@ def plans(pages: Pages) -> dict[str, list[str]]:
                     else:
                         lines = [r[-1] for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement,
                                                                      parameters)]
-                    kind = "counts" if "count(" in statement else "page"
+                    kind = "counts" if "count(" in statement or "case_counts" in statement else "page"
                     found[f"{label}, {kind}"] = lines
     return found
 

@@ -45,6 +45,7 @@ from ..models import CaseRow, Record, User
 from ..photos.service import blob_store, keep_photos, send_photo, send_thumbnail
 from ..reference import Reference, load_reference
 from ..sync import apply, casebook
+from . import search
 
 # The pages' buttons, in the order they show, and the case action each records. Who may press one
 # is shared/roles.py's to say, and whether it applies now the fold's (shared/case.available_actions).
@@ -232,15 +233,17 @@ def queue_conditions(user: User, filters: QueueFilters, reference: Reference, no
         conditions.append(and_(CaseRow.open.is_(True), CaseRow.deadline_ms < now_ms))
     if filters.resolution:
         conditions.append(CaseRow.resolution == filters.resolution)
-    words = (filters.q or "").strip().casefold()
-    conditions.extend(_word_condition(word) for word in words.split()[:5])
+    words = (filters.q or "").strip().casefold().split()[:5]
+    if words:
+        mark = search.catch_up()
+        conditions.extend(_word_condition(word, mark) for word in words)
     return conditions
 
 
-def _word_condition(word: str):
+def _word_condition(word: str, mark: int | None):
     """A case's search text contains the word (its LIKE wildcards taken literally). PostgreSQL's trigram index
-    (migration 0008) serves it; on SQLite it reads the table (docs/benchmarks.md, "Why the misses")."""
-    return CaseRow.search.like(_like(word), escape="\\")
+    (migration 0008) serves it; on SQLite the trigram index of search.py, caught up to ``mark``."""
+    return search.word_condition(word, _like(word), mark)
 
 
 def status_condition(status: str):

@@ -1,4 +1,4 @@
-"""case counts: the live cases per grid and status, kept with the cases table for the queue's counts
+"""case counts and search: the live cases per grid and status for the queue's counts; SQLite's search index
 
 Revision ID: 0013_case_counts
 Revises: 0012_devices
@@ -9,10 +9,16 @@ that reads one index entry per case: 100,000 for a street of a 1,000,000-case st
 itself reads 20 rows (docs/benchmarks.md, "Cases at district scale"). ``case_counts`` keeps the
 count per grid and status; server/sync/casebook.py writes it with the cases rows, as a delta, in the
 same transaction. It is filled here from the cases table, as ``flask cases rebuild`` counts it again.
+
+On SQLite, keyword search read the whole cases table (2.5-3 s at 1,000,000 cases): ``case_search`` and
+``case_search_fts`` (an FTS5 table, trigram tokenizer) index the cases' search text outside the write
+path, caught up from the feed when a search comes (server/cases/search.py). Filled here. PostgreSQL
+keeps its trigram index on ``cases.search`` (migration 0008) and gets neither table.
 """
 from alembic import op
 import sqlalchemy as sa
 
+from server.cases import search
 from server.sync import casebook
 
 # revision identifiers, used by Alembic.
@@ -29,8 +35,13 @@ def upgrade():
     sa.Column('count', sa.Integer(), nullable=False),
     sa.PrimaryKeyConstraint('grid', 'status')
     )
-    casebook.recount(op.get_bind())
+    connection = op.get_bind()
+    casebook.recount(connection)
+    search.create(connection)
+    if search.in_use(connection):
+        search.rebuild(connection, connection.exec_driver_sql("SELECT position FROM feed WHERE id = 1").scalar() or 0)
 
 
 def downgrade():
+    search.drop(op.get_bind())
     op.drop_table('case_counts')
