@@ -337,7 +337,10 @@ def rebuild(connection, *, chunk: int = 2000, progress=None) -> int:
         after = events[-1][0]
         if progress is not None:
             progress(done)
-    connection.exec_driver_sql("DELETE FROM cases WHERE event_id NOT IN (SELECT id FROM records WHERE kind = 'event')")
+    # NOT EXISTS, an anti-join on the records' key: PostgreSQL ran ``event_id NOT IN (SELECT id …)`` as a plain
+    # subplan once the million ids outgrew work_mem, a scan of them per case (over 6 minutes at 1M, unfinished).
+    connection.exec_driver_sql("DELETE FROM cases WHERE NOT EXISTS (SELECT 1 FROM records "
+                               "WHERE records.id = cases.event_id AND records.kind = 'event')")
     return done
 
 
