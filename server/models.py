@@ -245,6 +245,17 @@ class CaseRow(db.Model):
     )
 
 
+class CaseCount(db.Model):
+    """How many live (not deleted) cases each grid holds in each status: the queue's counts, kept by
+    server/sync/casebook.py with the cases rows (migration 0013)."""
+
+    __tablename__ = "case_counts"
+
+    grid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer)
+
+
 class CaseNumbers(db.Model):
     """The last case number handed out on each day (server/casebook.py)."""
 

@@ -59,13 +59,20 @@ def canonical(value: Any) -> str:
         return repr(value)
 
 
+def _rank(action: Any, step: _Read) -> tuple[str, str]:
+    return step.hlc, canonical(getattr(action, "values", None))
+
+
 def ordered(actions: Iterable[Any], read: Callable[[Any], Step]) -> list[Step]:
-    """One step per id, read by ``read``, sorted by (hlc, id); the lesser (hlc, values) of two under one id."""
-    chosen: dict[str, tuple[tuple[str, str], Step]] = {}
+    """One step per id, read by ``read``, sorted by (hlc, id); the lesser (hlc, values) of two under one id.
+
+    The canonical values are made only for two records under one id (a JSON dump per action was a
+    fifth of a case's fold, for a tie that append-only merge never lets happen).
+    """
+    chosen: dict[str, tuple[Any, Step]] = {}
     for action in actions:
         step = read(action)
-        rank = (step.hlc, canonical(getattr(action, "values", None)))
         held = chosen.get(step.id)
-        if held is None or rank < held[0]:
-            chosen[step.id] = (rank, step)
+        if held is None or _rank(action, step) < _rank(*held):
+            chosen[step.id] = (action, step)
     return sorted((step for _, step in chosen.values()), key=lambda step: (step.hlc, step.id))

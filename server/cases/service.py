@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Iterable, Mapping
 
 from sqlalchemy import and_, false, func, select
@@ -44,7 +44,8 @@ from ..db import db
 from ..models import CaseRow, Record, User
 from ..photos.service import blob_store, keep_photos, send_photo, send_thumbnail
 from ..reference import Reference, load_reference
-from ..sync import apply
+from ..sync import apply, casebook
+from . import search
 
 # The pages' buttons, in the order they show, and the case action each records. Who may press one
 # is shared/roles.py's to say, and whether it applies now the fold's (shared/case.available_actions).
@@ -217,13 +218,9 @@ def queue_conditions(user: User, filters: QueueFilters, reference: Reference, no
     conditions: list = [CaseRow.deleted.is_(False)]
     if not reads_every_grid(user.role):
         conditions.append(CaseRow.unit == user.unit if user.role == "unit" and user.unit else false())
-    grids = [code for code, grid in reference.grids.items()
-             if (not filters.community or grid.get("community") == filters.community)
-             and (not filters.street or grid.get("street") == filters.street)]
-    if filters.community or filters.street:
+    grids = place_grids(filters, reference)
+    if grids is not None:
         conditions.append(CaseRow.grid.in_(grids) if grids else false())
-    if filters.grid:
-        conditions.append(CaseRow.grid == filters.grid)
     if filters.category:
         conditions.append(CaseRow.category == filters.category)
     if filters.unit:
@@ -236,15 +233,17 @@ def queue_conditions(user: User, filters: QueueFilters, reference: Reference, no
         conditions.append(and_(CaseRow.open.is_(True), CaseRow.deadline_ms < now_ms))
     if filters.resolution:
         conditions.append(CaseRow.resolution == filters.resolution)
-    words = (filters.q or "").strip().casefold()
-    conditions.extend(_word_condition(word) for word in words.split()[:5])
+    words = (filters.q or "").strip().casefold().split()[:5]
+    if words:
+        mark = search.catch_up()
+        conditions.extend(_word_condition(word, mark) for word in words)
     return conditions
 
 
-def _word_condition(word: str):
+def _word_condition(word: str, mark: int | None):
     """A case's search text contains the word (its LIKE wildcards taken literally). PostgreSQL's trigram index
-    (migration 0008) serves it; on SQLite it reads the table (docs/benchmarks.md, "Why the misses")."""
-    return CaseRow.search.like(_like(word), escape="\\")
+    (migration 0008) serves it; on SQLite the trigram index of search.py, caught up to ``mark``."""
+    return search.word_condition(word, _like(word), mark)
 
 
 def status_condition(status: str):
@@ -255,6 +254,43 @@ def status_condition(status: str):
     return None  # all
 
 
+def place_grids(filters: QueueFilters, reference: Reference) -> list[str] | None:
+    """The grids the place filters (community, street, grid) leave; None when none is given."""
+    if filters.community or filters.street:
+        return [code for code, grid in reference.grids.items()
+                if (not filters.community or grid.get("community") == filters.community)
+                and (not filters.street or grid.get("street") == filters.street)
+                and (not filters.grid or code == filters.grid)]
+    return [filters.grid] if filters.grid else None
+
+
+# The filters case_counts answers for; every other filter's "any" is falsy (None, "", False).
+_COUNTED_BY_PLACE = frozenset({"status", "grid", "community", "street"})
+
+
+def _only_place(filters: QueueFilters) -> bool:
+    """Whether no filter but the place (and the status, which the counts are per) is set."""
+    return not any((getattr(filters, f.name) or "").strip() if f.name == "q" else getattr(filters, f.name)
+                   for f in fields(filters) if f.name not in _COUNTED_BY_PLACE)
+
+
+def _status_counts(user: User, filters: QueueFilters, reference: Reference, conditions: list) -> dict[str, int]:
+    """The live cases per status that the filters but the status hold.
+
+    From case_counts (server/sync/casebook.py) when only the place filters the cases the user sees: a
+    sum over the grids, whatever the store's size. Otherwise counted in SQL, per grid and status and
+    summed here: grouped by status alone, SQLite walks ix_cases_status_queue for its order and reads every
+    row of the table to filter by grid; by (grid, status) the covering ix_cases_grid_status serves both.
+    """
+    if reads_every_grid(user.role) and _only_place(filters):
+        return casebook.status_counts(db.session.connection(), place_grids(filters, reference))
+    by_status: dict[str, int] = {}
+    for status_name, count in db.session.execute(
+            select(CaseRow.status, func.count()).where(*conditions).group_by(CaseRow.grid, CaseRow.status)):
+        by_status[status_name] = by_status.get(status_name, 0) + count
+    return by_status
+
+
 def list_cases(user: User, filters: QueueFilters, page: int = 1, per_page: int = 20,
                now_ms: int | None = None, reference: Reference | None = None) -> QueuePage:
     """The user's queue: filtered, urgent first, then by deadline (none last), then reported; paged;
@@ -262,13 +298,7 @@ def list_cases(user: User, filters: QueueFilters, page: int = 1, per_page: int =
     reference = reference or load_reference()
     now_ms = server_clock().physical_ms() if now_ms is None else now_ms
     conditions = queue_conditions(user, filters, reference, now_ms)
-    # Counted per grid and status, summed here: grouped by status alone, SQLite walks ix_cases_status_queue
-    # for its order and reads every row of the table to filter by grid (a street of a 1M store: 0.5 s);
-    # by (grid, status) the covering ix_cases_grid_status (grid, status, deleted) serves filter and groups.
-    by_status: dict[str, int] = {}
-    for status_name, count in db.session.execute(
-            select(CaseRow.status, func.count()).where(*conditions).group_by(CaseRow.grid, CaseRow.status)):
-        by_status[status_name] = by_status.get(status_name, 0) + count
+    by_status = _status_counts(user, filters, reference, conditions)
     counts = {status: by_status.get(status, 0) for status in STATUSES}
     counts["open"] = sum(counts[status] for status in OPEN_STATUSES)
     counts["all"] = sum(by_status.values())

@@ -341,7 +341,7 @@ def apply_changes(user: User | Writer | None, changes: list[Change | None],
             if kind_name == "tenant":
                 tenants.append((rid, bucket, state, last_position))
         feed.write_records([row for row in rows if row[0] not in held], [row for row in rows if row[0] in held])
-        _refold_cases(dirty, states, dict(zip(dirty, positions)))
+        _refold_cases(dirty, states, dict(zip(dirty, positions)), held)
         dispute_book.refold_written(db.session.connection(), dirty, states)  # the disputes table (server/disputes/book.py)
         # The tenant index's mark moves from just below this batch's positions to their top only when
         # no other writer's position lies between them (server/houses/index.py, reindex).
@@ -436,23 +436,32 @@ def _number_new_events(event_ids: list[str], states: dict) -> None:
         states[event_id] = (kind, bucket, {**state, "case_number": (number, hlc)})
 
 
-def _refold_cases(dirty: Iterable[str], states: dict, positions: dict[str, int]) -> None:
+def _refold_cases(dirty: Iterable[str], states: dict, positions: dict[str, int], held: frozenset[str]) -> None:
     """Fold again, into the cases table, every case whose event or action the batch wrote.
 
-    The events the batch wrote are folded from their merged states (``known``), not read back.
+    The events the batch holds are folded from their states (``known``), not read back: those it wrote,
+    and the stored events of the actions it wrote, at the position of the batch's latest write of the
+    case (positions only grow under the bucket's lock: above every stored one). ``held``: the ids that
+    were stored before the batch; an event not among them is new, and has no cases row yet.
     """
-    events, categories, known = set(), set(), {}
+    events, categories, known, latest = set(), set(), {}, {}
     for rid in dirty:
         kind, bucket, state = states[rid]
         if kind == "event":
             events.add(rid)
             known[rid] = (bucket, {name: write[0] for name, write in state.items()}, positions[rid])
         elif kind == "case_action":
-            events.add(state["event"][0])
+            event_id = state["event"][0]
+            events.add(event_id)
+            latest[event_id] = max(latest.get(event_id, 0), positions[rid])
         elif kind == "category" and "code" in state:
             categories.add(state["code"][0])
+    for event_id, position in latest.items():
+        parent = states.get(event_id)
+        if event_id not in known and parent is not None and parent[0] == "event":
+            known[event_id] = (parent[1], {name: write[0] for name, write in parent[2].items()}, position)
     connection = db.session.connection()
-    casebook.refold(connection, events, known)
+    casebook.refold(connection, events, known, created=[rid for rid in known if rid not in held])
     casebook.refold_category(connection, categories)
 
 

@@ -19,6 +19,17 @@ as the field ``case_number``, stamped with its own HLC, so tablets pull it like 
 a push that carries it is refused (apply.py). The sequence comes from one
 ``case_numbers`` row per day, raised by an atomic upsert, so two writers never take one number.
 
+**Counts.** The queue shows how many cases of each status its filters hold. Counting them in SQL reads
+one index entry per case (100,000 for a street of a 1,000,000-case store), so ``case_counts``
+(`CaseCount`, migration 0013) keeps the number of live (not deleted) cases per grid and status.
+`refold` writes it in the same transaction as the rows, as a delta: each refolded case takes one from
+its old row's (grid, status) and adds one to its new row's. It is an upsert of ``count + delta``,
+so two writers never read and rewrite one count. Why two writers never race on a count: a case's
+grid is its event's bucket (``grid:<code>``), and apply.py folds a case only under the locks of the
+bucket its event was read in and of the one it is written to (server/sync/feed.py, "Which buckets"),
+so a grid's counts are written only by the holder of that grid's lock (a category change holds the
+whole feed). `recount` counts them again from the table, after a `rebuild`.
+
 Hazard: reference data under old cases. The fold reads the category's deadline hours for
 deadlines an action does not carry. When a category record changes, `refold_category` folds that
 category's cases again in the same transaction, so the table never keeps a deadline the fold
@@ -38,8 +49,9 @@ from shared.records import REF_BUCKET
 from ..config import parse_offset
 from .wire import loads
 
-__all__ = ["CASE_COLUMNS", "NO_DEADLINE", "refold", "refold_category", "rebuild", "number_events", "case_number",
-           "row_of", "upsert", "reference_by_code", "children", "param_mark", "text_cast", "NOT_BY_KIND"]
+__all__ = ["CASE_COLUMNS", "NO_DEADLINE", "refold", "refold_category", "rebuild", "recount", "status_counts",
+           "number_events", "case_number", "row_of", "upsert", "reference_by_code", "children", "param_mark",
+           "text_cast", "NOT_BY_KIND"]
 
 # A time after every deadline (year 9999 is 253402300799999 ms): cases without one sort last.
 NO_DEADLINE = 2**62
@@ -61,6 +73,14 @@ def param_mark(connection) -> str:
     return "%s" if connection.dialect.paramstyle in ("format", "pyformat") else "?"
 
 
+def among(connection, column: str, values: list) -> tuple[str, tuple]:
+    """The condition "column is one of values" and its parameters: ``= ANY(array)`` on PostgreSQL (one
+    parameter: planning ``IN`` of 500 parameters cost more than the lookups), ``IN (?, …)`` on SQLite."""
+    if connection.dialect.name == "postgresql":
+        return f"{column} = ANY(%s)", (list(values),)
+    return f"{column} IN ({', '.join('?' * len(values))})", tuple(values)
+
+
 def text_cast(connection) -> str:
     return "::text" if connection.dialect.name == "postgresql" else ""
 
@@ -78,35 +98,53 @@ def _number(value: Any) -> float | None:
 
 def row_of(event_id: str, bucket: str, event: Mapping[str, Any], state: CaseState, position: int) -> tuple:
     """The ``cases`` row (CASE_COLUMNS, in order) of a folded case."""
-    applied = [entry for entry in state.timeline if entry.applied]
-    dispatches = [_wall_ms(e.hlc) for e in applied if e.action == "dispatch"]
-    rectified = [_wall_ms(e.hlc) for e in applied if e.action == "rectify"]
+    dispatched = rectified = None  # the first dispatch's HLC, the last rectification's
+    for entry in state.timeline:
+        if entry.applied:
+            if entry.action == "dispatch" and dispatched is None:
+                dispatched = entry.hlc
+            elif entry.action == "rectify":
+                rectified = entry.hlc
     deleted = event.get("_deleted") is True
     deadline = ms_or_none(state.deadline)
-    location = event.get("location") if isinstance(event.get("location"), Mapping) else {}
-    number = event.get("case_number") if isinstance(event.get("case_number"), str) else None
-    search = " ".join(str(part) for part in (number, event.get("description"), event.get("address"))
+    location = event.get("location")
+    lat, lon = (_number(location.get("lat")), _number(location.get("lon"))) if isinstance(location, Mapping) \
+        else (None, None)
+    number = event.get("case_number")
+    number = number if isinstance(number, str) else None
+    search = " ".join(part for part in (number, event.get("description"), event.get("address"))
                       if isinstance(part, str) and part)
+    reporter = event.get("reporter")
     return (
         event_id, number, bucket, str(event.get("grid") or ""), str(event.get("category") or ""),
-        event.get("reporter") if isinstance(event.get("reporter"), str) else None,
+        reporter if isinstance(reporter, str) else None,
         deleted, state.is_open and not deleted, state.status, state.resolution, state.unit, state.urgent,
         state.micro, ms_or_none(event.get("reported_at")), deadline, NO_DEADLINE if deadline is None else deadline,
-        dispatches[0] if dispatches else None, rectified[-1] if rectified else None, ms_or_none(state.closed_at),
-        state.failed_verifications, state.supervised, state.assessment_flag, state.assessment_unit,
-        state.extensions, ms_or_none(state.extension_asked), state.sent_back, state.duplicate_of,
-        _number(location.get("lat")), _number(location.get("lon")), search.casefold(), position,
+        None if dispatched is None else _wall_ms(dispatched), None if rectified is None else _wall_ms(rectified),
+        ms_or_none(state.closed_at), state.failed_verifications, state.supervised, state.assessment_flag,
+        state.assessment_unit, state.extensions, ms_or_none(state.extension_asked), state.sent_back,
+        state.duplicate_of, lat, lon, search.casefold(), position,
     )
+
+
+def _insert(connection, table: str, columns: tuple[str, ...], rows: list[tuple], tail: str = "") -> None:
+    """``INSERT INTO table (columns) VALUES (…) tail`` of each row, as one executemany.
+
+    Speed: one statement of many rows (``VALUES (…), (…), …``) was slower on both engines: 6× on
+    PostgreSQL for 500 cases rows (psycopg pipelines an executemany; 15,000 parameters in one
+    statement cost more to send and plan), and on SQLite, where parsing it cost more than stepping
+    one prepared statement per row.
+    """
+    if rows:
+        mark = param_mark(connection)
+        connection.exec_driver_sql(
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))}) {tail}", rows)
 
 
 def upsert(connection, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
     """Insert rows of a folded cache table (``cases``, ``disputes``), replacing each row of the same first column."""
-    if rows:
-        mark = param_mark(connection)
-        updates = ", ".join(f"{name} = excluded.{name}" for name in columns[1:])
-        connection.exec_driver_sql(
-            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))}) "
-            f"ON CONFLICT ({columns[0]}) DO UPDATE SET {updates}", rows)
+    updates = ", ".join(f"{name} = excluded.{name}" for name in columns[1:])
+    _insert(connection, table, columns, rows, f"ON CONFLICT ({columns[0]}) DO UPDATE SET {updates}")
 
 
 def reference_by_code(connection, kind: str) -> dict[str, dict]:
@@ -136,9 +174,10 @@ def children(connection, parents: list[tuple], kind: str) -> tuple[dict[str, lis
     positions = {parent[0]: parent[3] for parent in parents}
     if not ids:
         return actions, positions
+    parent_in, parameters = among(connection, "parent_id", ids)
     rows = connection.exec_driver_sql(
         f"SELECT parent_id, id, field_values{as_text}, field_hlcs{as_text}, position FROM records "
-        f"WHERE parent_id IN ({', '.join([mark] * len(ids))}) AND {NOT_BY_KIND} = {mark}", (*ids, kind))
+        f"WHERE {parent_in} AND {NOT_BY_KIND} = {mark}", (*parameters, kind))
     for parent, rid, values, hlcs, position in rows:
         if parent not in actions:
             continue
@@ -159,24 +198,86 @@ def _fold_rows(connection, events: list[tuple], categories: Mapping[str, dict]) 
             for event_id, bucket, values, _position in events]
 
 
+_GRID, _STATUS, _DELETED = CASE_COLUMNS.index("grid"), CASE_COLUMNS.index("status"), CASE_COLUMNS.index("deleted")
+
+
 def _write(connection, rows: list[tuple]) -> None:
     upsert(connection, "cases", CASE_COLUMNS, rows)
 
 
-def refold(connection, event_ids: Iterable[str], known: Mapping[str, tuple[str, dict, int]] | None = None) -> int:
-    """Fold the given events again from the stored records and write their rows; returns how many.
+def _old_rows(connection, event_ids: list[str]) -> dict[str, tuple]:
+    """The stored cases rows (CASE_COLUMNS) of these events."""
+    if not event_ids:
+        return {}
+    event_in, parameters = among(connection, "event_id", event_ids)
+    return {row[0]: tuple(row) for row in connection.exec_driver_sql(
+        f"SELECT {', '.join(CASE_COLUMNS)} FROM cases WHERE {event_in}", parameters)}
 
-    Called in the writing transaction after the records are written. An id that is not a stored
-    event is skipped (a case action may name an event that has not arrived yet). ``known``: events
-    the caller has just written, as ``{id: (bucket, plain values, position)}``; they are folded from
-    those values instead of being read back and decoded (their actions are still read: some may
-    have arrived before them).
+
+def _update(connection, rows: list[tuple], old: Mapping[str, tuple]) -> None:
+    """Write rows over the stored ones, setting only the columns that changed (a row not stored is upserted).
+
+    Speed: an upsert sets every column, so the database rewrites the row's entry in every index of the
+    table; a comment on a case changes its position alone, which no index holds (PostgreSQL then
+    updates the row in place, without touching an index). Rows are grouped by the columns they change,
+    one executemany per group.
+    """
+    mark = param_mark(connection)
+    missing, groups = [], {}
+    for row in rows:
+        was = old.get(row[0])
+        if was is None:
+            missing.append(row)
+            continue
+        changed = tuple(i for i in range(1, len(row)) if row[i] != was[i])
+        if changed:
+            groups.setdefault(changed, []).append((*(row[i] for i in changed), row[0]))
+    _write(connection, missing)
+    for changed, params in groups.items():
+        sets = ", ".join(f"{CASE_COLUMNS[i]} = {mark}" for i in changed)
+        connection.exec_driver_sql(f"UPDATE cases SET {sets} WHERE event_id = {mark}", params)
+
+
+def _count_deltas(old: Mapping[str, tuple], rows: list[tuple]) -> dict[tuple[str, str], int]:
+    """What writing rows over the old ones does to each (grid, status) count of live cases."""
+    deltas: dict[tuple[str, str], int] = {}
+    for row in rows:
+        was = old.get(row[0])
+        if was is not None and not was[_DELETED]:
+            key = (was[_GRID], was[_STATUS])
+            deltas[key] = deltas.get(key, 0) - 1
+        if not row[_DELETED]:
+            key = (row[_GRID], row[_STATUS])
+            deltas[key] = deltas.get(key, 0) + 1
+    return {key: delta for key, delta in deltas.items() if delta}
+
+
+def _add_counts(connection, deltas: Mapping[tuple[str, str], int]) -> None:
+    """Add the deltas to case_counts: an upsert of count + delta, in key order."""
+    _insert(connection, "case_counts", ("grid", "status", "count"),
+            [(*key, delta) for key, delta in sorted(deltas.items())],
+            "ON CONFLICT (grid, status) DO UPDATE SET count = case_counts.count + excluded.count")
+
+
+def refold(connection, event_ids: Iterable[str], known: Mapping[str, tuple[str, dict, int]] | None = None,
+           created: Iterable[str] = ()) -> int:
+    """Fold the given events again from the stored records, write their rows and their counts; returns how many.
+
+    Called in the writing transaction after the records are written, under the locks of the events'
+    buckets (the counts rely on it, see the module's docstring). An id that is not a stored
+    event is skipped (a case action may name an event that has not arrived yet).
+
+    ``known``: events the caller holds, as ``{id: (bucket, plain values, position)}``; they are folded
+    from those values instead of being read back and decoded (their actions are still read: some may
+    have arrived before them), at the position given, or their latest action's if that is higher.
+    ``created``: those among them the batch has just created: they have no cases row yet, so theirs
+    is inserted without looking for an old one.
     """
     wanted = sorted(set(event_ids))
     if not wanted:
         return 0
-    known = known or {}
-    mark, as_text = param_mark(connection), text_cast(connection)
+    known, created = known or {}, frozenset(created)
+    as_text = text_cast(connection)
     categories = _categories(connection)
     written = 0
     for start in range(0, len(wanted), _CHUNK):
@@ -184,13 +285,18 @@ def refold(connection, event_ids: Iterable[str], known: Mapping[str, tuple[str, 
         events = [(rid, *known[rid]) for rid in chunk if rid in known]
         unknown = [rid for rid in chunk if rid not in known]
         if unknown:
+            id_in, parameters = among(connection, "id", unknown)
             events += [(rid, bucket, loads(values), position) for rid, bucket, values, position in
                        connection.exec_driver_sql(
                            f"SELECT id, bucket, field_values{as_text}, position FROM records "
-                           f"WHERE id IN ({', '.join([mark] * len(unknown))}) AND {NOT_BY_KIND} = 'event'",
-                           tuple(unknown))]
+                           f"WHERE {id_in} AND {NOT_BY_KIND} = 'event'", parameters)]
         rows = _fold_rows(connection, events, categories)
-        _write(connection, rows)
+        new = [row for row in rows if row[0] in created]
+        changed = [row for row in rows if row[0] not in created]
+        old = _old_rows(connection, [row[0] for row in changed])
+        _insert(connection, "cases", CASE_COLUMNS, new)
+        _update(connection, changed, old)
+        _add_counts(connection, _count_deltas(old, rows))
         written += len(rows)
     return written
 
@@ -231,8 +337,33 @@ def rebuild(connection, *, chunk: int = 2000, progress=None) -> int:
         after = events[-1][0]
         if progress is not None:
             progress(done)
-    connection.exec_driver_sql("DELETE FROM cases WHERE event_id NOT IN (SELECT id FROM records WHERE kind = 'event')")
+    # NOT EXISTS, an anti-join on the records' key: PostgreSQL ran ``event_id NOT IN (SELECT id …)`` as a plain
+    # subplan once the million ids outgrew work_mem, a scan of them per case (over 6 minutes at 1M, unfinished).
+    connection.exec_driver_sql("DELETE FROM cases WHERE NOT EXISTS (SELECT 1 FROM records "
+                               "WHERE records.id = cases.event_id AND records.kind = 'event')")
     return done
+
+
+def recount(connection) -> None:
+    """Count case_counts again from the cases table: after `rebuild` (``flask cases rebuild`` calls both, in
+    one transaction; migration 0004 runs a rebuild before this table exists), and in migration 0013."""
+    connection.exec_driver_sql("DELETE FROM case_counts")
+    connection.exec_driver_sql("INSERT INTO case_counts (grid, status, count) SELECT grid, status, count(*) "
+                               "FROM cases WHERE NOT deleted GROUP BY grid, status")
+
+
+def status_counts(connection, grids: Iterable[str] | None) -> dict[str, int]:
+    """The live cases per status in these grids (None: every grid), from case_counts."""
+    if grids is None:
+        rows = connection.exec_driver_sql("SELECT status, sum(count) FROM case_counts GROUP BY status")
+    else:
+        grids = sorted(set(grids))
+        if not grids:
+            return {}
+        rows = connection.exec_driver_sql(
+            f"SELECT status, sum(count) FROM case_counts WHERE grid IN ({', '.join([param_mark(connection)] * len(grids))})"
+            " GROUP BY status", tuple(grids))
+    return {status: int(count) for status, count in rows if count}
 
 
 def case_number(day: str, sequence: int) -> str:

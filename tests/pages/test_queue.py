@@ -8,6 +8,8 @@ import pytest
 
 from server.cases.service import QueueFilters, list_cases
 from server.clock import server_clock
+from server.sync import apply
+from shared.case import STATUSES
 from shared.hlc import format_ms
 
 from .conftest import add_action, event_in, log_in, new_event, user
@@ -81,6 +83,22 @@ def test_counts_per_status_follow_the_other_filters(pages, app):
     html = pages.get("/cases?unit=fire").get_data(as_text=True)
     rectified_tab = re.search(r'data-status="rectified"[^>]*>\s*[^<]*<span class="count">(\d+)</span>', html)
     assert rectified_tab and rectified_tab.group(1) == "1"
+
+
+@pytest.mark.parametrize("place", [{}, {"street": "东湖街道"}, {"community": "青石社区"}, {"grid": "G-0201"},
+                                   {"street": "东湖街道", "grid": "G-0301"}, {"grid": "G-9999"}])
+def test_the_counts_of_a_place_kept_in_case_counts_are_the_cases_the_queue_lists(pages, app, place):
+    event_in("dispatched", grid="G-0201", reporter="worker3")
+    event_in("closed", grid="G-0301", reporter="worker3")
+    gone = event_in("rectified", grid="G-0201", reporter="worker3")
+    apply.write_as_server([apply.stamp("event", gone, {"_deleted": True}, bucket="grid:G-0201")])
+    moved = event_in("returned", grid="G-0101")
+    apply.write_as_server([apply.stamp("event", moved, {"grid": "G-0301"})])  # to another street
+    with app.test_request_context():
+        page = list_cases(user("supervisor1"), QueueFilters(status="all", **place), per_page=1000)
+    statuses = [c.state.status for c in page.cases]
+    assert {status: page.counts[status] for status in STATUSES} == {s: statuses.count(s) for s in STATUSES}
+    assert page.counts["all"] == len(statuses) == page.total
 
 
 def test_the_queue_is_paged_without_losing_or_repeating_a_case(pages, app):

@@ -1,4 +1,5 @@
-"""Migration 0004 on a store written before it: events numbered, actions placed under them, cases folded.
+"""Migration 0004 on a store written before it: events numbered, actions placed under them, cases folded;
+then 0013 counts those cases per grid and status and (SQLite) indexes them for keyword search.
 
 On SQLite and PostgreSQL, from an empty database migrated to 0003 by the project's own migrations.
 """
@@ -12,7 +13,8 @@ from sqlalchemy import select, text
 
 from server import create_app
 from server.db import db
-from server.models import CaseRow, Record
+from server.cases import search
+from server.models import CaseCount, CaseRow, Record
 from server.sync import casebook
 from shared.hlc import parse_ms
 from tests.conftest import TEST_ID_KEY
@@ -61,6 +63,12 @@ def test_0004_numbers_old_events_and_folds_their_cases(empty_url, tmp_path):
         feed = db.session.execute(text("SELECT position FROM feed")).scalar_one()
         table = db.session.execute(select(CaseRow).order_by(CaseRow.event_id)).scalars().all()
         before = [(r.event_id, r.status, r.unit, r.deadline_ms, r.case_number, r.position) for r in table]
+        counts = {(row.grid, row.status): row.count for row in db.session.scalars(select(CaseCount))}
+        connection = db.session.connection()
+        indexed = (connection.exec_driver_sql("SELECT position FROM case_search WHERE event_id = '*'").scalar()
+                   if search.in_use(connection) else None)
+        mark = search.catch_up()
+        found = set(db.session.scalars(select(CaseRow.event_id).where(search.word_condition("旧事件三", "%旧事件三%", mark))))
         casebook.rebuild(db.session.connection())
         after = [(r.event_id, r.status, r.unit, r.deadline_ms, r.case_number, r.position)
                  for r in db.session.execute(select(CaseRow).order_by(CaseRow.event_id)).scalars().all()]
@@ -75,4 +83,7 @@ def test_0004_numbers_old_events_and_folds_their_cases(empty_url, tmp_path):
     # Each numbered event moved up the feed, so tablets pull its number; the feed knows the last position.
     assert sorted(positions[e] for e in EVENTS) == [5, 6, 7] and feed == 7
     assert before == after
+    assert counts == {("G-0101", "dispatched"): 1, ("G-0101", "reported"): 1, ("G-0102", "reported"): 1}
+    assert found == {EVENTS[2]}
+    assert indexed == mark == (7 if empty_url.startswith("sqlite") else None)  # indexed by 0013 up to the feed
     assert again == ["20261127-0002", "20261127-0003"]
