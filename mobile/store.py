@@ -67,7 +67,7 @@ import os
 import re
 import sqlite3
 import threading
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
@@ -82,6 +82,10 @@ __all__ = [
 ]
 
 SCHEMA_VERSION = 2  # 2: rejected.code (the server's machine-readable reason, issue 13)
+
+# The longest a background step waits for foreground writes (`Store.give_way`): long enough for a burst of saves,
+# short enough that a worker who keeps saving never stops a sync.
+GIVE_WAY_MAX_S = 1.0
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -219,6 +223,70 @@ class Counts:
     rejected: int
 
 
+class _StoreLock:
+    """The store's lock (reentrant), knowing which threads in the foreground wait for it or hold it.
+
+    A thread is in the foreground unless it marked itself background (`background`, which synchronize
+    does for the sync thread). `quiet` is where background work waits for the foreground to be done.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._state = threading.Condition(threading.Lock())
+        self._foreground: dict[int, int] = {}  # thread id -> entries waiting or held
+        self._local = threading.local()
+
+    def __enter__(self) -> "_StoreLock":
+        foreground = not getattr(self._local, "background", False)
+        if foreground:
+            self._count(+1)
+        try:
+            self._lock.acquire()
+        except BaseException:
+            if foreground:
+                self._count(-1)
+            raise
+        self._local.entries = getattr(self._local, "entries", [])
+        self._local.entries.append(foreground)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        foreground = self._local.entries.pop()
+        self._lock.release()
+        if foreground:
+            self._count(-1)
+
+    def _count(self, step: int) -> None:
+        me = threading.get_ident()
+        with self._state:
+            held = self._foreground.get(me, 0) + step
+            if held:
+                self._foreground[me] = held
+            else:
+                self._foreground.pop(me, None)
+                self._state.notify_all()
+
+    def quiet(self, timeout: float) -> None:
+        """Wait, at most ``timeout``, until no other thread in the foreground waits for the lock or holds it."""
+        me = threading.get_ident()
+        with self._state:
+            self._state.wait_for(lambda: not (self._foreground.keys() - {me}), timeout)
+
+    @contextmanager
+    def background(self) -> Iterator[None]:
+        before = getattr(self._local, "background", False)
+        self._local.background = True
+        try:
+            yield
+        finally:
+            self._local.background = before
+
+    def foreground_waiting(self) -> bool:
+        """Whether any thread in the foreground waits for the lock or holds it (for tests and benches)."""
+        with self._state:
+            return bool(self._foreground)
+
+
 class _StoredClock(Clock):
     """A Clock whose state is written to the store each time it moves."""
 
@@ -260,7 +328,7 @@ class Store:
     ):
         self.path = str(path)
         self._random_bytes = random_bytes
-        self._lock = threading.RLock()
+        self._lock = _StoreLock()
         # Held by synchronize for a whole sync: two syncs at once would not lose anything, but
         # the later could save an older page's cursors over the newer ones and pull twice.
         self.sync_lock = threading.Lock()
@@ -344,9 +412,31 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def give_way(self, timeout: float = GIVE_WAY_MAX_S) -> None:
+        """Wait, at most ``timeout`` seconds, while another thread in the foreground waits for the store or holds it.
+
+        For background work, between two of its steps (a pulled chunk's merge, a page's request and
+        decoding). Why: Python's locks are not fair, and a save is a dozen round trips to SQLite,
+        each of which needs the interpreter's lock back from two busy sync threads; a capture
+        during a first sync waited up to hundreds of milliseconds so. With the sync threads idle
+        while it runs, a capture waits at most for the one step already under way. The timeout
+        keeps a stream of captures from stopping a sync.
+        """
+        self._lock.quiet(timeout)
+
+    def background(self) -> AbstractContextManager[None]:
+        """Mark this thread's use of the store, for the block, as background work (a sync): it does not make
+        background work give way, and foreground work does not wait for it in `give_way`."""
+        return self._lock.background()
+
     @contextmanager
     def _transaction(self, *, restore_clock: bool = True) -> Iterator[sqlite3.Connection]:
         """One write transaction under the lock; on failure the clock is put back as it was."""
+        with self._write_transaction(restore_clock) as connection:
+            yield connection
+
+    @contextmanager
+    def _write_transaction(self, restore_clock: bool) -> Iterator[sqlite3.Connection]:
         with self._lock:
             if self._in_transaction:
                 raise RuntimeError("nested store transaction")
@@ -929,6 +1019,7 @@ class Store:
             raise RemoteChangeError("cursors must map bucket names to cursor strings")
         if hlc:
             _check_hlc(hlc)
+        self.give_way()
         with self._transaction():
             changed = self._merge_remote(remote)
             # The answer lists every bucket the user may pull now: a bucket not in it was taken away.

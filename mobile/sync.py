@@ -467,7 +467,8 @@ def pull(store: Store, transport: Transport, report: SyncReport, notify: Progres
     cursors = store.pull_cursors()  # a bucket a discard asks for again starts from zero
     notify("pull", 0, None)
     report.more_to_pull = True  # until a page says otherwise
-    with _Prefetch(transport, PageSize(page_limit, page_bytes), retry) as ahead:
+    # This thread's merges are background work: the fetch thread's give_way waits for captures, not for them.
+    with store.background(), _Prefetch(transport, PageSize(page_limit, page_bytes), retry, store.give_way) as ahead:
         answer = ahead.fetch(cursors).result()
         while True:
             changes = answer.get("changes") or []
@@ -499,8 +500,9 @@ class _Prefetch:
     of a page nobody waits for any more and waits for its request to end, so the transport is free after.
     """
 
-    def __init__(self, transport: Transport, size: PageSize, retry: _Retry):
-        self.transport, self.size, self.retry = transport, size, retry
+    def __init__(self, transport: Transport, size: PageSize, retry: _Retry,
+                 give_way: Callable[[], None] = lambda: None):
+        self.transport, self.size, self.retry, self.give_way = transport, size, retry, give_way
         self.sized = _takes_max_bytes(transport)
         self.stopped = threading.Event()
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pull-ahead")
@@ -517,6 +519,7 @@ class _Prefetch:
 
     def _page(self, cursors: dict[str, str]) -> dict[str, Any]:
         while True:
+            self.give_way()  # a page's decoding holds the interpreter: not while a capture is saved
             try:
                 if self.sized:
                     answer = self.transport.pull(cursors, self.size.limit, max_bytes=self.size.max_bytes)

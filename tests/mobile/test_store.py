@@ -486,3 +486,94 @@ def test_a_server_hlc_that_is_not_one_is_refused(store, call):
     with pytest.raises(RemoteChangeError):
         call(store)
     assert store.cursors() == {}
+
+
+# --- background work gives way to a capture -----------------------------------------------------
+
+def _hold_a_capture_open(store):
+    """A foreground write held open on a thread until released: (started, release, the thread)."""
+    started, release = threading.Event(), threading.Event()
+
+    def capture():
+        with store._transaction():
+            started.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=capture)
+    thread.start()
+    assert started.wait(10)
+    return release, thread
+
+
+def test_background_work_gives_way_while_a_capture_waits_for_the_store_and_while_it_runs(store):
+    """A merge holds the store; a capture comes and waits for it; the sync's next step must wait for the capture."""
+    merging, merge_done = threading.Event(), threading.Event()
+    order = []
+
+    def merge():
+        with store.background(), store._transaction():
+            merging.set()
+            merge_done.wait(10)
+
+    def capture():
+        store.create("event", event_values())
+        order.append("capture")
+
+    def next_step():
+        store.give_way(timeout=30)
+        order.append("next step")
+
+    first = threading.Thread(target=merge)
+    first.start()
+    assert merging.wait(10)
+    saving = threading.Thread(target=capture)
+    saving.start()
+    while not store._lock.foreground_waiting():  # the capture waits for the store (it cannot have it yet)
+        saving.join(0.01)
+    step = threading.Thread(target=next_step)
+    step.start()
+    step.join(1.0)
+    assert step.is_alive() and not order  # waiting, not racing the capture for the store
+    merge_done.set()
+    for thread in (first, saving, step):
+        thread.join(10)
+    assert order == ["capture", "next step"]
+
+
+def test_a_pulled_chunk_gives_way_before_it_asks_for_the_store(store, monkeypatch):
+    calls = []
+    monkeypatch.setattr(store, "give_way", lambda *a, **k: calls.append(store._in_transaction))
+    store.apply_remote([], {"grid:G": "7"})
+    assert calls == [False] and store.pull_cursors() == {"grid:G": "7"}
+
+
+def test_giving_way_has_a_limit_so_a_stream_of_captures_never_stops_a_sync(store):
+    release, capture = _hold_a_capture_open(store)
+    try:
+        store.give_way(timeout=0.05)  # returns although the capture still runs
+    finally:
+        release.set()
+        capture.join(10)
+    store.give_way()  # nothing in the foreground: at once
+
+
+def test_a_background_merge_does_not_make_the_fetch_thread_wait(store):
+    """Only the foreground is waited for: the fetch thread never waits for the sync thread's merge."""
+    entered, release = threading.Event(), threading.Event()
+
+    def merge():
+        with store.background(), store._transaction():
+            entered.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=merge)
+    thread.start()
+    assert entered.wait(10)
+    done = threading.Thread(target=store.give_way, kwargs={"timeout": 10})
+    done.start()
+    done.join(5)
+    try:
+        assert not done.is_alive()
+    finally:
+        release.set()
+        thread.join(10)
