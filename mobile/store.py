@@ -58,6 +58,9 @@ Threads: one connection, guarded by one re-entrant lock, shared by the UI
 thread and the sync thread. The lock also guards the `Clock`, which is not
 thread-safe. Every public method holds it for a short, bounded time (a pulled
 page is bounded by the page limit), so the UI waits at most one page apply.
+The lock knows which threads outside a sync wait for it or hold it: the sync
+gives way to them between two of its steps (`give_way`), so a capture during a
+first sync waits for one chunk at most and has the interpreter to itself.
 """
 
 from __future__ import annotations
