@@ -116,6 +116,7 @@ class UploadSession(ABC):
     """One locked upload of one hash. Use it through `BlobStore.upload`, as a context manager."""
 
     sha256: str
+    _declared: int | None = None  # declared in this session; each store keeps it its own way, by append
 
     @property
     @abstractmethod
@@ -132,13 +133,18 @@ class UploadSession(ABC):
     def complete(self) -> bool:
         """Whether the blob is already complete (then there is nothing to append)."""
 
-    @abstractmethod
     def declare(self, length: int) -> None:
         """Fix the total length; raises LengthMismatch if a different one was declared.
 
         The declaration is kept only if the upload outlives the session unfinished (`status` then
         reports it); one that completes within the session needs no record of it.
         """
+        current = self.length
+        if current is not None:
+            if current != length:
+                raise LengthMismatch(f"this upload was declared {current} bytes long, not {length}")
+            return
+        self._declared = length
 
     @abstractmethod
     def append(self, read: Callable[[int], bytes], limit: int) -> int:
@@ -456,15 +462,6 @@ class _FolderSession(UploadSession):
     def complete(self) -> bool:
         """Whether the blob is complete."""
         return self._complete
-
-    def declare(self, length: int) -> None:
-        """Fix the total length once."""
-        current = self.length
-        if current is not None:
-            if current != length:
-                raise LengthMismatch(f"this upload was declared {current} bytes long, not {length}")
-            return
-        self._declared = length  # written by append, and only if the upload stays unfinished
 
     def append(self, read: Callable[[int], bytes], limit: int) -> int:
         """Append what ``read`` yields, up to ``limit`` bytes; keep what arrived even if it raises."""

@@ -92,7 +92,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from ..config import S3Settings
-from .blobs import (COPY_BYTES, BlobError, BlobNotFound, BlobStore, HashMismatch, LengthMismatch,
+from .blobs import (COPY_BYTES, BlobError, BlobNotFound, BlobStore, HashMismatch,
                     OffsetMismatch, UploadLocked, UploadSession, UploadStatus, check_name, check_variant)
 
 __all__ = ["S3BlobStore", "make_client", "LEASE_SECONDS", "PART_BYTES"]
@@ -458,15 +458,6 @@ class _S3Session(UploadSession):
     def complete(self) -> bool:
         """Whether the blob is complete."""
         return self._size is not None
-
-    def declare(self, length: int) -> None:
-        """Fix the total length once."""
-        current = self.length
-        if current is not None:
-            if current != length:
-                raise LengthMismatch(f"this upload was declared {current} bytes long, not {length}")
-            return
-        self._declared = length  # kept by append, and only if the upload stays unfinished
 
     def append(self, read: Callable[[int], bytes], limit: int) -> int:
         """Append what ``read`` yields, up to ``limit`` bytes, as parts; keep what arrived even if it raises.
