@@ -227,11 +227,12 @@ def test_a_step_not_yet_synced_shows_as_pending_on_the_case_page(window, field_a
     tap(report.on_spot)
     report.on_spot_note.text = "叫来保洁员清走"
     tap(report.reason_buttons["no_fix"])
+    assert report.reason_buttons["no_fix"].state == "down", "the fresh form had a reason chosen already"
     path = tmp_path / "cleared.jpg"
     path.write_bytes(make_jpeg(400, 300, noise=True, seed=4))
     choose_photo(app, report.strip.add, path, lambda: report.photos)
     tap(report.save_button)
-    assert current(app) == "home"
+    assert current(app) == "home", report.notice.text  # the form says why it did not save
     event_id = next(rid for rid, _b, s in app.core.store.states("event")
                     if s["description"][0] == "路口垃圾，已现场清理")
     app.go("case", event_id=event_id)

@@ -62,13 +62,16 @@ class Watched:
 
 # On S3 (moto) every append costs more, and each kill mid-append leaves a lease that holds its photo up until it
 # expires (LEASE_SECONDS): fewer photos and kills prove the same.
-@pytest.mark.parametrize("photo_backend, photos, kills", [("folder", PHOTOS, KILLS), ("s3", 10, 3)])
+# The database plays no part in the photo store: the S3 drill runs once, on SQLite.
+@pytest.mark.parametrize("database_url, photo_backend, photos, kills", [
+    ("sqlite", "folder", PHOTOS, KILLS),
+    pytest.param("postgresql", "folder", PHOTOS, KILLS, marks=pytest.mark.pg),
+    ("sqlite", "s3", 10, 3),
+], indirect=["database_url"])
 def test_a_server_killed_during_uploads_keeps_no_corrupt_or_partial_photo(app, app_config, tokens, database_url,
                                                                          tmp_path, photo_backend, photos, kills):
     from server.photos.service import blob_store
 
-    if photo_backend == "s3" and not database_url.startswith("sqlite"):
-        pytest.skip("the database plays no part in the photo store: the S3 drill runs once, on SQLite")
     photo_dir = tmp_path / "server-photos"
     server = GunicornServer(database_url, photo_dir, tmp_path / "gunicorn.log")
     if photo_backend == "s3":  # the same bucket and prefix as the test's app

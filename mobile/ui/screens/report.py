@@ -187,6 +187,9 @@ class ReportScreen(BaseScreen):
         self.urgent.state = "normal"
         self.on_spot.state = "normal"
         self.on_spot_note.text = ""
+        self.address.text = ""
+        for button in self.reason_buttons.values():  # a reason chosen for another report is not this one's
+            button.state = "normal"
         grids = presenter.grids()
         self.grid = grids[0].code if len(grids) == 1 else None
         self.read_location()
@@ -321,7 +324,9 @@ class ReportScreen(BaseScreen):
                 urgent=self.urgent.state == "down", location=self.reading, photos=tuple(self.photos),
                 handled_on_spot=on_spot, note=self.on_spot_note.text.strip() or None if on_spot else None,
                 address=self.address.text.strip() or None,
-                no_location_reason=reason if self.reading is None else None)
+                # Always the reason chosen: a reading without a position (no fix yet) needs it too, and the
+                # presenter keeps it only when the report has no position.
+                no_location_reason=reason)
         except InputError as exc:
             # The presenter's rule: no position needs a reason; said in the form's own words.
             missing_reason = (exc.field, exc.code) == ("no_location_reason", "required")
