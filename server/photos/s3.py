@@ -323,7 +323,11 @@ class S3BlobStore(BlobStore):
             lease.release()
 
     def _check_conditional_writes(self) -> None:
-        """Once per store: a second create of one key with If-None-Match: * must fail, or the store is refused."""
+        """Once per store: a second create of one key with If-None-Match: * must fail, or the store is refused.
+
+        The probe is an empty object under ``uploads/``: a process killed between its PUT and its DELETE leaves
+        it, and the bucket's lifecycle rule for ``uploads/`` (docs/operations.md) removes it with the other leftovers.
+        """
         if self._conditional_writes_checked:
             return
         key = f"{self.prefix}uploads/probe-{secrets.token_hex(8)}"
