@@ -146,6 +146,20 @@ class UploadSession(ABC):
             return
         self._declared = length
 
+    def _vet(self, digest: str, handle: BinaryIO, check: Callable[[BinaryIO], None] | None) -> None:
+        """Before a blob is made visible: its bytes (in ``handle``, hashing to ``digest``) must be the blob its
+        name says, and pass the caller's check; else the upload is discarded and the error raised."""
+        if digest != self.sha256:
+            self.discard()
+            raise HashMismatch(f"the bytes received hash to {digest}, not {self.sha256}")
+        if check is not None:
+            handle.seek(0)
+            try:
+                check(handle)
+            except BaseException:
+                self.discard()
+                raise
+
     @abstractmethod
     def append(self, read: Callable[[int], bytes], limit: int) -> int:
         """Append up to ``limit`` bytes pulled from ``read(n)`` until it returns b""; returns the new offset.
@@ -494,16 +508,7 @@ class _FolderSession(UploadSession):
         with open(self.part, "rb") as handle:
             for block in iter(lambda: handle.read(COPY_BYTES), b""):
                 digest.update(block)
-            if digest.hexdigest() != self.sha256:
-                self.discard()
-                raise HashMismatch(f"the bytes received hash to {digest.hexdigest()}, not {self.sha256}")
-            if check is not None:
-                handle.seek(0)
-                try:
-                    check(handle)
-                except BaseException:
-                    self.discard()
-                    raise
+            self._vet(digest.hexdigest(), handle, check)
             os.fsync(handle.fileno())
         self.final.parent.mkdir(parents=True, exist_ok=True)
         os.replace(self.part, self.final)  # the one step that makes the photo visible

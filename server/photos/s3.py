@@ -92,7 +92,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from ..config import S3Settings
-from .blobs import (COPY_BYTES, BlobError, BlobNotFound, BlobStore, HashMismatch,
+from .blobs import (COPY_BYTES, BlobError, BlobNotFound, BlobStore,
                     OffsetMismatch, UploadLocked, UploadSession, UploadStatus, check_name, check_variant)
 
 __all__ = ["S3BlobStore", "make_client", "LEASE_SECONDS", "PART_BYTES"]
@@ -530,16 +530,7 @@ class _S3Session(UploadSession):
                     raise BlobError(f"a part of the upload of {self.sha256} vanished")
                 digest.update(data)
                 spool.write(data)
-            if digest.hexdigest() != self.sha256:
-                self.discard()
-                raise HashMismatch(f"the bytes received hash to {digest.hexdigest()}, not {self.sha256}")
-            if check is not None:
-                spool.seek(0)
-                try:
-                    check(spool)
-                except BaseException:
-                    self.discard()
-                    raise
+            self._vet(digest.hexdigest(), spool, check)
             size = spool.seek(0, io.SEEK_END)
             spool.seek(0)
             self.lease.renew(now=True)
