@@ -11,8 +11,8 @@ from __future__ import annotations
 import pytest
 
 from .checks import assert_not_blank
-from .conftest import PASSWORD, demo_server, idle, screenshot, tap, wait_until
-from .test_field_app import check_screen, current, sync_and_wait
+from .conftest import demo_server, idle, screenshot, tap, wait_until
+from .test_field_app import check_screen, current, log_in_worker, sync_and_wait
 from .test_houses_app import pages_session
 
 NOTE = "双方同意由楼上业主维修防水层"
@@ -32,13 +32,7 @@ def _button(screen, text: str):
 def test_a_worker_mediates_a_dispute_and_reports_one_offline_and_the_pages_show_it(window, field_app, network,
                                                                                    live_server):
     app = field_app
-    login = app.screen("login")
-    login.username.text = "worker1"
-    login.password.text = PASSWORD
-    tap(login.submit)
-    wait_until(lambda: current(app) == "home", 30, "Home after log-in")
-    wait_until(lambda: app.screen("sync").outcome is not None, 40, "the first sync")
-    assert app.screen("sync").outcome.ok
+    log_in_worker(app)
 
     network.mode = "offline"
     home = app.screen("home")

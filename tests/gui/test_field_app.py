@@ -28,6 +28,17 @@ def current(app) -> str:
     return app.sm.current
 
 
+def log_in_worker(app) -> None:
+    """worker1 logs in by touch; Home, once the first sync (the reference data: grids, categories) went through."""
+    login = app.screen("login")
+    login.username.text = "worker1"
+    login.password.text = PASSWORD
+    tap(login.submit)
+    wait_until(lambda: current(app) == "home", 30, "Home after log-in")
+    wait_until(lambda: app.screen("sync").outcome is not None, 40, "the first sync")
+    assert app.screen("sync").outcome.ok, app.screen("sync").outcome
+
+
 def sync_and_wait(app, *, expect_ok: bool | None = True):
     """Tap Sync (from Home) or Retry (on the Sync screen) and wait for the outcome to reach the UI."""
     screen = app.screen("sync")
@@ -59,6 +70,8 @@ def choose_photo(app, screen_add_button, path, photos_of) -> None:
     chooser.chooser.selection = [str(path)]
     tap(chooser.choose)
     wait_until(lambda: len(photos_of()) == count + 1, 20, "the photo to be prepared")
+    # A popup still on its way out takes the next tap (a save that never happened, under load).
+    wait_until(lambda: chooser not in Window.children, 5, "the file chooser to close")
 
 
 def check_screen(window, app, name: str) -> None:

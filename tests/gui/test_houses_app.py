@@ -18,7 +18,7 @@ from tests.photos.helpers import make_jpeg
 
 from .checks import assert_not_blank
 from .conftest import PASSWORD, demo_server, idle, screenshot, tap, wait_until
-from .test_field_app import check_screen, choose_photo, current, sync_and_wait
+from .test_field_app import check_screen, choose_photo, current, log_in_worker, sync_and_wait
 
 ADDRESS = "东湖村18号"  # a demo house in G-0101 (worker1's grid), last checked with nothing failed
 NOTE = "楼道内堆放纸箱"
@@ -48,13 +48,7 @@ def pages_session(base_url: str, username: str) -> requests.Session:
 def test_a_worker_checks_a_house_reports_its_hazard_registers_a_tenant_and_the_pages_show_it(
         window, field_app, network, live_server, tmp_path):
     app = field_app
-    login = app.screen("login")
-    login.username.text = "worker1"
-    login.password.text = PASSWORD
-    tap(login.submit)
-    wait_until(lambda: current(app) == "home", 30, "Home after log-in")
-    wait_until(lambda: app.screen("sync").outcome is not None, 40, "the first sync")
-    assert app.screen("sync").outcome.ok
+    log_in_worker(app)
 
     # Offline from here: everything below is saved on the tablet.
     network.mode = "offline"

@@ -23,8 +23,8 @@ from tests.mobile.test_location import make_mbtiles
 from tests.photos.helpers import make_jpeg
 
 from .checks import assert_not_blank
-from .conftest import PASSWORD, _touch_class, demo_server, idle, screenshot, tap, wait_until
-from .test_field_app import choose_photo, current, sync_and_wait
+from .conftest import _touch_class, demo_server, idle, screenshot, tap, wait_until
+from .test_field_app import choose_photo, current, log_in_worker, sync_and_wait
 
 BOX = (22.5410, 114.0545, 22.5455, 114.0605)  # G-0101's outline in the demo (south, west, north, east)
 TILE_COLOUR = (214, 196, 150)  # the test tiles' ground: a colour nothing else on the screen has
@@ -114,21 +114,10 @@ def saved_event(app, description: str) -> dict:
     raise AssertionError(f"no event {description!r} on the tablet")
 
 
-def log_in(app) -> None:
-    """worker1 logs in; the first sync pulls the reference data (the grids' outlines among it)."""
-    login = app.screen("login")
-    login.username.text = "worker1"
-    login.password.text = PASSWORD
-    tap(login.submit)
-    wait_until(lambda: current(app) == "home", 30, "Home after log-in")
-    wait_until(lambda: app.screen("sync").outcome is not None, 40, "the first sync")
-    assert app.screen("sync").outcome.ok
-
-
 def test_a_worker_picks_a_manual_position_on_the_map_of_the_grid_and_saves_the_report(
         window, field_app, network, tmp_path, local_only):
     app = field_app
-    log_in(app)
+    log_in_worker(app)  # the first sync pulls the grids' outlines
     network.mode = "offline"  # from here everything is on the tablet
 
     # 1. No tile file: the grid's outline on a plain background; a tap puts the marker and fills the fields.
@@ -217,7 +206,7 @@ def test_a_worker_picks_a_manual_position_on_the_map_of_the_grid_and_saves_the_r
 
 def test_a_step_not_yet_synced_shows_as_pending_on_the_case_page(window, field_app, network, tmp_path):
     app = field_app
-    log_in(app)
+    log_in_worker(app)  # the first sync pulls the grids' outlines
     network.mode = "offline"
     app.go("report", fresh=True)
     idle(2)

@@ -12,8 +12,8 @@ import pytest
 
 from tests.photos.helpers import make_jpeg
 
-from .conftest import PASSWORD, demo_server, idle, tap, wait_until
-from .test_field_app import check_screen, choose_photo, current, sync_and_wait
+from .conftest import demo_server, idle, tap, wait_until
+from .test_field_app import check_screen, choose_photo, current, log_in_worker, sync_and_wait
 from .test_houses_app import pages_session
 
 SHOP = "好又多便利店"  # a demo small shop of grade A in G-0101, last checked 40 days ago: overdue
@@ -41,13 +41,7 @@ def toggles_of(check) -> dict[str, list]:
 def test_a_worker_checks_an_overdue_place_reports_its_hazard_and_the_pages_show_it(
         window, field_app, network, live_server, tmp_path):
     app = field_app
-    login = app.screen("login")
-    login.username.text = "worker1"
-    login.password.text = PASSWORD
-    tap(login.submit)
-    wait_until(lambda: current(app) == "home", 30, "Home after log-in")
-    wait_until(lambda: app.screen("sync").outcome is not None, 40, "the first sync")
-    assert app.screen("sync").outcome.ok
+    log_in_worker(app)
 
     network.mode = "offline"
     home = app.screen("home")
