@@ -8,7 +8,6 @@ import secrets
 import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
-from werkzeug.security import generate_password_hash
 
 from server.sync import apply
 from server.cases.service import load_case
@@ -103,18 +102,6 @@ class FreshContextClient(FlaskClient):
     def open(self, *args, **kwargs):
         with self.application.app_context():
             return super().open(*args, **kwargs)
-
-
-@pytest.fixture
-def demo(app, monkeypatch):
-    """The demo loaded with every password 'demo-pass', hashed cheaply (scrypt costs 0.25 s a log-in)."""
-    from server import accounts
-    from server.admin import demo as demo_data
-
-    monkeypatch.setattr(accounts, "generate_password_hash",
-                        lambda password: generate_password_hash(password, method="pbkdf2:sha256:1000"))
-    demo_data.load(password="demo-pass")
-    return demo_data
 
 
 @pytest.fixture
