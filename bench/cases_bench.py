@@ -727,7 +727,44 @@ def report(engine: str, big: Store, small_rebuild: dict, reads: dict, push: dict
             print(f"     {line}")
 
 
+def report_push(engine: str, push: dict, args, failures: list[str]) -> None:
+    def check(ok: bool, what: str) -> str:
+        if not ok:
+            failures.append(f"{engine}: {what}")
+        return sb.verdict(ok)
+
+    print(f"push of 500 changes, POST /api/v1/sync/push (test client), {args.push_rounds} rounds each, alternating")
+    catch_up = push.pop("catch-up", None)
+    for label, r in push.items():
+        w, wo = r["with"], r["without"]
+        ratio = w["median"] / wo["median"]
+        print(f"   {label}: with cases {w['median']:.1f} ms (p95 {w['p95']:.0f}), without {wo['median']:.1f} ms"
+              f" (p95 {wo['p95']:.0f}); median ratio {ratio:.2f}× (≤ 1.3×): "
+              f"{check(ratio <= 1.3, f'push cost ratio ({label}) {ratio:.2f}')}")
+    if catch_up:
+        print(f"   a search right after the pushes, its index {catch_up['behind']:,} events behind: "
+              f"{catch_up['first']:.0f} ms (catching up), then {catch_up['then']:.1f} ms (median of 5)")
+
+
+def run_push_only(engine: str, args, failures: list[str]) -> None:
+    """--push-only: one store of --events, rebuilt, and the push comparison alone (step 5, then 6)."""
+    with ExitStack() as stack:
+        store = build_store(stack, engine, args.events, seed=1)
+        progress(f"[{engine}] rebuild of {args.events:,}")
+        store.figures["rebuild"] = rebuild(store)
+        progress(f"[{engine}]   {store.figures['rebuild']['line']}")
+        pages = Pages(store, 1)
+        push = bench_push(store, args)
+        push["catch-up"] = bench_catch_up(pages)
+        print(f"\n== {engine}, {args.events:,} events ==")
+        report_push(engine, push, args, failures)
+        sys.stdout.flush()
+
+
 def run_engine(engine: str, args, failures: list[str]) -> None:
+    if args.push_only:
+        run_push_only(engine, args, failures)
+        return
     small_rebuild = None
     if args.small_rebuild != args.small:
         with ExitStack() as stack:
@@ -757,12 +794,18 @@ def run_engine(engine: str, args, failures: list[str]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--engine", choices=["sqlite", "postgresql", "both"], default="both")
-    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--events", type=int, default=None, help="1,000,000 (20,000 with --push-only)")
     parser.add_argument("--quick", action="store_true", help="100,000 events instead of 1,000,000")
     parser.add_argument("--requests", type=int, default=50, help="requests per measurement")
     parser.add_argument("--search-requests", type=int, default=50, help="requests per keyword search")
     parser.add_argument("--push-rounds", type=int, default=10, help="pushes with and without, each")
+    parser.add_argument("--push-only", action="store_true",
+                        help="build one store (--events, 20,000 unless given) and run the push comparison alone")
     args = parser.parse_args(argv)
+    if args.events is None:
+        args.events = 20_000 if args.push_only else 1_000_000
+    if args.events <= 0 or args.requests <= 0 or args.search_requests <= 0 or args.push_rounds <= 0:
+        parser.error("--events, --requests, --search-requests and --push-rounds must be positive")
     if args.quick:
         args.events = 100_000
     args.small = 10_000
