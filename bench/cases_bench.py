@@ -32,7 +32,7 @@ Then:
    cases table kept, and without it (`server.sync.apply._refold_cases` and `_number_new_events`
    patched to no-ops), rounds alternating: 500 new events, and 400 new events + 100 comments on
    stored events;
-6. SQLite: a search right after those pushes, whose catch-up indexes the events they brought
+6. a search right after those pushes, whose catch-up indexes the events they brought
    (server/cases/search.py), then the same search again.
 
 ``flask cases rebuild`` also counts case_counts again and, on SQLite, fills the search index; the
@@ -643,14 +643,14 @@ def bench_push(store: Store, args) -> dict[str, Any]:
 
 
 def bench_catch_up(pages: Pages) -> dict[str, Any] | None:
-    """SQLite: a search right after the pushes, whose catch-up indexes the events pushed since the last one."""
+    """A search right after the pushes, whose catch-up indexes the events pushed since the last one."""
     with pages.app.app_context():
         connection = db.session.connection()
         if not search.in_use(connection):
             return None
         behind = connection.exec_driver_sql(
             "SELECT count(*) FROM records WHERE kind = 'event' AND position > "
-            "(SELECT position FROM case_search WHERE event_id = ?)", (search.MARK,)).scalar()
+            f"(SELECT position FROM case_search WHERE event_id = {search._param(connection)})", (search.MARK,)).scalar()
         db.session.remove()
     first = pages.service(search_call(RARE_WORD))
     then = [pages.service(search_call(RARE_WORD)) for _ in range(5)]

@@ -426,7 +426,12 @@ def _number_new_events(event_ids: list[str], states: dict) -> None:
         # would be held to the commit and serialise every push that brings a new event, as the old feed
         # lock did. So it is raised in a transaction of its own, committed at once (a batch that then
         # fails leaves a gap in the day's numbers; a number is still never given twice).
-        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as own:
+        # Speed: that commit does not wait for its WAL flush (synchronous_commit off, for it alone: 0.6 ms
+        # against 3.4). Still never a number twice after a crash: the WAL is one sequence, so the commit
+        # of any batch that used these numbers, flushed before that batch is acknowledged, flushes this
+        # raise with it; a raise lost in a crash is one whose numbers no acknowledged batch holds.
+        with db.engine.begin() as own:
+            own.exec_driver_sql("SET LOCAL synchronous_commit = off")
             numbers = casebook.number_events(own, len(event_ids), now_ms, offset)
     else:  # SQLite: one writer at a time, and a second connection would wait for this one's lock
         numbers = casebook.number_events(connection, len(event_ids), now_ms, offset)

@@ -689,3 +689,19 @@ def test_an_action_is_offered_if_and_only_if_folding_it_in_would_apply_it(event,
 def test_the_offered_actions_follow_the_case_and_the_role(role, actor, before, offered):
     state = fold_case(EVENT, before)
     assert available_actions(state, role, actor=actor, reporter=REPORTER) == offered
+
+
+odd_values = st.one_of(st.none(), st.booleans(), st.integers(-2, 2), st.text(max_size=3),
+                       st.just(REPORTER), st.lists(st.booleans(), max_size=1))
+
+
+@given(event=st.one_of(st.dictionaries(st.sampled_from(["urgent", "micro", "reporter", "category", "grid"]),
+                                       odd_values, max_size=5), st.none(), st.just([])),
+       category=st.one_of(st.none(), st.fixed_dictionaries({}, optional={
+           "deadline_hours": odd_values, "urgent_deadline_hours": odd_values})),
+       now=st.one_of(st.none(), st.integers(0, 2 * T0)), empty=st.sampled_from([[], ()]))
+def test_a_case_without_actions_folds_as_the_whole_fold_does(event, category, now, empty):
+    """fold_case keeps the fold of no actions per (urgent, micro) (speed); it is what the whole fold gives."""
+    from shared.case import _fold
+
+    assert fold_case(event, empty, category=category, now_ms=now) == _fold(event, [], category=category, now_ms=now)
