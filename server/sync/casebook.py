@@ -30,6 +30,15 @@ bucket its event was read in and of the one it is written to (server/sync/feed.p
 so a grid's counts are written only by the holder of that grid's lock (a category change holds the
 whole feed). `recount` counts them again from the table, after a `rebuild`.
 
+**What the table costs a push** (issue 15 asks ≤ 1.3× a push without it; docs/benchmarks.md, "Cases
+at district scale", says how far that is). The rows are written in the pushing transaction, so each
+part is kept small: what the batch holds is folded from memory (`refold`'s ``known``); a case without
+actions takes the fold's first state (shared/case.py keeps it); a new row is inserted without a look
+for an old one, by COPY on PostgreSQL; a stored row is updated in the columns that changed; the table
+keeps only the indexes the pages read by (migration 0014), and the keyword search's trigram index is
+kept beside the write path (server/cases/search.py). What is left is the insert itself, into a
+table of seven b-trees, and the fold of each case the batch touched.
+
 Hazard: reference data under old cases. The fold reads the category's deadline hours for
 deadlines an action does not carry. When a category record changes, `refold_category` folds that
 category's cases again in the same transaction, so the table never keeps a deadline the fold
