@@ -65,7 +65,7 @@ from .roles import ACTIONS_BY_ROLE, may_stand_in
 
 __all__ = [
     "STATUSES", "OPEN_STATUSES", "RESOLUTIONS", "REASONS", "FAILURES_BEFORE_SUPERVISION",
-    "Action", "TimelineEntry", "CaseState", "fold_case", "is_overdue", "queue_key",
+    "Action", "TimelineEntry", "CaseState", "fold_case", "INERT_ACTIONS", "is_overdue", "queue_key",
     "awaiting_verification", "available_actions", "EVIDENCE", "missing_evidence",
 ]
 
@@ -427,6 +427,10 @@ def _supervise(case: _Case, step: _Step) -> str | None:
     return None
 
 
+def _comment(case: _Case, step: _Step) -> str | None:
+    return None
+
+
 _RULES: dict[str, Callable[[_Case, _Step], str | None]] = {  # in the order buttons show them
     "dispatch": _dispatch,
     "rectify": _rectify,
@@ -435,7 +439,7 @@ _RULES: dict[str, Callable[[_Case, _Step], str | None]] = {  # in the order butt
     "close": _close,
     "return": _return,
     "extend": _extend,
-    "comment": lambda case, step: None,
+    "comment": _comment,
     "handle_on_spot": _handle_on_spot,
     "mark_duplicate": _mark_duplicate,
     "supervise": _supervise,
@@ -447,6 +451,11 @@ _RULES: dict[str, Callable[[_Case, _Step], str | None]] = {  # in the order butt
 
 
 _ACTION_ORDER = tuple(_RULES)
+# Actions that change nothing of a case's state but its timeline, wherever they fall in its history
+# (a comment: `_judge` applies it before any check, its rule changes nothing). A store may skip
+# folding a case again for a new one of these (server/sync/casebook.py); tests/shared/test_case.py
+# proves the law on any history.
+INERT_ACTIONS = frozenset(name for name, rule in _RULES.items() if rule is _comment)
 
 
 def _judge(case: _Case, step: _Step) -> str | None:

@@ -51,16 +51,16 @@ from datetime import datetime
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from shared.case import Action, CaseState, fold_case
+from shared.case import INERT_ACTIONS, Action, CaseState, fold_case
 from shared.hlc import HLC, HLCError, ms_or_none
 from shared.records import REF_BUCKET
 
 from ..config import parse_offset
 from .wire import loads
 
-__all__ = ["CASE_COLUMNS", "NO_DEADLINE", "refold", "refold_category", "rebuild", "recount", "status_counts",
+__all__ = ["CASE_COLUMNS", "NO_DEADLINE", "refold", "move", "refold_category", "rebuild", "recount", "status_counts",
            "number_events", "case_number", "row_of", "upsert", "reference_by_code", "children", "param_mark",
-           "text_cast", "NOT_BY_KIND"]
+           "text_cast", "NOT_BY_KIND", "INERT_ACTIONS"]
 
 # A time after every deadline (year 9999 is 253402300799999 ms): cases without one sort last.
 NO_DEADLINE = 2**62
@@ -341,6 +341,20 @@ def refold(connection, event_ids: Iterable[str], known: Mapping[str, tuple[str, 
         _add_counts(connection, _count_deltas(old, rows))
         written += len(rows)
     return written
+
+
+def move(connection, positions: Mapping[str, int]) -> None:
+    """Raise the feed position of stored cases whose batch brought them only new inert actions (comments).
+
+    Folding such a case again would give its row as stored but the position (shared/case.py,
+    INERT_ACTIONS, a law tests/shared/test_case.py proves), so its actions are not read and it is not
+    folded: ``positions`` gives each event id the position of the batch's latest action on it, above
+    every stored one (positions only grow under the bucket's lock). Its counts do not change.
+    """
+    if positions:
+        mark = param_mark(connection)
+        connection.exec_driver_sql(f"UPDATE cases SET position = {mark} WHERE event_id = {mark}",
+                                   [(position, event_id) for event_id, position in sorted(positions.items())])
 
 
 def refold_category(connection, codes: Iterable[str]) -> int:
