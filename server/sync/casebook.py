@@ -229,15 +229,30 @@ def children(connection, parents: list[tuple], kind: str) -> tuple[dict[str, lis
     return actions, positions
 
 
-def _fold_rows(connection, events: list[tuple], categories: Mapping[str, dict]) -> list[tuple]:
+class _Categories:
+    """The categories by code, read from the store when a fold first needs them: a case without actions
+    reads none (its fold is its first state), so a push of new events alone does not read them."""
+
+    def __init__(self, connection):
+        self.connection, self.found = connection, None
+
+    def get(self, code: Any) -> dict | None:
+        if self.found is None:
+            self.found = _categories(self.connection)
+        return self.found.get(code)
+
+
+def _fold_rows(connection, events: list[tuple], categories: Mapping[str, dict] | _Categories) -> list[tuple]:
     """The cases rows of events given as (id, bucket, values, position), their actions read by parent."""
     if not events:
         return []
     actions, positions = children(connection, events, "case_action")
-    return [row_of(event_id, bucket, values,
-                   fold_case(values, actions[event_id], category=categories.get(values.get("category"))),
-                   positions[event_id])
-            for event_id, bucket, values, _position in events]
+    rows = []
+    for event_id, bucket, values, _position in events:
+        done = actions[event_id]
+        category = categories.get(values.get("category")) if done else None  # no action: no rule reads it
+        rows.append(row_of(event_id, bucket, values, fold_case(values, done, category=category), positions[event_id]))
+    return rows
 
 
 _GRID, _STATUS, _DELETED = CASE_COLUMNS.index("grid"), CASE_COLUMNS.index("status"), CASE_COLUMNS.index("deleted")
@@ -320,7 +335,7 @@ def refold(connection, event_ids: Iterable[str], known: Mapping[str, tuple[str, 
         return 0
     known, created = known or {}, frozenset(created)
     as_text = text_cast(connection)
-    categories = _categories(connection)
+    categories = _Categories(connection)
     written = 0
     for start in range(0, len(wanted), _CHUNK):
         chunk = wanted[start:start + _CHUNK]
