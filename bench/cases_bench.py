@@ -31,8 +31,9 @@ Then:
 5. the push of 500 changes (``POST /api/v1/sync/push`` with a device token, test client) with the
    cases table kept, and without it (`server.sync.apply._refold_cases` and `_number_new_events`
    patched to no-ops), rounds alternating: 500 new events, and 400 new events + 100 comments on
-   stored events;
-6. SQLite: a search right after those pushes, whose catch-up indexes the events they brought
+   stored events; wall time, and the CPU time of this process (on SQLite the database's work too);
+   ``--push-only`` builds one store (20,000 events unless ``--events``) and runs this step and the next;
+6. a search right after those pushes, whose catch-up indexes the events they brought
    (server/cases/search.py), then the same search again.
 
 ``flask cases rebuild`` also counts case_counts again and, on SQLite, fills the search index; the
@@ -573,9 +574,12 @@ def bench_push(store: Store, args) -> dict[str, Any]:
     token = sb.device_token(app, "worker00", PUSH_NODE)
     pusher = users["workers"][0]
     with app.app_context():
+        # Up to 5,000 stored events of the pusher's grids to comment on (every one of them on a small
+        # store: a pool of a few dozen, as every 13th event gave on 20,000, piled 40 comments on each
+        # case in a run, and the push then timed the fold of long histories, not a usual push).
         stored = list(db.session.scalars(select(Record.id).where(
-            Record.kind == "event", Record.bucket.in_([f"grid:{g}" for g in users["pusher_grids"]]),
-            Record.position % 13 == 0).limit(5000)))
+            Record.kind == "event", Record.bucket.in_([f"grid:{g}" for g in users["pusher_grids"]]))
+            .order_by(Record.position).limit(5000)))
         db.session.remove()
     api = sb.ClientApi(app)
     rng = random.Random(11)
@@ -604,10 +608,15 @@ def bench_push(store: Store, args) -> dict[str, Any]:
                             "fields": {k: [v, hlc] for k, v in values.items()}})
         return sb.push_body(changes, PUSH_NODE)
 
-    def push(data: bytes, expected: int) -> float:
-        started = time.perf_counter()
+    cpu: dict[str, list[float]] = {}
+
+    def push(data: bytes, expected: int, mode: str = "warm-up") -> float:
+        """One push: its wall time (ms); its CPU time in this process goes to cpu[mode] (on SQLite, the
+        database's work too: it runs in the process; machine load stretches it less than the wall time)."""
+        started, started_cpu = time.perf_counter(), time.process_time()
         status, answer = api.post("/sync/push", data=data, token=token, gzipped=True)
         elapsed = (time.perf_counter() - started) * 1000
+        cpu.setdefault(mode, []).append((time.process_time() - started_cpu) * 1000)
         assert status == 200, answer
         applied = sum(r["status"] == "applied" for r in answer["results"])
         assert applied == expected, (applied, expected, answer["results"][:3])
@@ -632,25 +641,26 @@ def bench_push(store: Store, args) -> dict[str, Any]:
                 for mode in order:
                     data = body(events, comments)
                     if mode == "with":
-                        times[mode].append(push(data, events + comments))
+                        times[mode].append(push(data, events + comments, label + mode))
                     else:
                         with without_cases():
-                            times[mode].append(push(data, events + comments))
-            results[label] = {mode: summary(value) for mode, value in times.items()}
+                            times[mode].append(push(data, events + comments, label + mode))
+            results[label] = {mode: {**summary(value), "cpu": statistics.median(cpu[label + mode])}
+                              for mode, value in times.items()}
     finally:
         process.unsettle()
     return results
 
 
 def bench_catch_up(pages: Pages) -> dict[str, Any] | None:
-    """SQLite: a search right after the pushes, whose catch-up indexes the events pushed since the last one."""
+    """A search right after the pushes, whose catch-up indexes the events pushed since the last one."""
     with pages.app.app_context():
         connection = db.session.connection()
         if not search.in_use(connection):
             return None
         behind = connection.exec_driver_sql(
             "SELECT count(*) FROM records WHERE kind = 'event' AND position > "
-            "(SELECT position FROM case_search WHERE event_id = ?)", (search.MARK,)).scalar()
+            f"(SELECT position FROM case_search WHERE event_id = {search._param(connection)})", (search.MARK,)).scalar()
         db.session.remove()
     first = pages.service(search_call(RARE_WORD))
     then = [pages.service(search_call(RARE_WORD)) for _ in range(5)]
@@ -717,6 +727,8 @@ def report(engine: str, big: Store, small_rebuild: dict, reads: dict, push: dict
         print(f"   {label}: with cases {w['median']:.0f} ms (p95 {w['p95']:.0f}), without {wo['median']:.0f} ms"
               f" (p95 {wo['p95']:.0f}); median ratio {ratio:.2f}× (≤ 1.3×): "
               f"{check(ratio <= 1.3, f'push cost ratio ({label}) {ratio:.2f}')}")
+        print(f"      CPU time of this process, median: with {w['cpu']:.1f} ms, without {wo['cpu']:.1f} ms: "
+              f"{w['cpu'] / wo['cpu']:.2f}×")
     if catch_up:
         print(f"6. a search right after the pushes, its index {catch_up['behind']:,} events behind: "
               f"{catch_up['first']:.0f} ms (catching up), then {catch_up['then']:.1f} ms (median of 5)")
@@ -727,7 +739,46 @@ def report(engine: str, big: Store, small_rebuild: dict, reads: dict, push: dict
             print(f"     {line}")
 
 
+def report_push(engine: str, push: dict, args, failures: list[str]) -> None:
+    def check(ok: bool, what: str) -> str:
+        if not ok:
+            failures.append(f"{engine}: {what}")
+        return sb.verdict(ok)
+
+    print(f"push of 500 changes, POST /api/v1/sync/push (test client), {args.push_rounds} rounds each, alternating")
+    catch_up = push.pop("catch-up", None)
+    for label, r in push.items():
+        w, wo = r["with"], r["without"]
+        ratio = w["median"] / wo["median"]
+        print(f"   {label}: with cases {w['median']:.1f} ms (p95 {w['p95']:.0f}), without {wo['median']:.1f} ms"
+              f" (p95 {wo['p95']:.0f}); median ratio {ratio:.2f}× (≤ 1.3×): "
+              f"{check(ratio <= 1.3, f'push cost ratio ({label}) {ratio:.2f}')}")
+        print(f"      CPU time of this process, median: with {w['cpu']:.1f} ms, without {wo['cpu']:.1f} ms: "
+              f"{w['cpu'] / wo['cpu']:.2f}×")
+    if catch_up:
+        print(f"   a search right after the pushes, its index {catch_up['behind']:,} events behind: "
+              f"{catch_up['first']:.0f} ms (catching up), then {catch_up['then']:.1f} ms (median of 5)")
+
+
+def run_push_only(engine: str, args, failures: list[str]) -> None:
+    """--push-only: one store of --events, rebuilt, and the push comparison alone (step 5, then 6)."""
+    with ExitStack() as stack:
+        store = build_store(stack, engine, args.events, seed=1)
+        progress(f"[{engine}] rebuild of {args.events:,}")
+        store.figures["rebuild"] = rebuild(store)
+        progress(f"[{engine}]   {store.figures['rebuild']['line']}")
+        pages = Pages(store, 1)
+        push = bench_push(store, args)
+        push["catch-up"] = bench_catch_up(pages)
+        print(f"\n== {engine}, {args.events:,} events ==")
+        report_push(engine, push, args, failures)
+        sys.stdout.flush()
+
+
 def run_engine(engine: str, args, failures: list[str]) -> None:
+    if args.push_only:
+        run_push_only(engine, args, failures)
+        return
     small_rebuild = None
     if args.small_rebuild != args.small:
         with ExitStack() as stack:
@@ -757,12 +808,18 @@ def run_engine(engine: str, args, failures: list[str]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--engine", choices=["sqlite", "postgresql", "both"], default="both")
-    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--events", type=int, default=None, help="1,000,000 (20,000 with --push-only)")
     parser.add_argument("--quick", action="store_true", help="100,000 events instead of 1,000,000")
     parser.add_argument("--requests", type=int, default=50, help="requests per measurement")
     parser.add_argument("--search-requests", type=int, default=50, help="requests per keyword search")
     parser.add_argument("--push-rounds", type=int, default=10, help="pushes with and without, each")
+    parser.add_argument("--push-only", action="store_true",
+                        help="build one store (--events, 20,000 unless given) and run the push comparison alone")
     args = parser.parse_args(argv)
+    if args.events is None:
+        args.events = 20_000 if args.push_only else 1_000_000
+    if args.events <= 0 or args.requests <= 0 or args.search_requests <= 0 or args.push_rounds <= 0:
+        parser.error("--events, --requests, --search-requests and --push-rounds must be positive")
     if args.quick:
         args.events = 100_000
     args.small = 10_000

@@ -230,18 +230,19 @@ class CaseRow(db.Model):
     search: Mapped[str] = mapped_column(Text, default="")
     position: Mapped[int] = mapped_column(BigInteger)  # the feed position of the last record folded
 
+    # Every index here is written by every push that brings a new event (migration 0014 keeps the ones
+    # the pages read by, and leaves a new event out of those it need not be in).
     __table_args__ = (
         Index("ix_cases_queue", "open", urgent.desc(), "due_sort", "reported_ms", "event_id"),
         Index("ix_cases_status_queue", "status", urgent.desc(), "due_sort", "reported_ms", "event_id"),
-        # With deleted: the queue's counts per grid and status read this index alone (migration 0006).
-        Index("ix_cases_grid_status", "grid", "status", "deleted"),
-        Index("ix_cases_unit_status", "unit", "status"),
-        # With the location: nearby_cases' box is a range of it (migration 0006).
+        # Only dispatched cases have a unit: a new event is not in it (migration 0014).
+        Index("ix_cases_unit_status", "unit", "status", postgresql_where=unit.is_not(None),
+              sqlite_where=unit.is_not(None)),
+        # With the location: nearby_cases' box is a range of it (migration 0008).
         Index("ix_cases_category", "category", "open", "lat", "lon"),
         Index("ix_cases_reported", "reported_ms"),
-        # Keyword search (search LIKE '%word%'): trigrams on PostgreSQL (pg_trgm, migration 0006); SQLite scans.
-        Index("ix_cases_search_trgm", "search", postgresql_using="gin",
-              postgresql_ops={"search": "gin_trgm_ops"}).ddl_if(dialect="postgresql"),
+        # Keyword search: a trigram index outside the write path, on both engines (server/cases/search.py).
+        # The queue's counts: case_counts (below); ix_cases_grid_status went in migration 0014.
     )
 
 

@@ -65,7 +65,7 @@ from .roles import ACTIONS_BY_ROLE, may_stand_in
 
 __all__ = [
     "STATUSES", "OPEN_STATUSES", "RESOLUTIONS", "REASONS", "FAILURES_BEFORE_SUPERVISION",
-    "Action", "TimelineEntry", "CaseState", "fold_case", "is_overdue", "queue_key",
+    "Action", "TimelineEntry", "CaseState", "fold_case", "INERT_ACTIONS", "is_overdue", "queue_key",
     "awaiting_verification", "available_actions", "EVIDENCE", "missing_evidence",
 ]
 
@@ -427,6 +427,10 @@ def _supervise(case: _Case, step: _Step) -> str | None:
     return None
 
 
+def _comment(case: _Case, step: _Step) -> str | None:
+    return None
+
+
 _RULES: dict[str, Callable[[_Case, _Step], str | None]] = {  # in the order buttons show them
     "dispatch": _dispatch,
     "rectify": _rectify,
@@ -435,7 +439,7 @@ _RULES: dict[str, Callable[[_Case, _Step], str | None]] = {  # in the order butt
     "close": _close,
     "return": _return,
     "extend": _extend,
-    "comment": lambda case, step: None,
+    "comment": _comment,
     "handle_on_spot": _handle_on_spot,
     "mark_duplicate": _mark_duplicate,
     "supervise": _supervise,
@@ -447,6 +451,11 @@ _RULES: dict[str, Callable[[_Case, _Step], str | None]] = {  # in the order butt
 
 
 _ACTION_ORDER = tuple(_RULES)
+# Actions that change nothing of a case's state but its timeline, wherever they fall in its history
+# (a comment: `_judge` applies it before any check, its rule changes nothing). A store may skip
+# folding a case again for a new one of these (server/sync/casebook.py); tests/shared/test_case.py
+# proves the law on any history.
+INERT_ACTIONS = frozenset(name for name, rule in _RULES.items() if rule is _comment)
 
 
 def _judge(case: _Case, step: _Step) -> str | None:
@@ -532,7 +541,24 @@ def fold_case(
     the category has them) after the action's HLC wall time; else the deadline
     stays as it was. A dispatch or a close drops a pending extension request. A ``verify_fail`` other than the 4th changes the deadline
     only when it carries one.
+
+    Speed: a case with no actions (most of a push: new events) is its event's first state, which only
+    ``urgent`` and ``micro`` decide (the reporter and the category are read by rules, and no rule ran).
+    That fold is run once per pair and kept (`_first_state`), not run again per event; it is the
+    same fold, so no rule is written twice.
     """
+    if type(actions) in (list, tuple) and not actions and (now_ms is None or type(now_ms) is int):
+        # now_ms is only checked (a malformed one raises below), never needed: no deadline, never overdue.
+        urgent = micro = False
+        if isinstance(event, Mapping):
+            urgent, micro = event.get("urgent") is True, event.get("micro") is True
+        return _first_state(urgent, micro)
+    return _fold(event, actions, now_ms=now_ms, category=category)
+
+
+def _fold(event: Any, actions: Iterable[Action], *, now_ms: int | str | None = None,
+          category: Mapping[str, Any] | None = None) -> CaseState:
+    """fold_case, every time (fold_case's docstring has the rules)."""
     event = event if isinstance(event, Mapping) else {}
     case = _Case(
         reporter=_text(event.get("reporter")),
@@ -576,6 +602,17 @@ def fold_case(
     )
     if now is not None and is_overdue(state, now):
         state = replace(state, overdue=True)
+    return state
+
+
+_FIRST_STATES: dict[tuple[bool, bool], CaseState] = {}
+
+
+def _first_state(urgent: bool, micro: bool) -> CaseState:
+    """The fold of an event with these ``urgent`` and ``micro`` and no action (a frozen CaseState: shared)."""
+    state = _FIRST_STATES.get((urgent, micro))
+    if state is None:
+        state = _FIRST_STATES[urgent, micro] = _fold({"urgent": urgent, "micro": micro}, [])
     return state
 
 

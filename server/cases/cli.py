@@ -23,7 +23,7 @@ cases_cli = AppGroup("cases", help="The store's cases.")
               help="Events folded and written per step; memory grows with it, not with the store.")
 def rebuild(chunk: int) -> None:
     """Fold every event again from the records into the cases table (and drop rows of no event), count
-    case_counts again and (SQLite) index the cases for keyword search again, in one transaction.
+    case_counts again and index the cases for keyword search again, in one transaction.
 
     The table is a cache of the fold: run this after restoring records from a backup, or to check
     that the table holds what the records say. It counts case_counts again at the end, so it runs as a

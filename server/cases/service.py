@@ -241,8 +241,8 @@ def queue_conditions(user: User, filters: QueueFilters, reference: Reference, no
 
 
 def _word_condition(word: str, mark: int | None):
-    """A case's search text contains the word (its LIKE wildcards taken literally). PostgreSQL's trigram index
-    (migration 0008) serves it; on SQLite the trigram index of search.py, caught up to ``mark``."""
+    """A case's search text contains the word (its LIKE wildcards taken literally), served by the trigram index
+    of search.py (both engines), caught up to ``mark``."""
     return search.word_condition(word, _like(word), mark)
 
 
@@ -279,8 +279,10 @@ def _status_counts(user: User, filters: QueueFilters, reference: Reference, cond
 
     From case_counts (server/sync/casebook.py) when only the place filters the cases the user sees: a
     sum over the grids, whatever the store's size. Otherwise counted in SQL, per grid and status and
-    summed here: grouped by status alone, SQLite walks ix_cases_status_queue for its order and reads every
-    row of the table to filter by grid; by (grid, status) the covering ix_cases_grid_status serves both.
+    summed here, over what the other filters' indexes find (a unit's cases, a category's, a search's
+    matches) or the table. (Grouped by status alone, SQLite walked ix_cases_status_queue for its order.
+    The covering ix_cases_grid_status that served these counts went in migration 0014: every push wrote
+    it for every new event, for counts that case_counts now answers in the common case.)
     """
     if reads_every_grid(user.role) and _only_place(filters):
         return casebook.status_counts(db.session.connection(), place_grids(filters, reference))

@@ -30,6 +30,15 @@ bucket its event was read in and of the one it is written to (server/sync/feed.p
 so a grid's counts are written only by the holder of that grid's lock (a category change holds the
 whole feed). `recount` counts them again from the table, after a `rebuild`.
 
+**What the table costs a push** (issue 15 asks ≤ 1.3× a push without it; docs/benchmarks.md, "Cases
+at district scale", says how far that is). The rows are written in the pushing transaction, so each
+part is kept small: what the batch holds is folded from memory (`refold`'s ``known``); a case without
+actions takes the fold's first state (shared/case.py keeps it); a new row is inserted without a look
+for an old one, by COPY on PostgreSQL; a stored row is updated in the columns that changed; the table
+keeps only the indexes the pages read by (migration 0014), and the keyword search's trigram index is
+kept beside the write path (server/cases/search.py). What is left is the insert itself, into a
+table of seven b-trees, and the fold of each case the batch touched.
+
 Hazard: reference data under old cases. The fold reads the category's deadline hours for
 deadlines an action does not carry. When a category record changes, `refold_category` folds that
 category's cases again in the same transaction, so the table never keeps a deadline the fold
@@ -42,16 +51,16 @@ from datetime import datetime
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from shared.case import Action, CaseState, fold_case
+from shared.case import INERT_ACTIONS, Action, CaseState, fold_case
 from shared.hlc import HLC, HLCError, ms_or_none
 from shared.records import REF_BUCKET
 
 from ..config import parse_offset
 from .wire import loads
 
-__all__ = ["CASE_COLUMNS", "NO_DEADLINE", "refold", "refold_category", "rebuild", "recount", "status_counts",
+__all__ = ["CASE_COLUMNS", "NO_DEADLINE", "refold", "move", "refold_category", "rebuild", "recount", "status_counts",
            "number_events", "case_number", "row_of", "upsert", "reference_by_code", "children", "param_mark",
-           "text_cast", "NOT_BY_KIND"]
+           "text_cast", "NOT_BY_KIND", "INERT_ACTIONS"]
 
 # A time after every deadline (year 9999 is 253402300799999 ms): cases without one sort last.
 NO_DEADLINE = 2**62
@@ -96,33 +105,47 @@ def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
+def _ms(text: Any) -> int | None:
+    """ms_or_none, without the call for the usual None."""
+    return None if text is None else ms_or_none(text)
+
+
 def row_of(event_id: str, bucket: str, event: Mapping[str, Any], state: CaseState, position: int) -> tuple:
-    """The ``cases`` row (CASE_COLUMNS, in order) of a folded case."""
-    dispatched = rectified = None  # the first dispatch's HLC, the last rectification's
-    for entry in state.timeline:
-        if entry.applied:
-            if entry.action == "dispatch" and dispatched is None:
-                dispatched = entry.hlc
-            elif entry.action == "rectify":
-                rectified = entry.hlc
-    deleted = event.get("_deleted") is True
-    deadline = ms_or_none(state.deadline)
-    location = event.get("location")
-    lat, lon = (_number(location.get("lat")), _number(location.get("lon"))) if isinstance(location, Mapping) \
-        else (None, None)
-    number = event.get("case_number")
+    """The ``cases`` row (CASE_COLUMNS, in order) of a folded case.
+
+    Speed: run for every case a push writes (500 for a push of new events), so it reads each value
+    once and skips the parsing of what is absent (a new case has no timeline, deadline or closing).
+    """
+    dispatched = rectified = None  # the first dispatch's wall time, the last rectification's
+    if state.timeline:
+        first = last = None
+        for entry in state.timeline:
+            if entry.applied:
+                if entry.action == "dispatch" and first is None:
+                    first = entry.hlc
+                elif entry.action == "rectify":
+                    last = entry.hlc
+        dispatched = None if first is None else _wall_ms(first)
+        rectified = None if last is None else _wall_ms(last)
+    get = event.get
+    deleted = get("_deleted") is True
+    deadline = _ms(state.deadline)
+    location = get("location")
+    # type() first: isinstance against an ABC costs more than the rest of the line.
+    lat, lon = (_number(location.get("lat")), _number(location.get("lon"))) \
+        if type(location) is dict or isinstance(location, Mapping) else (None, None)
+    number = get("case_number")
     number = number if isinstance(number, str) else None
-    search = " ".join(part for part in (number, event.get("description"), event.get("address"))
-                      if isinstance(part, str) and part)
-    reporter = event.get("reporter")
+    description, address = get("description"), get("address")
+    search = " ".join([part for part in (number, description, address) if isinstance(part, str) and part])
+    reporter = get("reporter")
     return (
-        event_id, number, bucket, str(event.get("grid") or ""), str(event.get("category") or ""),
+        event_id, number, bucket, str(get("grid") or ""), str(get("category") or ""),
         reporter if isinstance(reporter, str) else None,
-        deleted, state.is_open and not deleted, state.status, state.resolution, state.unit, state.urgent,
-        state.micro, ms_or_none(event.get("reported_at")), deadline, NO_DEADLINE if deadline is None else deadline,
-        None if dispatched is None else _wall_ms(dispatched), None if rectified is None else _wall_ms(rectified),
-        ms_or_none(state.closed_at), state.failed_verifications, state.supervised, state.assessment_flag,
-        state.assessment_unit, state.extensions, ms_or_none(state.extension_asked), state.sent_back,
+        deleted, state.status != "closed" and not deleted, state.status, state.resolution, state.unit, state.urgent,
+        state.micro, _ms(get("reported_at")), deadline, NO_DEADLINE if deadline is None else deadline,
+        dispatched, rectified, _ms(state.closed_at), state.failed_verifications, state.supervised,
+        state.assessment_flag, state.assessment_unit, state.extensions, _ms(state.extension_asked), state.sent_back,
         state.duplicate_of, lat, lon, search.casefold(), position,
     )
 
@@ -139,6 +162,25 @@ def _insert(connection, table: str, columns: tuple[str, ...], rows: list[tuple],
         mark = param_mark(connection)
         connection.exec_driver_sql(
             f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))}) {tail}", rows)
+
+
+def _insert_new(connection, rows: list[tuple]) -> None:
+    """Insert the cases rows of new events (no row of theirs is stored).
+
+    Speed: on PostgreSQL a COPY, in the writing transaction (the SQLAlchemy connection's own psycopg
+    connection): 500 rows into a 20,000-case table in 24 ms against 41 ms for the pipelined
+    executemany (medians of 9, rolled back; docs/benchmarks.md, "2026-12-06, fourth session").
+    SQLite steps one prepared INSERT per row, which no COPY would beat.
+    """
+    if not rows:
+        return
+    if connection.dialect.name != "postgresql":
+        _insert(connection, "cases", CASE_COLUMNS, rows)
+        return
+    with connection.connection.driver_connection.cursor() as cursor:
+        with cursor.copy(f"COPY cases ({', '.join(CASE_COLUMNS)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
 
 
 def upsert(connection, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
@@ -187,15 +229,30 @@ def children(connection, parents: list[tuple], kind: str) -> tuple[dict[str, lis
     return actions, positions
 
 
-def _fold_rows(connection, events: list[tuple], categories: Mapping[str, dict]) -> list[tuple]:
+class _Categories:
+    """The categories by code, read from the store when a fold first needs them: a case without actions
+    reads none (its fold is its first state), so a push of new events alone does not read them."""
+
+    def __init__(self, connection):
+        self.connection, self.found = connection, None
+
+    def get(self, code: Any) -> dict | None:
+        if self.found is None:
+            self.found = _categories(self.connection)
+        return self.found.get(code)
+
+
+def _fold_rows(connection, events: list[tuple], categories: Mapping[str, dict] | _Categories) -> list[tuple]:
     """The cases rows of events given as (id, bucket, values, position), their actions read by parent."""
     if not events:
         return []
     actions, positions = children(connection, events, "case_action")
-    return [row_of(event_id, bucket, values,
-                   fold_case(values, actions[event_id], category=categories.get(values.get("category"))),
-                   positions[event_id])
-            for event_id, bucket, values, _position in events]
+    rows = []
+    for event_id, bucket, values, _position in events:
+        done = actions[event_id]
+        category = categories.get(values.get("category")) if done else None  # no action: no rule reads it
+        rows.append(row_of(event_id, bucket, values, fold_case(values, done, category=category), positions[event_id]))
+    return rows
 
 
 _GRID, _STATUS, _DELETED = CASE_COLUMNS.index("grid"), CASE_COLUMNS.index("status"), CASE_COLUMNS.index("deleted")
@@ -278,7 +335,7 @@ def refold(connection, event_ids: Iterable[str], known: Mapping[str, tuple[str, 
         return 0
     known, created = known or {}, frozenset(created)
     as_text = text_cast(connection)
-    categories = _categories(connection)
+    categories = _Categories(connection)
     written = 0
     for start in range(0, len(wanted), _CHUNK):
         chunk = wanted[start:start + _CHUNK]
@@ -294,11 +351,25 @@ def refold(connection, event_ids: Iterable[str], known: Mapping[str, tuple[str, 
         new = [row for row in rows if row[0] in created]
         changed = [row for row in rows if row[0] not in created]
         old = _old_rows(connection, [row[0] for row in changed])
-        _insert(connection, "cases", CASE_COLUMNS, new)
+        _insert_new(connection, new)
         _update(connection, changed, old)
         _add_counts(connection, _count_deltas(old, rows))
         written += len(rows)
     return written
+
+
+def move(connection, positions: Mapping[str, int]) -> None:
+    """Raise the feed position of stored cases whose batch brought them only new inert actions (comments).
+
+    Folding such a case again would give its row as stored but the position (shared/case.py,
+    INERT_ACTIONS, a law tests/shared/test_case.py proves), so its actions are not read and it is not
+    folded: ``positions`` gives each event id the position of the batch's latest action on it, above
+    every stored one (positions only grow under the bucket's lock). Its counts do not change.
+    """
+    if positions:
+        mark = param_mark(connection)
+        connection.exec_driver_sql(f"UPDATE cases SET position = {mark} WHERE event_id = {mark}",
+                                   [(position, event_id) for event_id, position in sorted(positions.items())])
 
 
 def refold_category(connection, codes: Iterable[str]) -> int:

@@ -1,8 +1,8 @@
-"""Keyword search on SQLite's trigram index (server/cases/search.py) finds what reading the text finds."""
+"""Keyword search on the trigram index (server/cases/search.py; FTS5 on SQLite, GIN on PostgreSQL) finds what reading
+the text finds."""
 
 from __future__ import annotations
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
@@ -69,7 +69,6 @@ def test_a_search_finds_what_the_text_holds_whether_indexed_or_pushed_since(app,
             assert found(word, mark) == read(word), word
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # PostgreSQL searches by its trigram index
 def test_the_index_is_kept_outside_the_write_path_and_caught_up_by_a_search(app):
     assert search.in_use(db.session.connection())
     apply.apply_changes(None, [change("event", EVENT_IDS[0], "grid:G-01", {
@@ -82,3 +81,14 @@ def test_the_index_is_kept_outside_the_write_path_and_caught_up_by_a_search(app)
     page = list_cases(supervisor, QueueFilters(status="all", q="lamp"))
     assert [case.id for case in page.cases] == [EVENT_IDS[0]] and page.counts["all"] == 1
     assert db.session.connection().exec_driver_sql(entries).scalar() == 1  # the search caught the index up
+
+
+def test_the_mark_is_never_lowered(app):
+    """Two catch-ups at once: the one with the lower horizon may commit last (search.py, "Hazard")."""
+    apply.apply_changes(None, [change("event", EVENT_IDS[0], "grid:G-01", {
+        "grid": "G-01", "category": "road", "description": "broken lamp", "reporter": REPORTERS[0],
+        "reported_at": format_ms(T0)}, hlc(1))])
+    mark = search.catch_up()
+    assert mark > 0
+    search._set_mark(db.session.connection(), mark - 1)
+    assert search._mark(db.session.connection()) == mark

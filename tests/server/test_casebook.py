@@ -171,6 +171,39 @@ def test_a_row_holds_what_the_pages_filter_and_order_by(app):
                                              .order_by(Record.position.desc()).limit(1))
 
 
+def test_a_comment_moves_a_stored_case_without_folding_it_again(app, monkeypatch):
+    """A batch of comments alone on a stored case (shared/case.py, INERT_ACTIONS): the row moves to the
+    comment's position, unfolded, and equals a rebuild, whatever the comment's time in the history."""
+    event_id = EVENT_IDS[2]
+    push_in_batches([
+        change("event", event_id, "grid:G-01", {"grid": "G-01", "category": "road", "description": "x",
+                                                "reporter": REPORTERS[0], "reported_at": format_ms(T0)}, hlc(1)),
+        change("case_action", "0193b5c8-0000-7000-b000-000000000004", "grid:G-01",
+               {"event": event_id, "action": "dispatch", "actor": SUPERVISOR, "unit": "water"}, hlc(10)),
+    ], [])
+    folded = []
+    real = casebook.refold
+    monkeypatch.setattr(casebook, "refold", lambda connection, ids, *args, **kw: (
+        folded.extend(ids), real(connection, ids, *args, **kw))[1])
+    for n, minute in enumerate((20, 5)):  # after the dispatch, and (offline) before it
+        push_in_batches([change("case_action", f"0193b5c8-0000-7000-b000-00000000001{n}", "grid:G-01",
+                                {"event": event_id, "action": "comment", "actor": SUPERVISOR, "note": "on my way"},
+                                hlc(minute))], [])
+        assert folded == []
+        kept = table()
+        assert dict((row[0], row) for row in kept)[event_id][-1] == db.session.scalar(
+            select(Record.position).where(Record.id == f"0193b5c8-0000-7000-b000-00000000001{n}"))
+        assert kept == rebuilt()
+    # A comment beside an action that changes the case is folded with it.
+    push_in_batches([change("case_action", "0193b5c8-0000-7000-b000-000000000020", "grid:G-01",
+                            {"event": event_id, "action": "comment", "actor": SUPERVISOR, "note": "x"}, hlc(30)),
+                     change("case_action", "0193b5c8-0000-7000-b000-000000000021", "grid:G-01",
+                            {"event": event_id, "action": "rectify", "actor": SUPERVISOR}, hlc(31))], [])
+    assert set(folded) == {event_id}
+    assert db.session.get(CaseRow, event_id).status == "rectified"
+    assert table() == rebuilt()
+
+
 def test_a_category_change_folds_its_cases_again(app):
     event_id = EVENT_IDS[1]
     category = "0193b5c8-0000-7000-c000-000000000001"

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from shared.steps import canonical  # the fold's own tie-break encoding
 from shared.case import (
-    FAILURES_BEFORE_SUPERVISION, REASONS, RESOLUTIONS, STATUSES, Action, CaseState, available_actions,
+    FAILURES_BEFORE_SUPERVISION, INERT_ACTIONS, REASONS, RESOLUTIONS, STATUSES, Action, CaseState, available_actions,
     awaiting_verification, fold_case, is_overdue, missing_evidence, queue_key,
 )
 from shared.hlc import HLC, format_ms, parse_ms
@@ -689,3 +689,33 @@ def test_an_action_is_offered_if_and_only_if_folding_it_in_would_apply_it(event,
 def test_the_offered_actions_follow_the_case_and_the_role(role, actor, before, offered):
     state = fold_case(EVENT, before)
     assert available_actions(state, role, actor=actor, reporter=REPORTER) == offered
+
+
+odd_values = st.one_of(st.none(), st.booleans(), st.integers(-2, 2), st.text(max_size=3),
+                       st.just(REPORTER), st.lists(st.booleans(), max_size=1))
+
+
+@given(event=st.one_of(st.dictionaries(st.sampled_from(["urgent", "micro", "reporter", "category", "grid"]),
+                                       odd_values, max_size=5), st.none(), st.just([])),
+       category=st.one_of(st.none(), st.fixed_dictionaries({}, optional={
+           "deadline_hours": odd_values, "urgent_deadline_hours": odd_values})),
+       now=st.one_of(st.none(), st.integers(0, 2 * T0)), empty=st.sampled_from([[], ()]))
+def test_a_case_without_actions_folds_as_the_whole_fold_does(event, category, now, empty):
+    """fold_case keeps the fold of no actions per (urgent, micro) (speed); it is what the whole fold gives."""
+    from shared.case import _fold
+
+    assert fold_case(event, empty, category=category, now_ms=now) == _fold(event, [], category=category, now_ms=now)
+
+
+@given(events, actions_st, categories, nows, st.sampled_from(sorted(INERT_ACTIONS)), hlcs, action_values,
+       st.integers(20_000, 30_000))
+def test_a_new_inert_action_anywhere_changes_nothing_but_the_timeline(event, actions, category, now, name, hlc,
+                                                                      values, n):
+    """INERT_ACTIONS (a comment): a new one, at any time in the history, leaves the state as it was but the
+    timeline, which gains it. The store updates a case's feed position alone for one (casebook.py)."""
+    assert INERT_ACTIONS == {"comment"}
+    extra = Action(f"0193b5c8-0000-7000-9000-{n:012x}", hlc, {**values, "action": name})  # an id no other holds
+    before = fold_case(event, actions, category=category, now_ms=now)
+    after = fold_case(event, [*actions, extra], category=category, now_ms=now)
+    assert replace(after, timeline=()) == replace(before, timeline=())
+    assert [e for e in after.timeline if e.action_id != extra.id] == list(before.timeline)
