@@ -433,11 +433,15 @@ def _grid_map_data(records: list, record, outline: dict | None) -> dict:
     others = [{"code": r.field_values["code"], "name": r.field_values.get("name") or "",
                "boundary": r.field_values["boundary"]}
               for r in records if r.field_values.get("boundary") and r.field_values.get("code") != code]
-    centre = db.session.execute(select(func.avg(CaseRow.lat), func.avg(CaseRow.lon)).where(
-        CaseRow.lat.is_not(None), *([CaseRow.grid == code] if code else []))).first()
-    if centre is None or centre[0] is None:
+    centre = None
+    if not (others or outline or (record and record.field_values.get("boundary"))):
+        # Nothing to fit the map to (grid-draw.js): centre it on the cases. The average reads the whole
+        # cases table (no index has the grid since 0014), so only a district with no outline drawn yet pays it.
         centre = db.session.execute(select(func.avg(CaseRow.lat), func.avg(CaseRow.lon)).where(
-            CaseRow.lat.is_not(None))).first()
+            CaseRow.lat.is_not(None), *([CaseRow.grid == code] if code else []))).first()
+        if centre is None or centre[0] is None:
+            centre = db.session.execute(select(func.avg(CaseRow.lat), func.avg(CaseRow.lon)).where(
+                CaseRow.lat.is_not(None))).first()
     lat, lon = (centre if centre and centre[0] is not None else (0.0, 0.0))
     return {"others": others, "district": outline, "lat": float(lat), "lon": float(lon),
             "tiles": current_app.config["GRIDPATROL_TILE_URL"],

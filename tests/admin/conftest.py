@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 from server.db import db
 from server.models import AuditEntry
 
-from ..pages.conftest import FreshContextClient, csrf_token, demo, log_in, pages, user  # noqa: F401 (fixtures)
+from ..pages.conftest import FreshContextClient, csrf_token, log_in, pages, user  # noqa: F401 (fixtures)
 
 
 def audit_lines(**where) -> list[AuditEntry]:

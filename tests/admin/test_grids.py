@@ -69,3 +69,24 @@ def test_a_bad_district_outline_is_refused_with_the_reason_and_nothing_changes(p
     assert "not GeoJSON" in answer.get_data(as_text=True) and service.district_outline() is None
     assert pages.post("/admin/grids/district/", data={"outline": json.dumps(DISTRICT)}).status_code in (303, 400)
     assert service.district_outline() is None  # no CSRF token, no change
+
+
+def map_data(pages, code="G-0101"):
+    page = pages.get(f"/admin/grids/?code={code}").get_data(as_text=True)
+    return json.loads(page.split('id="grid-map-data" type="application/json">')[1].split("</script>")[0])
+
+
+def test_the_map_is_centred_on_the_grids_cases_only_when_no_outline_is_there_to_fit(pages):
+    from sqlalchemy import func, select
+
+    from server.db import db
+    from server.models import CaseRow
+
+    log_in(pages, "admin")
+    data = map_data(pages)  # the demo draws no outline: the map looks at the grid's cases
+    lat, lon = db.session.execute(select(func.avg(CaseRow.lat), func.avg(CaseRow.lon)).where(
+        CaseRow.grid == "G-0101", CaseRow.lat.is_not(None))).one()
+    assert lat is not None and (data["lat"], data["lon"]) == (float(lat), float(lon))
+    # With an outline to fit (its own here), grid-draw.js never reads the centre, and the page reads no case for it.
+    assert save_grid(pages, json.dumps(INSIDE)).status_code == 303
+    assert (map_data(pages)["lat"], map_data(pages)["lon"]) == (0.0, 0.0)

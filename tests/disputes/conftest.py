@@ -17,7 +17,6 @@ from shared.records import uuid7
 
 from ..houses.conftest import Tablet  # noqa: F401 (a device on the sync API)
 from ..pages.conftest import FreshContextClient, csrf_token, log_in, pages, user  # noqa: F401 (fixtures)
-from ..pages.conftest import demo as pages_demo  # noqa: F401 (a fixture)
 
 PARTIES = [{"name": "周建国", "phone": "13800135678", "role": "申请人"},
            {"name": "吴海燕", "phone": "13912348765", "role": "被申请人"}]
@@ -25,11 +24,11 @@ HOUR = 3_600_000
 
 
 @pytest.fixture
-def demo(pages_demo):
+def demo(demo):
     """The demo of the page tests (every password 'demo-pass') with its dispute kinds and disputes."""
     users = {u.username: u for u in db.session.scalars(select(User))}
     dispute_demo.load(users)
-    return pages_demo
+    return demo
 
 
 def new_id() -> str:

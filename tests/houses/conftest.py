@@ -11,13 +11,12 @@ from server.models import Record
 from shared.hlc import HLC
 
 from ..pages.conftest import FreshContextClient, csrf_token, log_in, pages, user  # noqa: F401 (fixtures)
-from ..pages.conftest import demo as pages_demo  # noqa: F401 (a fixture)
 
 @pytest.fixture
-def demo(pages_demo):
+def demo(demo):
     """The demo of the page tests (every password 'demo-pass') with its rental houses, checks and tenants."""
-    pages_demo.load_houses()
-    return pages_demo
+    demo.load_houses()
+    return demo
 
 
 ROLES = ["worker1", "supervisor1", "unit1", "admin"]

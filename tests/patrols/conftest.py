@@ -16,7 +16,7 @@ from shared.records import uuid7
 from shared.track import Point, pack
 
 from ..houses.conftest import Tablet  # noqa: F401 (used by the tests)
-from ..pages.conftest import FreshContextClient, csrf_token, demo, log_in, pages, user  # noqa: F401 (fixtures)
+from ..pages.conftest import FreshContextClient, csrf_token, log_in, pages, user  # noqa: F401 (fixtures)
 
 # A 600 m x 500 m box around the demo's G-0101 events (22.5431, 114.0579).
 BOX = (22.5410, 114.0545, 22.5455, 114.0605)  # south, west, north, east

@@ -9,17 +9,16 @@ from server.db import db
 from server.models import Record, User
 
 from ..pages.conftest import FreshContextClient, csrf_token, log_in, pages, user  # noqa: F401 (fixtures)
-from ..pages.conftest import demo as pages_demo  # noqa: F401 (a fixture)
 
 
 @pytest.fixture
-def demo(pages_demo):
+def demo(demo):
     """The demo of the page tests (every password 'demo-pass') with its place types, places and checks."""
     from server.places.demo import load_places
 
     users = {u.username: u for u in db.session.scalars(select(User))}
-    load_places(users, pages_demo.ref_id)
-    return pages_demo
+    load_places(users, demo.ref_id)
+    return demo
 
 
 def place_by_name(name: str) -> Record:
