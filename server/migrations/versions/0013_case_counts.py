@@ -13,7 +13,10 @@ same transaction. It is filled here from the cases table, as ``flask cases rebui
 On SQLite, keyword search read the whole cases table (2.5-3 s at 1,000,000 cases): ``case_search`` and
 ``case_search_fts`` (an FTS5 table, trigram tokenizer) index the cases' search text outside the write
 path, caught up from the feed when a search comes (server/cases/search.py). Filled here. PostgreSQL
-keeps its trigram index on ``cases.search`` (migration 0008) and gets neither table.
+kept its trigram index on ``cases.search`` (migration 0008) when this was written and got neither table;
+since 0014 server/cases/search.py keeps ``case_search`` (with a GIN trigram index) on PostgreSQL too, so
+this migration, which calls that module, now creates it there on a fresh store, and 0014 creates it on a
+store migrated before.
 """
 from alembic import op
 import sqlalchemy as sa
