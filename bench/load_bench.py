@@ -1,4 +1,4 @@
-"""Load bench: K simulated tablets against gunicorn (5 workers x 4 threads) and PostgreSQL on 127.0.0.1.
+"""Load bench: K simulated tablets against gunicorn and PostgreSQL on 127.0.0.1.
 
 Each tablet has its own user, grid, device and token, keeps one HTTP/1.1 keep-alive connection (as
 a tablet's HTTP client does), and every 2 s pushes 20 new events to its grid, then pulls with its
@@ -9,7 +9,10 @@ the wait events of PostgreSQL's active backends sampled every 0.5 s from ``pg_st
 
 It can run the same load against other checkouts of the code (``--code before=/work/main``): the
 server process, the migration and the set-up then run with that checkout on PYTHONPATH and as
-working directory (so its own gunicorn.conf.py is read). A fresh database per run.
+working directory (so its own gunicorn.conf.py is read). A fresh database per run. The workers and
+threads are that gunicorn.conf.py's when it sets them, else 5 x 4 (what the server ran with before
+it did), unless ``--workers``/``--threads`` say; each row names them, and the 1-minute load average
+at the start and the end of its measured window.
 
     PYTHONPATH=$PWD .venv/bin/python bench/load_bench.py --tablets 100,200,400 --seconds 60 \\
         --code before=/work/main --code after=$PWD
@@ -27,6 +30,7 @@ import json
 import multiprocessing
 import os
 import random
+import re
 import socket
 import subprocess
 import sys
@@ -107,8 +111,34 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+OLD_WORKERS, OLD_THREADS = 5, 4  # what the server ran with before gunicorn.conf.py said (issue 19's figures)
+
+
+def server_shape(code: Path, workers: int | None, threads: int | None) -> tuple[int | None, int | None]:
+    """The workers and threads to give gunicorn on its command line: those asked for; else none when the
+    checkout's gunicorn.conf.py sets them (its own choice, as `make run` and a supervisor would get it);
+    else 5 x 4, what the server ran with before that file said."""
+    if workers is not None or threads is not None:
+        return workers or OLD_WORKERS, threads or OLD_THREADS
+    conf = code / "gunicorn.conf.py"
+    text = conf.read_text() if conf.is_file() else ""
+    if re.search(r"^workers\s*=", text, re.M) and re.search(r"^threads\s*=", text, re.M):
+        return None, None
+    return OLD_WORKERS, OLD_THREADS
+
+
+def shape_of(code: Path, workers: int | None, threads: int | None) -> str:
+    """Workers x threads as the server runs them (the checkout's gunicorn.conf.py read when it decides)."""
+    workers, threads = server_shape(code, workers, threads)
+    if workers is None:
+        found = subprocess.run([sys.executable, "-c", "import runpy; c = runpy.run_path('gunicorn.conf.py'); "
+                                "print(c['workers'], c['threads'])"], cwd=code, capture_output=True, text=True)
+        workers, threads = (found.stdout.split() + ["?", "?"])[:2]
+    return f"{workers}x{threads}"
+
+
 @contextmanager
-def gunicorn(code: Path, url: str, workers: int, threads: int, log_dir: Path) -> Iterator[str]:
+def gunicorn(code: Path, url: str, workers: int | None, threads: int | None, log_dir: Path) -> Iterator[str]:
     """gunicorn (gthread) running the checkout at ``code`` on the store; its base URL."""
     import requests
 
@@ -116,8 +146,10 @@ def gunicorn(code: Path, url: str, workers: int, threads: int, log_dir: Path) ->
     env = {**os.environ, "GRIDPATROL_DATABASE_URL": url, "GRIDPATROL_NODE": uuid.uuid4().hex[:16],
            "GRIDPATROL_PHOTO_DIR": str(log_dir / "photos"), "PYTHONPATH": str(code)}
     log = open(log_dir / f"gunicorn-{port}.log", "w")
+    workers, threads = server_shape(code, workers, threads)
+    shape = [] if workers is None else ["--workers", str(workers), "--threads", str(threads)]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--threads", str(threads),
+        [sys.executable, "-m", "gunicorn", *shape,
          "--worker-class", "gthread", "--timeout", "120", "--bind", f"127.0.0.1:{port}", "server:create_app()"],
         cwd=code, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
@@ -326,7 +358,9 @@ def run_load(label: str, code: Path, tablets: int, args, log_dir: Path) -> dict[
             progress(f"[{label} {tablets} tablets] running {args.warmup + args.seconds:.0f} s")
             time.sleep(max(0.0, measured_from - time.time()))
             sampler.start()
+            load_from = os.getloadavg()[0]
             samples = [sample for _ in procs for sample in queue.get(timeout=args.warmup + args.seconds + 120)]
+            load_to = os.getloadavg()[0]
             sampler.stopped.set()
             for proc in procs:
                 proc.join(30)
@@ -342,7 +376,8 @@ def run_load(label: str, code: Path, tablets: int, args, log_dir: Path) -> dict[
             errors[f"{s[0]} {s[3]}"] = errors.get(f"{s[0]} {s[3]}", 0) + 1
     active = sum(sampler.counts.values()) or 1
     waits = sorted(sampler.counts.items(), key=lambda kv: -kv[1])[:4]
-    return {"label": label, "tablets": tablets, "wanted": tablets / INTERVAL_S,
+    return {"label": f"{label} {shape_of(code, args.workers, args.threads)}", "load": (load_from, load_to),
+            "tablets": tablets, "wanted": tablets / INTERVAL_S,
             "served": len(ok_push) / args.seconds, "push": [_quantile(ok_push, q) for q in (0.5, 0.95, 0.99)],
             "pull": [_quantile(ok_pull, q) for q in (0.5, 0.95, 0.99)], "errors": errors,
             "active": active / max(1, sampler.samples),
@@ -354,7 +389,8 @@ def report(result: dict[str, Any]) -> str:
     errors = ", ".join(f"{k}: {v}" for k, v in sorted(result["errors"].items())) or "0"
     waits = ", ".join(f"{name} {100 * share:.0f} %" for name, share in result["waits"])
     return (f"| {result['label']} | {result['tablets']} | {result['wanted']:.0f} | {result['served']:.1f} | "
-            f"{ms(result['push'])} | {ms(result['pull'])} | {errors} | {result['active']:.1f}: {waits} |")
+            f"{ms(result['push'])} | {ms(result['pull'])} | {errors} | {result['active']:.1f}: {waits} | "
+            f"{result['load'][0]:.1f} → {result['load'][1]:.1f} |")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -366,8 +402,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tablets", default="100,200,400", help="tablet counts, e.g. 100,200,400")
     parser.add_argument("--seconds", type=float, default=60.0, help="the measured window of each run")
     parser.add_argument("--warmup", type=float, default=5.0, help="not measured, before the window")
-    parser.add_argument("--workers", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=None,
+                        help="gunicorn workers (default: the checkout's gunicorn.conf.py, or 5 x 4 if it says none)")
+    parser.add_argument("--threads", type=int, default=None, help="threads per worker (default: as --workers)")
     parser.add_argument("--clients", type=int, default=2, help="processes the tablets run in")
     parser.add_argument("--code", action="append", default=[],
                         help="label=path of a checkout to run the server from (default: after=this checkout)")
@@ -375,12 +412,12 @@ def main(argv: list[str] | None = None) -> int:
     codes = [(item.split("=", 1)[0], Path(item.split("=", 1)[1]).resolve()) for item in args.code] or [
         ("after", ROOT)]
     log_dir = Path(tempfile.mkdtemp(prefix="gp-load-"))
-    print(f"{args.workers} gunicorn workers x {args.threads} threads (gthread), PostgreSQL on 127.0.0.1; each tablet "
+    print(f"gunicorn (gthread, workers x threads by code), PostgreSQL on 127.0.0.1; each tablet "
           f"pushes {EVENTS_PER_PUSH} events every {INTERVAL_S:.0f} s and pulls; {args.seconds:.0f} s measured after "
           f"{args.warmup:.0f} s; {os.cpu_count()} cores; logs in {log_dir}")
     print("| code | tablets | pushes/s wanted | pushes/s served | push p50/p95/p99 ms | pull p50/p95/p99 ms "
-          "| errors | active backends: wait events |")
-    print("|---|---|---|---|---|---|---|---|")
+          "| errors | active backends: wait events | load average |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for tablets in [int(t) for t in args.tablets.split(",")]:
         for label, code in codes:
             print(report(run_load(label, code, tablets, args, log_dir)), flush=True)

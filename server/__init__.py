@@ -80,7 +80,10 @@ def _engine_options(url: str) -> dict[str, Any]:
     if url.startswith("sqlite"):
         # One connection per thread; pushes queue on SQLite's write lock (busy_timeout).
         return {**options, "connect_args": {"timeout": 30}}
-    return options
+    # Each thread of a gunicorn worker holds one connection for its request, and a push takes a second,
+    # short one for the day's case numbers (server/sync/apply.py): 8 threads may need 16 at once, one
+    # more than SQLAlchemy's default pool of 5 + 10 overflow, and a thread short of one would wait.
+    return {**options, "pool_size": 10, "max_overflow": 10}
 
 
 IDLE_PING_SECONDS = 5.0  # a pooled connection idle for longer is tested before a request gets it
