@@ -265,13 +265,27 @@ def set_device(device: Device | CallerDevice, **values: Any) -> None:
             pending.append(device)
 
 
+_DEVICE_UPDATES: dict[frozenset[str], Any] = {}  # the columns set -> their UPDATE, built once
+
+
+def _device_update(columns: frozenset[str]):
+    """``UPDATE devices SET <columns> WHERE id = :device_id``, built once per set of columns (a handful)."""
+    statement = _DEVICE_UPDATES.get(columns)
+    if statement is None:
+        statement = (_devices.update().where(_devices.c.id == bindparam("device_id"))
+                     .values({name: bindparam(name) for name in sorted(columns)}))
+        _DEVICE_UPDATES[columns] = statement
+    return statement
+
+
 @event.listens_for(Session, "before_commit")
 def _write_devices(session: Session) -> None:
-    """Write what was set on CallerDevices, in the transaction about to commit."""
+    """Write what was set on CallerDevices, in the transaction about to commit (Core, as the ORM's flush would)."""
     pending = session.info.pop(_PENDING, None)
     for device in pending or ():
         if device.changed:
-            session.execute(_devices.update().where(_devices.c.id == device.id).values(**device.changed))
+            session.connection().execute(_device_update(frozenset(device.changed)),
+                                         {**device.changed, "device_id": device.id})
             device.changed = {}
 
 
