@@ -20,3 +20,14 @@ def post_worker_init(worker):
 # Only the gthread and async workers keep connections alive (the sync worker closes after each
 # request); an idle kept-alive connection waits in the worker's poller and holds no thread.
 keepalive = 75
+
+# Two processes of eight threads, for a machine of two cores (issue 19; docs/operations.md, "Sizing").
+# A process runs Python on one core at a time (the GIL), so two keep both cores busy; the threads are
+# for the waits on PostgreSQL (a commit's WAL flush, a query), during which another thread of the
+# process runs. More processes only took turns on the same cores: with five workers of four threads
+# the load bench served fewer pushes at a higher p99 than with two of eight (docs/benchmarks.md). On
+# a machine of N cores, N workers; give each enough threads to cover its requests' waits on the
+# database (eight here), and the pool enough connections for them (server/__init__.py). More than one
+# thread makes gunicorn's worker the threaded one (gthread); the command line overrides both.
+workers = 2
+threads = 8

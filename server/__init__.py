@@ -13,9 +13,13 @@ feature's service, never another feature's views.
 
 from __future__ import annotations
 
+import time
 from typing import Any, Mapping
 
 from flask import Flask
+from sqlalchemy import event
+from sqlalchemy.exc import DisconnectionError
+from flask.sessions import SecureCookieSessionInterface
 
 from . import api, db, errors, privacy, web
 from .admin import views as admin_views
@@ -39,9 +43,14 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = app.config["GRIDPATROL_MAX_PUSH_BYTES"]
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {**_engine_options(app.config["SQLALCHEMY_DATABASE_URI"]),
                                                **app.config.get("SQLALCHEMY_ENGINE_OPTIONS", {})}
+    app.session_interface = _SessionInterface()
     app.json.ensure_ascii = False  # Chinese stays readable in answers
     app.json.sort_keys = False
     db.init_app(app)
+    if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite") and not app.config[
+            "SQLALCHEMY_ENGINE_OPTIONS"].get("pool_pre_ping"):
+        with app.app_context():
+            _ping_after_idle(db.db.engine)
     errors.init_app(app)
     privacy.init_app(app)  # the ID-number key (required in production) and ID numbers masked in logs
     app.extensions["gridpatrol.clock"] = ServerClock(
@@ -71,4 +80,60 @@ def _engine_options(url: str) -> dict[str, Any]:
     if url.startswith("sqlite"):
         # One connection per thread; pushes queue on SQLite's write lock (busy_timeout).
         return {**options, "connect_args": {"timeout": 30}}
-    return {**options, "pool_pre_ping": True}
+    # Each thread of a gunicorn worker holds one connection for its request, and a push takes a second,
+    # short one for the day's case numbers (server/sync/apply.py): 8 threads may need 16 at once, one
+    # more than SQLAlchemy's default pool of 5 + 10 overflow, and a thread short of one would wait.
+    return {**options, "pool_size": 10, "max_overflow": 10}
+
+
+IDLE_PING_SECONDS = 5.0  # a pooled connection idle for longer is tested before a request gets it
+
+
+def _ping_after_idle(engine) -> None:
+    """Test a pooled PostgreSQL connection before handing it out when it sat idle, not on every checkout.
+
+    Hazard: a connection that died while it sat in the pool (the database restarted, a proxy or a
+    firewall cut it) would fail the next request. SQLAlchemy's ``pool_pre_ping`` sends a ``SELECT 1``
+    at every checkout; a busy server checks out a connection it used milliseconds ago several times a
+    request (push: the request's, then the day's case numbers'), and the pings were a twentieth of an
+    empty pull's CPU (issue 19). So a connection is tested only after IDLE_PING_SECONDS in the pool;
+    one that fails the test is replaced (DisconnectionError: the pool connects again). A database
+    restart while connections are busy fails the requests in flight either way, and the first error
+    SQLAlchemy recognises as a disconnect discards the whole pool.
+    """
+
+    @event.listens_for(engine, "connect")
+    def _fresh(dbapi_connection, record):
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkin")
+    def _returned(dbapi_connection, record):
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _test_if_idle(dbapi_connection, record, proxy):
+        since = record.info.get("idle_since")
+        if since is not None and time.monotonic() - since < IDLE_PING_SECONDS:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:  # whatever the driver raises for a dead connection
+            raise DisconnectionError(f"a pooled connection failed its test: {exc.__class__.__name__}") from exc
+
+
+# The sync calls every tablet makes every couple of seconds; they authenticate with a device token.
+_SYNC_PATHS = frozenset({"/api/v1/sync/push", "/api/v1/sync/pull"})
+
+
+class _SessionInterface(SecureCookieSessionInterface):
+    """Page sessions in signed cookies, as Flask keeps them; push and pull start from an empty one.
+
+    Speed: opening a session makes a signing serializer for every request; push and pull never read
+    a cookie (a device token says who calls), so they get an empty session without it. Anything
+    written to it would still be saved as for any request.
+    """
+
+    def open_session(self, app, request):
+        if request.path in _SYNC_PATHS:
+            return self.session_class()
+        return super().open_session(app, request)

@@ -12,10 +12,12 @@ import hashlib
 import re
 import secrets
 import uuid
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import joinedload
+from sqlalchemy import bindparam, event, select
+from sqlalchemy.orm import Session, joinedload
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from shared.roles import ROLES
@@ -147,27 +149,154 @@ def register_device(user: User, device_name: str, node: str) -> tuple[Device, st
     return device, token
 
 
+# One query for the device, its user and the user's grids: every sync request needs all three. Built
+# once: making the statement anew for each request (its clauses, its cache key) cost more CPU than
+# running it (a third of an empty pull's, issue 19); SQLAlchemy caches its compiled form by that key.
+_DEVICE_BY_TOKEN = (select(Device).where(Device.token_hash == bindparam("token_hash"))
+                    .options(joinedload(Device.user).joinedload(User.grids)))
+
+
 def device_for_token(token: str) -> Device | None:
     """The unrevoked device holding this token, with its active user, or None."""
-    # One query for the device, its user and the user's grids: every sync request needs all three.
-    device = db.session.scalars(
-        select(Device).where(Device.token_hash == hash_token(token))
-        .options(joinedload(Device.user).joinedload(User.grids))
-    ).unique().first()
+    device = db.session.scalars(_DEVICE_BY_TOKEN, {"token_hash": hash_token(token)}).unique().first()
     if device is None:
         return None
-    # A clear reason for the two tokens that stopped on purpose; the code stays the contract's 401
-    # "unauthorized" (the tablet stops sync and asks for a new log-in), details.reason says why.
-    if device.revoked_at is not None:
-        raise ApiError(401, "this device was revoked by an administrator: ask them, then log in again",
-                       code="unauthorized", details={"reason": "device_revoked"})
-    if not device.user.active:
-        raise ApiError(401, "this user was deactivated by an administrator", code="unauthorized",
-                       details={"reason": "user_deactivated"})
+    _check_holder(device.revoked_at, device.user.active)
     return device
 
 
-def touch(device: Device, every_seconds: int = 60) -> bool:
+def _check_holder(revoked_at: datetime | None, active: bool) -> None:
+    """Refuse a token that stopped on purpose: its device revoked, or its user deactivated."""
+    # A clear reason for the two tokens that stopped on purpose; the code stays the contract's 401
+    # "unauthorized" (the tablet stops sync and asks for a new log-in), details.reason says why.
+    if revoked_at is not None:
+        raise ApiError(401, "this device was revoked by an administrator: ask them, then log in again",
+                       code="unauthorized", details={"reason": "device_revoked"})
+    if not active:
+        raise ApiError(401, "this user was deactivated by an administrator", code="unauthorized",
+                       details={"reason": "user_deactivated"})
+
+
+# --- the caller of push and pull, without the ORM ---------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class CallerUser:
+    """The user behind a device token, as push and pull use it: who they are, their role and grids.
+
+    A snapshot read with the device (`caller_for_token`), not an ORM object: nothing writes to it.
+    It answers what `User` answers to the sync path (apply.writer_of, the buckets a user pulls,
+    privacy's role checks, an audit line's actor).
+    """
+
+    id: str
+    username: str
+    name: str
+    role: str
+    unit: str | None
+    active: bool
+    grid_codes: list[str]
+
+
+@dataclass(slots=True)
+class CallerDevice:
+    """The device of a token as push and pull use it; what they note on it is written at the next commit.
+
+    `set_device` keeps each value set here in ``changed``, and `_write_devices` writes them with one
+    UPDATE just before the session commits (as the ORM flushes a changed Device), in the same
+    transaction; a rollback drops them with the rest.
+    """
+
+    id: str
+    user_id: str
+    name: str
+    node: str
+    last_seen_at: datetime | None
+    clock_skew_ms: int | None
+    app_version: str | None
+    refused_count: int | None
+    last_refusal: str | None
+    last_refusal_at: datetime | None
+    changed: dict[str, Any] = field(default_factory=dict)
+
+
+_devices, _users, _user_grids = Device.__table__, User.__table__, UserGrid.__table__
+# One statement for the device, its user and the user's grids (a row per grid), in SQLAlchemy Core: the
+# columns come back typed (datetimes on SQLite too) without the ORM's loading of three kinds of objects,
+# which cost several times the query (issue 19). Built once, so its compiled form is cached.
+_CALLER_BY_TOKEN = (
+    select(_devices.c.id, _devices.c.name, _devices.c.node, _devices.c.revoked_at, _devices.c.last_seen_at,
+           _devices.c.clock_skew_ms, _devices.c.app_version, _devices.c.refused_count, _devices.c.last_refusal,
+           _devices.c.last_refusal_at, _users.c.id, _users.c.username, _users.c.name, _users.c.role, _users.c.unit, _users.c.active,
+           _user_grids.c.grid)
+    .select_from(_devices.join(_users, _users.c.id == _devices.c.user_id)
+                 .outerjoin(_user_grids, _user_grids.c.user_id == _users.c.id))
+    .where(_devices.c.token_hash == bindparam("token_hash")))
+
+
+def caller_for_token(token: str) -> tuple[CallerDevice, CallerUser] | None:
+    """The unrevoked device holding this token and its active user, as snapshots, or None.
+
+    The same checks as `device_for_token`, the same answers; for the calls that only read the user
+    (push, pull), which `server.api.caller_required` serves.
+    """
+    rows = db.session.connection().execute(_CALLER_BY_TOKEN, {"token_hash": hash_token(token)}).all()
+    if not rows:
+        return None
+    (device_id, name, node, revoked_at, last_seen_at, skew, app_version, refused, last_refusal, last_refusal_at,
+     user_id, username, user_name, role, unit, active, _grid) = rows[0]
+    _check_holder(revoked_at, active)
+    grids = sorted(row[-1] for row in rows if row[-1] is not None)
+    return (CallerDevice(device_id, user_id, name, node, last_seen_at, skew, app_version, refused, last_refusal,
+                         last_refusal_at),
+            CallerUser(user_id, username, user_name, role, unit, bool(active), grids))
+
+
+_PENDING = "gridpatrol.caller_devices"  # Session.info: the CallerDevices with values to write
+
+
+def set_device(device: Device | CallerDevice, **values: Any) -> None:
+    """Set columns of a device: on a Device as any ORM write; on a CallerDevice, written at the next commit."""
+    for name, value in values.items():
+        setattr(device, name, value)
+    if isinstance(device, CallerDevice):
+        device.changed.update(values)
+        pending = db.session.info.setdefault(_PENDING, [])
+        if not any(d is device for d in pending):
+            pending.append(device)
+
+
+_DEVICE_UPDATES: dict[frozenset[str], Any] = {}  # the columns set -> their UPDATE, built once
+
+
+def _device_update(columns: frozenset[str]):
+    """``UPDATE devices SET <columns> WHERE id = :device_id``, built once per set of columns (a handful)."""
+    statement = _DEVICE_UPDATES.get(columns)
+    if statement is None:
+        statement = (_devices.update().where(_devices.c.id == bindparam("device_id"))
+                     .values({name: bindparam(name) for name in sorted(columns)}))
+        _DEVICE_UPDATES[columns] = statement
+    return statement
+
+
+@event.listens_for(Session, "before_commit")
+def _write_devices(session: Session) -> None:
+    """Write what was set on CallerDevices, in the transaction about to commit (Core, as the ORM's flush would)."""
+    pending = session.info.pop(_PENDING, None)
+    for device in pending or ():
+        if device.changed:
+            session.connection().execute(_device_update(frozenset(device.changed)),
+                                         {**device.changed, "device_id": device.id})
+            device.changed = {}
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_device_writes(session: Session) -> None:
+    """A rollback drops what was set on CallerDevices, as it drops an ORM object's changes."""
+    for device in session.info.pop(_PENDING, None) or ():
+        device.changed = {}
+
+
+def touch(device: Device | CallerDevice, every_seconds: int = 60) -> bool:
     """Note that the device was seen; True when that needs a write (at most once a minute)."""
     now = utcnow()
     seen = device.last_seen_at
@@ -175,7 +304,7 @@ def touch(device: Device, every_seconds: int = 60) -> bool:
         seen = seen.replace(tzinfo=now.tzinfo)
     if seen is not None and (now - seen).total_seconds() < every_seconds:
         return False
-    device.last_seen_at = now
+    set_device(device, last_seen_at=now)
     return True
 
 
@@ -256,17 +385,18 @@ def claim_device_code(code: str, device_name: str, node: str) -> tuple[User, Dev
 _APP_VERSION = re.compile(r"GridPatrol-mobile/([0-9A-Za-z.+_-]{1,40})")
 
 
-def note_app_version(device: Device, user_agent: str | None) -> None:
-    """Keep the app version the device's User-Agent names (GridPatrol-mobile/0.1), when it changed."""
+def note_app_version(device: Device | CallerDevice, user_agent: str | None) -> bool:
+    """Keep the app version the device's User-Agent names (GridPatrol-mobile/0.1), when it changed; whether it did."""
     found = _APP_VERSION.search(user_agent or "")
     version = found.group(1) if found else None
     if version and device.app_version != version:
-        device.app_version = version
+        set_device(device, app_version=version)
+        return True
+    return False
 
 
-def note_refusals(device: Device, reasons: list[str]) -> None:
+def note_refusals(device: Device | CallerDevice, reasons: list[str]) -> None:
     """Count the device's refused changes and keep the last reason; the caller commits."""
     if reasons:
-        device.refused_count = (device.refused_count or 0) + len(reasons)
-        device.last_refusal = reasons[-1][:500]
-        device.last_refusal_at = utcnow()
+        set_device(device, refused_count=(device.refused_count or 0) + len(reasons),
+                   last_refusal=reasons[-1][:500], last_refusal_at=utcnow())

@@ -31,7 +31,7 @@ from ..models import Device, Record, User
 from . import apply, feed, wire
 
 
-def push(user: User, device: Device, body: dict[str, Any]) -> bytes:
+def push(user: User | accounts.CallerUser, device: Device | accounts.CallerDevice, body: dict[str, Any]) -> bytes:
     """Apply a loaded push body as the user of the device; the answer's JSON. Commits.
 
     Raises ApiError 413 for too many changes, 409 ``clock_skew`` for a clock too far ahead.
@@ -64,14 +64,14 @@ def push(user: User, device: Device, body: dict[str, Any]) -> bytes:
     return wire.encode({"results": results, "hlc": str(clock.now())})
 
 
-def note_skew(device: Device, skew_ms: int) -> None:
+def note_skew(device: Device | accounts.CallerDevice, skew_ms: int) -> None:
     """Record how far the device's clock is off, when that moved by a second or more.
 
     Each push measures it anew, a few milliseconds apart (the network's delay); writing each of those
     would update the device's row on every push for nothing an admin could see.
     """
     if device.clock_skew_ms is None or abs(skew_ms - device.clock_skew_ms) >= 1000:
-        device.clock_skew_ms = skew_ms
+        accounts.set_device(device, clock_skew_ms=skew_ms)
 
 
 def pull(user: User, device: Device, cursors: dict[str, str], limit: int | None,
