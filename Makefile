@@ -39,7 +39,7 @@ run: $(VENV)/.installed-$(SERVE_EXTRAS)
 	@echo "  forgot a demo password? $(BIN)/flask --app server demo passwords   (gives the demo users new ones)"
 	@echo "  the field app: 'make app' in a second terminal, log in as worker1"
 	@echo ""
-	@$(BIN)/gunicorn --bind 127.0.0.1:$(PORT) --workers 2 --threads 4 --access-logfile - 'server:create_app()'
+	@$(BIN)/gunicorn --bind 127.0.0.1:$(PORT) --access-logfile - 'server:create_app()'
 
 ## system-deps: Debian's chromium, CJK fonts, Mesa's OpenGL and the X helpers for the tests (in CI a failure here
 ## fails the run; elsewhere the browser and GUI tests skip and say so)
