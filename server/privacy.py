@@ -127,11 +127,15 @@ def unseal(value: str | None, field: str = "id_number") -> str | None:
 
 # --- who may see the numbers -------------------------------------------------------------------
 
+# Every pull asks it: a Core statement built once, on the session's connection, not an ORM query built each time.
+_ALLOWED_ROLES = select(Setting.__table__.c.value).where(Setting.__table__.c.name == SETTING)
+
+
 def allowed_roles() -> frozenset[str]:
     """The roles that may see ID numbers in full (an admin's setting; none by default). Cached per request."""
     if "gridpatrol_id_roles" not in g:
-        row = db.session.scalar(select(Setting).where(Setting.name == SETTING))
-        value = row.value if row is not None else []
+        value = db.session.connection().execute(_ALLOWED_ROLES).scalar()
+        value = [] if value is None else value
         g.gridpatrol_id_roles = frozenset(r for r in value if r in ROLES) if isinstance(value, list) else frozenset()
     return g.gridpatrol_id_roles
 
