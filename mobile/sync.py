@@ -480,7 +480,8 @@ def pull(store: Store, transport: Transport, report: SyncReport, notify: Progres
                 # A server that says "more" but moves nothing would keep us here forever.
                 raise RemoteChangeError("the pull answer says more but neither sends changes nor moves a cursor")
             following = ahead.fetch(dict(new_cursors)) if more else None
-            apply_page(store, changes, cursors, new_cursors, answer.get("hlc"), chunk=apply_chunk)
+            apply_page(store, changes, cursors, new_cursors, answer.get("hlc"), chunk=apply_chunk,
+                       fields_json=getattr(answer, "fields_json", None))
             report.pages += 1
             report.pulled += len(changes)
             report.more_to_pull = more
@@ -539,22 +540,29 @@ class _Prefetch:
 
 
 def apply_page(store: Store, changes: list, cursors: dict, new_cursors: dict, hlc: str | None, *,
-               chunk: int = APPLY_CHUNK) -> None:
+               chunk: int = APPLY_CHUNK, fields_json: list[str | None] | None = None) -> None:
     """Apply one pulled page in transactions of ``chunk`` changes; the new cursors go with the last one.
 
     The whole page is checked first, so a malformed page is refused whole, as before. The chunks
     before the last keep the old cursors: if the app stops between two chunks, the page is pulled
     again and its changes merged again, which changes nothing (merge is idempotent). No page is
     ever skipped, and the UI waits at most one chunk's transaction for the store.
+
+    ``fields_json``: the JSON text of each change's fields as received (`PulledPage.fields_json`, from
+    HttpTransport), which the store keeps for a record it does not hold yet instead of encoding it again.
     """
     parsed = parse_remote_changes(changes)
     if hlc and not is_hlc(hlc):
         raise RemoteChangeError(f"the server sent {hlc!r} as its hlc")
+    if fields_json is not None and len(fields_json) != len(parsed):
+        fields_json = None  # not this page's: encode the states
     chunk = max(1, chunk)
     starts = list(range(0, len(parsed), chunk))
+    texts = (lambda start, end: {}) if fields_json is None else \
+        (lambda start, end: {"fields_json": fields_json[start:end]})
     for start in starts[:-1]:
-        store.apply_remote(parsed[start:start + chunk], cursors)
+        store.apply_remote(parsed[start:start + chunk], cursors, **texts(start, start + chunk))
         if APPLY_PAUSE_S:
             time.sleep(APPLY_PAUSE_S)  # let a waiting capture take the store's lock (see APPLY_PAUSE_S)
-    last = parsed[starts[-1]:] if starts else []
-    store.apply_remote(last, new_cursors, hlc)
+    last = starts[-1] if starts else 0
+    store.apply_remote(parsed[last:], new_cursors, hlc, **texts(last, len(parsed)))

@@ -329,11 +329,11 @@ def test_a_page_that_fails_half_way_saves_neither_records_nor_cursor(store, monk
     original = mobile.store._record_row
     calls = []
 
-    def crash_on_second(kind, record_id, bucket, state):
+    def crash_on_second(kind, record_id, bucket, state, text=None):
         calls.append(record_id)
         if len(calls) == 2:
             raise OSError("power lost")
-        return original(kind, record_id, bucket, state)
+        return original(kind, record_id, bucket, state, text)
 
     monkeypatch.setattr(mobile.store, "_record_row", crash_on_second)
     with pytest.raises(OSError):
