@@ -411,6 +411,13 @@ def test_an_older_remote_write_does_not_touch_a_pending_one(store, device_clock)
     {"kind": "event", "id": "x", "bucket": "grid:G-0101", "fields": {"a": [1, None]}},
     # one HLC checked per change would let the second through
     {"kind": "event", "id": "x", "bucket": "grid:G-0101", "fields": {"a": [1, remote_hlc()], "b": [2, "yesterday"]}},
+    # what the checks by C loops over the writes must refuse as the loop does
+    {"kind": "event", "id": "x", "bucket": "grid:G-0101", "fields": {"a": [1, remote_hlc(), 3]}},
+    {"kind": "event", "id": "x", "bucket": "grid:G-0101", "fields": {"a": [1, [remote_hlc()]]}},
+    {"kind": "event", "id": "x", "bucket": "grid:G-0101", "fields": {"a": [1, {"h": 1}]}},
+    {"kind": "event", "id": "x", "bucket": "grid:G-0101", "fields": {"a": "x" + remote_hlc()[:1]}},
+    {"kind": "event", "id": "x", "bucket": "grid:G-0101", "fields": {"a": {"v": 1, remote_hlc(): 2}}},
+    {"kind": "event", "id": "x", "bucket": "grid:G-0101", "fields": {"a": [1, remote_hlc() + "\n"]}},
 ])
 def test_a_malformed_page_is_not_applied(store, bad):
     with pytest.raises(RemoteChangeError):
