@@ -1237,6 +1237,7 @@ _NOTHING = object()  # equal to no value, so that the first HLC of a change is a
 
 _PLAIN_WRITES = frozenset({list, tuple})  # what a write decoded from JSON (or made here) is
 _STRINGS = frozenset({str})
+_PAIRS = frozenset({2})
 
 
 def _parse_remote(data: Mapping[str, Any] | Change) -> Change:
@@ -1257,10 +1258,12 @@ def _parse_remote(data: Mapping[str, Any] | Change) -> Change:
     if type(fields) is not dict and not isinstance(fields, Mapping):
         raise RemoteChangeError(f"{kind} {record_id}: fields must be an object")
     writes_in = fields.values()
-    if _PLAIN_WRITES.issuperset(map(type, writes_in)) and all(map((2).__eq__, map(len, writes_in))):
+    if _PLAIN_WRITES.issuperset(map(type, writes_in)) and _PAIRS.issuperset(map(len, writes_in)):
         hlcs = list(map(_HLC_OF, writes_in))
         if _STRINGS.issuperset(map(type, hlcs)) and all(map(is_hlc, set(hlcs))):
-            return Change(kind, record_id, bucket, dict(zip(fields, map(tuple, writes_in))))
+            # A decoded page's own dict is kept, its writes as the lists they are: nothing changes them, and
+            # whatever takes them (merge_record, the state's encoding) takes a list as it takes a pair.
+            return Change(kind, record_id, bucket, fields if type(fields) is dict else dict(fields))
     writes: dict[str, tuple[Any, str]] = {}
     checked: object = _NOTHING  # the last HLC found well formed
     for name, write in fields.items():
