@@ -226,3 +226,22 @@ def test_a_record_not_held_is_stored_as_the_text_received(store):
     apply_page(store, page["changes"], {}, page["cursors"], None, fields_json=page.fields_json)
     assert store.states("event", raw=True) == [(change["id"], "grid:G-0101", text)]
     assert store.get("event", change["id"]).values == event_values() and store.get("event", change["id"]).synced
+
+
+def test_a_page_is_applied_in_chunks_and_a_short_tail_goes_with_the_chunk_before(store, monkeypatch):
+    sizes = []
+    original = store.apply_remote
+
+    def apply_remote(changes, cursors, hlc=None, **texts):
+        sizes.append(len(changes))
+        return original(changes, cursors, hlc, **texts)
+
+    monkeypatch.setattr(store, "apply_remote", apply_remote)
+    hlc = str(HLC(T0, 0, SERVER_NODE))
+    page = [{"kind": "event", "id": f"0193b5c8-0000-7000-8000-{n:012x}", "bucket": "grid:G-0101",
+             "fields": {k: [v, hlc] for k, v in event_values().items()}} for n in range(11)]
+    for chunk, expected in [(4, [4, 4, 3]), (5, [5, 6]), (10, [11]), (11, [11]), (20, [11]), (3, [3, 3, 3, 2])]:
+        sizes.clear()
+        apply_page(store, page, {}, {"grid:G-0101": "11"}, None, chunk=chunk)
+        assert sizes == expected, chunk
+    assert store.counts().records == 11
