@@ -1074,6 +1074,8 @@ class Store:
         # (kind, id) -> (bucket, state, the state's JSON text when it is the text received, else None)
         merged_rows: dict[tuple[str, str], tuple[str, Mapping[str, Any], str | None]] = {}
         lost: dict[tuple[str, str], set[str]] = {}  # the fields each record's merge took from remote
+        # Which fields a merge took matters only to outbox entries: none on a first sync.
+        pending = bool(remote) and self._db.execute("SELECT 1 FROM outbox LIMIT 1").fetchone() is not None
         for n, change in enumerate(remote):
             key = (change.kind, change.id)
             spec = KINDS.get(change.kind)
@@ -1088,7 +1090,8 @@ class Store:
                     if state:
                         bucket = (spec.bucket_of(_values(state)) if spec else None) or change.bucket
                         merged_rows[key] = (bucket, state, fields_json[n] if fields_json is not None else None)
-                        lost[key] = set(state)
+                        if pending:
+                            lost[key] = set(state)
                     continue
                 state = _load_state(row[1])
             merged = merge_record(state, change.fields, append_only=bool(spec and spec.append_only))
@@ -1097,10 +1100,11 @@ class Store:
                 continue
             bucket = (spec.bucket_of(_values(merged.state)) if spec else None) or change.bucket
             merged_rows[key] = (bucket, merged.state, None)
-            lost.setdefault(key, set()).update(merged.changed)
+            if pending:
+                lost.setdefault(key, set()).update(merged.changed)
         self._db.executemany(_PUT_RECORD, [_record_row(kind, rid, bucket, state, text)
                                            for (kind, rid), (bucket, state, text) in merged_rows.items()])
-        if merged_rows and self._db.execute("SELECT 1 FROM outbox LIMIT 1").fetchone():
+        if merged_rows and pending:
             for key, (names,) in self._held("outbox", merged_rows, "fields").items():
                 # A local write that lost to a newer remote one has nothing left to say.
                 self._set_pending(*key, set(json.loads(names)) - lost[key])
