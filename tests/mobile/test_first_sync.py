@@ -245,3 +245,24 @@ def test_a_page_is_applied_in_chunks_and_a_short_tail_goes_with_the_chunk_before
         apply_page(store, page, {}, {"grid:G-0101": "11"}, None, chunk=chunk)
         assert sizes == expected, chunk
     assert store.counts().records == 11
+
+
+def test_a_pull_collects_garbage_less_often_and_puts_the_thresholds_back(store, server, monkeypatch):
+    import gc
+
+    import mobile.sync
+
+    fill(server, 5)
+    before = gc.get_threshold()
+    seen = []
+    original = store.apply_remote
+
+    def apply_remote(changes, cursors, hlc=None, **texts):
+        seen.append(gc.get_threshold())
+        return original(changes, cursors, hlc, **texts)
+
+    monkeypatch.setattr(store, "apply_remote", apply_remote)
+    report = synchronize(store, server, page_limit=2)
+    assert report.ok and report.pulled == 5
+    assert seen and all(t[0] == max(before[0], mobile.sync.PULL_GC_THRESHOLD) and t[1:] == before[1:] for t in seen)
+    assert gc.get_threshold() == before

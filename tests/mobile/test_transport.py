@@ -378,3 +378,4 @@ def test_pulls_read_whole_go_on_over_one_kept_alive_connection():
         server.server_close()
     assert all(a["changes"][0]["id"] == "x" and a.fields_json == ["{}"] for a in answers)
     assert len(connections) == 1
+
