@@ -58,6 +58,7 @@ from mobile.app_core import AppCore  # noqa: E402
 from mobile.location import LocationReading  # noqa: E402
 from mobile.presenters import ReportPresenter  # noqa: E402
 from mobile.sync import APPLY_CHUNK, PULL_MAX_BYTES, SyncReport, apply_page, pull  # noqa: E402
+from mobile.transport import decode_pull  # noqa: E402
 from shared.hlc import HLC, format_ms  # noqa: E402
 from shared.records import uuid7  # noqa: E402
 
@@ -168,7 +169,8 @@ def serve_pages(pages: "multiprocessing.Queue", start_ms: int, seed: int, page_b
 
 class MemoryFeed:
     """The pull side of a server in another process (serve_pages): each page's JSON is decoded in pull, on
-    mobile.sync's fetch thread, as HttpTransport decodes what it receives; ``more`` until ``stop`` is set."""
+    mobile.sync's fetch thread, as HttpTransport decodes what it receives (`decode_pull`, each change's fields
+    text kept, which the store stores for a record it does not hold); ``more`` until ``stop`` is set."""
 
     def __init__(self, pages: "multiprocessing.Queue", stop: threading.Event, done: list[int]) -> None:
         self.pages, self.stop, self.done = pages, stop, done
@@ -177,7 +179,7 @@ class MemoryFeed:
         raise AssertionError("the bench only pulls")
 
     def pull(self, cursors: dict, limit: int) -> dict:
-        answer = json.loads(self.pages.get(timeout=60))
+        answer = decode_pull(self.pages.get(timeout=60))  # as HttpTransport decodes a pull answer
         answer["more"] = not self.stop.is_set()
         self.done[0] += 1
         return answer

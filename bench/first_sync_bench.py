@@ -12,6 +12,17 @@ helpers are this checkout's; PYTHONPATH does not reach the client, which inherit
     PYTHONPATH=$PWD .venv/bin/python bench/first_sync_bench.py --engine sqlite                      # after
     PYTHONPATH=$PWD .venv/bin/python bench/first_sync_bench.py --engine sqlite --client /work/main  # before
 
+``--against DIR`` runs, in the same invocation and on the same server and store, this checkout's client and
+DIR's, alternately, run by run (DIR first in odd rounds, this one in even), and prints both; for a before and
+after on a shared machine, whose load moves from minute to minute. ``--server DIR`` serves the store from
+another checkout's server code (a before of the server's side of the pull). The load average is printed at the
+start and the end, and for each run the CPU per record of the gunicorn worker (and, on PostgreSQL, of the
+database's backends) beside the client's.
+
+The store is bulk-loaded and then analysed (``ANALYZE``, bench/sync_bench.py's bulk load), as autovacuum
+would have done by the time a store so filled is pulled from: without statistics PostgreSQL served each
+page from a bitmap scan of the whole bucket and a sort (docs/benchmarks.md, "Against a peer").
+
 ``--profile FILE`` adds a first run under cProfile, not counted, and writes its statistics to FILE;
 ``--transport-only`` receives and decodes the same pages without applying them (the transport's share
 of the client's CPU).
@@ -21,12 +32,19 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
 import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+import uuid
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
+
+import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -74,6 +92,66 @@ def pull_into_fresh_store(base: str, token: str, out, profile: str | None = None
              getattr(sync, "APPLY_CHUNK", None), getattr(sync, "APPLY_PAUSE_S", None), sync.__file__))
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU seconds of these processes so far (those gone count 0)."""
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def database_backends(app) -> list[int]:
+    """The PostgreSQL backends of the bench's database (the gunicorn worker's, once it has connected)."""
+    with app.app_context():
+        engine = sb.db.engine
+        if engine.dialect.name != "postgresql":
+            return []
+        with engine.connect() as connection:
+            return [pid for (pid,) in connection.exec_driver_sql(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")]
+
+
+@contextmanager
+def serving(url: str, root: str | None) -> Iterator[tuple[str, int]]:
+    """sync_bench's gunicorn (one sync worker) on the store, from this checkout or from the checkout ``root``."""
+    if root is None:
+        with sb.gunicorn(url) as served:
+            yield served
+        return
+    root = str(Path(root).resolve())
+    port = sb.free_port()
+    env = {**os.environ, "GRIDPATROL_DATABASE_URL": url, "GRIDPATROL_NODE": uuid.uuid4().hex[:16],
+           "GRIDPATROL_PHOTO_DIR": str(sb.TMP / "photos"), "PYTHONPATH": root}
+    with open(sb.TMP / f"gunicorn-{port}.log", "w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "--workers", "1", "--worker-class", "sync",
+                                 "--timeout", "300", "--bind", f"127.0.0.1:{port}", "server:create_app()"],
+                                cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if requests.get(base + "/api/v1/health", timeout=2).status_code == 200:
+                        break
+                except (requests.ConnectionError, requests.Timeout):
+                    pass
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"gunicorn did not start; see {log.name}")
+                time.sleep(0.1)
+            yield base, sb._children(proc.pid)[0]
+        finally:
+            proc.terminate()
+            proc.wait(timeout=20)
+
+
+def load_average() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def transport_only(base: str, token: str, out, profile: str | None = None, client: str | None = None) -> None:
     """In a fresh process: the same pages, received and decoded by HttpTransport but not applied; as above.
 
@@ -99,42 +177,61 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--client", metavar="DIR", help="the checkout whose tablet client runs (default: this one)")
+    parser.add_argument("--against", metavar="DIR", help="also run DIR's client, alternating with --client's run "
+                        "by run, in this invocation")
+    parser.add_argument("--server", metavar="DIR", help="the checkout whose server serves the pull (default: this one)")
     parser.add_argument("--transport-only", action="store_true",
                         help="receive and decode the pages without applying them (the transport's share)")
     parser.add_argument("--profile", metavar="FILE", help="first, one more run under cProfile, not counted: its "
                         "client's statistics go to FILE (read them with python -m pstats FILE)")
     args = parser.parse_args(argv)
+    started_load = load_average()
+    sb.progress(f"load average {started_load}")
+    clients = [args.client] if not args.against else [args.client, args.against]
     with sb.scratch_store(args.engine) as url:
         app = sb.make_app(url)
         sb.add_worker(app, "first", ["S-0001"])
         rows = sb.bulk_rows(args.records, [("grid:S-0001", args.records)], seed=19, ref=0, exact=True)
-        sb.progress(f"loaded {args.records:,} records in {sb.bulk_load(app, rows, args.records, 'store'):.1f} s")
+        sb.progress(f"loaded {args.records:,} records in {sb.bulk_load(app, rows, args.records, 'store'):.1f} s "
+                    "(then ANALYZE)")
         token = sb.device_token(app, "first", "f1f1f1f1f1f1f1f1")
-        results = []
-        with sb.gunicorn(url) as (base, _pid):
+        results: dict[str | None, list[tuple]] = {client: [] for client in clients}
+        with serving(url, args.server) as (base, worker):
             spawn = multiprocessing.get_context("spawn")
-            runs = [args.profile] * bool(args.profile) + [None] * args.runs
-            for run, profile in enumerate(runs):
+            runs = [(args.profile, clients[0])] * bool(args.profile) + [
+                (None, clients[(n + (n // len(clients))) % len(clients)] if len(clients) > 1 else clients[0])
+                for n in range(args.runs * len(clients))]
+            for run, (profile, client) in enumerate(runs):
                 queue = spawn.Queue()
                 target = transport_only if args.transport_only else pull_into_fresh_store
-                proc = spawn.Process(target=target, args=(base, token, queue, profile, args.client))
+                proc = spawn.Process(target=target, args=(base, token, queue, profile, client))
+                server_pids = [worker] + database_backends(app)
+                server_cpu = cpu_seconds(server_pids)
                 proc.start()
                 result = queue.get(timeout=600)
                 proc.join()
+                server_cpu = cpu_seconds(server_pids) - server_cpu
                 elapsed, cpu, rss, pulled, chunk, pause, where = result
-                sb.progress(f"run {run + 1}{' (profiled, not counted)' if profile else ''}: {pulled:,} records in "
-                            f"{elapsed:.1f} s, client CPU {cpu:.1f} s ({1e6 * cpu / max(1, pulled):.0f} µs a record), "
-                            f"peak RSS {rss / 1024:.0f} MiB")
+                sb.progress(f"run {run + 1} ({client or 'this checkout'}){' (profiled, not counted)' if profile else ''}: "
+                            f"{pulled:,} records in {elapsed:.1f} s, client CPU {cpu:.1f} s "
+                            f"({1e6 * cpu / max(1, pulled):.0f} µs a record), server CPU "
+                            f"{1e6 * server_cpu / max(1, pulled):.0f} µs a record, peak RSS {rss / 1024:.0f} MiB, "
+                            f"load average {load_average()}")
                 if not profile:
-                    results.append(result)
+                    results[client].append((*result, server_cpu))
         with app.app_context():
             sb.db.engine.dispose()
-    times = [r[0] for r in results]
-    per_record = [1e6 * r[1] / max(1, r[3]) for r in results]
-    print(f"First sync of {results[0][3]:,} records from {args.engine} (gunicorn, 1 sync worker), client "
-          f"{results[0][6]} (APPLY_CHUNK={results[0][4]}, pause {results[0][5]} s), {len(results)} runs:")
-    print(f"| median {statistics.median(times):.1f} s [{min(times):.1f}-{max(times):.1f}] | client CPU "
-          f"{statistics.median(per_record):.0f} µs a record | peak client RSS {max(r[2] for r in results) / 1024:.0f} MiB |")
+    print(f"First sync of {args.records:,} records from {args.engine} (gunicorn, 1 sync worker, server "
+          f"{args.server or 'this checkout'}), load average {started_load} at the start, {load_average()} at the end:")
+    for client, rows_of in results.items():
+        times = [r[0] for r in rows_of]
+        per_record = [1e6 * r[1] / max(1, r[3]) for r in rows_of]
+        server = [1e6 * r[7] / max(1, r[3]) for r in rows_of]
+        print(f"| {client or 'this checkout'} | {', '.join(f'{t:.1f}' for t in times)} s | median "
+              f"{statistics.median(times):.1f} s | client CPU {statistics.median(per_record):.0f} µs a record "
+              f"[{min(per_record):.0f}-{max(per_record):.0f}] | server CPU {statistics.median(server):.0f} µs a record | "
+              f"peak client RSS {max(r[2] for r in rows_of) / 1024:.0f} MiB | {rows_of[0][6]} "
+              f"(APPLY_CHUNK={rows_of[0][4]}) |")
     return 0
 
 

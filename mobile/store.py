@@ -52,7 +52,17 @@ commit is cheap.
 Speed of a pull (issue 19): a pulled chunk is merged with one read of the
 records it names and one ``executemany`` (`_merge_remote`). The secondary
 indexes stay in place during a first sync: dropping them and building them
-at the end saved about as much as the build cost (docs/benchmarks.md).
+at the end saved about as much as the build cost (docs/benchmarks.md). A
+record not held yet takes the change's fields as its state, without a merge,
+and is stored as the JSON text those fields arrived in when the transport
+kept it (mobile/transport.py, `decode_pull`), not encoded again.
+
+Hazard: a stored text that says something else than the state merged. The
+text is the one the state was decoded from, by the json module's own scanner,
+so the two are the same value; the one way they part is a fields object that
+names a field twice, which no JSON encoder of a dict writes: Python keeps the
+last, SQLite's ``json_extract`` (the "my cases" indexes) finds the first.
+Every read of a state in Python decodes the text as the merge did.
 
 Threads: one connection, guarded by one re-entrant lock, shared by the UI
 thread and the sync thread. The lock also guards the `Clock`, which is not
@@ -70,6 +80,7 @@ import os
 import re
 import sqlite3
 import threading
+from operator import itemgetter
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from dataclasses import dataclass, field
@@ -1013,9 +1024,15 @@ class Store:
     # --- pull ---------------------------------------------------------------------------------
 
     def apply_remote(self, changes: Iterable[Mapping[str, Any] | Change], cursors: Mapping[str, str],
-                     hlc: str | None = None) -> int:
-        """Merge a pulled page and save its cursors in one transaction; returns how many records changed."""
+                     hlc: str | None = None, *, fields_json: Sequence[str | None] | None = None) -> int:
+        """Merge a pulled page and save its cursors in one transaction; returns how many records changed.
+
+        ``fields_json``: for each change, the JSON text its ``fields`` were decoded from, or None
+        (mobile.transport.decode_pull); a record not held yet is stored as that text (`_merge_remote`).
+        """
         remote = [_parse_remote(change) for change in changes]
+        if fields_json is not None and len(fields_json) != len(remote):
+            raise ValueError("fields_json must name one text (or None) per change")
         if not isinstance(cursors, Mapping) or not all(
             isinstance(b, str) and isinstance(c, str) for b, c in cursors.items()
         ):
@@ -1024,12 +1041,13 @@ class Store:
             _check_hlc(hlc)
         self.give_way()
         with self._transaction():
-            changed = self._merge_remote(remote)
+            changed = self._merge_remote(remote, fields_json)
             # The answer lists every bucket the user may pull now: a bucket not in it was taken away.
             # (A bucket to pull again from zero keeps its row: `pull_cursors` leaves it out.)
             self._db.execute("DELETE FROM cursors")
             self._db.executemany("INSERT INTO cursors (bucket, cursor) VALUES (?, ?)", sorted(cursors.items()))
-            seen = [change.max_hlc() for change in remote if change.fields]
+            # Each change's greatest HLC (Change.max_hlc, without a generator: a first sync asks it 100,000 times).
+            seen = [max(map(_HLC_OF, change.fields.values())) for change in remote if change.fields]
             if hlc:
                 seen.append(hlc)
             if seen:
@@ -1038,35 +1056,55 @@ class Store:
                 self._raise_floor(seen)
         return changed
 
-    def _merge_remote(self, remote: Sequence[Change]) -> int:
+    def _merge_remote(self, remote: Sequence[Change], fields_json: Sequence[str | None] | None = None) -> int:
         """Merge pulled changes into the records they name, inside the caller's transaction; how many changed.
 
         Speed (issue 19): a statement per kind reads the records held, one reads the outbox entries (none
         on a first sync), and one ``executemany`` writes every merged record, instead of three statements
         per change. A record named twice merges its second change into the first's result.
+
+        A record this store does not hold (the whole of a first sync) takes every remote write: that is
+        what `merge_record` answers for it, so it is not asked, and when the change's fields came with
+        their JSON text (``fields_json``) the record is stored as that text, whose value is the state,
+        instead of the state encoded again. A record held, or named a second time in the chunk, is
+        merged field by field as always; the outbox is read as always for every record written.
         """
         held = self._held("records", [(change.kind, change.id) for change in remote], "bucket, state")
         local: dict[tuple[str, str], dict[str, tuple[Any, str]] | None] = {}
-        merged_rows: dict[tuple[str, str], tuple[str, Mapping[str, Any]]] = {}
+        # (kind, id) -> (bucket, state, the state's JSON text when it is the text received, else None)
+        merged_rows: dict[tuple[str, str], tuple[str, Mapping[str, Any], str | None]] = {}
         lost: dict[tuple[str, str], set[str]] = {}  # the fields each record's merge took from remote
-        for change in remote:
+        # Which fields a merge took matters only to outbox entries: none on a first sync.
+        pending = bool(remote) and self._db.execute("SELECT 1 FROM outbox LIMIT 1").fetchone() is not None
+        for n, change in enumerate(remote):
             key = (change.kind, change.id)
+            spec = KINDS.get(change.kind)
             if key in local:
                 state = local[key]
             else:
                 row = held.get(key)
-                state = _load_state(row[1]) if row else None
-            spec = KINDS.get(change.kind)
+                if row is None:
+                    # Not held: every remote write is taken (merge_record's answer for no local state).
+                    state = change.fields
+                    local[key] = state
+                    if state:
+                        bucket = (spec.bucket_of(_values(state)) if spec else None) or change.bucket
+                        merged_rows[key] = (bucket, state, fields_json[n] if fields_json is not None else None)
+                        if pending:
+                            lost[key] = set(state)
+                    continue
+                state = _load_state(row[1])
             merged = merge_record(state, change.fields, append_only=bool(spec and spec.append_only))
             local[key] = state if not merged.changed else merged.state
             if not merged.changed:
                 continue
             bucket = (spec.bucket_of(_values(merged.state)) if spec else None) or change.bucket
-            merged_rows[key] = (bucket, merged.state)
-            lost.setdefault(key, set()).update(merged.changed)
-        self._db.executemany(_PUT_RECORD, [_record_row(kind, rid, bucket, state)
-                                           for (kind, rid), (bucket, state) in merged_rows.items()])
-        if merged_rows and self._db.execute("SELECT 1 FROM outbox LIMIT 1").fetchone():
+            merged_rows[key] = (bucket, merged.state, None)
+            if pending:
+                lost.setdefault(key, set()).update(merged.changed)
+        self._db.executemany(_PUT_RECORD, [_record_row(kind, rid, bucket, state, text)
+                                           for (kind, rid), (bucket, state, text) in merged_rows.items()])
+        if merged_rows and pending:
             for key, (names,) in self._held("outbox", merged_rows, "fields").items():
                 # A local write that lost to a newer remote one has nothing left to say.
                 self._set_pending(*key, set(json.loads(names)) - lost[key])
@@ -1149,13 +1187,15 @@ _PUT_RECORD = ("INSERT INTO records (kind, id, bucket, state, deleted) VALUES (?
                "deleted = excluded.deleted")
 
 
-def _record_row(kind: str, record_id: str, bucket: str, state: Mapping[str, Any]) -> tuple[str, str, str, str, int]:
-    """The parameters of _PUT_RECORD for one record."""
-    return kind, record_id, bucket, _dump_state(state), int(is_deleted(state))
+def _record_row(kind: str, record_id: str, bucket: str, state: Mapping[str, Any],
+                text: str | None = None) -> tuple[str, str, str, str, int]:
+    """The parameters of _PUT_RECORD for one record; ``text``: the state's JSON when it is at hand."""
+    return kind, record_id, bucket, _dump_state(state) if text is None else text, int(is_deleted(state))
 
 
-# One encoder for every stored state: json.dumps would build one per call.
-_STATE_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+# One encoder for every stored state: json.dumps would build one per call. A state holds no cycles (decoded JSON,
+# or values checked as JSON when written), so the encoder need not keep track of the containers it is in.
+_STATE_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True, check_circular=False)
 
 
 def _dump_state(state: Mapping[str, Any]) -> str:
@@ -1167,8 +1207,11 @@ def _load_state(text: str) -> dict[str, tuple[Any, str]]:
     return {name: (write[0], write[1]) for name, write in json.loads(text).items()}
 
 
+_VALUE_OF, _HLC_OF = itemgetter(0), itemgetter(1)  # of a write (value, hlc)
+
+
 def _values(state: Mapping[str, tuple[Any, str]]) -> dict[str, Any]:
-    return {name: write[0] for name, write in state.items()}
+    return dict(zip(state, map(_VALUE_OF, state.values())))
 
 
 # The expression indexes of _SCHEMA, by the field they index.
@@ -1196,11 +1239,17 @@ def parse_remote_changes(changes: Iterable[Mapping[str, Any] | Change]) -> list[
 _NOTHING = object()  # equal to no value, so that the first HLC of a change is always checked
 
 
+_PLAIN_WRITES = frozenset({list, tuple})  # what a write decoded from JSON (or made here) is
+_STRINGS = frozenset({str})
+_PAIRS = frozenset({2})
+
+
 def _parse_remote(data: Mapping[str, Any] | Change) -> Change:
     """Check a pulled change's shape and timestamps, not its values: unknown fields and kinds are kept.
 
-    Speed (issue 19): a change's fields usually share one HLC, so an HLC is checked only when it differs
-    from the field before's (the check is the same, each distinct string once).
+    Speed (issue 19): a change's fields usually share one HLC, so each distinct HLC of a change is checked
+    once. The usual change (every write a list or tuple of two) is checked and copied by C loops over
+    its writes (types, lengths, HLCs); any other goes through the loop below, which names what is wrong.
     """
     if isinstance(data, Change):
         return data
@@ -1212,6 +1261,13 @@ def _parse_remote(data: Mapping[str, Any] | Change) -> Change:
         raise RemoteChangeError(f"a change needs kind, id and bucket strings: {data!r:.200}")
     if type(fields) is not dict and not isinstance(fields, Mapping):
         raise RemoteChangeError(f"{kind} {record_id}: fields must be an object")
+    writes_in = fields.values()
+    if _PLAIN_WRITES.issuperset(map(type, writes_in)) and _PAIRS.issuperset(map(len, writes_in)):
+        hlcs = list(map(_HLC_OF, writes_in))
+        if _STRINGS.issuperset(map(type, hlcs)) and all(map(is_hlc, set(hlcs))):
+            # A decoded page's own dict is kept, its writes as the lists they are: nothing changes them, and
+            # whatever takes them (merge_record, the state's encoding) takes a list as it takes a pair.
+            return Change(kind, record_id, bucket, fields if type(fields) is dict else dict(fields))
     writes: dict[str, tuple[Any, str]] = {}
     checked: object = _NOTHING  # the last HLC found well formed
     for name, write in fields.items():

@@ -37,6 +37,12 @@ answer's headers arrive; a body cut after that (IncompleteRead, a truncated
 gzip stream) reaches the caller, as `LinkCut`. Pull answers are asked for
 gzip-compressed (requests sends ``Accept-Encoding: gzip`` and inflates), and
 a pull may carry a byte budget (``max_bytes``) that synchronize adapts.
+
+Speed of a first sync (issue 19): an answer's body is read in one piece,
+not in requests' chunks of 10 KiB; the environment (proxies, a CA bundle) is
+read once per transport, not twice per request; and a pull answer is decoded
+by `decode_pull`, which gives json.loads' answer and, beside it, the text of
+each change's fields, which the store keeps instead of encoding it again.
 """
 
 from __future__ import annotations
@@ -44,17 +50,19 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import re
 from datetime import datetime, timezone
+from json.scanner import make_scanner
 from typing import Any, Mapping, Protocol, Sequence
 
 import requests
 from requests.adapters import HTTPAdapter
-from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+from urllib3.exceptions import ConnectTimeoutError, HTTPError as Urllib3Error, NewConnectionError
 from urllib3.util.retry import Retry
 
 __all__ = [
     "Transport", "HttpTransport", "TransportError", "LinkCut", "HttpError", "Rejected", "TooLarge", "Unauthorized",
-    "ClockSkew", "API_PREFIX", "PhotoTransport",
+    "ClockSkew", "API_PREFIX", "PhotoTransport", "PulledPage", "decode_pull",
 ]
 
 API_PREFIX = "/api/v1"
@@ -198,6 +206,14 @@ class HttpTransport:
         self.upload_session.mount("http://", upload_adapter)
         self.upload_session.mount("https://", upload_adapter)
         self.upload_session.headers.update(self.session.headers)
+        # The environment (proxies, a CA bundle) is read once, here, not on every request: requests reads every
+        # environment variable twice per request, a fifth of a pull page's client CPU (issue 19). A netrc
+        # file is not read at all: its Basic credentials would replace the device token's header.
+        settings = self.session.merge_environment_settings(self.base_url, {}, None, None, None)
+        for session in (self.session, self.upload_session):
+            session.trust_env = False
+            session.proxies.update(settings["proxies"])
+            session.verify = settings["verify"]
 
     def close(self) -> None:
         """Close the pooled connections."""
@@ -252,7 +268,7 @@ class HttpTransport:
         if max_bytes is not None and self.pull_budget:
             body["max_bytes"] = max_bytes
         try:
-            answer = self._post("/sync/pull", body)
+            answer = self._post("/sync/pull", body, decode=decode_pull)
         except Rejected as exc:
             # A server that predates max_bytes refuses it as an unknown field (400): page by limit alone, as
             # before, for the life of this transport.
@@ -260,7 +276,7 @@ class HttpTransport:
                 raise
             self.pull_budget = False
             del body["max_bytes"]
-            answer = self._post("/sync/pull", body)
+            answer = self._post("/sync/pull", body, decode=decode_pull)
         if not isinstance(answer.get("changes"), list) or not isinstance(answer.get("cursors"), dict):
             raise TransportError("the pull answer carries no changes list or cursors object")
         return answer
@@ -319,7 +335,8 @@ class HttpTransport:
         except requests.RequestException as exc:
             raise _network_error(f"{method} {path}", exc) from exc
 
-    def _post(self, path: str, payload: Mapping[str, Any], *, auth: bool = True) -> dict[str, Any]:
+    def _post(self, path: str, payload: Mapping[str, Any], *, auth: bool = True,
+              decode: Any = json.loads) -> dict[str, Any]:
         body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         headers = {"Content-Type": "application/json"}
         if len(body) > self.gzip_min_bytes:
@@ -329,24 +346,127 @@ class HttpTransport:
         if auth and self.token:
             headers["Authorization"] = f"Bearer {self.token}"
         try:
-            response = self.session.post(self.base_url + path, data=body, headers=headers, timeout=self.timeout)
+            # stream: the answer's headers only; its body is read below in one piece, not in requests' 10 KiB
+            # chunks, each inflated on its own (a pull page is 250 KB of JSON).
+            response = self.session.post(self.base_url + path, data=body, headers=headers, timeout=self.timeout,
+                                         stream=True)
         except requests.RequestException as exc:
             raise _network_error(f"POST {path}", exc) from exc
         with response:
             if response.status_code >= 400:
                 raise _error_for(response)
-            data = response.content
+            try:
+                # Read whole, the connection goes back to the pool for the next request. (An adapter without a
+                # socket, as the tests' in-process one, hands over the body already read.)
+                raw = response.raw
+                data = response.content if raw is None else raw.read(decode_content=True)
+            except (Urllib3Error, OSError) as exc:  # cut short, a truncated gzip stream, a timeout mid-way
+                raise LinkCut(f"POST {path}: the answer was cut: {exc!r}") from exc
             try:
                 if data[:2] == b"\x1f\x8b":
                     # Still gzip: a stack that passed Content-Encoding through without inflating (JSON never
-                    # starts with 0x1f). requests' own adapters inflate it.
+                    # starts with 0x1f). urllib3 inflates it itself.
                     data = gzip.decompress(data)
-                answer = json.loads(data)
+                answer = decode(data)
             except (ValueError, EOFError, OSError) as exc:
                 raise TransportError(f"POST {path}: the answer is not JSON") from exc
         if not isinstance(answer, dict):
             raise TransportError(f"POST {path}: the answer is not a JSON object")
         return answer
+
+
+class PulledPage(dict):
+    """A pull answer as decoded by `decode_pull`: the answer itself, and ``fields_json``, for each change
+    in ``changes``, the JSON text of its ``fields`` object exactly as the server wrote it, or None.
+
+    What for: a record the tablet does not hold yet is stored with the state the server sent, and that
+    state is the change's fields (mobile/store.py); its text as received is stored instead of the same
+    value encoded again, which was a sixth of a first sync's client CPU (issue 19).
+    """
+
+    fields_json: list[str | None]
+
+
+_DECODER = json.JSONDecoder()
+_SCAN = make_scanner(_DECODER)  # the decoder's own scanner: value, end = _SCAN(text, start)
+# A change as the server writes it (server/sync/service.py, _served_json): compact, kind, id, bucket, then fields.
+# A string here has no escapes and no control characters, so the text between the quotes is the string itself.
+_CHANGE_HEAD = re.compile(r'\{"kind":"([^"\\\x00-\x1f]*)","id":"([^"\\\x00-\x1f]*)",'
+                          r'"bucket":"([^"\\\x00-\x1f]*)","fields":(?=\{)')
+_SPACE = re.compile(r"[ \t\n\r]*")
+_PAGE_HEAD = '{"changes":['
+
+
+def decode_pull(data: bytes) -> dict[str, Any]:
+    """A pull answer's JSON, decoded as json.loads decodes it; a `PulledPage` when it is laid out as this
+    server writes it (``changes`` first), with the text of each change's fields.
+
+    How: the changes array is walked here, a change at a time. A change in the server's layout is read as
+    its head (one pattern: kind, id and bucket, strings without escapes) and its fields object, which the
+    json module's own scanner decodes and whose end it gives, so the text between the two ends is that
+    object's JSON, exactly. A change in any other layout is decoded whole by the same scanner, and its
+    text is None (the store encodes its state as before). Anything else (another layout of the answer,
+    other bytes than UTF-8, a key twice, JSON that is not) is left to json.loads, so what is accepted and
+    refused, and the values decoded, are json.loads' (tests/mobile/test_transport.py).
+    """
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return json.loads(data)
+    if not text.startswith(_PAGE_HEAD):
+        return json.loads(data)
+    try:
+        changes, texts, end = _changes(text, len(_PAGE_HEAD) - 1)
+        rest = text[end:]
+        if rest.startswith(","):
+            others = json.loads("{" + rest[1:])
+        elif rest.strip(" \t\n\r") == "}":
+            others = {}
+        else:
+            return json.loads(data)
+    except (ValueError, IndexError, StopIteration):  # the scanner raises StopIteration where no value starts
+        return json.loads(data)  # raises what json.loads raises for it
+    if not others and rest.startswith(",") or "changes" in others:  # a comma before "}"; a key twice (the last is kept)
+        return json.loads(data)
+    page = PulledPage(changes=changes)
+    page.update(others)
+    page.fields_json = texts
+    return page
+
+
+def _changes(text: str, at: int) -> tuple[list[Any], list[str | None], int]:
+    """The array starting at text[at] ('['): its items, each change's fields text (or None), the index after it."""
+    items: list[Any] = []
+    texts: list[str | None] = []
+    head, scan, space = _CHANGE_HEAD.match, _SCAN, _SPACE.match
+    at = space(text, at + 1).end()
+    if text[at] == "]":
+        return items, texts, at + 1
+    while True:
+        found = head(text, at)
+        if found is not None:
+            start = found.end()
+            fields, end = scan(text, start)
+            if text[end] != "}":  # a key after fields: not the server's layout, decode it whole
+                found = None
+            else:
+                kind, record_id, bucket = found.groups()
+                items.append({"kind": kind, "id": record_id, "bucket": bucket, "fields": fields})
+                texts.append(text[start:end])
+                end += 1
+        if found is None:
+            item, end = scan(text, at)
+            items.append(item)
+            texts.append(None)
+        if text[end] not in ",]":
+            end = space(text, end).end()
+        if text[end] == "]":
+            return items, texts, end + 1
+        if text[end] != ",":
+            raise ValueError("a pull answer's changes are not a JSON array")
+        at = end + 1
+        if text[at] in " \t\n\r":
+            at = space(text, at).end()
 
 
 def _network_error(what: str, exc: requests.RequestException) -> TransportError:

@@ -4,6 +4,7 @@ cursor pass records that were not stored."""
 
 from __future__ import annotations
 
+import json
 import threading
 
 from hypothesis import given, settings
@@ -13,7 +14,7 @@ from shared.hlc import HLC
 from shared.merge import merge_record
 from mobile.store import Store
 from mobile.sync import apply_page, synchronize
-from mobile.transport import TransportError
+from mobile.transport import TransportError, decode_pull
 
 from .conftest import NODE, event_values
 from .fakes import SERVER_NODE, T0, FakeServer, ManualClock
@@ -170,7 +171,13 @@ def test_a_page_merged_in_chunks_holds_what_merging_each_change_alone_holds(chan
         for change in page:
             one_by_one.apply_remote([change], {"grid:G-0101": "0"})
         one_by_one.apply_remote([], {"grid:G-0101": str(len(page))})
-        apply_page(chunked, page, {"grid:G-0101": "0"}, {"grid:G-0101": str(len(page))}, None, chunk=chunk)
+        # The chunked side gets the page as HttpTransport hands it over: decoded from the server's bytes, with
+        # each change's fields text, which the store keeps for a record it does not hold yet.
+        wire = decode_pull(json.dumps({"changes": page, "cursors": {}}, ensure_ascii=False,
+                                      separators=(",", ":")).encode())
+        assert wire.fields_json == [json.dumps(c["fields"], ensure_ascii=False, separators=(",", ":")) for c in page]
+        apply_page(chunked, wire["changes"], {"grid:G-0101": "0"}, {"grid:G-0101": str(len(page))}, None,
+                   chunk=chunk, fields_json=wire.fields_json)
         assert _held(chunked) == _held(one_by_one)
         assert {rid: (state, pending) for rid, (_bucket, state, pending) in _held(chunked).items()} == model
         assert chunked.cursors() == one_by_one.cursors()
@@ -194,3 +201,68 @@ def test_cursors_that_are_no_object_end_the_pull_before_the_next_page_is_asked_f
     report = synchronize(store, server, page_limit=2)
     assert "RemoteChangeError" in report.error and "cursors" in report.error
     assert len(asked) == 1 and store.counts().records == 0 and store.cursors() == {}
+
+
+def test_a_record_held_is_merged_whatever_text_came_with_it(store):
+    """The text received stands for the state only for a record not held: a held one, with a pending local
+    write, is merged field by field (the local write newer than the remote one stays, and stays pending)."""
+    mine = store.create("event", event_values(description="mine"))
+    older = str(HLC(T0 - 60_000, 0, SERVER_NODE))
+    change = {"kind": "event", "id": mine.id, "bucket": "grid:G-0101",
+              "fields": {"description": ["theirs", older], "address": ["2 Oak St", older]}}
+    apply_page(store, [change], {}, {"grid:G-0101": "1"}, None, fields_json=['{"not":"this record\'s state"}'])
+    record = store.get("event", mine.id)
+    assert record.values["description"] == "mine" and record.values["address"] == "2 Oak St"
+    assert "description" in record.pending
+
+
+def test_a_record_not_held_is_stored_as_the_text_received(store):
+    new = str(HLC(T0, 0, SERVER_NODE))
+    change = {"kind": "event", "id": "0193b5c8-0000-7000-8000-00000000beef", "bucket": "grid:G-0101",
+              "fields": {n: [v, new] for n, v in event_values().items()}}
+    text = json.dumps(change["fields"], ensure_ascii=False, separators=(",", ":"))
+    page = decode_pull(json.dumps({"changes": [change], "cursors": {"grid:G-0101": "1"}, "more": False},
+                                  ensure_ascii=False, separators=(",", ":")).encode())
+    apply_page(store, page["changes"], {}, page["cursors"], None, fields_json=page.fields_json)
+    assert store.states("event", raw=True) == [(change["id"], "grid:G-0101", text)]
+    assert store.get("event", change["id"]).values == event_values() and store.get("event", change["id"]).synced
+
+
+def test_a_page_is_applied_in_chunks_and_a_short_tail_goes_with_the_chunk_before(store, monkeypatch):
+    sizes = []
+    original = store.apply_remote
+
+    def apply_remote(changes, cursors, hlc=None, **texts):
+        sizes.append(len(changes))
+        return original(changes, cursors, hlc, **texts)
+
+    monkeypatch.setattr(store, "apply_remote", apply_remote)
+    hlc = str(HLC(T0, 0, SERVER_NODE))
+    page = [{"kind": "event", "id": f"0193b5c8-0000-7000-8000-{n:012x}", "bucket": "grid:G-0101",
+             "fields": {k: [v, hlc] for k, v in event_values().items()}} for n in range(11)]
+    for chunk, expected in [(4, [4, 4, 3]), (5, [5, 6]), (10, [11]), (11, [11]), (20, [11]), (3, [3, 3, 3, 2])]:
+        sizes.clear()
+        apply_page(store, page, {}, {"grid:G-0101": "11"}, None, chunk=chunk)
+        assert sizes == expected, chunk
+    assert store.counts().records == 11
+
+
+def test_a_pull_collects_garbage_less_often_and_puts_the_thresholds_back(store, server, monkeypatch):
+    import gc
+
+    import mobile.sync
+
+    fill(server, 5)
+    before = gc.get_threshold()
+    seen = []
+    original = store.apply_remote
+
+    def apply_remote(changes, cursors, hlc=None, **texts):
+        seen.append(gc.get_threshold())
+        return original(changes, cursors, hlc, **texts)
+
+    monkeypatch.setattr(store, "apply_remote", apply_remote)
+    report = synchronize(store, server, page_limit=2)
+    assert report.ok and report.pulled == 5
+    assert seen and all(t[0] == max(before[0], mobile.sync.PULL_GC_THRESHOLD) and t[1:] == before[1:] for t in seen)
+    assert gc.get_threshold() == before

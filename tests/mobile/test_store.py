@@ -329,11 +329,11 @@ def test_a_page_that_fails_half_way_saves_neither_records_nor_cursor(store, monk
     original = mobile.store._record_row
     calls = []
 
-    def crash_on_second(kind, record_id, bucket, state):
+    def crash_on_second(kind, record_id, bucket, state, text=None):
         calls.append(record_id)
         if len(calls) == 2:
             raise OSError("power lost")
-        return original(kind, record_id, bucket, state)
+        return original(kind, record_id, bucket, state, text)
 
     monkeypatch.setattr(mobile.store, "_record_row", crash_on_second)
     with pytest.raises(OSError):
@@ -411,6 +411,13 @@ def test_an_older_remote_write_does_not_touch_a_pending_one(store, device_clock)
     {"kind": "event", "id": "x", "bucket": "grid:G-0101", "fields": {"a": [1, None]}},
     # one HLC checked per change would let the second through
     {"kind": "event", "id": "x", "bucket": "grid:G-0101", "fields": {"a": [1, remote_hlc()], "b": [2, "yesterday"]}},
+    # what the checks by C loops over the writes must refuse as the loop does
+    {"kind": "event", "id": "x", "bucket": "grid:G-0101", "fields": {"a": [1, remote_hlc(), 3]}},
+    {"kind": "event", "id": "x", "bucket": "grid:G-0101", "fields": {"a": [1, [remote_hlc()]]}},
+    {"kind": "event", "id": "x", "bucket": "grid:G-0101", "fields": {"a": [1, {"h": 1}]}},
+    {"kind": "event", "id": "x", "bucket": "grid:G-0101", "fields": {"a": "x" + remote_hlc()[:1]}},
+    {"kind": "event", "id": "x", "bucket": "grid:G-0101", "fields": {"a": {"v": 1, remote_hlc(): 2}}},
+    {"kind": "event", "id": "x", "bucket": "grid:G-0101", "fields": {"a": [1, remote_hlc() + "\n"]}},
 ])
 def test_a_malformed_page_is_not_applied(store, bad):
     with pytest.raises(RemoteChangeError):

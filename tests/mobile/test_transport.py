@@ -280,3 +280,102 @@ def test_a_server_that_predates_max_bytes_is_paged_by_limit_alone():
             client.pull({}, 10, max_bytes=4096)
     assert [sorted(r["json"]) for r in server.requests] == [["cursors", "limit", "max_bytes"], ["cursors", "limit"],
                                                              ["cursors", "limit"]]
+
+
+# --- decoding a pull answer (issue 19: the text of each change's fields is kept) ---------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from mobile.transport import PulledPage, decode_pull  # noqa: E402
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=12),  # quotes, backslashes, control characters, non-BMP text, "fields": inside a string
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=8)
+_names = st.sampled_from(["event", "grid:G-0101", 'a"b', "a\\b", "tab\t", "中文", "fields", '","fields":'])
+_changes = st.lists(st.fixed_dictionaries({
+    "kind": _names, "id": _names, "bucket": _names,
+    "fields": st.dictionaries(st.text(max_size=8), st.tuples(_json_values, st.just("2026-11-27T19:48:00.123Z-0000-"
+                                                                                     "9f86d081884c7d65")).map(list),
+                              max_size=4)}) | _json_values, max_size=5)
+
+
+@settings(max_examples=300)
+@given(changes=_changes, rest=st.dictionaries(st.text(max_size=8), _json_values, max_size=3),
+       ascii=st.booleans(), compact=st.booleans())
+def test_a_pull_answer_decodes_as_json_loads_decodes_it_and_keeps_each_fields_text(changes, rest, ascii, compact):
+    """Law: decode_pull answers what json.loads answers, for any answer; laid out as the server writes it, it
+    also gives, for each change of the server's form, the exact text its fields were decoded from."""
+    answer = {"changes": changes, **rest}
+    data = json.dumps(answer, ensure_ascii=ascii, separators=(",", ":") if compact else None).encode()
+    decoded = decode_pull(data)
+    assert decoded == json.loads(data)
+    if compact:
+        assert isinstance(decoded, PulledPage) and len(decoded.fields_json) == len(changes)
+        for change, text in zip(changes, decoded.fields_json):
+            if text is not None:
+                assert json.loads(text) == change["fields"]
+                assert text == json.dumps(change["fields"], ensure_ascii=ascii, separators=(",", ":"))
+            elif isinstance(change, dict) and list(change) == ["kind", "id", "bucket", "fields"] and not any(
+                    c in change[k] for k in ("kind", "id", "bucket") for c in '"\\\t'):
+                raise AssertionError(f"a change of the server's form came without its text: {change!r}")
+
+
+@pytest.mark.parametrize("data", [
+    b'{"changes":[{"kind":"event","id":"x","bucket":"b","fields":{}}',  # cut short
+    b'{"changes":[{"kind":"event","id":"x","bucket":"b","fields":{"a":[1,"h"]}}]}}',  # one brace too many
+    b'{"changes":[{"kind":"event","id":"x","bucket":"b","fields":{"a":[1,"h"]}},]}',  # a trailing comma
+    b'{"changes":[1 2]}', b'{"changes":[],}', b'{"changes":[]', b'{"changes":[\x00]}', b'\xff\xfe',
+])
+def test_what_json_loads_refuses_decode_pull_refuses(data):
+    with pytest.raises(ValueError):
+        json.loads(data)
+    with pytest.raises(ValueError):
+        decode_pull(data)
+
+
+def test_an_answer_with_changes_twice_decodes_as_json_loads_decodes_it():
+    data = b'{"changes":[{"kind":"a","id":"b","bucket":"c","fields":{}}],"more":false,"changes":[]}'
+    assert decode_pull(data) == json.loads(data) == {"changes": [], "more": False}
+
+
+def test_pulls_read_whole_go_on_over_one_kept_alive_connection():
+    """The answer's body is read in one piece (stream=True): the connection must still go back to the pool."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    connections = []
+    page = json.dumps({"changes": [{"kind": "event", "id": "x", "bucket": "grid:G-0101", "fields": {}}],
+                       "cursors": {"ref": "1"}, "more": False, "hlc": None}, separators=(",", ":")).encode()
+
+    class KeepAlive(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def setup(self):
+            super().setup()
+            connections.append(self.client_address)
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), KeepAlive)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    try:
+        with HttpTransport(f"http://127.0.0.1:{server.server_address[1]}", token="tok", timeout=(2, 2)) as client:
+            answers = [client.pull({}, 10) for _ in range(3)]
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert all(a["changes"][0]["id"] == "x" and a.fields_json == ["{}"] for a in answers)
+    assert len(connections) == 1
+

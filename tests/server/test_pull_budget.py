@@ -95,3 +95,35 @@ def test_max_bytes_is_in_the_openapi_document_and_checked(client, demo):
     for bad in (0, -1, "1000", 1.5, True):
         answer = _pull(client, token, max_bytes=bad)
         assert answer.status_code == 400, bad
+
+
+def test_a_page_read_a_few_rows_at_a_time_is_the_page_read_in_one(client, demo, monkeypatch):
+    """Law (issue 19): pull_changes reads a bucket's rows a few at a time, as the budget left seems to need; whatever
+    the first read's size and the changes' sizes, every page (changes, cursors, more) is the page that reading
+    the limit's rows at once gives."""
+    import random
+
+    from server.db import db
+    from server.models import User
+    from server.sync import service
+
+    token, user = token_of(client)
+    rng = random.Random(19)
+    pushed(client, token, [event(user["id"], description="长" * rng.choice([1, 5, 40, 300, 900])) for _ in range(90)])
+    reader = db.session.scalar(db.select(User).where(User.id == user["id"]))
+
+    def pages(first_rows: int, limit: int, budget: int) -> list[dict]:
+        monkeypatch.setattr(service, "_FIRST_ROWS", first_rows)
+        cursors, out = {}, []
+        while True:
+            page = service.pull_changes(reader, cursors, limit, as_json=True, max_bytes=budget)
+            out.append(page)
+            cursors = page["cursors"]
+            if not page["more"]:
+                return out
+
+    for limit, budget in [(500, 1), (500, 700), (500, 4000), (500, 25_000), (500, 10**9), (7, 3000), (40, 9000)]:
+        at_once = pages(10**9, limit, budget)
+        assert sum(len(p["changes"]) for p in at_once) >= 90
+        for first_rows in (1, 2, 32):
+            assert pages(first_rows, limit, budget) == at_once, (first_rows, limit, budget)

@@ -229,6 +229,50 @@ def test_parse_errors_name_the_problem(value, fragment):
     assert not is_hlc(value)
 
 
+def _parses(text: object) -> bool:
+    """is_hlc the whole way: HLC's own parse, without its cache or the fast path."""
+    if not isinstance(text, str):
+        return False
+    try:
+        HLC._parse(text)
+    except HLCError:
+        return False
+    return True
+
+
+# A character of the form's alphabet, or one near it (full-width digits, upper-case hex, a newline).
+_NEAR = st.sampled_from(list("0123456789abcdefABCDEFxz-:.TZ ２\n"))
+
+
+@st.composite
+def near_hlcs(draw):
+    """A canonical HLC string with a few characters replaced, inserted or dropped (mostly not an HLC any more)."""
+    text = list(str(draw(hlcs)))
+    for _ in range(draw(st.integers(0, 3))):
+        at = draw(st.integers(0, len(text)))
+        edit = draw(st.sampled_from(["replace", "insert", "drop"]))
+        if edit == "insert" or at == len(text):
+            text.insert(at, draw(_NEAR))
+        elif edit == "replace":
+            text[at] = draw(_NEAR)
+        else:
+            del text[at]
+    return "".join(text)
+
+
+@given(near_hlcs() | st.text(max_size=60) | st.builds(lambda d, t: f"{d}T{t}Z-0000-{A}",
+       st.text("0123456789-", min_size=10, max_size=10), st.text("0123456789:.", min_size=12, max_size=12)))
+def test_is_hlc_fast_path_agrees_with_parse(text):
+    """Law: the fast path of is_hlc accepts exactly what HLC.parse accepts (dates like 2026-02-30, hour 24 included)."""
+    assert is_hlc(text) == _parses(text)
+
+
+@pytest.mark.parametrize("text", [GOOD, GOOD.replace("2026-11-27", "2024-02-29"), GOOD.replace("2026", "1970"),
+                                  GOOD.replace("2026-11-27T19:48:00.123", "9999-12-31T23:59:59.999")])
+def test_is_hlc_accepts_the_edges_of_the_range(text):
+    assert is_hlc(text) and _parses(text)
+
+
 @pytest.mark.parametrize("args, fragment", [
     ((-1, 0, A), "wall time"),
     ((MAX_MS + 1, 0, A), "wall time"),
