@@ -44,11 +44,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-import requests
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import sync_bench as sb  # noqa: E402  (sets the bench's var dir and secret key before the server is imported)
+from http_ready import wait_ready  # noqa: E402
 
 
 def use_client(client: str | None) -> None:
@@ -132,16 +131,7 @@ def serving(url: str, root: str | None) -> Iterator[tuple[str, int]]:
                                 cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
         base = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if requests.get(base + "/api/v1/health", timeout=2).status_code == 200:
-                        break
-                except (requests.ConnectionError, requests.Timeout):
-                    pass
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"gunicorn did not start; see {log.name}")
-                time.sleep(0.1)
+            wait_ready(base + "/api/v1/health", proc, 60, log.name)
             yield base, sb._children(proc.pid)[0]
         finally:
             proc.terminate()

@@ -42,6 +42,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
+from http_ready import wait_ready
+
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = os.environ.get("GRIDPATROL_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 PASSWORD = "load-bench-password"
@@ -140,8 +142,6 @@ def shape_of(code: Path, workers: int | None, threads: int | None) -> str:
 @contextmanager
 def gunicorn(code: Path, url: str, workers: int | None, threads: int | None, log_dir: Path) -> Iterator[str]:
     """gunicorn (gthread) running the checkout at ``code`` on the store; its base URL."""
-    import requests
-
     port = free_port()
     env = {**os.environ, "GRIDPATROL_DATABASE_URL": url, "GRIDPATROL_NODE": uuid.uuid4().hex[:16],
            "GRIDPATROL_PHOTO_DIR": str(log_dir / "photos"), "PYTHONPATH": str(code)}
@@ -154,16 +154,7 @@ def gunicorn(code: Path, url: str, workers: int | None, threads: int | None, log
         cwd=code, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if requests.get(base + "/api/v1/health", timeout=2).status_code == 200:
-                    break
-            except (requests.ConnectionError, requests.Timeout):
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"gunicorn did not start; see {log.name}")
-            time.sleep(0.2)
+        wait_ready(base + "/api/v1/health", proc, 60, log.name)
         time.sleep(2)  # every worker up
         yield base
     finally:

@@ -80,6 +80,7 @@ from typing import Any, Iterator
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import sync_bench as sb  # noqa: E402  (sets the bench's var dir and secret key before the server is imported)
+from http_ready import wait_ready  # noqa: E402
 from load_bench import gunicorn as gthread_gunicorn  # noqa: E402
 
 from shared.records import dump_change, load_change  # noqa: E402
@@ -160,22 +161,6 @@ def install_pouchdb_server(folder: Path) -> Path:
                     "--no-fund", "--no-save", "--loglevel=error", POUCHDB_SERVER],
                    check=True, timeout=NPM_TIMEOUT_S, stdout=sys.stderr, stdin=subprocess.DEVNULL)
     return executable
-
-
-def wait_ready(url: str, proc: subprocess.Popen, timeout: float, log: Path) -> None:
-    """Until url answers 200; a server that exits or stays silent is an error naming its log."""
-    import requests
-
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if requests.get(url, timeout=2).status_code == 200:
-                return
-        except (requests.ConnectionError, requests.Timeout):
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"{url} did not come up; see {log}")
-        time.sleep(0.1)
 
 
 def stop(proc: subprocess.Popen) -> None:

@@ -68,6 +68,8 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from http_ready import wait_ready
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -300,18 +302,7 @@ def gunicorn(url: str) -> Iterator[tuple[str, int]]:
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
-        import requests
-
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if requests.get(base + "/api/v1/health", timeout=2).status_code == 200:
-                    break
-            except (requests.ConnectionError, requests.Timeout):  # not up yet, or slow to start on a busy machine
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"gunicorn did not start; see {log.name}")
-            time.sleep(0.1)
+        wait_ready(base + "/api/v1/health", proc, 30, log.name)
         workers = _children(proc.pid)
         assert len(workers) == 1, f"expected one gunicorn worker, found {workers}"
         yield base, workers[0]
