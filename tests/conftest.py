@@ -31,6 +31,7 @@ import contextlib  # noqa: E402
 import itertools  # noqa: E402
 import queue  # noqa: E402
 import threading  # noqa: E402
+import time  # noqa: E402
 import uuid  # noqa: E402
 
 import pytest  # noqa: E402
@@ -103,6 +104,7 @@ class _PgClones:
     @contextlib.contextmanager
     def clone(self):
         """A fresh database cloned from the template: answers its URL; given back to be dropped at the end."""
+        deadline = time.monotonic() + 120
         while True:
             if self._failure is not None:
                 raise RuntimeError("making a PostgreSQL clone for the tests failed") from self._failure
@@ -110,7 +112,8 @@ class _PgClones:
                 name = self._ready.get(timeout=1)
                 break
             except queue.Empty:
-                continue
+                if time.monotonic() > deadline:
+                    raise RuntimeError("no PostgreSQL clone was made for the tests in 120 s") from None
         try:
             yield _pg_url(name)
         finally:
