@@ -1236,9 +1236,6 @@ def parse_remote_changes(changes: Iterable[Mapping[str, Any] | Change]) -> list[
     return [_parse_remote(change) for change in changes]
 
 
-_NOTHING = object()  # equal to no value, so that the first HLC of a change is always checked
-
-
 _PLAIN_WRITES = frozenset({list, tuple})  # what a write decoded from JSON (or made here) is
 _STRINGS = frozenset({str})
 _PAIRS = frozenset({2})
@@ -1247,9 +1244,9 @@ _PAIRS = frozenset({2})
 def _parse_remote(data: Mapping[str, Any] | Change) -> Change:
     """Check a pulled change's shape and timestamps, not its values: unknown fields and kinds are kept.
 
-    Speed (issue 19): a change's fields usually share one HLC, so each distinct HLC of a change is checked
-    once. The usual change (every write a list or tuple of two) is checked and copied by C loops over
-    its writes (types, lengths, HLCs); any other goes through the loop below, which names what is wrong.
+    Speed (issue 19): the usual change (every write a list or tuple of two) is checked by C loops over its
+    writes (types, lengths, each distinct HLC once: a change's fields usually share one) and kept as it is;
+    any other goes through the loop below, which names what is wrong.
     """
     if isinstance(data, Change):
         return data
@@ -1269,11 +1266,8 @@ def _parse_remote(data: Mapping[str, Any] | Change) -> Change:
             # whatever takes them (merge_record, the state's encoding) takes a list as it takes a pair.
             return Change(kind, record_id, bucket, fields if type(fields) is dict else dict(fields))
     writes: dict[str, tuple[Any, str]] = {}
-    checked: object = _NOTHING  # the last HLC found well formed
     for name, write in fields.items():
-        if not isinstance(write, (list, tuple)) or len(write) != 2 or (
-                write[1] != checked and not is_hlc(write[1])):
+        if not isinstance(write, (list, tuple)) or len(write) != 2 or not is_hlc(write[1]):
             raise RemoteChangeError(f"{kind} {record_id}: field {name!r} is not a [value, hlc] pair")
-        checked = write[1]
-        writes[name] = (write[0], checked)
+        writes[name] = (write[0], write[1])
     return Change(kind, record_id, bucket, writes)

@@ -121,10 +121,6 @@ def _ping_after_idle(engine) -> None:
             raise DisconnectionError(f"a pooled connection failed its test: {exc.__class__.__name__}") from exc
 
 
-# The sync calls every tablet makes every couple of seconds; they authenticate with a device token.
-_SYNC_PATHS = frozenset({"/api/v1/sync/push", "/api/v1/sync/pull"})
-
-
 class _SessionInterface(SecureCookieSessionInterface):
     """Page sessions in signed cookies, as Flask keeps them; push and pull start from an empty one.
 
@@ -134,6 +130,6 @@ class _SessionInterface(SecureCookieSessionInterface):
     """
 
     def open_session(self, app, request):
-        if request.path in _SYNC_PATHS:
+        if request.path in sync_views.SYNC_PATHS:
             return self.session_class()
         return super().open_session(app, request)

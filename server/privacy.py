@@ -134,8 +134,7 @@ _ALLOWED_ROLES = select(Setting.__table__.c.value).where(Setting.__table__.c.nam
 def allowed_roles() -> frozenset[str]:
     """The roles that may see ID numbers in full (an admin's setting; none by default). Cached per request."""
     if "gridpatrol_id_roles" not in g:
-        value = db.session.connection().execute(_ALLOWED_ROLES).scalar()
-        value = [] if value is None else value
+        value = db.session.connection().execute(_ALLOWED_ROLES).scalar()  # None: never set
         g.gridpatrol_id_roles = frozenset(r for r in value if r in ROLES) if isinstance(value, list) else frozenset()
     return g.gridpatrol_id_roles
 

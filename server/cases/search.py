@@ -96,13 +96,9 @@ def drop(connection) -> None:
 
 
 def _mark(connection) -> int:
-    found = connection.exec_driver_sql(f"SELECT position FROM case_search WHERE event_id = {_param(connection)}",
-                                       (MARK,)).scalar()
+    mark = feed.placeholder(connection)
+    found = connection.exec_driver_sql(f"SELECT position FROM case_search WHERE event_id = {mark}", (MARK,)).scalar()
     return found or 0
-
-
-def _param(connection) -> str:
-    return "%s" if _postgresql(connection) else "?"
 
 
 def _index_between(connection, after: int, upto: int) -> int:
@@ -142,7 +138,7 @@ def _index_between(connection, after: int, upto: int) -> int:
 
 def _set_mark(connection, position: int) -> None:
     """Raise the mark to position (never lower it: see "Hazard: two catch-ups at once")."""
-    mark = _param(connection)
+    mark = feed.placeholder(connection)
     connection.exec_driver_sql(f"INSERT INTO case_search (event_id, position) VALUES ({mark}, {mark}) "
                                "ON CONFLICT (event_id) DO UPDATE SET position = excluded.position "
                                "WHERE case_search.position < excluded.position", (MARK, position))

@@ -142,7 +142,7 @@ def row_of(event_id: str, bucket: str, event: Mapping[str, Any], state: CaseStat
     return (
         event_id, number, bucket, str(get("grid") or ""), str(get("category") or ""),
         reporter if isinstance(reporter, str) else None,
-        deleted, state.status != "closed" and not deleted, state.status, state.resolution, state.unit, state.urgent,
+        deleted, state.is_open and not deleted, state.status, state.resolution, state.unit, state.urgent,
         state.micro, _ms(get("reported_at")), deadline, NO_DEADLINE if deadline is None else deadline,
         dispatched, rectified, _ms(state.closed_at), state.failed_verifications, state.supervised,
         state.assessment_flag, state.assessment_unit, state.extensions, _ms(state.extension_asked), state.sent_back,
@@ -431,9 +431,9 @@ def status_counts(connection, grids: Iterable[str] | None) -> dict[str, int]:
         grids = sorted(set(grids))
         if not grids:
             return {}
+        grid_in, parameters = among(connection, "grid", grids)
         rows = connection.exec_driver_sql(
-            f"SELECT status, sum(count) FROM case_counts WHERE grid IN ({', '.join([param_mark(connection)] * len(grids))})"
-            " GROUP BY status", tuple(grids))
+            f"SELECT status, sum(count) FROM case_counts WHERE {grid_in} GROUP BY status", parameters)
     return {status: int(count) for status, count in rows if count}
 
 
