@@ -73,6 +73,7 @@ from server.db import db  # noqa: E402
 from server.models import CaseRow, Record, User  # noqa: E402
 from server.reference import load_reference  # noqa: E402
 from server.sync import apply as apply_module  # noqa: E402
+from server.sync import feed  # noqa: E402
 from shared.hlc import HLC, format_ms  # noqa: E402
 from shared.records import uuid7  # noqa: E402
 
@@ -660,7 +661,7 @@ def bench_catch_up(pages: Pages) -> dict[str, Any] | None:
             return None
         behind = connection.exec_driver_sql(
             "SELECT count(*) FROM records WHERE kind = 'event' AND position > "
-            f"(SELECT position FROM case_search WHERE event_id = {search._param(connection)})", (search.MARK,)).scalar()
+            f"(SELECT position FROM case_search WHERE event_id = {feed.placeholder(connection)})", (search.MARK,)).scalar()
         db.session.remove()
     first = pages.service(search_call(RARE_WORD))
     then = [pages.service(search_call(RARE_WORD)) for _ in range(5)]
@@ -719,19 +720,7 @@ def report(engine: str, big: Store, small_rebuild: dict, reads: dict, push: dict
             worst = x["p95"]
             print(f"     {name:<20} median {ms(x['median'])}, p95 {ms(x['p95'])}  p95 < 500 ms: "
                   f"{check(worst < 500, f'search {label} p95 ({path}) {worst:.0f} ms')}")
-    print(f"5. push of 500 changes, POST /api/v1/sync/push (test client), {args.push_rounds} rounds each, alternating")
-    catch_up = push.pop("catch-up", None)
-    for label, r in push.items():
-        w, wo = r["with"], r["without"]
-        ratio = w["median"] / wo["median"]
-        print(f"   {label}: with cases {w['median']:.0f} ms (p95 {w['p95']:.0f}), without {wo['median']:.0f} ms"
-              f" (p95 {wo['p95']:.0f}); median ratio {ratio:.2f}× (≤ 1.3×): "
-              f"{check(ratio <= 1.3, f'push cost ratio ({label}) {ratio:.2f}')}")
-        print(f"      CPU time of this process, median: with {w['cpu']:.1f} ms, without {wo['cpu']:.1f} ms: "
-              f"{w['cpu'] / wo['cpu']:.2f}×")
-    if catch_up:
-        print(f"6. a search right after the pushes, its index {catch_up['behind']:,} events behind: "
-              f"{catch_up['first']:.0f} ms (catching up), then {catch_up['then']:.1f} ms (median of 5)")
+    report_push(engine, push, args, failures, heading="5. ")
     print("plans on the big store:")
     for label, lines in reads["plans"].items():
         print(f"   {label}:")
@@ -739,13 +728,15 @@ def report(engine: str, big: Store, small_rebuild: dict, reads: dict, push: dict
             print(f"     {line}")
 
 
-def report_push(engine: str, push: dict, args, failures: list[str]) -> None:
+def report_push(engine: str, push: dict, args, failures: list[str], heading: str = "") -> None:
+    """The push comparison's lines (step 5 of the full report, or the whole of --push-only)."""
     def check(ok: bool, what: str) -> str:
         if not ok:
             failures.append(f"{engine}: {what}")
         return sb.verdict(ok)
 
-    print(f"push of 500 changes, POST /api/v1/sync/push (test client), {args.push_rounds} rounds each, alternating")
+    print(f"{heading}push of 500 changes, POST /api/v1/sync/push (test client), {args.push_rounds} rounds each, "
+          "alternating")
     catch_up = push.pop("catch-up", None)
     for label, r in push.items():
         w, wo = r["with"], r["without"]

@@ -104,12 +104,7 @@ def test_a_worker_reports_offline_syncs_and_verifies_until_the_case_closes(windo
     login = app.screen("login")
     assert login.server.text == live_server.url
     check_screen(window, app, "01-login")
-    login.username.text = "worker1"
-    login.password.text = PASSWORD
-    tap(login.submit)
-    wait_until(lambda: current(app) == "home", 30, "Home after log-in")
-    wait_until(lambda: app.screen("sync").outcome is not None, 40, "the first sync")
-    assert app.screen("sync").outcome.ok, app.screen("sync").outcome
+    log_in_worker(app)
     home = app.screen("home")
     # Home's figures are made off the UI thread: they arrive a few frames after the screen shows.
     wait_until(lambda: "东湖一网格" in home.grids.text, 30, "Home's grids")
