@@ -81,8 +81,8 @@ def _engine_options(url: str) -> dict[str, Any]:
         # One connection per thread; pushes queue on SQLite's write lock (busy_timeout).
         return {**options, "connect_args": {"timeout": 30}}
     # Each thread of a gunicorn worker holds one connection for its request, and a push takes a second,
-    # short one for the day's case numbers (server/sync/apply.py): 8 threads may need 16 at once, one
-    # more than SQLAlchemy's default pool of 5 + 10 overflow, and a thread short of one would wait.
+    # short one once a day, to fix the day's case-number base (server/sync/casebook.py): 8 threads may
+    # need 16 at once, one more than SQLAlchemy's default pool of 5 + 10 overflow.
     return {**options, "pool_size": 10, "max_overflow": 10}
 
 
@@ -94,12 +94,12 @@ def _ping_after_idle(engine) -> None:
 
     Hazard: a connection that died while it sat in the pool (the database restarted, a proxy or a
     firewall cut it) would fail the next request. SQLAlchemy's ``pool_pre_ping`` sends a ``SELECT 1``
-    at every checkout; a busy server checks out a connection it used milliseconds ago several times a
-    request (push: the request's, then the day's case numbers'), and the pings were a twentieth of an
-    empty pull's CPU (issue 19). So a connection is tested only after IDLE_PING_SECONDS in the pool;
-    one that fails the test is replaced (DisconnectionError: the pool connects again). A database
-    restart while connections are busy fails the requests in flight either way, and the first error
-    SQLAlchemy recognises as a disconnect discards the whole pool.
+    at every checkout; a busy server checks out a connection it used milliseconds ago at every
+    request, and the pings were a twentieth of an empty pull's CPU (issue 19). So a connection is
+    tested only after IDLE_PING_SECONDS in the pool; one that fails the test is replaced
+    (DisconnectionError: the pool connects again). A database restart while connections are busy
+    fails the requests in flight either way, and the first error SQLAlchemy recognises as a
+    disconnect discards the whole pool.
     """
 
     @event.listens_for(engine, "connect")

@@ -258,7 +258,11 @@ class CaseCount(db.Model):
 
 
 class CaseNumbers(db.Model):
-    """The last case number handed out on each day (server/casebook.py)."""
+    """The last case number handed out on each day, on SQLite (server/sync/casebook.py).
+
+    PostgreSQL numbers from the sequence ``case_number_seq`` and a base per day in ``case_number_days``
+    (migration 0015), neither of them a model: only casebook.py reads and writes them.
+    """
 
     __tablename__ = "case_numbers"
 

@@ -420,21 +420,8 @@ def _number_new_events(event_ids: list[str], states: dict) -> None:
         return
     clock = server_clock()
     now_ms, offset = clock.physical_ms(), current_app.config["GRIDPATROL_UTC_OFFSET"]
-    connection = db.session.connection()
-    if connection.dialect.name == "postgresql":
-        # The day's counter is one row for the whole city: raised in the batch's transaction, its lock
-        # would be held to the commit and serialise every push that brings a new event, as the old feed
-        # lock did. So it is raised in a transaction of its own, committed at once (a batch that then
-        # fails leaves a gap in the day's numbers; a number is still never given twice).
-        # Speed: that commit does not wait for its WAL flush (synchronous_commit off, for it alone: 0.6 ms
-        # against 3.4). Still never a number twice after a crash: the WAL is one sequence, so the commit
-        # of any batch that used these numbers, flushed before that batch is acknowledged, flushes this
-        # raise with it; a raise lost in a crash is one whose numbers no acknowledged batch holds.
-        with db.engine.begin() as own:
-            own.exec_driver_sql("SET LOCAL synchronous_commit = off")
-            numbers = casebook.number_events(own, len(event_ids), now_ms, offset)
-    else:  # SQLite: one writer at a time, and a second connection would wait for this one's lock
-        numbers = casebook.number_events(connection, len(event_ids), now_ms, offset)
+    # In the batch's transaction: on PostgreSQL from a sequence, without a lock (casebook.py, "Case numbers").
+    numbers = casebook.number_events(db.session.connection(), len(event_ids), now_ms, offset)
     hlc = str(clock.now())
     for event_id, number in zip(event_ids, numbers):
         kind, bucket, state = states[event_id]

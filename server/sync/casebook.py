@@ -16,8 +16,22 @@ those from the reference data when they read, so redrawing the tree of places re
 reaches the server: ``YYYYMMDD-NNNN``, the day in the district's time (``GRIDPATROL_UTC_OFFSET``)
 and the day's sequence (four digits, more past 9,999). The server writes it into the event record
 as the field ``case_number``, stamped with its own HLC, so tablets pull it like any other write;
-a push that carries it is refused (apply.py). The sequence comes from one
-``case_numbers`` row per day, raised by an atomic upsert, so two writers never take one number.
+a push that carries it is refused (apply.py). On SQLite (one writer at a time) the day's sequence is
+one ``case_numbers`` row per day, raised by an atomic upsert.
+
+On PostgreSQL a row that every push raised was the city's one lock again (issue 19): a push held it
+from the raise to its commit, or, raised in a short transaction of its own, across the Python between
+its statements, which under a busy worker's GIL was milliseconds; a quarter of the active backends of
+400 tablets waited on it. So the numbers come from a sequence, ``case_number_seq`` (migration 0015),
+which hands out values without a lock or a transaction, and the day's nth number is ``value - base``,
+where the day's ``base`` (table ``case_number_days``) is the sequence's value before the day's first
+number. Why no number is given twice: every value of the sequence is handed out once, and a day's
+numbers come from values above its base, because the base is read from the sequence and committed
+(`_day_base`) before the first writer takes a value against it, and every other writer reads it
+committed before it takes one. Two days share the sequence, so a day's numbers can have gaps (around
+midnight, while one writer still numbers for the day before), as they have when a batch that took
+numbers rolls back; they still grow in arrival order. After a crash the sequence never goes back to a
+value a committed batch used: the batch's commit flushes the WAL that logged it.
 
 **Counts.** The queue shows how many cases of each status its filters hold. Counting them in SQL reads
 one index entry per case (100,000 for a street of a 1,000,000-case store), so ``case_counts``
@@ -57,6 +71,8 @@ from shared.records import REF_BUCKET
 
 from ..config import parse_offset
 from .wire import loads
+
+NUMBER_SEQUENCE = "case_number_seq"  # PostgreSQL: where case numbers come from (module doc, migration 0015)
 
 __all__ = ["CASE_COLUMNS", "NO_DEADLINE", "refold", "move", "refold_category", "rebuild", "recount", "status_counts",
            "number_events", "case_number", "row_of", "upsert", "reference_by_code", "children", "param_mark",
@@ -443,14 +459,39 @@ def case_number(day: str, sequence: int) -> str:
 
 
 def number_events(connection, count: int, now_ms: int, utc_offset: str) -> list[str]:
-    """Hand out ``count`` case numbers for events arriving now, in one atomic step; in order."""
+    """Hand out ``count`` case numbers for events arriving now, in the batch's transaction; in order."""
     if count <= 0:
         return []
     day = datetime.fromtimestamp(now_ms / 1000, parse_offset(utc_offset)).strftime("%Y%m%d")
+    if connection.dialect.name == "postgresql":
+        base = _day_base(connection, day)
+        taken = sorted(value for (value,) in connection.exec_driver_sql(
+            f"SELECT nextval('{NUMBER_SEQUENCE}') FROM generate_series(1, %s)", (count,)))
+        return [case_number(day, value - base) for value in taken]
     mark = param_mark(connection)
     last = connection.exec_driver_sql(
         f"INSERT INTO case_numbers (day, last) VALUES ({mark}, {mark}) "
         f"ON CONFLICT (day) DO UPDATE SET last = case_numbers.last + excluded.last RETURNING last",
         (day, count)).scalar_one()
     return [case_number(day, n) for n in range(last - count + 1, last + 1)]
+
+
+def _day_base(connection, day: str) -> int:
+    """PostgreSQL: the day's base, the sequence's value before the day's first number (module doc).
+
+    Fixed once per day by the first writer that needs it, in a transaction of its own, committed before
+    any number of the day is taken from it; then kept beside the pooled connection (a new database is
+    a new connection, so a test's fresh store never sees another's base).
+    """
+    kept = connection.info.get("gridpatrol.case_number_base")
+    if kept is not None and kept[0] == day:
+        return kept[1]
+    with connection.engine.begin() as own:
+        own.exec_driver_sql(
+            f"INSERT INTO case_number_days (day, base) "
+            f"SELECT %s, CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM {NUMBER_SEQUENCE} "
+            f"ON CONFLICT (day) DO NOTHING", (day,))
+        base = own.exec_driver_sql("SELECT base FROM case_number_days WHERE day = %s", (day,)).scalar_one()
+    connection.info["gridpatrol.case_number_base"] = (day, base)
+    return base
 
