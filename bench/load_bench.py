@@ -4,8 +4,13 @@ Each tablet has its own user, grid, device and token, keeps one HTTP/1.1 keep-al
 a tablet's HTTP client does), and every 2 s pushes 20 new events to its grid, then pulls with its
 cursors until ``more`` is false, then idles until its next turn. The bench measures, over a
 bounded window (``--seconds``, after ``--warmup``): pushes per second served against wanted (K/2),
-p50/p95/p99 of push and pull latency, errors (connection resets, timeouts, non-200 answers), and
-the wait events of PostgreSQL's active backends sampled every 0.5 s from ``pg_stat_activity``.
+p50/p95/p99 of push and pull latency, errors (connection resets, timeouts, non-200 answers),
+the wait events of PostgreSQL's active backends sampled every 0.5 s from ``pg_stat_activity``, and
+the cores each part used over the window (the app servers, PostgreSQL, the bench's own tablets),
+from /proc: on one host they share the cores, so this says which of them was short.
+
+``--interval`` pushes more often than every 2 s, to find the most the server serves when 400
+tablets want more than 200 pushes a second (they cannot want more at 2 s).
 
 It can run the same load against other checkouts of the code (``--code before=/work/main``): the
 server process, the migration and the set-up then run with that checkout on PYTHONPATH and as
@@ -140,8 +145,9 @@ def shape_of(code: Path, workers: int | None, threads: int | None) -> str:
 
 
 @contextmanager
-def gunicorn(code: Path, url: str, workers: int | None, threads: int | None, log_dir: Path) -> Iterator[str]:
-    """gunicorn (gthread) running the checkout at ``code`` on the store; its base URL."""
+def gunicorn(code: Path, url: str, workers: int | None, threads: int | None,
+             log_dir: Path) -> Iterator[tuple[str, int]]:
+    """gunicorn (gthread) running the checkout at ``code`` on the store; its base URL and its master's pid."""
     port = free_port()
     env = {**os.environ, "GRIDPATROL_DATABASE_URL": url, "GRIDPATROL_NODE": uuid.uuid4().hex[:16],
            "GRIDPATROL_PHOTO_DIR": str(log_dir / "photos"), "PYTHONPATH": str(code)}
@@ -156,7 +162,7 @@ def gunicorn(code: Path, url: str, workers: int | None, threads: int | None, log
     try:
         wait_ready(base + "/api/v1/health", proc, 60, log.name)
         time.sleep(2)  # every worker up
-        yield base
+        yield base, proc.pid
     finally:
         proc.terminate()
         try:
@@ -241,14 +247,15 @@ def _event_changes(rng: random.Random, clock, user: str, grid: str) -> list[dict
     return changes
 
 
-async def tablet(port: int, creds: dict, start: float, stop: float, samples: list, seed: int) -> None:
+async def tablet(port: int, creds: dict, start: float, stop: float, samples: list, seed: int,
+                 interval: float) -> None:
     from shared.hlc import Clock, format_ms
 
     rng = random.Random(seed)
     clock = Clock(creds["node"])
     connection = Connection(port)
     cursors: dict[str, str] = {}
-    turn = start + rng.random() * INTERVAL_S  # the tablets' turns are spread over the interval
+    turn = start + rng.random() * interval  # the tablets' turns are spread over the interval
     while True:
         await asyncio.sleep(max(0.0, turn - time.time()))
         if time.time() >= stop:
@@ -282,21 +289,50 @@ async def tablet(port: int, creds: dict, start: float, stop: float, samples: lis
                 connection.close()
                 samples.append(("pull", began, time.time() - began, type(exc).__name__))
                 break
-        turn += INTERVAL_S
+        turn += interval
         if turn < time.time():  # late: the next push goes at once, the missed turns are not made up
             turn = time.time()
     connection.close()
 
 
-def client_process(port: int, tablets: list[dict], start: float, stop: float, seed: int, out) -> None:
+def client_process(port: int, tablets: list[dict], start: float, stop: float, seed: int, interval: float,
+                   out) -> None:
     samples: list = []
 
     async def run() -> None:
-        await asyncio.gather(*(tablet(port, creds, start, stop, samples, seed * 100_000 + n)
+        await asyncio.gather(*(tablet(port, creds, start, stop, samples, seed * 100_000 + n, interval)
                                for n, creds in enumerate(tablets)))
 
     asyncio.run(run())
     out.put(samples)
+
+
+def cpu_by_part(parts: dict[str, list[int]]) -> dict[str, float]:
+    """CPU seconds used so far by each part: the named processes and their children, and PostgreSQL's.
+
+    Read from /proc (user + system time); a process that ended since is not counted, so the window's
+    figures are taken while every part runs. PostgreSQL is every process named ``postgres``.
+    """
+    tick = os.sysconf("SC_CLK_TCK")
+    stats: dict[int, tuple[str, int, float]] = {}  # pid: (name, parent, seconds)
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                line = handle.read()
+        except OSError:
+            continue
+        name, rest = line[line.index("(") + 1:line.rindex(")")], line[line.rindex(")") + 2:].split()
+        stats[int(entry)] = (name, int(rest[1]), (int(rest[11]) + int(rest[12])) / tick)
+    used = {"PostgreSQL": sum(seconds for name, _parent, seconds in stats.values() if name == "postgres")}
+    for part, roots in parts.items():
+        members, grown = set(roots), True
+        while grown:
+            more = {pid for pid, (_name, parent, _s) in stats.items() if parent in members} - members
+            members, grown = members | more, bool(more)
+        used[part] = sum(stats[pid][2] for pid in members if pid in stats)
+    return used
 
 
 class WaitSampler(threading.Thread):
@@ -335,14 +371,15 @@ def run_load(label: str, code: Path, tablets: int, args, log_dir: Path) -> dict[
         if setup.returncode != 0:
             raise RuntimeError(setup.stderr[-3000:])
         creds = json.loads(setup.stdout.strip().splitlines()[-1])
-        with gunicorn(code, url, args.workers, args.threads, log_dir) as base:
+        with gunicorn(code, url, args.workers, args.threads, log_dir) as (base, server_pid):
             port = int(base.rsplit(":", 1)[1])
             sampler = WaitSampler(url.rsplit("/", 1)[1])
             start = time.time() + 1.0
             measured_from, stop = start + args.warmup, start + args.warmup + args.seconds
             queue: multiprocessing.Queue = multiprocessing.Queue()
             slices = [creds[n::args.clients] for n in range(args.clients)]
-            procs = [multiprocessing.Process(target=client_process, args=(port, part, start, stop, n, queue))
+            procs = [multiprocessing.Process(target=client_process,
+                                             args=(port, part, start, stop, n, args.interval, queue))
                      for n, part in enumerate(slices) if part]
             for proc in procs:
                 proc.start()
@@ -350,6 +387,10 @@ def run_load(label: str, code: Path, tablets: int, args, log_dir: Path) -> dict[
             time.sleep(max(0.0, measured_from - time.time()))
             sampler.start()
             load_from = os.getloadavg()[0]
+            parts = {"app servers": [server_pid], "bench tablets": [proc.pid for proc in procs]}
+            cpu_from, cpu_began = cpu_by_part(parts), time.monotonic()
+            time.sleep(max(0.0, stop - time.time()))
+            cpu_to, cpu_window = cpu_by_part(parts), time.monotonic() - cpu_began
             samples = [sample for _ in procs for sample in queue.get(timeout=args.warmup + args.seconds + 120)]
             load_to = os.getloadavg()[0]
             sampler.stopped.set()
@@ -368,7 +409,8 @@ def run_load(label: str, code: Path, tablets: int, args, log_dir: Path) -> dict[
     active = sum(sampler.counts.values()) or 1
     waits = sorted(sampler.counts.items(), key=lambda kv: -kv[1])[:4]
     return {"label": f"{label} {shape_of(code, args.workers, args.threads)}", "load": (load_from, load_to),
-            "tablets": tablets, "wanted": tablets / INTERVAL_S,
+            "tablets": tablets, "wanted": tablets / args.interval,
+            "cores": {part: (cpu_to.get(part, 0.0) - cpu_from.get(part, 0.0)) / cpu_window for part in cpu_to},
             "served": len(ok_push) / args.seconds, "push": [_quantile(ok_push, q) for q in (0.5, 0.95, 0.99)],
             "pull": [_quantile(ok_pull, q) for q in (0.5, 0.95, 0.99)], "errors": errors,
             "active": active / max(1, sampler.samples),
@@ -379,9 +421,10 @@ def report(result: dict[str, Any]) -> str:
     ms = lambda values: "/".join(f"{1000 * v:.0f}" for v in values)  # noqa: E731
     errors = ", ".join(f"{k}: {v}" for k, v in sorted(result["errors"].items())) or "0"
     waits = ", ".join(f"{name} {100 * share:.0f} %" for name, share in result["waits"])
+    cores = ", ".join(f"{part} {used:.2f}" for part, used in result["cores"].items())
     return (f"| {result['label']} | {result['tablets']} | {result['wanted']:.0f} | {result['served']:.1f} | "
             f"{ms(result['push'])} | {ms(result['pull'])} | {errors} | {result['active']:.1f}: {waits} | "
-            f"{result['load'][0]:.1f} → {result['load'][1]:.1f} |")
+            f"{cores} | {result['load'][0]:.1f} → {result['load'][1]:.1f} |")
 
 
 # --- CPU per request, in one process (--request-cpu) -----------------------------------------------
@@ -569,6 +612,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="gunicorn workers (default: the checkout's gunicorn.conf.py, or 5 x 4 if it says none)")
     parser.add_argument("--threads", type=int, default=None, help="threads per worker (default: as --workers)")
     parser.add_argument("--clients", type=int, default=2, help="processes the tablets run in")
+    parser.add_argument("--interval", type=float, default=INTERVAL_S,
+                        help="seconds between a tablet's pushes (the issue's load: 2)")
     parser.add_argument("--code", action="append", default=[],
                         help="label=path of a checkout to run the server from (default: after=this checkout)")
     parser.add_argument("--request-cpu", action="store_true",
@@ -584,11 +629,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     log_dir = Path(tempfile.mkdtemp(prefix="gp-load-"))
     print(f"gunicorn (gthread, workers x threads by code), PostgreSQL on 127.0.0.1; each tablet "
-          f"pushes {EVENTS_PER_PUSH} events every {INTERVAL_S:.0f} s and pulls; {args.seconds:.0f} s measured after "
+          f"pushes {EVENTS_PER_PUSH} events every {args.interval:g} s and pulls; {args.seconds:.0f} s measured after "
           f"{args.warmup:.0f} s; {os.cpu_count()} cores; logs in {log_dir}")
     print("| code | tablets | pushes/s wanted | pushes/s served | push p50/p95/p99 ms | pull p50/p95/p99 ms "
-          "| errors | active backends: wait events | load average |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "| errors | active backends: wait events | cores used | load average |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for tablets in [int(t) for t in args.tablets.split(",")]:
         for label, code in codes:
             print(report(run_load(label, code, tablets, args, log_dir)), flush=True)
