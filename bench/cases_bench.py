@@ -305,8 +305,12 @@ def bulk_load(app, generator: Generator, what: str) -> float:
                 if batch:
                     cursor.executemany(sql, batch)
                 mark = "?"
-            cursor.executemany(f"INSERT INTO case_numbers (day, last) VALUES ({mark}, {mark})",
-                               sorted(generator.days.items()))
+            if engine.dialect.name == "postgresql":  # each day's base, as migration 0015 sets it (casebook.py)
+                cursor.executemany("INSERT INTO case_number_days (day, base) VALUES (%s, %s)",
+                                   [(day, -last) for day, last in sorted(generator.days.items())])
+            else:
+                cursor.executemany(f"INSERT INTO case_numbers (day, last) VALUES ({mark}, {mark})",
+                                   sorted(generator.days.items()))
             cursor.execute("UPDATE feed SET position = (SELECT max(position) FROM records) WHERE id = 1")
             if engine.dialect.name == "postgresql":  # where its positions come from (server/sync/feed.py)
                 cursor.execute("SELECT setval('feed_position_seq', (SELECT max(position) FROM records))")
