@@ -310,8 +310,9 @@ def client_process(port: int, tablets: list[dict], start: float, stop: float, se
 def cpu_by_part(parts: dict[str, list[int]]) -> dict[str, float]:
     """CPU seconds used so far by each part: the named processes and their children, and PostgreSQL's.
 
-    Read from /proc (user + system time); a process that ended since is not counted, so the window's
-    figures are taken while every part runs. PostgreSQL is every process named ``postgres``.
+    Read from /proc: each process's user and system time, plus that of its children that ended and were
+    waited for (a backend of a connection the pool closed, counted in the postmaster's). PostgreSQL is
+    every process named ``postgres``.
     """
     tick = os.sysconf("SC_CLK_TCK")
     stats: dict[int, tuple[str, int, float]] = {}  # pid: (name, parent, seconds)
@@ -324,7 +325,7 @@ def cpu_by_part(parts: dict[str, list[int]]) -> dict[str, float]:
         except OSError:
             continue
         name, rest = line[line.index("(") + 1:line.rindex(")")], line[line.rindex(")") + 2:].split()
-        stats[int(entry)] = (name, int(rest[1]), (int(rest[11]) + int(rest[12])) / tick)
+        stats[int(entry)] = (name, int(rest[1]), sum(int(value) for value in rest[11:15]) / tick)
     used = {"PostgreSQL": sum(seconds for name, _parent, seconds in stats.values() if name == "postgres")}
     for part, roots in parts.items():
         members, grown = set(roots), True

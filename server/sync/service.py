@@ -157,12 +157,18 @@ def pull_changes(user: User, cursors: dict[str, str], limit: int, *, as_json: bo
     size = 0
     plain_serve = _served_json(user) if as_json else (lambda row: record_change(_decoded(row), user))
     sealed = privacy.SEALED_FIELDS
-    opened = {kind for kind in sealed if privacy.full_view(kind, user)}
+    # By kind with sealed fields, whether the user is served them opened: asked at the page's first record of
+    # the kind (a query of the settings for ID numbers), so a page without one, most pulls, asks nothing.
+    opened: dict[str, bool] = {}
     full_views: dict[str, list[str]] = {}  # by kind, the records served with a sealed value opened: audited
 
     def serve(row):
-        if row[0] in opened and _holds(row[3], sealed[row[0]]):
-            full_views.setdefault(row[0], []).append(row[1])
+        kind = row[0]
+        if kind in sealed:
+            if kind not in opened:
+                opened[kind] = privacy.full_view(kind, user)
+            if opened[kind] and _holds(row[3], sealed[kind]):
+                full_views.setdefault(kind, []).append(row[1])
         return plain_serve(row)
 
     for bucket in readable_buckets(user):

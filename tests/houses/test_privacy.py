@@ -266,3 +266,26 @@ def test_a_pull_that_carries_full_id_numbers_is_in_the_audit_log_and_a_masked_on
     assert {line.actor for line in lines} == {"worker1"} and {line.kind for line in lines} == {"tenant"}
     assert sum(line.after["records"] for line in lines) == len(tenants)
     assert set().union(*(set(line.note[len("pull: "):].split(", ")) for line in lines)) == tenants
+
+
+def test_a_pull_asks_the_id_number_setting_only_for_a_page_that_holds_a_tenant(pages):
+    from sqlalchemy import event
+
+    tablet = Tablet(pages, "worker1")
+    asked: list[str] = []
+
+    def note(conn, cursor, statement, parameters, context, executemany):
+        if "settings" in statement:
+            asked.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", note)
+    try:
+        pulled, _text = tablet.pull_all()  # the grid's tenants among the rest
+        with_tenants = len(asked)
+        answer = pages.post("/api/v1/sync/pull", json={"cursors": {}, "limit": 1}, headers=tablet.headers)
+        first = answer.get_json()["changes"][0]["kind"]  # the ref bucket's first record: no tenant
+        after_first = len(asked)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", note)
+    assert any(c["kind"] == "tenant" for c in pulled) and with_tenants >= 1
+    assert first != "tenant" and after_first == with_tenants
