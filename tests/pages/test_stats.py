@@ -11,22 +11,23 @@ from sqlalchemy import select
 from server.db import db
 from server.models import AuditEntry
 
-from .conftest import add_action, event_in, log_in, new_event
+from .conftest import add_action, event_in, log_in, new_event, recent_days
 
 
 def test_the_dashboard_shows_the_weekly_table_by_street_and_drills_to_grids(pages, app):
     event_in("dispatched")
     new_event(urgent=True)
     log_in(pages, "supervisor1")
-    page = pages.get("/stats").get_data(as_text=True)
+    recent = recent_days()
+    page = pages.get(f"/stats?{recent}").get_data(as_text=True)
     assert 'data-testid="stats-table"' in page and "受理" in page and "按期结案" in page
     assert "东湖街道" in page and "/stats?street=" in page  # a street's row links to its communities
-    street = pages.get("/stats?street=东湖街道").get_data(as_text=True)
+    street = pages.get(f"/stats?street=东湖街道&{recent}").get_data(as_text=True)
     assert "东湖社区" in street and "community=" in street
-    grids = pages.get("/stats?street=东湖街道&community=东湖社区").get_data(as_text=True)
+    grids = pages.get(f"/stats?street=东湖街道&community=东湖社区&{recent}").get_data(as_text=True)
     assert "东湖一网格" in grids
     for group in ("unit", "category", "reporter"):
-        assert pages.get(f"/stats?group={group}").status_code == 200
+        assert pages.get(f"/stats?group={group}&{recent}").status_code == 200
     assert 'data-testid="rhythm"' in page and "<svg" in page
 
 
@@ -39,7 +40,7 @@ def test_a_bad_period_is_400_on_the_pages(pages, query):
 def test_the_table_exports_as_csv_and_the_export_is_audited(pages, app):
     event_in("dispatched")
     log_in(pages, "supervisor1")
-    answer = pages.get("/stats/table.csv?group=grid")
+    answer = pages.get(f"/stats/table.csv?group=grid&{recent_days()}")
     assert answer.status_code == 200 and answer.mimetype == "text/csv"
     text = answer.get_data(as_text=True)
     assert text.startswith("\ufeff")
@@ -66,7 +67,7 @@ def test_the_json_answers_the_figures_and_refuses_bad_input(pages, app):
     event_in("dispatched")
     assert pages.get("/api/v1/stats/cases").status_code == 401
     log_in(pages, "supervisor1")
-    body = pages.get("/api/v1/stats/cases?group=grid").get_json()
+    body = pages.get(f"/api/v1/stats/cases?group=grid&{recent_days()}").get_json()
     assert set(body) == {"from", "to", "group", "rows", "total"} and body["group"] == "grid"
     row = body["rows"][0]
     assert set(row) == {"key", "name", "reported", "dispatched", "due", "closed", "closed_on_time", "reworked",
