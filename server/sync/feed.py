@@ -219,15 +219,14 @@ def write_records(inserts: list[tuple], updates: list[tuple]) -> None:
     json_mark = f"{mark}::jsonb" if connection.dialect.name == "postgresql" else mark
     if inserts and connection.dialect.name == "postgresql":
         # One COPY, not one INSERT a row (as casebook.py writes new cases): 20 new records cost the driver
-        # 0.16 ms against 0.31 and the database 0.28 ms against 0.40 (medians of 3 x 300 commits, 2026-12-06).
+        # 0.16 ms against 0.31 and the database 0.27-0.30 ms against 0.37-0.43 (means of 300 commits, 2026-12-06).
         with connection.connection.driver_connection.cursor() as cursor:
             with cursor.copy(f"COPY records ({', '.join(_RECORD_COLUMNS)}) FROM STDIN") as copy:
                 for row in inserts:
                     copy.write_row(row)
     elif inserts:
-        connection.exec_driver_sql(
-            "INSERT INTO records (id, kind, bucket, field_values, field_hlcs, position, device_id, parent_id) "
-            f"VALUES ({mark}, {mark}, {mark}, {json_mark}, {json_mark}, {mark}, {mark}, {mark})", inserts)
+        connection.exec_driver_sql(f"INSERT INTO records ({', '.join(_RECORD_COLUMNS)}) "
+                                   f"VALUES ({', '.join([mark] * len(_RECORD_COLUMNS))})", inserts)
     if updates:
         connection.exec_driver_sql(
             f"UPDATE records SET kind = {mark}, bucket = {mark}, field_values = {json_mark}, "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pytest
 from sqlalchemy import select
 
@@ -76,16 +78,22 @@ def test_bad_point_ids_are_404(supervisor):
 def test_the_map_json_holds_the_outline_the_tracks_the_points_and_the_events_on_the_way(supervisor):
     set_boundary("G-0101", box_polygon())
     now = server_clock().physical_ms()
-    start = now - 3_000_000  # 50 minutes ago, for 20 minutes (the demo's events are 1 and 2 hours old)
+    zone = parse_offset(current_app.config["GRIDPATROL_UTC_OFFSET"])
+    ago = 50  # minutes: 20 minutes of patrol, ended half an hour ago (the demo's events are 1 and 2 hours old)
+    local = datetime.fromtimestamp(now / 1000, zone)
+    since_midnight = local.hour * 60 + local.minute
+    if 30 < since_midnight < 50:  # the patrol would cross the district's midnight, and a day's map shows its part
+        ago = since_midnight - 1
+    start = now - ago * 60_000
     points = walk(start, (22.5420, 114.0560), (22.5440, 114.0590), 120)
     patrol = write_patrol("worker1", "G-0101", points)
     other = write_patrol("worker3", "G-0201", walk(start, (22.5500, 114.0650), (22.5505, 114.0655), 10))
     visited = write_point("G-0101", "东湖路口", 22.5430, 114.0575)
     missed = write_point("G-0101", "3栋", 22.5450, 114.0550)
     write_visit(visited, "worker1", start + 600_000, patrol)
-    during = new_event(reporter="worker1", reported_minutes_ago=45)  # reported during the patrol
+    during = new_event(reporter="worker1", reported_minutes_ago=ago - 5)  # reported during the patrol
     before = new_event(reporter="worker1", reported_minutes_ago=24 * 60)  # the day before: not on the way
-    day = service.district_day(start, parse_offset(current_app.config["GRIDPATROL_UTC_OFFSET"]))
+    day = service.district_day(start, zone)
     answer = supervisor.get(f"/patrols/map.json?grid=G-0101&day={day.isoformat()}")
     assert answer.status_code == 200 and answer.mimetype == "application/geo+json"
     features = answer.get_json()["features"]
