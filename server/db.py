@@ -10,8 +10,23 @@ from sqlalchemy import JSON, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Engine
 
+# Tables the migrations make that no model describes, each for its engine's sake; autogenerate (`flask db
+# migrate`, `flask db check`) must neither offer to drop them nor compare them:
+# * ``case_search`` and, on SQLite, its FTS5 index and shadow tables ``case_search_fts*``: the keyword
+#   search's index, a different shape on each engine (server/cases/search.py, migrations 0013 and 0014);
+# * ``case_number_days``: PostgreSQL's base of each day's case numbers (server/sync/casebook.py, 0015).
+OUTSIDE_THE_MODELS = ("case_search", "case_number_days")
+
+
+def _compared(name: str | None, type_: str, parent_names: dict) -> bool:
+    """Alembic's include_name: whether autogenerate compares a table with the models."""
+    if type_ != "table" or name is None:
+        return True
+    return not any(name == table or name.startswith(table + "_") for table in OUTSIDE_THE_MODELS)
+
+
 db = SQLAlchemy()
-migrate = Migrate(directory=str(Path(__file__).parent / "migrations"))
+migrate = Migrate(directory=str(Path(__file__).parent / "migrations"), include_name=_compared)
 
 # JSON on SQLite, JSONB on PostgreSQL (smaller, and queryable by the pages).
 Json = JSON().with_variant(JSONB(), "postgresql")

@@ -60,7 +60,8 @@ def run_migrations_offline():
     """
     url = config.get_main_option("sqlalchemy.url")
     context.configure(
-        url=url, target_metadata=get_metadata(), literal_binds=True
+        url=url, target_metadata=get_metadata(), literal_binds=True,
+        **current_app.extensions['migrate'].configure_args
     )
 
     with context.begin_transaction():
