@@ -264,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
                 sample_points += len(points)
         before = _size(url)
         progress(f"pushing {args.workers} worker-days with {args.clients} tablets at a time")
-        with gunicorn(ROOT, url, 2, 4, Path(tmp)) as base:
+        with gunicorn(ROOT, url, 2, 4, Path(tmp)) as (base, _master):
             total, times = push_all(base, tablets, bodies, args.clients)
         after = _size(url)
         progress("computing the district-day's coverage")

@@ -383,7 +383,7 @@ class GridPatrol(Peer):
 
     @contextmanager
     def serving(self, round_no: int) -> Iterator[None]:
-        with gunicorn_config(self.config), gthread_gunicorn(ROOT, self.store.url, 1, 1, TMP) as base:
+        with gunicorn_config(self.config), gthread_gunicorn(ROOT, self.store.url, 1, 1, TMP) as (base, _master):
             self.server_pid = gunicorn_worker(int(base.rsplit(":", 1)[1]))
             self.connection = Connection(base)
             try:
