@@ -421,7 +421,7 @@ def run_load(label: str, code: Path, tablets: int, args, log_dir: Path) -> dict[
 def report(result: dict[str, Any]) -> str:
     ms = lambda values: "/".join(f"{1000 * v:.0f}" for v in values)  # noqa: E731
     errors = ", ".join(f"{k}: {v}" for k, v in sorted(result["errors"].items())) or "0"
-    waits = ", ".join(f"{name} {100 * share:.0f} %" for name, share in result["waits"])
+    waits = ", ".join(f"{name} {100 * share:.0f} %" for name, share in result["waits"]) or "none sampled"
     cores = ", ".join(f"{part} {used:.2f}" for part, used in result["cores"].items())
     return (f"| {result['label']} | {result['tablets']} | {result['wanted']:.0f} | {result['served']:.1f} | "
             f"{ms(result['push'])} | {ms(result['pull'])} | {errors} | {result['active']:.1f}: {waits} | "
