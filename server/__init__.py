@@ -17,9 +17,9 @@ import time
 from typing import Any, Mapping
 
 from flask import Flask
+from flask.sessions import SecureCookieSessionInterface
 from sqlalchemy import event
 from sqlalchemy.exc import DisconnectionError
-from flask.sessions import SecureCookieSessionInterface
 
 from . import api, db, errors, privacy, web
 from .admin import views as admin_views

@@ -226,8 +226,8 @@ _devices, _users, _user_grids = Device.__table__, User.__table__, UserGrid.__tab
 _CALLER_BY_TOKEN = (
     select(_devices.c.id, _devices.c.name, _devices.c.node, _devices.c.revoked_at, _devices.c.last_seen_at,
            _devices.c.clock_skew_ms, _devices.c.app_version, _devices.c.refused_count, _devices.c.last_refusal,
-           _devices.c.last_refusal_at, _users.c.id, _users.c.username, _users.c.name, _users.c.role, _users.c.unit, _users.c.active,
-           _user_grids.c.grid)
+           _devices.c.last_refusal_at, _users.c.id, _users.c.username, _users.c.name, _users.c.role, _users.c.unit,
+           _users.c.active, _user_grids.c.grid)
     .select_from(_devices.join(_users, _users.c.id == _devices.c.user_id)
                  .outerjoin(_user_grids, _user_grids.c.user_id == _users.c.id))
     .where(_devices.c.token_hash == bindparam("token_hash")))

@@ -70,6 +70,7 @@ from shared.hlc import HLC, HLCError, ms_or_none
 from shared.records import REF_BUCKET
 
 from ..config import parse_offset
+from .feed import copy_rows
 from .wire import loads
 
 NUMBER_SEQUENCE = "case_number_seq"  # PostgreSQL: where case numbers come from (module doc, migration 0015)
@@ -193,10 +194,7 @@ def _insert_new(connection, rows: list[tuple]) -> None:
     if connection.dialect.name != "postgresql":
         _insert(connection, "cases", CASE_COLUMNS, rows)
         return
-    with connection.connection.driver_connection.cursor() as cursor:
-        with cursor.copy(f"COPY cases ({', '.join(CASE_COLUMNS)}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
+    copy_rows(connection, "cases", CASE_COLUMNS, rows)
 
 
 def upsert(connection, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:

@@ -205,6 +205,14 @@ def held_states(ids: list[str]) -> dict[str, tuple[str, str, dict]]:
 _RECORD_COLUMNS = ("id", "kind", "bucket", "field_values", "field_hlcs", "position", "device_id", "parent_id")
 
 
+def copy_rows(connection, table: str, columns: tuple[str, ...], rows: Iterable[tuple]) -> None:
+    """PostgreSQL: insert rows by one COPY, in the SQLAlchemy connection's transaction (its psycopg connection)."""
+    with connection.connection.driver_connection.cursor() as cursor:
+        with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+
+
 def write_records(inserts: list[tuple], updates: list[tuple]) -> None:
     """Insert and update records rows (id, kind, bucket, values JSON text, hlcs JSON text, position, device,
     parent id).
@@ -220,10 +228,7 @@ def write_records(inserts: list[tuple], updates: list[tuple]) -> None:
     if inserts and connection.dialect.name == "postgresql":
         # One COPY, not one INSERT a row (as casebook.py writes new cases): 20 new records cost the driver
         # 0.16 ms against 0.31 and the database 0.27-0.30 ms against 0.37-0.43 (means of 300 commits, 2026-12-06).
-        with connection.connection.driver_connection.cursor() as cursor:
-            with cursor.copy(f"COPY records ({', '.join(_RECORD_COLUMNS)}) FROM STDIN") as copy:
-                for row in inserts:
-                    copy.write_row(row)
+        copy_rows(connection, "records", _RECORD_COLUMNS, inserts)
     elif inserts:
         connection.exec_driver_sql(f"INSERT INTO records ({', '.join(_RECORD_COLUMNS)}) "
                                    f"VALUES ({', '.join([mark] * len(_RECORD_COLUMNS))})", inserts)

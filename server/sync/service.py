@@ -74,8 +74,8 @@ def note_skew(device: Device | accounts.CallerDevice, skew_ms: int) -> None:
         accounts.set_device(device, clock_skew_ms=skew_ms)
 
 
-def pull(user: User, device: Device, cursors: dict[str, str], limit: int | None,
-         max_bytes: int | None = None) -> bytes:
+def pull(user: User | accounts.CallerUser, device: Device | accounts.CallerDevice, cursors: dict[str, str],
+         limit: int | None, max_bytes: int | None = None) -> bytes:
     """One page of the user's changes after their cursors, as the answer's JSON; 400 for a foreign cursor.
 
     ``max_bytes``: the page's byte budget (the client's, for a bad link): see `pull_changes`.
@@ -133,7 +133,7 @@ def _decoded(row: Any) -> _PulledRow:
     return _PulledRow(kind, rid, bucket, feed.loads(values), feed.loads(hlcs), position)
 
 
-def pull_changes(user: User, cursors: dict[str, str], limit: int, *, as_json: bool = False,
+def pull_changes(user: User | accounts.CallerUser, cursors: dict[str, str], limit: int, *, as_json: bool = False,
                  max_bytes: int | None = None) -> dict[str, Any]:
     """One page of changes in the user's buckets after their cursors.
 
